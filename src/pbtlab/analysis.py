@@ -1,0 +1,235 @@
+"""Results of an experiment, live or loaded from its directory: ``ResultGrid`` and ``Result``.
+
+    >>> grid = load_results("pbtlab_results/train_func_2026-01-01_00-00-00")   # doctest: +SKIP
+    >>> best = grid.get_best_result("Q", "max")                                # doctest: +SKIP
+    >>> best.metrics_dataframe[["training_iteration", "Q", "config/lr"]]      # doctest: +SKIP
+
+Nothing here unpickles anything: results, events and state are JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from pbtlab.checkpoint import Checkpoint
+from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
+from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, read_json
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("metrics_dataframe and get_dataframe need pandas: pip install 'pbtlab[analysis]'") from None
+    return pandas
+
+
+class Result:
+    """One trial's outcome: final ``metrics`` and ``config``, ``checkpoint``, ``error``, full history."""
+
+    def __init__(self, experiment_path: str, record: Mapping[str, Any], rows_limit: int | None = None) -> None:
+        self._experiment_path = experiment_path
+        self._record = record
+        self._rows_limit = rows_limit
+        self.trial_id: str = record["trial_id"]
+        self.config: dict[str, Any] = record["config"]
+        self.metrics: dict[str, Any] = dict(record.get("last_result") or {})
+        self.status: str = record["status"]
+        self.tag: str = record.get("tag", "")
+        error = record.get("error")
+        self.error: TrialError | None = (
+            TrialError(self.trial_id, f"{error['error_type']}: {error['message']}", error.get("traceback", ""))
+            if error else None)
+        latest = record.get("latest")
+        self.checkpoint: Checkpoint | None = (
+            Checkpoint(os.path.join(experiment_path, latest["path"])) if latest else None)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self._experiment_path, self.trial_id)
+
+    @property
+    def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
+        return [(Checkpoint(os.path.join(self._experiment_path, c["path"])), {"training_iteration": c["iteration"]})
+                for c in self._record.get("checkpoints", [])]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every row the trial reported, in order, including rows from before it was exploited."""
+        return list(iter_jsonl(os.path.join(self.path, RESULT_FILE), f"results of trial {self.trial_id}",
+                               self._rows_limit))
+
+    @cached_property
+    def metrics_dataframe(self) -> Any:
+        """Every reported row as a pandas DataFrame; ``config/<name>`` columns hold the schedule.
+
+        ``restored_from/*`` columns mark the first row after the trial's state was replaced
+        (an exploit, a restart after a failure, or a resume).
+        """
+        pandas = _pandas()
+        rows = self.history()
+        if not rows:
+            return pandas.DataFrame()
+        return pandas.json_normalize(rows, sep="/")
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.metrics.items() if k not in ("config",) and not isinstance(v, dict)}
+        return f"Result(trial_id={self.trial_id!r}, status={self.status!r}, metrics={shown!r})"
+
+
+class ResultGrid(Sequence[Result]):
+    """All trials' results, indexable in trial order, as Ray Tune's ``ResultGrid``."""
+
+    def __init__(self, experiment_path: str, experiment: Mapping[str, Any], trial_records: list[Mapping[str, Any]],
+                 rows_written: Mapping[str, int] | None = None, events_written: int | None = None) -> None:
+        self.experiment_path = experiment_path
+        self.experiment = dict(experiment)
+        self._events_limit = events_written
+        self._results = [Result(experiment_path, r, (rows_written or {}).get(r["trial_id"])) for r in trial_records]
+
+    @classmethod
+    def from_controller(cls, controller: Any) -> ResultGrid:
+        experiment = read_json(os.path.join(controller.store.path, EXPERIMENT_FILE), "experiment settings")
+        records = [t.to_dict() for t in controller.trials]
+        return cls(controller.store.path, experiment, records)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> ResultGrid:
+        """Load a finished (or interrupted) experiment from its directory."""
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            raise ExperimentError(f"no experiment directory at {path}")
+        experiment = read_json(os.path.join(path, EXPERIMENT_FILE), "experiment settings (experiment.json)")
+        if not isinstance(experiment, dict) or "trial_ids" not in experiment:
+            raise ExperimentError(f"{os.path.join(path, EXPERIMENT_FILE)} is not a pbtlab experiment file")
+        state = read_json(os.path.join(path, STATE_FILE), "experiment state (state.json)")
+        if not isinstance(state, dict) or not isinstance(state.get("trials"), list):
+            raise ExperimentError(f"{os.path.join(path, STATE_FILE)} is not a pbtlab state file")
+        return cls(path, experiment, state["trials"], state.get("rows_written"), state.get("events_written"))
+
+    # -- sequence protocol ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __getitem__(self, index: int) -> Result:  # type: ignore[override]
+        return self._results[index]
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self._results)
+
+    # -- Ray's API ----------------------------------------------------------------------------------
+    @property
+    def errors(self) -> list[TrialError]:
+        return [r.error for r in self._results if r.error is not None]
+
+    @property
+    def num_errors(self) -> int:
+        return len(self.errors)
+
+    @property
+    def num_terminated(self) -> int:
+        return sum(r.status == "TERMINATED" for r in self._results)
+
+    def get_best_result(self, metric: str | None = None, mode: str | None = None, scope: str = "last",
+                        filter_nan_and_inf: bool = True) -> Result:
+        """The trial with the best ``metric`` (its last reported value, or over all rows with scope="all")."""
+        metric = metric or self.experiment.get("metric")
+        mode = mode or self.experiment.get("mode")
+        if not metric or mode not in ("min", "max"):
+            raise ConfigError(
+                "get_best_result needs metric and mode ('min' or 'max'): pass them, or set them in TuneConfig; "
+                f"got metric={metric!r}, mode={mode!r}")
+        if scope not in ("last", "all", "avg", "last-5-avg", "last-10-avg"):
+            raise ConfigError(f"scope must be 'last', 'all', 'avg', 'last-5-avg' or 'last-10-avg', got {scope!r}")
+        best: Result | None = None
+        best_value = -math.inf
+        sign = 1.0 if mode == "max" else -1.0
+        reported: set[str] = set()
+        for result in self._results:
+            reported.update(result.metrics)
+            value = self._scope_value(result, metric, scope, sign)
+            if value is None or (filter_nan_and_inf and not math.isfinite(value)):
+                continue
+            if best is None or value > best_value:
+                best, best_value = result, value
+        if best is None:
+            raise ConfigError(
+                f"no trial reported a usable value of metric {metric!r}; the trials reported "
+                f"{sorted(k for k in reported if k != 'config')}")
+        return best
+
+    @staticmethod
+    def _scope_value(result: Result, metric: str, scope: str, sign: float) -> float | None:
+        """The trial's sign-adjusted value of ``metric`` under ``scope`` (higher is better)."""
+        if scope == "last":
+            values = [result.metrics.get(metric)]
+        else:
+            values = [row.get(metric) for row in result.history()]
+            if scope.startswith("last-"):
+                values = values[-int(scope.split("-")[1]):]
+        numbers = []
+        for value in values:
+            try:
+                numbers.append(sign * float(value))
+            except (TypeError, ValueError):
+                continue
+        if not numbers:
+            return None
+        if scope == "last":
+            return numbers[-1]
+        if scope == "all":
+            return max(numbers)
+        return sum(numbers) / len(numbers)
+
+    def get_dataframe(self, filter_metric: str | None = None, filter_mode: str | None = None) -> Any:
+        """One row per trial: its last result (or its best row by ``filter_metric``), flattened."""
+        pandas = _pandas()
+        rows = []
+        for result in self._results:
+            row = result.metrics
+            if filter_metric is not None:
+                if filter_mode not in ("min", "max"):
+                    raise ConfigError(f"get_dataframe(filter_mode=...) must be 'min' or 'max', got {filter_mode!r}")
+                history = [r for r in result.history() if _is_number(r.get(filter_metric))]
+                if history:
+                    pick = max if filter_mode == "max" else min
+                    row = pick(history, key=lambda r: float(r[filter_metric]))
+            rows.append({**row, "trial_id": result.trial_id, "status": result.status,
+                         "logdir": result.path})
+        return pandas.json_normalize(rows, sep="/")
+
+    # -- pbtlab's own -------------------------------------------------------------------------------
+    @cached_property
+    def events(self) -> list[dict[str, Any]]:
+        """Every recorded event (decisions, starts, restores, errors), in order."""
+        return list(iter_jsonl(os.path.join(self.experiment_path, EVENTS_FILE), "event log (events.jsonl)",
+                               self._events_limit))
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == kind]
+
+    def trial(self, trial_id: str) -> Result:
+        for result in self._results:
+            if result.trial_id == trial_id:
+                return result
+        raise ConfigError(f"no trial {trial_id!r} in this experiment; trials are {[r.trial_id for r in self]}")
+
+    def __repr__(self) -> str:
+        return f"ResultGrid({len(self)} trials at {self.experiment_path!r})"
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def load_results(path: str | os.PathLike[str]) -> ResultGrid:
+    """Load an experiment directory into a ``ResultGrid``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"load_results(path) needs an experiment directory path, got {describe(path)}")
+    return ResultGrid.from_path(path)

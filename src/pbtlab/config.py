@@ -1,0 +1,149 @@
+"""Configuration objects with Ray Tune's names and defaults, validated when made.
+
+    >>> TuneConfig(metric="Q", mode="max", num_samples=2).num_samples
+    2
+    >>> RunConfig(stop={"training_iteration": 100}).stop
+    {'training_iteration': 100}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pbtlab.errors import ConfigError, describe
+
+
+def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = f"an int >= {minimum}" + (" or None" if allow_none else "")
+        raise ConfigError(f"{name} must be {kind}, got {describe(value)}")
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """How to search: metric and mode, scheduler, number of samples, seed and concurrency.
+
+    ``seed`` fixes every random choice (sampling and the scheduler's decisions); with None a seed is
+    drawn and written to ``experiment.json``, so any run can be repeated.
+    """
+
+    metric: str | None = None
+    mode: str | None = None
+    scheduler: Any = None
+    num_samples: int = 1
+    seed: int | None = None
+    max_concurrent_trials: int | None = None
+    time_budget_s: float | None = None
+    search_alg: Any = None
+    reuse_actors: bool | None = None  # accepted for Ray compatibility: pbtlab always keeps workers alive
+
+    def __post_init__(self) -> None:
+        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
+            raise ConfigError(f"TuneConfig(metric=...) must be a non-empty str, got {describe(self.metric)}")
+        if self.mode is not None and self.mode not in ("min", "max"):
+            raise ConfigError(f"TuneConfig(mode=...) must be 'min' or 'max', got {self.mode!r}")
+        _check_int("TuneConfig(num_samples=...)", self.num_samples, 1)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigError(f"TuneConfig(seed=...) must be an int >= 0 or None, got {describe(self.seed)}")
+        _check_int("TuneConfig(max_concurrent_trials=...)", self.max_concurrent_trials, 1, allow_none=True)
+        if self.time_budget_s is not None and (isinstance(self.time_budget_s, bool) or not isinstance(
+                self.time_budget_s, (int, float)) or self.time_budget_s <= 0):
+            raise ConfigError(f"TuneConfig(time_budget_s=...) must be a number > 0 or None, got {describe(self.time_budget_s)}")
+        if self.search_alg is not None:
+            raise ConfigError(
+                "TuneConfig(search_alg=...) is not supported: pbtlab samples param_space itself "
+                "(grid_search and random domains); PBT cannot be combined with search algorithms, as in Ray")
+        if self.scheduler is not None:
+            from pbtlab.schedulers.base import TrialScheduler
+
+            if not isinstance(self.scheduler, TrialScheduler):
+                raise ConfigError(
+                    f"TuneConfig(scheduler=...) must be a pbtlab scheduler such as PopulationBasedTraining(...), "
+                    f"got {describe(self.scheduler)}")
+
+
+@dataclasses.dataclass
+class FailureConfig:
+    """How often a failing trial is restarted (from its latest checkpoint). -1: forever."""
+
+    max_failures: int = 0
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("FailureConfig(max_failures=...)", self.max_failures, -1)
+        if not isinstance(self.fail_fast, bool):
+            raise ConfigError(f"FailureConfig(fail_fast=...) must be True or False, got {describe(self.fail_fast)}")
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+    """How many of each trial's checkpoints to keep (the most recent; None keeps all).
+
+    A checkpoint a PBT clone still needs is kept until the clone has restored, whatever this says.
+    """
+
+    num_to_keep: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("CheckpointConfig(num_to_keep=...)", self.num_to_keep, 1, allow_none=True)
+
+
+StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Where and how to run: name, storage, stop criteria, failures, checkpoints, verbosity, executor.
+
+    ``stop`` is a dict (stop when ``result[key] >= value`` for any key), a function
+    ``(trial_id, result) -> bool``, or an object with ``__call__`` and ``stop_all()`` (Ray's Stopper).
+    ``verbose``: 0 silent, 1 final table only, 2 decisions and status table (default).
+    ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
+    """
+
+    name: str | None = None
+    storage_path: str | os.PathLike[str] | None = None
+    stop: Any = None
+    failure_config: FailureConfig | None = None
+    checkpoint_config: CheckpointConfig | None = None
+    verbose: int | None = None
+    executor: Any = None
+    progress_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.name is not None and (not isinstance(self.name, str) or not self.name or os.sep in self.name
+                                      or self.name in (".", "..")):
+            raise ConfigError(f"RunConfig(name=...) must be a folder name without '{os.sep}', got {describe(self.name)}")
+        if self.storage_path is not None and not isinstance(self.storage_path, (str, os.PathLike)):
+            raise ConfigError(f"RunConfig(storage_path=...) must be a path, got {describe(self.storage_path)}")
+        if self.stop is not None and not isinstance(self.stop, Mapping) and not callable(self.stop):
+            raise ConfigError(
+                f"RunConfig(stop=...) must be a dict like {{'training_iteration': 100}}, a function "
+                f"(trial_id, result) -> bool, or a Stopper, got {describe(self.stop)}")
+        if isinstance(self.stop, Mapping):
+            for key, value in self.stop.items():
+                if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(
+                        f"RunConfig(stop=...) needs metric names mapped to numbers, got {key!r}: {describe(value)}")
+        if self.failure_config is None:
+            self.failure_config = FailureConfig()
+        elif not isinstance(self.failure_config, FailureConfig):
+            raise ConfigError(f"RunConfig(failure_config=...) must be a FailureConfig, got {describe(self.failure_config)}")
+        if self.checkpoint_config is None:
+            self.checkpoint_config = CheckpointConfig()
+        elif not isinstance(self.checkpoint_config, CheckpointConfig):
+            raise ConfigError(
+                f"RunConfig(checkpoint_config=...) must be a CheckpointConfig, got {describe(self.checkpoint_config)}")
+        if self.verbose is not None and (isinstance(self.verbose, bool) or self.verbose not in (0, 1, 2, 3)):
+            raise ConfigError(f"RunConfig(verbose=...) must be 0, 1, 2 or 3, got {describe(self.verbose)}")
+        if isinstance(self.executor, str) and self.executor not in ("inprocess", "process", "ray"):
+            raise ConfigError(
+                f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor, got {self.executor!r}")
+        if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
+                or self.progress_interval_s <= 0:
+            raise ConfigError(f"RunConfig(progress_interval_s=...) must be a number > 0, got {describe(self.progress_interval_s)}")

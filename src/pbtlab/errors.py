@@ -1,0 +1,48 @@
+"""One exception family for everything pbtlab raises on purpose.
+
+Every error says what it got and what is allowed::
+
+    >>> from pbtlab.schedulers import PopulationBasedTraining
+    >>> PopulationBasedTraining(quantile_fraction=0.7, hyperparam_mutations={"lr": [0.1]})
+    Traceback (most recent call last):
+    ...
+    pbtlab.errors.ConfigError: quantile_fraction must be in [0, 0.5], got 0.7
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PbtlabError(Exception):
+    """Base class of every error pbtlab raises on purpose."""
+
+
+class ConfigError(PbtlabError, ValueError):
+    """A configuration value or argument is not allowed."""
+
+
+class ReportError(PbtlabError, TypeError):
+    """`tune.report` (or `get_checkpoint`) was called wrongly from a trainable."""
+
+
+class TrialError(PbtlabError, RuntimeError):
+    """A trial's function raised; carries the original traceback as text."""
+
+    def __init__(self, trial_id: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(f"Trial {trial_id} failed: {message}")
+        self.trial_id = trial_id
+        self.message = message
+        self.traceback_text = traceback_text
+
+
+class ExperimentError(PbtlabError, RuntimeError):
+    """An experiment directory is missing, damaged or not a pbtlab experiment."""
+
+
+def describe(value: Any) -> str:
+    """Short repr for error messages: ``describe([1, 2]) == "[1, 2] (list)"``."""
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"

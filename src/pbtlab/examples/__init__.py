@@ -1,0 +1,1 @@
+"""Runnable examples: the PBT paper's toy problem (``pbtlab.examples.toy``)."""

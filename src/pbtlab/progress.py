@@ -1,0 +1,152 @@
+"""What a person sees while a run goes: Ray-style decision log lines and a status table.
+
+On a terminal the table is redrawn in place with ``rich`` (the ``[cli]`` extra) when it is
+installed; elsewhere (pipes, CI logs, notebooks) a plain-text table is printed now and then and
+at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+logger = logging.getLogger("pbtlab")
+
+_AUTO = {"training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "trial_id", "done",
+         "iterations_since_restore", "time_since_restore", "config", "checkpoint_dir_name", "restored_from"}
+
+
+def ensure_log_handler() -> None:
+    """Show pbtlab's INFO lines on stderr unless the application configured logging itself."""
+    if logger.handlers or logging.getLogger().handlers:
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def summarize_changes(changes: Sequence[Any]) -> str:
+    """Ray's explore summary: one ``name : old --- (op) --> new`` line per hyperparameter."""
+    lines = []
+    for change in changes:
+        arrow = f"--- ({change.op}) -->" if change.op else "----->"
+        lines.append(f"{change.param} : {change.old} {arrow} {change.new}")
+    return "\n".join(lines) if lines else "No hyperparameters mutated."
+
+
+def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_columns: Sequence[str]) -> list[list[str]]:
+    rows = []
+    for trial in trials:
+        result = trial.last_result or {}
+        row = [trial.trial_id, trial.status.value]
+        row += [format_value(_lookup(trial.config, column)) for column in param_columns]
+        row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
+        row += [format_value(result.get(column)) for column in metric_columns]
+        rows.append(row)
+    return rows
+
+
+def _lookup(config: Any, column: str) -> Any:
+    value = config
+    for part in column.split("/"):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def metric_columns(trials: Sequence[Any], metric: str | None, limit: int = 3) -> list[str]:
+    columns: list[str] = [metric] if metric else []
+    for trial in trials:
+        for key, value in (trial.last_result or {}).items():
+            if len(columns) >= limit:
+                return columns
+            if key in _AUTO or key in columns or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key in trial.config:
+                continue
+            columns.append(key)
+    return columns
+
+
+def render_plain(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+class StatusReporter:
+    """Prints the status table: live on a terminal, every ``interval_s`` and at the end elsewhere."""
+
+    def __init__(self, verbose: int, interval_s: float, stream: IO[str] | None = None) -> None:
+        self.verbose = verbose
+        self.interval_s = interval_s
+        self.stream = stream or sys.stdout
+        self._last = time.monotonic()
+        self._live: Any = None
+        is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        if verbose >= 2 and is_tty:
+            try:
+                from rich.console import Console
+                from rich.live import Live
+            except ImportError:
+                pass
+            else:
+                self._live = Live(console=Console(file=self.stream), refresh_per_second=4, transient=False)
+                self._live.start()
+
+    def table(self, controller: Any) -> tuple[str, list[str], list[list[str]]]:
+        trials = controller.trials
+        params = controller.param_columns
+        metrics = metric_columns(trials, controller.metric)
+        header = ["Trial name", "status", *params, "iter", "total time (s)", *metrics]
+        title = f"== Status ==  {controller.scheduler.debug_string()}  |  {controller.status_counts()}"
+        return title, header, status_rows(trials, params, metrics)
+
+    def update(self, controller: Any, force: bool = False) -> None:
+        if self.verbose < 2:
+            return
+        now = time.monotonic()
+        interval = 0.25 if self._live is not None else self.interval_s
+        if not force and now - self._last < interval:
+            return
+        self._last = now
+        title, header, rows = self.table(controller)
+        if self._live is not None:
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left")
+            for column in header:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*row)
+            self._live.update(table)
+        elif not force:
+            print(render_plain(title, header, rows), file=self.stream, flush=True)
+
+    def close(self, controller: Any) -> None:
+        if self._live is not None:
+            self.update(controller, force=True)
+            self._live.stop()
+            self._live = None
+            return
+        if self.verbose >= 1:
+            title, header, rows = self.table(controller)
+            print(render_plain(title, header, rows), file=self.stream, flush=True)

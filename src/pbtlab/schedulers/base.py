@@ -1,0 +1,193 @@
+"""Scheduler interface and the decisions schedulers return as data.
+
+A scheduler never touches trials, threads, files or Ray. The controller calls it and carries out
+what it returns:
+
+- ``set_search_properties(metric, mode)``: once, before trials are added (Ray's contract: returns
+  False if the scheduler already has a different metric or mode).
+- ``set_rng(rng)``: once; every random choice the scheduler makes must come from this generator.
+- ``on_trial_add(trial_id, config, tag)``: returns the trial's config, possibly with values filled in.
+- ``on_trial_result(trial, result, population)``: returns a :class:`Decision`.
+- ``on_trial_complete`` / ``on_trial_error``: a trial left the population; may return a Decision
+  (a synchronous barrier may now be complete).
+- ``choose_trial_to_run(candidates, allow_any)``: which pending or paused trial gets the next slot.
+- ``state_dict()`` / ``load_state_dict(state)``: JSON-friendly state for resuming a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Action(enum.Enum):
+    """What happens to the trial that just reported."""
+
+    CONTINUE = "continue"
+    PAUSE = "pause"
+    STOP = "stop"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckpointRef:
+    """A persisted checkpoint of a trial, with the clock values it was taken at."""
+
+    trial_id: str
+    path: str
+    iteration: int
+    time_total_s: float
+    index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointRef:
+        return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HyperparamChange:
+    """One hyperparameter's explore step: ``lr : 0.05 --- (resample) --> 0.017``."""
+
+    param: str
+    old: Any
+    op: str
+    new: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Perturbation:
+    """Restart ``target`` from ``checkpoint`` with ``new_config``.
+
+    ``donor`` is the trial whose checkpoint and config were copied (exploit), or None when the
+    target only perturbed its own hyperparameters (explore-only).
+    """
+
+    target: str
+    donor: str | None
+    checkpoint: CheckpointRef
+    target_iteration: int
+    target_score: float | None
+    donor_score: float | None
+    old_config: dict[str, Any]
+    donor_config: dict[str, Any]
+    new_config: dict[str, Any]
+    changes: tuple[HyperparamChange, ...]
+    time_attr: str
+    time_value: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Note:
+    """Something a person should see in the log and the event record (e.g. a skipped exploit)."""
+
+    kind: str
+    trial_id: str
+    message: str
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(slots=True)
+class Decision:
+    action: Action = Action.CONTINUE
+    perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
+    notes: list[Note] = dataclasses.field(default_factory=list)
+
+
+class TrialView(Protocol):
+    """What a scheduler may read about a trial."""
+
+    trial_id: str
+    config: dict[str, Any]
+    iteration: int
+
+    @property
+    def is_finished(self) -> bool: ...
+
+    @property
+    def latest_checkpoint(self) -> CheckpointRef | None: ...
+
+
+class TrialScheduler:
+    """Base class with FIFO behaviour; see the module docstring for when each method is called."""
+
+    metric: str | None = None
+    mode: str | None = None
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        if self.metric and metric and metric != self.metric:
+            return False
+        if self.mode and mode and mode != self.mode:
+            return False
+        if metric:
+            self.metric = metric
+        if mode:
+            self.mode = mode
+        return True
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def validate(self) -> None:
+        """Raise ConfigError if the scheduler cannot run as configured (called before any trial starts)."""
+
+    def on_trial_add(self, trial_id: str, config: dict[str, Any], tag: str) -> dict[str, Any]:
+        return config
+
+    def on_trial_result(self, trial: TrialView, result: dict[str, Any],
+                        population: Mapping[str, TrialView]) -> Decision:
+        return Decision(Action.CONTINUE)
+
+    def on_trial_complete(self, trial_id: str, population: Mapping[str, TrialView]) -> Decision:
+        return Decision(Action.CONTINUE)
+
+    def on_trial_error(self, trial_id: str, population: Mapping[str, TrialView]) -> Decision:
+        return self.on_trial_complete(trial_id, population)
+
+    def choose_trial_to_run(self, candidates: Sequence[TrialView], allow_any: bool = False) -> str | None:
+        return candidates[0].trial_id if candidates else None
+
+    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+        """Up to ``k`` trials for free slots; by default ``choose_trial_to_run`` asked repeatedly."""
+        remaining = list(candidates)
+        chosen: list[str] = []
+        while remaining and len(chosen) < k:
+            trial_id = self.choose_trial_to_run(remaining, allow_any)
+            if trial_id is None:
+                break
+            chosen.append(trial_id)
+            remaining = [t for t in remaining if t.trial_id != trial_id]
+        return chosen
+
+    @property
+    def selection_epoch(self) -> int:
+        """Changes whenever a waiting trial that was not chosen may have become choosable."""
+        return 0
+
+    def referenced_checkpoints(self) -> set[str]:
+        """Checkpoint paths the scheduler may still hand out; retention must not delete them."""
+        return set()
+
+    def debug_string(self) -> str:
+        return "Using FIFO scheduling algorithm."
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": type(self).__name__}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+class FIFOScheduler(TrialScheduler):
+    """Runs trials in the order they were added and never pauses them (the default)."""
+
+    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+        return [t.trial_id for t in candidates[:k]]

@@ -1,0 +1,569 @@
+"""Population Based Training with Ray Tune 2.60's semantics, as decisions returned as data.
+
+    >>> from pbtlab import tune
+    >>> pbt = PopulationBasedTraining(
+    ...     time_attr="training_iteration", perturbation_interval=4, metric="Q", mode="max",
+    ...     hyperparam_mutations={"lr": tune.qloguniform(5e-3, 1e-1, 5e-4)}, synch=True)
+    >>> pbt.debug_string()
+    'PopulationBasedTraining: 0 checkpoints, 0 perturbs'
+
+Where Ray's behaviour is a known bug, the default stays Ray's only where results depend on it, and
+a keyword fixes it (see each argument). Deviations that are always on:
+
+- Randomness comes from one seeded generator (``TuneConfig(seed=...)``), so runs are reproducible.
+- A score that is NaN or infinite never makes a trial a donor; such a trial ranks below every
+  finite score, so it can be replaced (Ray drops it from the ranking, so it runs on unreplaced).
+- A donor whose latest checkpoint predates its score is cloned from that checkpoint, and the event
+  records the checkpoint's iteration. An exploit whose donor has no checkpoint is skipped and logged.
+- Scheduler state survives trial failures (Ray resets it) and is saved for ``Tuner.restore``.
+- A synchronous barrier never waits for a trial that has errored or finished.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pbtlab.errors import ConfigError, describe
+from pbtlab.schedulers.base import (
+    Action,
+    CheckpointRef,
+    Decision,
+    HyperparamChange,
+    Note,
+    Perturbation,
+    TrialScheduler,
+    TrialView,
+)
+from pbtlab.space import Domain, Function, GridSearch
+
+Mutation = Any  # dict | list | tuple | Domain | Callable[[], Any]
+
+
+@dataclasses.dataclass(slots=True)
+class _MemberState:
+    orig_tag: str
+    last_score: float | None = None
+    last_checkpoint: CheckpointRef | None = None
+    last_perturbation_time: float = 0.0
+    last_train_time: float = 0.0
+    last_iteration: int = 0
+    finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["last_checkpoint"] = self.last_checkpoint.to_dict() if self.last_checkpoint else None
+        data["last_score"] = _json_float(self.last_score)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> _MemberState:
+        values = dict(data)
+        if values.get("last_checkpoint"):
+            values["last_checkpoint"] = CheckpointRef.from_dict(values["last_checkpoint"])
+        if isinstance(values.get("last_score"), str):
+            values["last_score"] = float(values["last_score"])
+        return cls(**values)
+
+
+def _json_float(value: float | None) -> float | str | None:
+    if value is None or math.isfinite(value):
+        return value
+    return repr(value)  # 'nan', 'inf', '-inf' survive a JSON round trip as strings
+
+
+def _check_mutations(mutations: Any, path: str = "hyperparam_mutations") -> None:
+    if not isinstance(mutations, Mapping):
+        raise ConfigError(f"{path} must be a dict, got {describe(mutations)}")
+    for key, value in mutations.items():
+        where = f"{path}[{key!r}]"
+        if isinstance(value, Function):
+            raise ConfigError(
+                f"{where} is a tune.sample_from(...), which PBT cannot perturb; use a domain such as "
+                f"tune.uniform(...), a list of values, or a function of no arguments")
+        if isinstance(value, GridSearch):
+            raise ConfigError(f"{where} is a tune.grid_search(...); PBT needs a domain, a list or a callable")
+        if isinstance(value, Mapping):
+            if not value:
+                raise ConfigError(f"{where} is an empty dict; give it something to mutate")
+            _check_mutations(value, where)
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                raise ConfigError(f"{where} is an empty list; give it the values to choose from")
+        elif not isinstance(value, Domain) and not callable(value):
+            raise ConfigError(
+                f"{where} must be a dict, list, tuple, tune domain or callable, got {describe(value)}")
+
+
+def _number(name: str, value: Any, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise ConfigError(f"{name} must be a finite number, got {describe(value)}")
+    value = float(value)
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and value > high
+    if bad_low or bad_high:
+        left = "(" if low_open else "["
+        allowed = f"{left}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise ConfigError(f"{name} must be in {allowed}, got {value:g}")
+    return value
+
+
+class PopulationBasedTraining(TrialScheduler):
+    """Population Based Training (Jaderberg et al., 2017) with Ray Tune's arguments and defaults.
+
+    Args (Ray's, with Ray's defaults):
+        time_attr: the result field that measures progress ("training_iteration" is deterministic).
+        metric, mode: what to rank by; may instead come from ``TuneConfig(metric, mode)``.
+        perturbation_interval: check a trial when ``time_attr`` advanced this much since its last check.
+        burn_in_period: no checks before ``time_attr`` reaches this.
+        hyperparam_mutations: per hyperparameter a domain (resampled, or multiplied by a
+            perturbation factor), a list (ordered categories: resample or shift one step), a
+            function of no arguments (resampled), or a dict of those for nested configs.
+        quantile_fraction: the top and bottom fraction of the population; bottom clones top.
+        resample_probability: chance of resampling instead of perturbing a value.
+        perturbation_factors: factors a value is multiplied by when perturbed.
+        custom_explore_fn: ``fn(config) -> config`` applied after the built-in explore.
+        log_config: also write Ray's ``pbt_global.txt`` and ``pbt_policy_<trial>.txt``.
+        require_attrs: raise if a report lacks ``time_attr`` or ``metric`` (else skip that report).
+        synch: synchronous PBT: decide only when every live trial has reached the next interval.
+
+    pbtlab's own (fixes of Ray bugs; off by default where the tutorial's numbers depend on Ray's way):
+        clip_to_domain: keep perturbed values inside their domain's bounds and quantization
+            (Ray issues #5035 and #12717; off by default, as in Ray).
+        exploit: clone the donor's checkpoint and config (False: explore-only, a trial perturbs its
+            own hyperparameters and keeps its own weights; the PBT paper's Figure 2 ablation).
+        explore: perturb the cloned config (False: exploit-only, copy without perturbing).
+    """
+
+    def __init__(
+        self,
+        time_attr: str = "time_total_s",
+        metric: str | None = None,
+        mode: str | None = None,
+        perturbation_interval: float = 60.0,
+        burn_in_period: float = 0.0,
+        hyperparam_mutations: Mapping[str, Mutation] | None = None,
+        quantile_fraction: float = 0.25,
+        resample_probability: float = 0.25,
+        perturbation_factors: tuple[float, ...] = (1.2, 0.8),
+        custom_explore_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        log_config: bool = True,
+        require_attrs: bool = True,
+        synch: bool = False,
+        *,
+        clip_to_domain: bool = False,
+        exploit: bool = True,
+        explore: bool = True,
+    ) -> None:
+        if not isinstance(time_attr, str) or not time_attr:
+            raise ConfigError(f"time_attr must be a result field name (str), got {describe(time_attr)}")
+        if mode is not None and mode not in ("min", "max"):
+            raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}")
+        if metric is not None and not isinstance(metric, str):
+            raise ConfigError(f"metric must be a str, got {describe(metric)}")
+        self.perturbation_interval = _number("perturbation_interval", perturbation_interval, 0, None, True)
+        self.burn_in_period = _number("burn_in_period", burn_in_period, 0)
+        self.quantile_fraction = _number("quantile_fraction", quantile_fraction, 0, 0.5)
+        self.resample_probability = _number("resample_probability", resample_probability, 0, 1)
+        if hyperparam_mutations is None:
+            hyperparam_mutations = {}
+        _check_mutations(hyperparam_mutations)
+        if custom_explore_fn is not None and not callable(custom_explore_fn):
+            raise ConfigError(f"custom_explore_fn must be callable or None, got {describe(custom_explore_fn)}")
+        if not hyperparam_mutations and custom_explore_fn is None and explore:
+            raise ConfigError(
+                "PopulationBasedTraining has nothing to mutate: give hyperparam_mutations "
+                "(e.g. {'lr': tune.loguniform(1e-4, 1e-1)}) or custom_explore_fn")
+        if isinstance(perturbation_factors, (str, bytes)) or not isinstance(perturbation_factors, Sequence) \
+                or not perturbation_factors:
+            raise ConfigError(
+                f"perturbation_factors must be a non-empty sequence of numbers, got {describe(perturbation_factors)}")
+        for i, factor in enumerate(perturbation_factors):
+            _number(f"perturbation_factors[{i}]", factor)
+        self.perturbation_factors = tuple(perturbation_factors)
+        if not exploit and not explore:
+            raise ConfigError("PopulationBasedTraining(exploit=False, explore=False) would never change a trial")
+        self.time_attr = time_attr
+        self.metric = metric
+        self.mode = mode
+        self.hyperparam_mutations = dict(hyperparam_mutations)
+        self.custom_explore_fn = custom_explore_fn
+        self.log_config = bool(log_config)
+        self.require_attrs = bool(require_attrs)
+        self.synch = bool(synch)
+        self.clip_to_domain = bool(clip_to_domain)
+        self.exploit = bool(exploit)
+        self.explore = bool(explore)
+        self.rng = np.random.default_rng()
+        self._members: dict[str, _MemberState] = {}
+        self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
+        self._num_checkpoints = 0
+        self._num_perturbations = 0
+        self._epoch = 0
+
+    # -- setup -----------------------------------------------------------------------------------
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        if self.metric and metric:
+            return metric == self.metric and (not mode or not self.mode or mode == self.mode)
+        if self.mode and mode:
+            return mode == self.mode
+        if metric:
+            self.metric = metric
+        if mode:
+            self.mode = mode
+        if self.mode and not self.metric:
+            self.metric = "_metric"
+        return True
+
+    def validate(self) -> None:
+        if not self.metric or not self.mode:
+            raise ConfigError(
+                "PopulationBasedTraining needs a metric and a mode ('min' or 'max'); got "
+                f"metric={self.metric!r}, mode={self.mode!r}. Set them in PopulationBasedTraining(...) "
+                "or in TuneConfig(metric=..., mode=...)")
+        if self.mode not in ("min", "max"):
+            raise ConfigError(f"mode must be 'min' or 'max', got {self.mode!r}")
+
+    def on_trial_add(self, trial_id: str, config: dict[str, Any], tag: str) -> dict[str, Any]:
+        self.validate()
+        config = copy.deepcopy(config)
+        self._fill_config(config, self.hyperparam_mutations)
+        self._members[trial_id] = _MemberState(orig_tag=tag)
+        return config
+
+    def _fill_config(self, config: dict[str, Any], mutations: Mapping[str, Mutation]) -> None:
+        for key, distribution in mutations.items():
+            if isinstance(distribution, Mapping):
+                if key not in config:
+                    config[key] = {}
+                self._fill_config(config[key], distribution)
+            elif key not in config:
+                config[key] = self._sample(distribution)
+
+    def _sample(self, distribution: Mutation) -> Any:
+        if isinstance(distribution, (list, tuple)):
+            return copy.deepcopy(distribution[int(self.rng.integers(len(distribution)))])
+        if isinstance(distribution, Domain):
+            return distribution.sample(self.rng)
+        return distribution()
+
+    # -- reports ---------------------------------------------------------------------------------
+    @property
+    def _metric_op(self) -> float:
+        return 1.0 if self.mode == "max" else -1.0
+
+    def on_trial_result(self, trial: TrialView, result: dict[str, Any],
+                        population: Mapping[str, TrialView]) -> Decision:
+        missing = [name for name in (self.time_attr, self.metric) if name not in result]
+        if missing:
+            if self.require_attrs:
+                reported = sorted(k for k in result if k not in _AUTO_FIELDS)
+                raise ConfigError(
+                    f"PopulationBasedTraining needs {', '.join(repr(m) for m in missing)} in every report, "
+                    f"but trial {trial.trial_id} reported {reported} (plus the automatic fields). Report it, "
+                    "or set PopulationBasedTraining(require_attrs=False) to skip such reports")
+            return Decision(Action.CONTINUE)
+        state = self._members[trial.trial_id]
+        time_value = float(result[self.time_attr])
+        if time_value < self.burn_in_period:
+            return Decision(Action.CONTINUE)
+        if time_value - state.last_perturbation_time < self.perturbation_interval:
+            return Decision(Action.CONTINUE)
+        decision = Decision()
+        self._save_state(state, time_value, result, trial, decision)
+        if not self.synch:
+            state.last_perturbation_time = time_value
+            lower, upper = self._quantiles()
+            self._checkpoint_or_exploit(trial.trial_id, population, upper, lower, decision)
+            exploited = any(p.target == trial.trial_id for p in decision.perturbations)
+            waiting = any(not t.is_finished and getattr(t, "is_waiting", False) for t in population.values())
+            decision.action = Action.PAUSE if exploited or waiting else Action.CONTINUE
+            return decision
+        decision.action = Action.PAUSE
+        if self._barrier_blocked(trial.trial_id, population):
+            return decision
+        self._run_barrier(time_value, population, decision)
+        return decision
+
+    def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
+                    trial: TrialView, decision: Decision) -> None:
+        raw = result[self.metric]
+        try:
+            score = self._metric_op * float(raw)
+        except (TypeError, ValueError):
+            score = math.nan
+        if not math.isfinite(score):
+            decision.notes.append(Note(
+                "unrankable_score", trial.trial_id,
+                f"[pbt]: trial {trial.trial_id} reported {self.metric}={raw!r}, which cannot be ranked; "
+                "it will not be a donor and ranks below every finite score",
+                {"metric": self.metric, "value": repr(raw)}))
+        state.last_score = score
+        state.last_train_time = time_value
+        state.last_iteration = int(result.get("training_iteration", trial.iteration))
+
+    def _barrier_blocked(self, reporter: str, population: Mapping[str, TrialView]) -> bool:
+        return any(
+            tid != reporter and not population[tid].is_finished
+            and state.last_train_time < self._next_perturbation_sync
+            for tid, state in self._members.items() if tid in population)
+
+    def _run_barrier(self, time_value: float, population: Mapping[str, TrialView], decision: Decision) -> None:
+        lower, upper = self._quantiles()
+        middle = [tid for tid, s in self._members.items()
+                  if not s.finished and tid not in lower and tid not in upper]
+        for tid in upper + middle + lower:
+            self._members[tid].last_perturbation_time = time_value
+            self._checkpoint_or_exploit(tid, population, upper, lower, decision)
+        latest = max((s.last_train_time for s in self._members.values()), default=0.0)
+        self._next_perturbation_sync = max(self._next_perturbation_sync + self.perturbation_interval, latest)
+        self._epoch += 1
+
+    def on_trial_complete(self, trial_id: str, population: Mapping[str, TrialView]) -> Decision:
+        decision = Decision()
+        if trial_id in self._members:
+            self._members[trial_id].finished = True
+        if self.synch:
+            live = [tid for tid, s in self._members.items() if not s.finished]
+            if live and all(self._members[t].last_train_time >= self._next_perturbation_sync for t in live):
+                # The trial that left was the one the others waited for: complete the barrier now.
+                time_value = max(self._members[t].last_train_time for t in live)
+                self._run_barrier(time_value, population, decision)
+        return decision
+
+    # -- ranking and exploitation -------------------------------------------------------------------
+    def _quantiles(self) -> tuple[list[str], list[str]]:
+        scored = [(tid, s.last_score) for tid, s in self._members.items()
+                  if s.last_score is not None and not s.finished]
+        finite = [item for item in scored if math.isfinite(item[1])]
+        unrankable = [tid for tid, score in scored if not math.isfinite(score)]
+        finite.sort(key=lambda item: item[1])  # stable: ties keep the order trials were added
+        ranked = unrankable + [tid for tid, _ in finite]
+        if len(ranked) <= 1:
+            return [], []
+        n = math.ceil(len(ranked) * self.quantile_fraction)
+        if n > len(ranked) / 2:
+            n = math.floor(len(ranked) / 2)
+        finite_ids = {tid for tid, _ in finite}
+        upper = [tid for tid in ranked[len(ranked) - n:] if tid in finite_ids]
+        return ranked[:n], upper
+
+    def _checkpoint_or_exploit(self, trial_id: str, population: Mapping[str, TrialView],
+                               upper: list[str], lower: list[str], decision: Decision) -> None:
+        state = self._members[trial_id]
+        trial = population[trial_id]
+        if trial_id in upper:
+            state.last_checkpoint = trial.latest_checkpoint
+            self._num_checkpoints += 1
+        else:
+            state.last_checkpoint = None
+        if trial_id not in lower or not upper:
+            return
+        if not self.exploit:
+            self._explore_only(trial, state, decision)
+            return
+        donor_id = upper[int(self.rng.integers(len(upper)))]
+        donor_state = self._members[donor_id]
+        checkpoint = donor_state.last_checkpoint
+        if checkpoint is None:
+            decision.notes.append(Note(
+                "exploit_skipped", trial_id,
+                f"[pbt]: no checkpoint for trial {donor_id}. Skip exploit for Trial {trial_id}",
+                {"donor": donor_id, "reason": "donor has no checkpoint"}))
+            return
+        donor = population[donor_id]
+        if self.explore:
+            new_config, changes = self._explore(donor.config)
+        else:
+            new_config, changes = copy.deepcopy(donor.config), ()
+        decision.perturbations.append(Perturbation(
+            target=trial_id, donor=donor_id, checkpoint=checkpoint,
+            target_iteration=trial.iteration, target_score=state.last_score,
+            donor_score=donor_state.last_score, old_config=copy.deepcopy(trial.config),
+            donor_config=copy.deepcopy(donor.config), new_config=new_config, changes=changes,
+            time_attr=self.time_attr, time_value=state.last_train_time))
+        state.last_perturbation_time = donor_state.last_perturbation_time
+        state.last_train_time = donor_state.last_train_time
+        self._num_perturbations += 1
+
+    def _explore_only(self, trial: TrialView, state: _MemberState, decision: Decision) -> None:
+        checkpoint = trial.latest_checkpoint
+        if checkpoint is None:
+            decision.notes.append(Note(
+                "exploit_skipped", trial.trial_id,
+                f"[pbt]: no checkpoint for trial {trial.trial_id}. Skip explore for Trial {trial.trial_id}",
+                {"donor": None, "reason": "trial has no checkpoint to restart from"}))
+            return
+        new_config, changes = self._explore(trial.config)
+        decision.perturbations.append(Perturbation(
+            target=trial.trial_id, donor=None, checkpoint=checkpoint,
+            target_iteration=trial.iteration, target_score=state.last_score, donor_score=None,
+            old_config=copy.deepcopy(trial.config), donor_config=copy.deepcopy(trial.config),
+            new_config=new_config, changes=changes, time_attr=self.time_attr,
+            time_value=state.last_train_time))
+        self._num_perturbations += 1
+
+    def _explore(self, config: dict[str, Any]) -> tuple[dict[str, Any], tuple[HyperparamChange, ...]]:
+        changes: list[HyperparamChange] = []
+        new_config = self._explore_level(config, self.hyperparam_mutations, "", changes)
+        if self.custom_explore_fn is not None:
+            explored = self.custom_explore_fn(new_config)
+            if not isinstance(explored, dict):
+                raise ConfigError(
+                    f"custom_explore_fn must return the new config dict, got {describe(explored)}")
+            new_config = explored
+        return new_config, tuple(changes)
+
+    def _explore_level(self, config: dict[str, Any], mutations: Mapping[str, Mutation], prefix: str,
+                       changes: list[HyperparamChange]) -> dict[str, Any]:
+        new_config = copy.deepcopy(config)
+        rng = self.rng
+        for key, distribution in mutations.items():
+            name = f"{prefix}{key}"
+            if key not in config:
+                raise ConfigError(
+                    f"hyperparam_mutations names {name!r}, but the trial's config has no such key "
+                    f"(it has {sorted(map(str, config))}); add it to param_space")
+            old = config[key]
+            if isinstance(distribution, Mapping):
+                new_config[key] = self._explore_level(old, distribution, f"{name}/", changes)
+                continue
+            if isinstance(distribution, (list, tuple)):
+                values = list(distribution)
+                if rng.random() < self.resample_probability or old not in values:
+                    new = copy.deepcopy(values[int(rng.integers(len(values)))])
+                    op = "resample"
+                else:
+                    shift = (-1, 1)[int(rng.integers(2))]
+                    old_index = values.index(old)
+                    new_index = min(max(old_index + shift, 0), len(values) - 1)
+                    new = values[new_index]
+                    op = "shift left" if shift == -1 else "shift right"
+                    if new_index == old_index:
+                        op += " (noop)"
+            else:
+                if rng.random() < self.resample_probability:
+                    new = distribution.sample(rng) if isinstance(distribution, Domain) else distribution()
+                    op = "resample"
+                else:
+                    factor = self.perturbation_factors[int(rng.integers(len(self.perturbation_factors)))]
+                    try:
+                        new = old * factor
+                    except TypeError as error:
+                        raise ConfigError(
+                            f"cannot perturb {name}={old!r} by multiplying it by {factor}: {error}. "
+                            f"Give hyperparam_mutations[{key!r}] as a list to treat it as categories") from error
+                    op = f"* {factor}"
+                if isinstance(old, bool):
+                    new = bool(new)
+                elif isinstance(old, (int, np.integer)):
+                    new = int(round(new))
+                if self.clip_to_domain and isinstance(distribution, Domain):
+                    new = distribution.clip(new)
+            if isinstance(new, np.generic):
+                new = new.item()
+            new_config[key] = new
+            changes.append(HyperparamChange(name, old, op, new))
+        return new_config
+
+    # -- slots -------------------------------------------------------------------------------------
+    def choose_trial_to_run(self, candidates: Sequence[TrialView], allow_any: bool = False) -> str | None:
+        chosen = self.choose_trials_to_run(candidates, 1, allow_any)
+        return chosen[0] if chosen else None
+
+    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+        """The ``k`` least advanced candidates (by ``time_attr`` at their last check), as Ray.
+
+        In synchronous mode only trials that have not reached the next barrier are eligible.
+        """
+        def train_time(trial: TrialView) -> float:
+            state = self._members.get(trial.trial_id)
+            return state.last_train_time if state else 0.0
+
+        eligible = list(candidates)
+        if self.synch and not allow_any:
+            eligible = [t for t in eligible if train_time(t) < self._next_perturbation_sync]
+        eligible.sort(key=train_time)  # stable: ties keep the order trials were added
+        return [t.trial_id for t in eligible[:k]]
+
+    @property
+    def selection_epoch(self) -> int:
+        """Changes whenever a trial that was not eligible to run may have become eligible."""
+        return self._epoch
+
+    def referenced_checkpoints(self) -> set[str]:
+        """Checkpoints the scheduler may still hand to a clone: they must not be deleted."""
+        return {s.last_checkpoint.path for s in self._members.values() if s.last_checkpoint is not None}
+
+    # -- reporting and state -----------------------------------------------------------------------
+    @property
+    def num_checkpoints(self) -> int:
+        return self._num_checkpoints
+
+    @property
+    def num_perturbations(self) -> int:
+        return self._num_perturbations
+
+    def debug_string(self) -> str:
+        return f"PopulationBasedTraining: {self._num_checkpoints} checkpoints, {self._num_perturbations} perturbs"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "PopulationBasedTraining", "time_attr": self.time_attr, "metric": self.metric,
+            "mode": self.mode, "perturbation_interval": self.perturbation_interval,
+            "burn_in_period": self.burn_in_period,
+            "hyperparam_mutations": _describe_mutations(self.hyperparam_mutations),
+            "quantile_fraction": self.quantile_fraction, "resample_probability": self.resample_probability,
+            "perturbation_factors": list(self.perturbation_factors), "synch": self.synch,
+            "custom_explore_fn": getattr(self.custom_explore_fn, "__qualname__", None),
+            "clip_to_domain": self.clip_to_domain, "exploit": self.exploit, "explore": self.explore,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "members": {tid: s.to_dict() for tid, s in self._members.items()},
+            "next_perturbation_sync": self._next_perturbation_sync,
+            "num_checkpoints": self._num_checkpoints,
+            "num_perturbations": self._num_perturbations,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._members = {tid: _MemberState.from_dict(s) for tid, s in state["members"].items()}
+        self._next_perturbation_sync = float(state["next_perturbation_sync"])
+        self._num_checkpoints = int(state["num_checkpoints"])
+        self._num_perturbations = int(state["num_perturbations"])
+        self.rng.bit_generator.state = state["rng"]
+        self._epoch += 1
+
+    def last_scores(self) -> dict[str, float | None]:
+        """Each trial's score at its last check (sign-adjusted: higher is better)."""
+        return {tid: s.last_score for tid, s in self._members.items()}
+
+
+def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mutations.items():
+        if isinstance(value, Mapping):
+            out[key] = _describe_mutations(value)
+        elif isinstance(value, Domain):
+            out[key] = repr(value)
+        elif isinstance(value, (list, tuple)):
+            out[key] = list(value)
+        else:
+            out[key] = getattr(value, "__qualname__", repr(value))
+    return out
+
+
+_AUTO_FIELDS = frozenset({
+    "training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "trial_id",
+    "iterations_since_restore", "time_since_restore", "done", "config", "checkpoint_dir_name",
+    "date", "restored_from",
+})

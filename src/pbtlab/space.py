@@ -1,0 +1,389 @@
+"""Search spaces: domains that sample, grid expansion and `sample_from` resolution.
+
+All sampling goes through one ``numpy.random.Generator`` handed in by the caller, so a seed fixes
+every value::
+
+    >>> import numpy as np
+    >>> from pbtlab import tune
+    >>> configs = resolve_param_space(
+    ...     {"lr": tune.loguniform(1e-4, 1e-1), "h0": tune.grid_search([0.0, 1.0]),
+    ...      "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"])},
+    ...     num_samples=1, rng=np.random.default_rng(0))
+    >>> [c["h1"] for c in configs]
+    [1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pbtlab.errors import ConfigError, describe
+
+
+class Domain:
+    """A distribution a hyperparameter can be sampled from (and perturbed within)."""
+
+    def sample(self, rng: np.random.Generator) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def clip(self, value: Any) -> Any:
+        """Bring a perturbed value back into the domain (used only with ``clip_to_domain``)."""
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly description, written to ``experiment.json``."""
+        return {"type": type(self).__name__, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+
+def _check_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number, got {describe(value)}")
+    if not math.isfinite(float(value)):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _check_bounds(kind: str, lower: Any, upper: Any, *, positive: bool = False) -> tuple[float, float]:
+    low = _check_number(f"{kind} lower", lower)
+    high = _check_number(f"{kind} upper", upper)
+    if not low < high:
+        raise ConfigError(f"{kind} needs lower < upper, got lower={lower!r}, upper={upper!r}")
+    if positive and low <= 0:
+        raise ConfigError(f"{kind} needs lower > 0 (it samples in log space), got lower={lower!r}")
+    return low, high
+
+
+def _check_q(kind: str, q: Any) -> float | None:
+    if q is None:
+        return None
+    value = _check_number(f"{kind} q", q)
+    if value <= 0:
+        raise ConfigError(f"{kind} q must be > 0, got {q!r}")
+    return value
+
+
+def _quantize(value: float, q: float | None) -> float:
+    if q is None:
+        return value
+    return float(np.round(value / q) * q)
+
+
+class Float(Domain):
+    """A float in [lower, upper): uniform, log-uniform or normal, optionally quantized to ``q``."""
+
+    def __init__(self, lower: float, upper: float, *, log: bool = False, q: float | None = None,
+                 kind: str = "uniform") -> None:
+        self.kind = kind
+        self.lower, self.upper = _check_bounds(kind, lower, upper, positive=log)
+        self.log = log
+        self.q = _check_q(kind, q)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.log:
+            value = float(np.exp(rng.uniform(np.log(self.lower), np.log(self.upper))))
+        else:
+            value = float(rng.uniform(self.lower, self.upper))
+        return _quantize(value, self.q)
+
+    def clip(self, value: Any) -> float:
+        return _quantize(min(max(float(value), self.lower), self.upper), self.q)
+
+    def __repr__(self) -> str:
+        q = f", q={self.q}" if self.q is not None else ""
+        return f"tune.{self.kind}({self.lower}, {self.upper}{q})"
+
+
+class Normal(Domain):
+    """A normally distributed float, optionally quantized (``tune.randn``, ``tune.qrandn``)."""
+
+    def __init__(self, mean: float = 0.0, sd: float = 1.0, q: float | None = None) -> None:
+        self.mean = _check_number("randn mean", mean)
+        self.sd = _check_number("randn sd", sd)
+        if self.sd <= 0:
+            raise ConfigError(f"randn sd must be > 0, got {sd!r}")
+        self.q = _check_q("randn", q)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return _quantize(float(rng.normal(self.mean, self.sd)), self.q)
+
+    def __repr__(self) -> str:
+        return f"tune.randn({self.mean}, {self.sd})"
+
+
+class Integer(Domain):
+    """An integer in [lower, upper) (``randint``) or [lower, upper] (``qrandint``, ``lograndint``)."""
+
+    def __init__(self, lower: int, upper: int, *, log: bool = False, q: int | None = None,
+                 kind: str = "randint") -> None:
+        for name, value in (("lower", lower), ("upper", upper)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"{kind} {name} must be an int, got {describe(value)}")
+        self.kind = kind
+        self.lower, self.upper = int(lower), int(upper)
+        if not self.lower < self.upper:
+            raise ConfigError(f"{kind} needs lower < upper, got lower={lower!r}, upper={upper!r}")
+        if log and self.lower <= 0:
+            raise ConfigError(f"{kind} needs lower > 0 (it samples in log space), got lower={lower!r}")
+        self.log = log
+        self.q = int(q) if q is not None else None
+        if self.q is not None and self.q <= 0:
+            raise ConfigError(f"{kind} q must be > 0, got {q!r}")
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:
+            value = int(np.exp(rng.uniform(np.log(self.lower), np.log(self.upper))))
+        else:
+            value = int(rng.integers(self.lower, self.upper))
+        if self.q is not None:
+            value = int(np.round(value / self.q) * self.q)
+        return value
+
+    def clip(self, value: Any) -> int:
+        high = self.upper if self.q is not None or self.log else self.upper - 1
+        return int(min(max(int(round(value)), self.lower), high))
+
+    def __repr__(self) -> str:
+        return f"tune.{self.kind}({self.lower}, {self.upper})"
+
+
+class Categorical(Domain):
+    """One of ``categories``, uniformly (``tune.choice``)."""
+
+    def __init__(self, categories: Sequence[Any]) -> None:
+        if isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence) or not categories:
+            raise ConfigError(f"choice needs a non-empty list of categories, got {describe(categories)}")
+        self.categories = list(categories)
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return copy.deepcopy(self.categories[int(rng.integers(len(self.categories)))])
+
+    def __repr__(self) -> str:
+        return f"tune.choice({self.categories!r})"
+
+
+class _SpecView(dict):
+    """What a `sample_from` function receives: the resolved config, also reachable as ``spec.config``.
+
+    Serves both Ray styles, ``lambda spec: spec.config["h0"]`` and ``lambda config: config["h0"]``.
+    """
+
+    @property
+    def config(self) -> _SpecView:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Function(Domain):
+    """``tune.sample_from(func)``: a value computed from the rest of the config."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        if not callable(func):
+            raise ConfigError(f"sample_from needs a callable, got {describe(func)}")
+        self.func = func
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.func(_SpecView())
+
+    def resolve(self, config: Mapping[str, Any]) -> Any:
+        return self.func(_SpecView(_as_spec(config)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "Function", "func": getattr(self.func, "__qualname__", repr(self.func))}
+
+    def __repr__(self) -> str:
+        return f"tune.sample_from({getattr(self.func, '__qualname__', self.func)})"
+
+
+def _as_spec(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _SpecView({k: _as_spec(v) for k, v in value.items()})
+    return value
+
+
+class GridSearch:
+    """``tune.grid_search(values)``: one trial per value (crossed with other grids)."""
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(f"grid_search needs a non-empty list of values, got {describe(values)}")
+        self.values = list(values)
+
+    def __repr__(self) -> str:
+        return f"tune.grid_search({self.values!r})"
+
+
+# ----------------------------------------------------------------------------------------------
+# Public constructors (the `tune.*` names)
+
+
+def uniform(lower: float, upper: float) -> Float:
+    """A float sampled uniformly in [lower, upper)."""
+    return Float(lower, upper, kind="uniform")
+
+
+def quniform(lower: float, upper: float, q: float) -> Float:
+    """A uniform float rounded to a multiple of ``q``."""
+    return Float(lower, upper, q=q, kind="quniform")
+
+
+def loguniform(lower: float, upper: float) -> Float:
+    """A float sampled uniformly in log space."""
+    return Float(lower, upper, log=True, kind="loguniform")
+
+
+def qloguniform(lower: float, upper: float, q: float) -> Float:
+    """A log-uniform float rounded to a multiple of ``q`` (``np.round(x / q) * q``, as Ray)."""
+    return Float(lower, upper, log=True, q=q, kind="qloguniform")
+
+
+def randn(mean: float = 0.0, sd: float = 1.0) -> Normal:
+    """A normally distributed float."""
+    return Normal(mean, sd)
+
+
+def qrandn(mean: float, sd: float, q: float) -> Normal:
+    """A normal float rounded to a multiple of ``q``."""
+    return Normal(mean, sd, q)
+
+
+def randint(lower: int, upper: int) -> Integer:
+    """An integer in [lower, upper)."""
+    return Integer(lower, upper, kind="randint")
+
+
+def qrandint(lower: int, upper: int, q: int = 1) -> Integer:
+    """An integer in [lower, upper] rounded to a multiple of ``q``."""
+    return Integer(lower, upper + 1, q=q, kind="qrandint")
+
+
+def lograndint(lower: int, upper: int) -> Integer:
+    """An integer sampled in log space from [lower, upper)."""
+    return Integer(lower, upper, log=True, kind="lograndint")
+
+
+def choice(categories: Sequence[Any]) -> Categorical:
+    """One of ``categories``. Under PBT a `choice` is perturbed multiplicatively, as in Ray."""
+    return Categorical(categories)
+
+
+def grid_search(values: Sequence[Any]) -> GridSearch:
+    """One trial per value; several grids are crossed (the first key varies fastest)."""
+    return GridSearch(values)
+
+
+def sample_from(func: Callable[[Any], Any]) -> Function:
+    """A value computed from the config: ``sample_from(lambda spec: 1 - spec.config["h0"])``."""
+    return Function(func)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resolution
+
+
+Path = tuple[Any, ...]
+
+
+def _walk(value: Any, path: Path = ()) -> list[tuple[Path, Any]]:
+    """Every leaf under ``value`` with its path through dicts and lists."""
+    if isinstance(value, Mapping):
+        leaves: list[tuple[Path, Any]] = []
+        for key, item in value.items():
+            leaves.extend(_walk(item, (*path, key)))
+        return leaves
+    if isinstance(value, list):
+        leaves = []
+        for index, item in enumerate(value):
+            leaves.extend(_walk(item, (*path, index)))
+        return leaves
+    return [(path, value)]
+
+
+def _set(config: Any, path: Path, value: Any) -> None:
+    for key in path[:-1]:
+        config = config[key]
+    config[path[-1]] = value
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
+
+
+def resolve_param_space(param_space: Mapping[str, Any] | None, num_samples: int,
+                        rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Expand grids (crossed, repeated ``num_samples`` times) and sample every domain.
+
+    Order of trials: ``for sample in range(num_samples): for grid_point in grid (first key fastest)``.
+    Within one trial, plain domains are sampled in key order, then `sample_from` functions run
+    until all are resolved (they may read each other).
+    """
+    if param_space is None:
+        param_space = {}
+    if not isinstance(param_space, Mapping):
+        raise ConfigError(f"param_space must be a dict, got {describe(param_space)}")
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ConfigError(f"num_samples must be an int >= 1, got {describe(num_samples)}")
+    leaves = _walk(param_space)
+    grids = [(path, leaf) for path, leaf in leaves if isinstance(leaf, GridSearch)]
+    # itertools.product varies the last factor fastest; reverse so the first grid key varies fastest.
+    grid_points = [tuple(reversed(point)) for point in itertools.product(*[g.values for _, g in reversed(grids)])]
+    configs = []
+    for _ in range(num_samples):
+        for point in grid_points:
+            config = _plain_copy(param_space)
+            for (path, _grid), value in zip(grids, point):
+                _set(config, path, copy.deepcopy(value))
+            configs.append(_sample_config(config, rng))
+    return configs
+
+
+def _sample_config(config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    functions = []
+    for path, leaf in _walk(config):
+        if isinstance(leaf, Function):
+            functions.append((path, leaf))
+        elif isinstance(leaf, Domain):
+            _set(config, path, leaf.sample(rng))
+    unresolved = functions
+    for _ in range(len(functions) + 1):
+        if not unresolved:
+            break
+        still = []
+        for path, function in unresolved:
+            try:
+                _set(config, path, function.resolve(config))
+            except (KeyError, AttributeError, TypeError) as error:
+                if _depends_on_unresolved(error, config):
+                    still.append((path, function))
+                else:
+                    raise ConfigError(f"sample_from at {'/'.join(map(str, path))} failed: {error!r}") from error
+        unresolved = still
+    if unresolved:
+        names = ", ".join("/".join(map(str, p)) for p, _ in unresolved)
+        raise ConfigError(f"sample_from values could not be resolved (circular or missing keys): {names}")
+    return config
+
+
+def _depends_on_unresolved(error: Exception, config: dict[str, Any]) -> bool:
+    return any(isinstance(leaf, Function) for _, leaf in _walk(config))
+
+
+def resolved_leaves(param_space: Mapping[str, Any] | None) -> list[Path]:
+    """Paths of the leaves that vary between trials (grids, domains, sample_from)."""
+    if not param_space:
+        return []
+    return [path for path, leaf in _walk(param_space) if isinstance(leaf, (Domain, GridSearch))]

@@ -1,0 +1,194 @@
+"""The experiment directory: what a run writes, and reading it back.
+
+Layout (paths inside are relative to the experiment directory, so a run can be moved)::
+
+    <storage_path>/<name>/
+        experiment.json        settings: name, seed, metric, mode, scheduler, param_space, trial ids
+        events.jsonl           every decision and trial life-cycle event, one JSON object a line
+        state.json             the latest consistent state, for resuming (trials, scheduler, counts)
+        pbt_global.txt         Ray-compatible policy log (when the PBT scheduler has log_config)
+        <trial_id>/params.json     the trial's starting config
+        <trial_id>/result.jsonl    every report of the trial, one JSON object a line
+        <trial_id>/checkpoint_000003/   the trial's checkpoints, as the trainable wrote them
+
+Writes are buffered and flushed together with ``state.json``; a file is replaced atomically
+(written to a temporary name, then renamed), so a crash never leaves half a state behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pbtlab.errors import ExperimentError
+
+FORMAT_VERSION = 1
+EXPERIMENT_FILE = "experiment.json"
+EVENTS_FILE = "events.jsonl"
+STATE_FILE = "state.json"
+RESULT_FILE = "result.jsonl"
+PARAMS_FILE = "params.json"
+
+
+def json_default(value: Any) -> Any:
+    """Make numpy scalars/arrays and other objects JSON-friendly."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return value.item()
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=json_default)
+
+
+def write_json_atomic(path: str, value: Any, indent: int | None = None) -> None:
+    staging = f"{path}.tmp"
+    with open(staging, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, default=json_default, indent=indent)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+
+
+def read_json(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ExperimentError(f"{what} not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ExperimentError(f"{what} is damaged ({error}): {path}") from None
+
+
+def iter_jsonl(path: str, what: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the objects of a JSON-lines file; a damaged line raises an error naming file and line."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if limit is not None and number > limit:
+                return
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ExperimentError(f"{what} is damaged at line {number} ({error}): {path}") from None
+            if not isinstance(value, dict):
+                raise ExperimentError(f"{what} line {number} is not a JSON object: {path}")
+            yield value
+
+
+def truncate_lines(path: str, keep: int) -> None:
+    """Keep only the first ``keep`` lines of a file (drop what was written after the last state save)."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as handle:
+        lines = handle.readlines()
+    if len(lines) <= keep and all(line.endswith(b"\n") for line in lines):
+        return
+    with open(path, "wb") as handle:
+        handle.writelines(lines[:keep])
+
+
+class ExperimentStore:
+    """Appends results and events to an experiment directory; flushes on demand."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._results: dict[str, list[str]] = {}
+        self._events: list[str] = []
+        self.rows_written: dict[str, int] = {}
+        self.events_written = 0
+        self._pending_rows: dict[str, int] = {}
+
+    def trial_dir(self, trial_id: str) -> str:
+        return os.path.join(self.path, trial_id)
+
+    def relative(self, path: str) -> str:
+        return os.path.relpath(path, self.path)
+
+    def absolute(self, path: str) -> str:
+        return path if os.path.isabs(path) else os.path.join(self.path, path)
+
+    def create(self, experiment: Mapping[str, Any]) -> None:
+        os.makedirs(self.path, exist_ok=True)
+        write_json_atomic(os.path.join(self.path, EXPERIMENT_FILE), dict(experiment), indent=2)
+
+    def add_trial(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        os.makedirs(self.trial_dir(trial_id), exist_ok=True)
+        write_json_atomic(os.path.join(self.trial_dir(trial_id), PARAMS_FILE), dict(config), indent=2)
+        self._results.setdefault(trial_id, [])
+        self.rows_written.setdefault(trial_id, 0)
+
+    def append_result(self, trial_id: str, row: Mapping[str, Any]) -> None:
+        self._results[trial_id].append(dumps(row))
+
+    def append_event(self, event: Mapping[str, Any]) -> None:
+        self._events.append(dumps(event))
+
+    @property
+    def num_events(self) -> int:
+        return self.events_written + len(self._events)
+
+    def num_rows(self, trial_id: str) -> int:
+        return self.rows_written.get(trial_id, 0) + len(self._results.get(trial_id, ()))
+
+    def flush(self) -> None:
+        for trial_id, lines in self._results.items():
+            if not lines:
+                continue
+            with open(os.path.join(self.trial_dir(trial_id), RESULT_FILE), "a", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+            self.rows_written[trial_id] += len(lines)
+            lines.clear()
+        if self._events:
+            with open(os.path.join(self.path, EVENTS_FILE), "a", encoding="utf-8") as handle:
+                handle.write("\n".join(self._events) + "\n")
+            self.events_written += len(self._events)
+            self._events.clear()
+
+    def save_state(self, state: Mapping[str, Any]) -> None:
+        """Flush buffered rows and events, then write ``state.json`` recording how many there are."""
+        self.flush()
+        full = dict(state)
+        full["rows_written"] = dict(self.rows_written)
+        full["events_written"] = self.events_written
+        write_json_atomic(os.path.join(self.path, STATE_FILE), full)
+
+    def append_policy(self, filename: str, line: str, copy_from: str | None = None) -> None:
+        target = os.path.join(self.path, filename)
+        if copy_from is not None:
+            source = os.path.join(self.path, copy_from)
+            if os.path.exists(source):
+                with open(source, encoding="utf-8") as handle:
+                    content = handle.read()
+                with open(target, "w", encoding="utf-8") as handle:
+                    handle.write(content)
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
+def is_wall_clock_field(key: str) -> bool:
+    """Fields that differ between two runs of the same seed (used by determinism checks)."""
+    return key in {"time", "timestamp", "time_total_s", "time_this_iter_s", "time_since_restore",
+                   "time_value", "date", "traceback"} or key.startswith("time_")
+
+
+def finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
