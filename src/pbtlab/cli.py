@@ -1,0 +1,190 @@
+"""The ``pbtlab`` command: thin argument parsing over plain functions.
+
+    pbtlab toy --population 4 --seed 0        run the tutorial's PBT on the paper's toy problem
+    pbtlab show RUN_DIR                       settings, final table and decision counts of a run
+    pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
+    pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
+
+Each subcommand lives in one ``add_<name>`` function below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pbtlab.errors import PbtlabError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+# -- toy -------------------------------------------------------------------------------------------------
+def add_toy(sub: Any) -> None:
+    p = sub.add_parser("toy", help="run the tutorial's PBT on the PBT paper's toy problem")
+    p.add_argument("--population", type=_positive_int, default=2, help="number of trials (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--iterations", type=_positive_int, default=100, help="training iterations (default 100)")
+    p.add_argument("--interval", type=_positive_int, default=4, help="perturbation interval (default 4)")
+    p.add_argument("--async", dest="synch", action="store_false", help="asynchronous PBT (default synchronous)")
+    p.add_argument("--storage", default=None, help="storage path (default ./pbtlab_results)")
+    p.add_argument("--name", default=None, help="experiment name")
+    p.add_argument("--executor", default="inprocess", choices=["inprocess", "process", "ray"])
+    p.add_argument("--quiet", action="store_true", help="print only the final table")
+    p.set_defaults(func=run_toy_command)
+
+
+def run_toy_command(args: argparse.Namespace) -> int:
+    from pbtlab.examples.runs import run_toy_pbt
+
+    results = run_toy_pbt(population=args.population, seed=args.seed, iterations=args.iterations,
+                          perturbation_interval=args.interval, synch=args.synch, storage_path=args.storage,
+                          name=args.name, executor=args.executor, verbose=1 if args.quiet else 2)
+    print(f"Results in {results.experiment_path}")
+    return 0
+
+
+# -- show / events -----------------------------------------------------------------------------------------
+def add_show(sub: Any) -> None:
+    p = sub.add_parser("show", help="settings, final table and decision counts of a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=show_command)
+
+
+def show_command(args: argparse.Namespace) -> int:
+    from pbtlab.analysis import load_results
+
+    print(summarize_run(load_results(args.run_dir)))
+    return 0
+
+
+def summarize_run(grid: Any) -> str:
+    """A plain-text summary of a run: settings, one line per trial, and decision counts."""
+    from pbtlab.progress import render_plain
+
+    exp = grid.experiment
+    lines = [f"Experiment {exp.get('name')}  ({grid.experiment_path})",
+             f"  trainable {exp.get('trainable')}  seed {exp.get('seed')}  metric {exp.get('metric')} "
+             f"({exp.get('mode')})  executor {exp.get('executor')}",
+             f"  scheduler {json.dumps(exp.get('scheduler'))}", ""]
+    metric = exp.get("metric")
+    columns = list(exp.get("param_columns", []))
+    header = ["trial", "status", "iter", *columns, *( [metric] if metric else [])]
+    rows = []
+    for result in grid:
+        config_values = []
+        for column in columns:
+            value: Any = result.config
+            for part in column.split("/"):
+                value = value.get(part) if isinstance(value, dict) else None
+            config_values.append(_short(value))
+        row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
+        if metric:
+            row.append(_short(result.metrics.get(metric)))
+        rows.append(row)
+    lines.append(render_plain("Trials", header, rows))
+    counts: dict[str, int] = {}
+    for event in grid.events:
+        counts[event["event"]] = counts.get(event["event"], 0) + 1
+    lines.append("")
+    lines.append("Events: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def add_events(sub: Any) -> None:
+    p = sub.add_parser("events", help="the recorded decisions of a run, one line each")
+    p.add_argument("run_dir")
+    p.add_argument("--kind", action="append", help="only events of this kind (repeatable), e.g. exploit")
+    p.add_argument("--json", action="store_true", help="print the raw JSON records")
+    p.set_defaults(func=events_command)
+
+
+def events_command(args: argparse.Namespace) -> int:
+    from pbtlab.analysis import load_results
+
+    grid = load_results(args.run_dir)
+    for event in grid.events:
+        if args.kind and event["event"] not in args.kind:
+            continue
+        print(json.dumps(event) if args.json else format_event(event))
+    return 0
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One readable line for an event record."""
+    kind = event["event"]
+    if kind == "exploit":
+        return (f"#{event['seq']} exploit: {event['trial_id']} (score {event['target_score']:.6g}, iter "
+                f"{event['target_iteration']}) clones {event['donor']} (score {event['donor_score']:.6g}, "
+                f"checkpoint of iter {event['donor_iteration']})")
+    if kind == "explore":
+        changes = "; ".join(f"{c['param']}: {c['old']} --({c['op']})--> {c['new']}" for c in event["changes"])
+        return f"#{event['seq']} explore: {event['trial_id']}: {changes or 'no change'}"
+    details = {k: v for k, v in event.items() if k not in ("seq", "event", "time", "traceback", "config",
+                                                            "old_config", "donor_config", "new_config")}
+    return f"#{event['seq']} {kind}: " + ", ".join(f"{k}={v}" for k, v in details.items())
+
+
+# -- resume ----------------------------------------------------------------------------------------------
+def add_resume(sub: Any) -> None:
+    p = sub.add_parser("resume", help="continue a run whose driver stopped or was killed")
+    p.add_argument("run_dir")
+    p.add_argument("--trainable", default=None,
+                   help="module:function of the trainable (default: the one recorded in experiment.json)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=resume_command)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    from pbtlab.resume import resume_run
+
+    results = resume_run(args.run_dir, trainable=args.trainable, verbose=1 if args.quiet else 2)
+    print(f"Resumed and finished: {results.experiment_path}")
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pbtlab", description="Population Based Training you can see.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    try:
+        from pbtlab.viz.cli import add_viz_commands
+    except ImportError:
+        pass
+    else:
+        add_viz_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PbtlabError as error:
+        print(f"pbtlab: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
