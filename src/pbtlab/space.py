@@ -387,3 +387,55 @@ def resolved_leaves(param_space: Mapping[str, Any] | None) -> list[Path]:
     if not param_space:
         return []
     return [path for path, leaf in _walk(param_space) if isinstance(leaf, (Domain, GridSearch))]
+
+
+# ----------------------------------------------------------------------------------------------
+# Structured descriptions (experiment.json): enough to rebuild a domain when resuming a run.
+
+
+def to_spec(value: Any) -> Any:
+    """A JSON-friendly description of a mutation/domain that :func:`from_spec` can rebuild."""
+    if isinstance(value, Mapping):
+        return {"nested": {str(k): to_spec(v) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"values": list(value)}
+    if isinstance(value, Function):
+        return {"sample_from": getattr(value.func, "__qualname__", repr(value.func))}
+    if isinstance(value, Float):
+        return {"domain": "Float", "lower": value.lower, "upper": value.upper, "log": value.log, "q": value.q,
+                "kind": value.kind}
+    if isinstance(value, Integer):
+        return {"domain": "Integer", "lower": value.lower, "upper": value.upper, "log": value.log, "q": value.q,
+                "kind": value.kind}
+    if isinstance(value, Normal):
+        return {"domain": "Normal", "mean": value.mean, "sd": value.sd, "q": value.q}
+    if isinstance(value, Categorical):
+        return {"domain": "Categorical", "categories": value.categories}
+    if callable(value):
+        return {"callable": f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"}
+    return {"constant": value}
+
+
+def from_spec(spec: Any, where: str = "mutation") -> Any:
+    """Rebuild what :func:`to_spec` described; callables cannot be rebuilt (the error says what to do)."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{where}: not a description of a domain: {describe(spec)}")
+    if "nested" in spec:
+        return {k: from_spec(v, f"{where}/{k}") for k, v in spec["nested"].items()}
+    if "values" in spec:
+        return list(spec["values"])
+    if "constant" in spec:
+        return spec["constant"]
+    kind = spec.get("domain")
+    if kind == "Float":
+        return Float(spec["lower"], spec["upper"], log=spec["log"], q=spec["q"], kind=spec["kind"])
+    if kind == "Integer":
+        return Integer(spec["lower"], spec["upper"], log=spec["log"], q=spec["q"], kind=spec["kind"])
+    if kind == "Normal":
+        return Normal(spec["mean"], spec["sd"], spec["q"])
+    if kind == "Categorical":
+        return Categorical(spec["categories"])
+    raise ConfigError(
+        f"{where} was a function ({spec.get('callable') or spec.get('sample_from')}), which cannot be rebuilt "
+        "from experiment.json; pass the same scheduler again: Tuner.restore(path, trainable, "
+        "tune_config=TuneConfig(scheduler=...))")

@@ -105,6 +105,7 @@ class Trial:
             "restore": self.restore.to_dict() if self.restore else None,
             "pending_restart": self.pending_restart, "num_failures": self.num_failures,
             "error": self.error, "next_checkpoint_index": self.next_checkpoint_index,
+            "restore_reason": self.restore_reason,
         }
 
     @classmethod
@@ -119,6 +120,7 @@ class Trial:
             restore=ref(data["restore"]) if data.get("restore") else None,
             pending_restart=bool(data.get("pending_restart")), num_failures=int(data.get("num_failures", 0)),
             error=data.get("error"), next_checkpoint_index=int(data.get("next_checkpoint_index", 0)),
+            restore_reason=data.get("restore_reason"),
         )
 
 
@@ -185,6 +187,7 @@ class Controller:
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
         self.reporter = StatusReporter(self.verbose, run_config.progress_interval_s)
         self._log_policy = bool(getattr(scheduler, "log_config", False))
+        self._doomed: list[CheckpointRef] = []  # deleted from disk after the next state save
 
     # -- events --------------------------------------------------------------------------------------
     def event(self, kind: str, **fields: Any) -> None:
@@ -207,6 +210,7 @@ class Controller:
         if self.verbose >= 2:
             ensure_log_handler()
         self.executor.setup(self.trainable, self.max_concurrent)
+        self.save_state()
         try:
             while True:
                 self._fill_slots()
@@ -480,6 +484,7 @@ class Controller:
         target = self.by_id[p.target]
         if p.donor is not None:
             self.event("exploit", trial_id=p.target, donor=p.donor, target_iteration=p.target_iteration,
+                       target_tag=target.tag, donor_tag=self.by_id[p.donor].tag,
                        donor_iteration=p.checkpoint.iteration, checkpoint=p.checkpoint.path,
                        target_score=p.target_score, donor_score=p.donor_score, old_config=p.old_config,
                        donor_config=p.donor_config, time_attr=p.time_attr, time_value=p.time_value)
@@ -539,10 +544,13 @@ class Controller:
             self._prune(trial, pinned)
 
     def _delete_checkpoint(self, ref: CheckpointRef) -> None:
-        import shutil
+        """Retire a checkpoint: recorded now, removed from disk once a saved state no longer names it.
 
-        shutil.rmtree(self.store.absolute(ref.path), ignore_errors=True)
+        Deleting only after the next state save means a run resumed from the previous state still
+        finds every checkpoint that state refers to.
+        """
         self.event("checkpoint_deleted", trial_id=ref.trial_id, checkpoint=ref.path, iteration=ref.iteration)
+        self._doomed.append(ref)
 
     # -- state -----------------------------------------------------------------------------------------
     def _maybe_save(self) -> None:
@@ -558,6 +566,12 @@ class Controller:
             "next_seq": self._seq,
             "saved_at": time.time(),
         })
+        if self._doomed:
+            import shutil
+
+            for ref in self._doomed:
+                shutil.rmtree(self.store.absolute(ref.path), ignore_errors=True)
+            self._doomed.clear()
 
 
 class Tuner:
@@ -582,11 +596,20 @@ class Tuner:
     @classmethod
     def restore(cls, path: str | os.PathLike[str], trainable: Callable[..., Any], *,
                 param_space: Mapping[str, Any] | None = None, tune_config: TuneConfig | None = None,
-                run_config: RunConfig | None = None) -> Tuner:
-        """Continue an experiment whose driver stopped (even by SIGKILL) from its saved state."""
+                run_config: RunConfig | None = None, restart_errored: bool = False) -> Tuner:
+        """Continue an experiment whose driver stopped (even by SIGKILL) from its saved state.
+
+        Settings come from the run's ``experiment.json`` unless given; a scheduler or stop function
+        that cannot be rebuilt from JSON must be passed again. ``restart_errored`` also restarts
+        trials that had errored, from their latest checkpoint.
+        """
         from pbtlab.resume import make_restored_tuner
 
-        return make_restored_tuner(cls, os.fspath(path), trainable, param_space, tune_config, run_config)
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"Tuner.restore(path) needs an experiment directory, got {describe(path)}")
+        tuner = make_restored_tuner(cls, os.fspath(path), trainable, param_space, tune_config, run_config)
+        tuner._restore_options["restart_errored"] = bool(restart_errored)
+        return tuner
 
     def fit(self) -> Any:
         from pbtlab.analysis import ResultGrid
@@ -644,7 +667,8 @@ class Tuner:
             "stop": run_config.stop if isinstance(run_config.stop, Mapping) else repr(run_config.stop),
             "max_failures": run_config.failure_config.max_failures if run_config.failure_config else 0,
             "num_to_keep": run_config.checkpoint_config.num_to_keep if run_config.checkpoint_config else None,
-            "executor": executor.name, "param_columns": columns,
+            "executor": executor.name, "param_columns": columns, "trainable_path": _import_path(self.trainable),
+            "verbose": run_config.verbose, "max_concurrent_trials": tune_config.max_concurrent_trials,
             "trial_ids": [t.trial_id for t in trials],
             "created": datetime.datetime.now().isoformat(timespec="seconds"),
         })
@@ -668,6 +692,15 @@ class Tuner:
             if not os.path.exists(candidate):
                 return candidate
         raise ExperimentError(f"cannot find a free experiment directory next to {path}")
+
+
+def _import_path(fn: Any) -> str | None:
+    """``module:qualname`` of a function that can be imported again (for ``pbtlab resume``), else None."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
 
 
 def _describe_space(space: Any) -> Any:

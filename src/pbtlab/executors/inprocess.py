@@ -84,6 +84,7 @@ class InProcessExecutor:
 
     def send(self, trial_id: str, command: Command) -> None:
         if command.kind is CommandKind.STOP:
+            self._runnable = deque(item for item in self._runnable if item[0] != trial_id)
             worker = self._workers.pop(trial_id, None)
             if worker is not None:
                 worker.step(command)

@@ -40,7 +40,7 @@ from pbtlab.schedulers.base import (
     TrialScheduler,
     TrialView,
 )
-from pbtlab.space import Domain, Function, GridSearch
+from pbtlab.space import Domain, Function, GridSearch, from_spec, to_spec
 
 Mutation = Any  # dict | list | tuple | Domain | Callable[[], Any]
 
@@ -520,11 +520,34 @@ class PopulationBasedTraining(TrialScheduler):
             "mode": self.mode, "perturbation_interval": self.perturbation_interval,
             "burn_in_period": self.burn_in_period,
             "hyperparam_mutations": _describe_mutations(self.hyperparam_mutations),
+            "hyperparam_mutations_spec": to_spec(self.hyperparam_mutations)["nested"],
+            "log_config": self.log_config, "require_attrs": self.require_attrs,
             "quantile_fraction": self.quantile_fraction, "resample_probability": self.resample_probability,
             "perturbation_factors": list(self.perturbation_factors), "synch": self.synch,
             "custom_explore_fn": getattr(self.custom_explore_fn, "__qualname__", None),
             "clip_to_domain": self.clip_to_domain, "exploit": self.exploit, "explore": self.explore,
         }
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> PopulationBasedTraining:
+        """Rebuild a scheduler from ``describe()`` output (experiment.json), for resuming a run."""
+        if description.get("custom_explore_fn"):
+            raise ConfigError(
+                f"the run used custom_explore_fn={description['custom_explore_fn']}, which cannot be rebuilt from "
+                "experiment.json; pass the same scheduler: Tuner.restore(path, trainable, "
+                "tune_config=TuneConfig(scheduler=...))")
+        mutations = {k: from_spec(v, f"hyperparam_mutations/{k}")
+                     for k, v in description["hyperparam_mutations_spec"].items()}
+        return cls(
+            time_attr=description["time_attr"], metric=description["metric"], mode=description["mode"],
+            perturbation_interval=description["perturbation_interval"],
+            burn_in_period=description["burn_in_period"], hyperparam_mutations=mutations,
+            quantile_fraction=description["quantile_fraction"],
+            resample_probability=description["resample_probability"],
+            perturbation_factors=tuple(description["perturbation_factors"]),
+            log_config=description.get("log_config", True), require_attrs=description.get("require_attrs", True),
+            synch=description["synch"], clip_to_domain=description["clip_to_domain"],
+            exploit=description["exploit"], explore=description["explore"])
 
     def state_dict(self) -> dict[str, Any]:
         return {
