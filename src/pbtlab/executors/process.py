@@ -1,0 +1,305 @@
+"""Local worker processes: one process per trial, alive across exploits, many trials at once.
+
+    >>> from pbtlab import tune, Tuner, TuneConfig
+    >>> def trainable(config):
+    ...     for step in range(3):
+    ...         tune.report({"score": config["x"] * step})
+    >>> results = Tuner(trainable, param_space={"x": tune.grid_search([1, 2])},
+    ...                 tune_config=TuneConfig(metric="score", mode="max", seed=0),
+    ...                 run_config=tune.RunConfig(storage_path=getfixture("tmp_path"), verbose=0,
+    ...                                           executor="process")).fit()
+    >>> results.get_best_result().config["x"]
+    2
+
+Each trial's function runs in its own process through :func:`pbtlab.session.run_trial`, talking to the
+driver over a pipe: one message per report, one command back. A PBT exploit sends ``RESTART`` with the
+donor's checkpoint and the new config, and the same process restarts the function in place; a new
+process is started only for a new trial or after a worker died. As many trials run at once as
+``TuneConfig(max_concurrent_trials=...)`` allows, or one per core; a paused trial's process stays
+parked inside ``tune.report`` (idle, but it keeps its memory), so a population of N trials uses N
+processes. For very large populations of light trials use the in-process executor.
+
+Start method. ``fork`` (the default where the OS has it, i.e. Linux) starts a worker in milliseconds
+and runs any trainable, including lambdas, closures and functions defined in a notebook, because
+nothing is pickled. ``spawn`` and ``forkserver`` (the only choices on macOS/Windows, and safer when
+the driver runs threads of its own, e.g. a GPU runtime) start a fresh interpreter, so the trainable
+must be picklable: a function defined at module level of an importable module (a script guarded by
+``if __name__ == "__main__":`` is fine). Choose with ``ProcessExecutor(start_method="spawn")``.
+
+A worker that dies (killed, segfault, ``os._exit``) is reported to the controller as an
+:class:`~pbtlab.session.ErrorMessage` with ``error_type="WorkerDied"``, so ``FailureConfig(max_failures)``
+retries it; the retry starts a new process from the trial's latest checkpoint. Checkpoints are
+directories in the experiment folder, which every worker on this machine sees: nothing is copied
+between workers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from pbtlab.errors import ConfigError, describe
+from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage, run_trial
+
+START_METHODS = ("fork", "spawn", "forkserver")
+
+
+def available_cores() -> int:
+    """Cores this process may use (honours CPU affinity, e.g. ``taskset`` or a container's cpuset)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # macOS, Windows
+        return max(os.cpu_count() or 1, 1)
+
+
+def _default_start_method() -> str:
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+# -- worker side ------------------------------------------------------------------------------------
+class _PipeChannel:
+    """The worker's end of the pipe: send a message, block for the driver's command."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, parent_pid: int) -> None:
+        self.conn = conn
+        self.parent_pid = parent_pid
+
+    def exchange(self, message: WorkerMessage) -> Command:
+        self.conn.send(message)
+        # Wake up now and then while parked: if the driver died without stopping us, exit rather than
+        # linger (a forked sibling may hold the driver's end of our pipe open, so EOF alone is not enough).
+        while not self.conn.poll(2.0):
+            if os.getppid() != self.parent_pid:
+                os._exit(1)
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            os._exit(1)
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, trainable: Any,
+                 pickled: bool, spec: StartSpec, parent_pid: int) -> None:
+    """Entry point of a worker process: load the trainable, run the trial until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
+    if driver_end is not None:  # fork: close our copy of the driver's end, so EOF means the driver is gone
+        driver_end.close()
+    channel = _PipeChannel(conn, parent_pid)
+    try:
+        fn = pickle.loads(trainable) if pickled else trainable
+    except BaseException as error:  # noqa: BLE001 - reported to the driver, which stops the trial
+        channel.conn.send(ErrorMessage(
+            type(error).__name__, f"the worker process could not load the trainable: {error}",
+            traceback.format_exc(), True))
+        return
+    run_trial(fn, spec, channel)
+    conn.close()
+
+
+# -- driver side ------------------------------------------------------------------------------------
+class _Worker:
+    __slots__ = ("trial_id", "process", "conn", "busy_since", "dead")
+
+    def __init__(self, trial_id: str, process: Any, conn: multiprocessing.connection.Connection) -> None:
+        self.trial_id = trial_id
+        self.process = process
+        self.conn = conn
+        self.busy_since: int | None = None  # dispatch number of the command it is working on
+        self.dead = False
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "its pipe closed"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+_LIVE_PROCESSES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A driver that exits without ``shutdown()`` (e.g. killed mid-run) must not leave workers behind.
+
+    Registered after ``multiprocessing`` is imported, so it runs before multiprocessing joins its children.
+    """
+    leftovers = [p for p in list(_LIVE_PROCESSES) if p.is_alive()]
+    for process in leftovers:
+        process.kill()
+    for process in leftovers:
+        process.join(timeout=1.0)
+
+
+class ProcessExecutor:
+    """Runs each trial in its own local process; up to ``max_concurrent`` at once.
+
+    Args:
+        start_method: "fork" (default on Linux: fast, any trainable), "spawn" or "forkserver"
+            (the trainable must be picklable). See the module docstring.
+        stop_grace_s: at shutdown, how long a worker still inside the user's code may take to reach its
+            next ``tune.report`` and stop cleanly before it is killed.
+    """
+
+    name = "process"
+
+    def __init__(self, start_method: str | None = None, stop_grace_s: float = 2.0) -> None:
+        if start_method is not None and start_method not in START_METHODS:
+            raise ConfigError(f"ProcessExecutor(start_method=...) must be one of {', '.join(START_METHODS)} or None, "
+                              f"got {describe(start_method)}")
+        if start_method is not None and start_method not in multiprocessing.get_all_start_methods():
+            raise ConfigError(f"ProcessExecutor(start_method={start_method!r}) is not available on this system; "
+                              f"it has {', '.join(multiprocessing.get_all_start_methods())}")
+        if isinstance(stop_grace_s, bool) or not isinstance(stop_grace_s, (int, float)) or stop_grace_s < 0:
+            raise ConfigError(f"ProcessExecutor(stop_grace_s=...) must be a number >= 0, got {describe(stop_grace_s)}")
+        self.start_method = start_method or _default_start_method()
+        self.stop_grace_s = float(stop_grace_s)
+        self._context = multiprocessing.get_context(self.start_method)
+        self._trainable: Any = None
+        self._pickled = False
+        self._workers: dict[str, _Worker] = {}
+        self._stopping: list[Any] = []  # processes told to stop, to reap
+        self._dispatch = 0
+        self.processes_started = 0
+
+    # -- protocol ----------------------------------------------------------------------------------
+    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
+        if self.start_method == "fork":
+            self._trainable, self._pickled = trainable, False
+            return
+        try:
+            self._trainable = pickle.dumps(trainable)
+        except Exception as error:  # noqa: BLE001 - any pickling failure means the same thing to the user
+            raise ConfigError(
+                f"ProcessExecutor(start_method={self.start_method!r}) must send the trainable to a new Python "
+                f"process, but {describe(trainable)} cannot be pickled ({error}). Define it with `def` at module "
+                "level of an importable module, or use start_method='fork' (Linux) or executor='inprocess'"
+            ) from None
+        self._pickled = True
+
+    def default_concurrency(self, num_trials: int) -> int:
+        return max(1, min(num_trials, available_cores()))
+
+    def start(self, spec: StartSpec) -> None:
+        old = self._workers.pop(spec.trial_id, None)
+        if old is not None:
+            self._retire(old, stop=not old.dead)
+        driver_end, worker_end = self._context.Pipe(duplex=True)
+        forked = self.start_method == "fork"
+        process = self._context.Process(
+            target=_worker_main, name=f"pbtlab-trial-{spec.trial_id}", daemon=False,
+            args=(worker_end, driver_end if forked else None, self._trainable, self._pickled, spec, os.getpid()))
+        process.start()
+        worker_end.close()
+        self.processes_started += 1
+        _LIVE_PROCESSES.add(process)
+        worker = _Worker(spec.trial_id, process, driver_end)
+        self._workers[spec.trial_id] = worker
+        self._mark_busy(worker)
+
+    def send(self, trial_id: str, command: Command) -> None:
+        worker = self._workers.get(trial_id)
+        if command.kind is CommandKind.STOP:
+            if worker is not None:
+                del self._workers[trial_id]
+                self._retire(worker, stop=not worker.dead)
+            return
+        if worker is None or worker.dead:
+            if command.kind is CommandKind.RESTART and command.spec is not None:
+                self.start(command.spec)  # the old process died: a retry gets a fresh one
+                return
+            raise RuntimeError(f"trial {trial_id} has no live worker to {command.kind.value}")
+        try:
+            worker.conn.send(command)
+        except OSError:
+            worker.dead = True  # wait() reports it as WorkerDied
+        self._mark_busy(worker)
+
+    def wait(self) -> tuple[str, WorkerMessage]:
+        busy = sorted((w for w in self._workers.values() if w.busy_since is not None),
+                      key=lambda w: w.busy_since or 0)
+        if not busy:
+            raise RuntimeError("ProcessExecutor.wait() was called while no trial is running")
+        for worker in busy:  # a worker whose pipe broke while sending a command
+            if worker.dead:
+                return worker.trial_id, self._died(worker)
+        handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(multiprocessing.connection.wait(handles))
+        for worker in busy:  # messages first, in dispatch order (as the in-process executor would)
+            if worker.conn in ready:
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    return worker.trial_id, self._died(worker)
+                worker.busy_since = None
+                return worker.trial_id, message
+        for worker in busy:
+            if worker.process.sentinel in ready:
+                if worker.conn.poll():  # it wrote its last message just before exiting
+                    try:
+                        message = worker.conn.recv()
+                        worker.busy_since = None
+                        return worker.trial_id, message
+                    except (EOFError, OSError):
+                        pass
+                return worker.trial_id, self._died(worker)
+        raise RuntimeError("multiprocessing.connection.wait returned no ready worker")  # pragma: no cover
+
+    def shutdown(self) -> None:
+        for trial_id in list(self._workers):
+            self.send(trial_id, Command(CommandKind.STOP))
+        self._reap(self.stop_grace_s)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _mark_busy(self, worker: _Worker) -> None:
+        self._dispatch += 1
+        worker.busy_since = self._dispatch
+
+    def _died(self, worker: _Worker) -> ErrorMessage:
+        worker.dead = True
+        worker.busy_since = None
+        worker.process.join(timeout=1.0)
+        how = _describe_exit(worker.process.exitcode)
+        return ErrorMessage("WorkerDied", f"the worker process of trial {worker.trial_id} died ({how})",
+                            f"WorkerDied: process {worker.process.pid} of trial {worker.trial_id} ended ({how}) "
+                            "without a message to the driver\n", False)
+
+    def _retire(self, worker: _Worker, stop: bool) -> None:
+        if stop:
+            try:
+                worker.conn.send(Command(CommandKind.STOP))
+            except OSError:
+                pass
+        worker.conn.close()
+        self._stopping.append(worker.process)
+        self._reap(0.0)
+
+    def _reap(self, grace_s: float) -> None:
+        """Join stopped workers; after ``grace_s`` seconds kill those still running the user's code."""
+        if grace_s > 0 and self._stopping:
+            deadline = time.monotonic() + grace_s
+            for process in self._stopping:
+                process.join(timeout=max(deadline - time.monotonic(), 0.0))
+            for process in self._stopping:
+                if process.is_alive():
+                    process.kill()
+                    process.join(timeout=1.0)
+        alive = []
+        for process in self._stopping:
+            if process.is_alive():
+                alive.append(process)
+            else:
+                process.join(timeout=0)
+        self._stopping = alive
