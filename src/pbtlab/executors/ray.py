@@ -1,0 +1,371 @@
+"""Trials as Ray actors, on a local Ray or an existing cluster (the ``[ray]`` extra).
+
+    RunConfig(executor="ray")                              # ray.init() unless Ray is already initialized
+    RunConfig(executor=RayExecutor(address="auto"))        # join the cluster started with `ray start`
+
+This is the only module that imports ``ray``, and only when a ``RayExecutor`` is set up.
+
+Each trial runs in one actor for as long as it lives: the actor runs the trial's function in a thread
+through :func:`pbtlab.session.run_trial` (the same thread-and-lock handoff as the in-process executor),
+and every actor call returns the trial's next message. A PBT exploit sends ``RESTART`` with the donor's
+checkpoint and the new config to the same actor, which restarts the function in place. A new actor is
+created only for a new trial or after an actor died (reported as ``WorkerDied``, so
+``FailureConfig(max_failures)`` retries it on a fresh actor).
+
+Where checkpoints live (``checkpoint_transport``):
+
+- ``"auto"`` (default): the driver's experiment directory is the one complete copy. An actor on the
+  driver's node writes its checkpoints straight into it. An actor on another node writes them into a
+  node-local scratch directory and sends each checkpoint's files back with its report (through Ray's
+  object store), and the driver stores them in the experiment directory. When a ``RESTART`` names a
+  checkpoint that the actor's node does not hold (a donor trained on another node), the driver ships
+  the directory's files to it through the object store. No node needs to see any other node's disk,
+  and ``Tuner.restore``, pruning and analysis work on the driver's directory as usual.
+- ``"shared"``: every node sees ``storage_path`` at the same path (NFS, a cluster file system, or a
+  one-machine cluster): actors read and write the experiment directory directly and nothing is copied.
+  Use it when checkpoints are large and such a file system exists.
+- ``"object_store"``: like ``"auto"`` but even actors on the driver's node use scratch directories and
+  transfers (for testing the transport on one machine).
+
+Resources: an actor needs one CPU to be placed but holds none while it lives (Ray's default for
+actors), so paused trials do not block running ones; at most ``max_concurrent_trials`` (default: the
+cluster's CPUs) trials run at once, and actors are spread over the nodes (``SPREAD``). Pass
+``actor_options`` (a dict, or a function ``trial_id -> dict``) for GPUs, custom resources or placement;
+note that resources given there are held for the actor's whole life, including while it is paused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pbtlab.errors import ConfigError, describe
+from pbtlab.session import Command, CommandKind, ErrorMessage, ReportMessage, StartSpec, WorkerMessage
+
+TRANSPORTS = ("auto", "shared", "object_store")
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError(
+            f"executor='ray' needs Ray, which is not installed ({error}); install it with: pip install 'pbtlab[ray]'"
+        ) from None
+    return ray
+
+
+# -- moving checkpoint directories as bytes ------------------------------------------------------------
+def pack_directory(path: str) -> bytes:
+    """The files of a directory as an uncompressed tar archive."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(path, arcname=".")
+    return buffer.getvalue()
+
+
+def unpack_directory(data: bytes, target: str) -> None:
+    """Recreate a packed directory at ``target`` atomically (unpack to a hidden name, then rename)."""
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".tmp_{os.path.basename(target)}_{uuid.uuid4().hex[:8]}")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(staging, filter="data")
+        else:  # pragma: no cover - Python < 3.11.4
+            tar.extractall(staging)
+    if os.path.exists(target):
+        shutil.rmtree(target, ignore_errors=True)
+    os.rename(staging, target)
+
+
+# -- the actor ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Reply:
+    message: WorkerMessage | None  # None after STOP
+    files: bytes | None  # the reported checkpoint's files, when the driver cannot see them
+    node_id: str
+
+
+class _TrialActor:
+    """Runs one trial's function in a thread of a Ray worker process (wrapped by ``ray.remote`` lazily)."""
+
+    def __init__(self, trainable: Callable[..., Any], driver_node: str, transport: str) -> None:
+        ray = import_ray()
+        self.trainable = trainable
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.direct = transport == "shared" or (transport == "auto" and self.node_id == driver_node)
+        self.worker: Any = None
+        self.driver_dir = ""  # the experiment directory on the driver
+        self.local_dir = ""  # where this actor keeps it (the same path when direct)
+
+    # paths -------------------------------------------------------------------------------------------
+    def _bind(self, spec: StartSpec) -> None:
+        self.driver_dir = os.path.dirname(spec.trial_dir)
+        if self.direct:
+            self.local_dir = self.driver_dir
+        else:
+            key = hashlib.sha1(self.driver_dir.encode()).hexdigest()[:12]
+            self.local_dir = os.path.join(tempfile.gettempdir(), "pbtlab_ray", self.node_id[:12], key)
+
+    def _to_local(self, path: str) -> str:
+        return os.path.join(self.local_dir, os.path.relpath(path, self.driver_dir))
+
+    def _to_driver(self, path: str) -> str:
+        return os.path.join(self.driver_dir, os.path.relpath(path, self.local_dir))
+
+    def _localize(self, spec: StartSpec, files: bytes | None) -> StartSpec:
+        if self.direct:
+            return spec
+        checkpoint = self._to_local(spec.checkpoint_path) if spec.checkpoint_path else None
+        if files is not None and checkpoint is not None:
+            unpack_directory(files, checkpoint)
+        trial_dir = self._to_local(spec.trial_dir)
+        os.makedirs(trial_dir, exist_ok=True)
+        return dataclasses.replace(spec, trial_dir=trial_dir, checkpoint_path=checkpoint)
+
+    def _reply(self, message: Any) -> _Reply:
+        from pbtlab.executors.inprocess import _EXITED
+
+        if message is _EXITED:
+            self.worker = None
+            return _Reply(None, None, self.node_id)
+        files = None
+        if isinstance(message, ReportMessage) and message.checkpoint_path is not None and not self.direct:
+            files = pack_directory(message.checkpoint_path)
+            message = dataclasses.replace(message, checkpoint_path=self._to_driver(message.checkpoint_path))
+        return _Reply(message, files, self.node_id)
+
+    # calls from the driver ------------------------------------------------------------------------------
+    def start(self, spec: StartSpec, files: bytes | None) -> _Reply:
+        from pbtlab.executors.inprocess import _ThreadWorker
+
+        self._bind(spec)
+        self.worker = _ThreadWorker(self.trainable, self._localize(spec, files))
+        return self._reply(self.worker.step(None))
+
+    def step(self, command: Command, files: bytes | None) -> _Reply:
+        if self.worker is None:
+            return _Reply(None, None, self.node_id)
+        if command.kind is CommandKind.RESTART and command.spec is not None:
+            command = Command(CommandKind.RESTART, self._localize(command.spec, files))
+        return self._reply(self.worker.step(command))
+
+    def remove_scratch(self) -> None:
+        if not self.direct and self.local_dir:
+            shutil.rmtree(self.local_dir, ignore_errors=True)
+
+
+# -- the driver side ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(slots=True)
+class _ActorRecord:
+    trial_id: str
+    handle: Any
+    node_id: str | None = None  # known after its first reply
+    busy: bool = False
+    dead: bool = False
+
+
+class RayExecutor:
+    """Runs each trial in a Ray actor that lives as long as the trial (see the module docstring).
+
+    Args:
+        address: passed to ``ray.init(address=...)`` when Ray is not initialized yet: None starts a local
+            Ray (or joins the one in ``RAY_ADDRESS``), "auto" joins the cluster on this machine,
+            "ray://host:10001" a remote one. Ignored when Ray is already initialized.
+        checkpoint_transport: "auto" (default), "shared" or "object_store"; see the module docstring.
+        actor_options: extra ``ActorClass.options(...)`` for every trial's actor (a dict), or a function
+            ``trial_id -> dict``. Default: ``{"scheduling_strategy": "SPREAD"}``.
+        init_kwargs: extra keyword arguments for ``ray.init``.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, checkpoint_transport: str = "auto",
+                 actor_options: Mapping[str, Any] | Callable[[str], Mapping[str, Any]] | None = None,
+                 init_kwargs: Mapping[str, Any] | None = None) -> None:
+        if address is not None and not isinstance(address, str):
+            raise ConfigError(f"RayExecutor(address=...) must be a string such as 'auto' or None, got {describe(address)}")
+        if checkpoint_transport not in TRANSPORTS:
+            raise ConfigError(f"RayExecutor(checkpoint_transport=...) must be one of {', '.join(TRANSPORTS)}, "
+                              f"got {describe(checkpoint_transport)}")
+        if actor_options is not None and not isinstance(actor_options, Mapping) and not callable(actor_options):
+            raise ConfigError(f"RayExecutor(actor_options=...) must be a dict or a function trial_id -> dict, "
+                              f"got {describe(actor_options)}")
+        if init_kwargs is not None and not isinstance(init_kwargs, Mapping):
+            raise ConfigError(f"RayExecutor(init_kwargs=...) must be a dict, got {describe(init_kwargs)}")
+        self.address = address
+        self.checkpoint_transport = checkpoint_transport
+        self.actor_options = actor_options
+        self.init_kwargs = dict(init_kwargs or {})
+        self._ray: Any = None
+        self._actor_class: Any = None
+        self._trainable_ref: Any = None
+        self._driver_node = ""
+        self._actors: dict[str, _ActorRecord] = {}
+        self._pending: dict[Any, tuple[int, str]] = {}  # object ref -> (dispatch number, trial id)
+        self._dispatch = 0
+        self._node_has: dict[str, set[str]] = {}  # node id -> checkpoint paths (driver paths) it holds
+        #: Where each trial's actor ran last (node ids), and how many checkpoints crossed nodes.
+        self.trial_nodes: dict[str, str] = {}
+        self.checkpoints_to_driver = 0
+        self.checkpoints_to_workers = 0
+        self.actors_started = 0
+
+    # -- Ray ---------------------------------------------------------------------------------------------
+    def _ensure_ray(self) -> Any:
+        if self._ray is None:
+            ray = import_ray()
+            if not ray.is_initialized():
+                kwargs: dict[str, Any] = {"include_dashboard": False} if self.address is None else {}
+                kwargs.update(self.init_kwargs)
+                ray.init(address=self.address, **kwargs)
+            self._ray = ray
+            self._driver_node = ray.get_runtime_context().get_node_id()
+        return self._ray
+
+    # -- protocol ------------------------------------------------------------------------------------------
+    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
+        ray = self._ensure_ray()
+        self._actor_class = ray.remote(_TrialActor)
+        try:
+            self._trainable_ref = ray.put(trainable)
+        except Exception as error:  # noqa: BLE001 - any serialization failure means the same to the user
+            raise ConfigError(f"executor='ray' must send the trainable to Ray workers, but {describe(trainable)} "
+                              f"cannot be serialized ({error})") from None
+
+    def default_concurrency(self, num_trials: int) -> int:
+        cpus = int(self._ensure_ray().cluster_resources().get("CPU", 1))
+        return max(1, min(num_trials, cpus))
+
+    def start(self, spec: StartSpec) -> None:
+        old = self._actors.pop(spec.trial_id, None)
+        if old is not None:
+            self._retire(old)
+        options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
+        extra = self.actor_options(spec.trial_id) if callable(self.actor_options) else self.actor_options
+        if extra is not None and not isinstance(extra, Mapping):
+            raise ConfigError(f"RayExecutor(actor_options=...) returned {describe(extra)} for trial "
+                              f"{spec.trial_id}; it must return a dict")
+        options.update(extra or {})
+        handle = self._actor_class.options(**options).remote(
+            self._trainable_ref, self._driver_node, self.checkpoint_transport)
+        self.actors_started += 1
+        record = _ActorRecord(spec.trial_id, handle)
+        self._actors[spec.trial_id] = record
+        # Its node is not known yet: ship the checkpoint it starts from, if any (cheap when it is local).
+        files = self._files_for(record, spec.checkpoint_path)
+        self._submit(record, handle.start.remote(spec, files))
+
+    def send(self, trial_id: str, command: Command) -> None:
+        record = self._actors.get(trial_id)
+        if command.kind is CommandKind.STOP:
+            if record is not None:
+                del self._actors[trial_id]
+                self._retire(record)
+            return
+        if record is None or record.dead:
+            if command.kind is CommandKind.RESTART and command.spec is not None:
+                self.start(command.spec)  # the old actor died: a retry gets a fresh one
+                return
+            raise RuntimeError(f"trial {trial_id} has no live actor to {command.kind.value}")
+        files = None
+        if command.kind is CommandKind.RESTART and command.spec is not None:
+            files = self._files_for(record, command.spec.checkpoint_path)
+        self._submit(record, record.handle.step.remote(command, files))
+
+    def wait(self) -> tuple[str, WorkerMessage]:
+        ray = self._ray
+        if not self._pending:
+            raise RuntimeError("RayExecutor.wait() was called while no trial is running")
+        refs = list(self._pending)
+        ready, _ = ray.wait(refs, num_returns=1)
+        if len(refs) > 1:  # of all replies already in, take the earliest dispatched (as in-process would)
+            more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            ready = more or ready
+        ref = min(ready, key=lambda r: self._pending[r][0])
+        _, trial_id = self._pending.pop(ref)
+        record = self._actors.get(trial_id)
+        if record is None:  # pragma: no cover - a STOP was sent while running; the controller forgot it
+            raise RuntimeError(f"reply from trial {trial_id}, which has no actor")
+        record.busy = False
+        try:
+            reply: _Reply = ray.get(ref)
+        except ray.exceptions.RayActorError as error:
+            return trial_id, self._died(record, f"its Ray actor died: {error}")
+        except ray.exceptions.RayError as error:
+            return trial_id, self._died(record, f"its Ray actor failed: {error}")
+        if reply.message is None:  # pragma: no cover - the function ended without a STOP
+            return trial_id, self._died(record, "its function ended without a message")
+        record.node_id = reply.node_id
+        self.trial_nodes[trial_id] = reply.node_id
+        message = reply.message
+        if isinstance(message, ReportMessage) and message.checkpoint_path is not None:
+            if reply.files is not None:
+                unpack_directory(reply.files, message.checkpoint_path)
+                self.checkpoints_to_driver += 1
+            self._node_has.setdefault(reply.node_id, set()).add(message.checkpoint_path)
+        return trial_id, message
+
+    def shutdown(self) -> None:
+        for trial_id in list(self._actors):
+            self._retire(self._actors.pop(trial_id), remove_scratch=True)
+        self._pending.clear()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _submit(self, record: _ActorRecord, ref: Any) -> None:
+        self._dispatch += 1
+        self._pending[ref] = (self._dispatch, record.trial_id)
+        record.busy = True
+
+    def _files_for(self, record: _ActorRecord, checkpoint_path: str | None) -> bytes | None:
+        """The checkpoint's files if the actor's node may not hold them (None when it does or may read them)."""
+        if checkpoint_path is None or self.checkpoint_transport == "shared":
+            return None
+        node = record.node_id
+        if node is not None and checkpoint_path in self._node_has.get(node, ()):
+            return None
+        if node is not None and node == self._driver_node and self.checkpoint_transport == "auto":
+            return None
+        if node is None and self.checkpoint_transport == "auto" and len(self._ray.nodes()) == 1:
+            return None  # a one-node cluster: the actor will be on the driver's node
+        self.checkpoints_to_workers += 1
+        if node is not None:
+            self._node_has.setdefault(node, set()).add(checkpoint_path)
+        return pack_directory(checkpoint_path)
+
+    def _died(self, record: _ActorRecord, how: str) -> ErrorMessage:
+        record.dead = True
+        record.busy = False
+        try:
+            self._ray.kill(record.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - it is gone already
+            pass
+        return ErrorMessage("WorkerDied", f"the worker of trial {record.trial_id} died: {how}",
+                            f"WorkerDied: trial {record.trial_id}: {how}\n", False)
+
+    def _retire(self, record: _ActorRecord, remove_scratch: bool = False) -> None:
+        """Stop a trial's actor: a parked one unwinds its function and exits; a busy one is killed.
+
+        Scratch directories are shared by the trials on a node, so they are removed only at shutdown.
+        """
+        if record.dead:
+            return
+        for ref, (_, trial_id) in list(self._pending.items()):
+            if trial_id == record.trial_id:
+                del self._pending[ref]
+        if record.busy:
+            self._ray.kill(record.handle, no_restart=True)
+            return
+        record.handle.step.remote(Command(CommandKind.STOP), None)
+        if remove_scratch:
+            record.handle.remove_scratch.remote()
+        record.handle.__ray_terminate__.remote()
