@@ -1,0 +1,147 @@
+"""Resuming runs (Tuner.restore, pbtlab resume) and loading damaged or foreign directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+
+import pytest
+
+from pbtlab import load_results, tune
+from pbtlab.cli import main
+from pbtlab.config import RunConfig, TuneConfig
+from pbtlab.errors import ConfigError, ExperimentError
+from pbtlab.examples.runs import run_toy_pbt
+from pbtlab.examples.toy import train_func
+from pbtlab.store import truncate_lines
+from pbtlab.tuner import Tuner
+
+
+def finished_run(storage: str, name: str = "run", population: int = 2):
+    return run_toy_pbt(population=population, seed=7, storage_path=storage, name=name, iterations=20)
+
+
+def test_restoring_a_finished_run_changes_nothing(storage):
+    results = finished_run(storage)
+    before = [r.history() for r in results]
+    again = Tuner.restore(results.experiment_path, train_func).fit()
+    assert [r.history() for r in again] == before
+    assert [e["event"] for e in again.events][-2:] == ["experiment_resume", "experiment_end"]
+
+
+def test_resume_drops_rows_and_events_written_after_the_saved_state(storage):
+    """What a SIGKILL can leave: lines past the saved state, the last one half written."""
+    results = finished_run(storage)
+    path = results.experiment_path
+    reference = {r.trial_id: r.history() for r in results}
+    with open(os.path.join(path, "events.jsonl"), "a") as f:
+        f.write('{"seq": 99999, "event": "garbage"}\n{"half a line')
+    with open(os.path.join(path, results[1].trial_id, "result.jsonl"), "a") as f:
+        f.write('{"training_iteration": 21}\n{"trunc')
+    again = Tuner.restore(path, train_func).fit()
+    assert all(e["event"] != "garbage" for e in again.events)
+    assert {r.trial_id: r.history() for r in again} == reference
+
+
+def test_resume_from_the_cli_uses_the_recorded_trainable(storage, capsys):
+    results = finished_run(storage)
+    assert main(["resume", results.experiment_path, "--quiet"]) == 0
+    assert "Resumed and finished" in capsys.readouterr().out
+
+
+def test_resume_of_a_script_trainable_asks_for_it(storage, capsys):
+    def local_trainable(config):
+        tune.report({"score": 1.0})
+
+    results = Tuner(local_trainable, tune_config=TuneConfig(metric="score", mode="max", seed=0),
+                    run_config=RunConfig(storage_path=storage, verbose=0)).fit()
+    assert main(["resume", results.experiment_path]) == 2
+    assert "pass --trainable package.module:function" in capsys.readouterr().err
+    assert main(["resume", results.experiment_path, "--trainable", "pbtlab.examples.toy:nope"]) == 2
+    assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_restore_needs_the_scheduler_when_it_cannot_be_rebuilt(storage):
+    from pbtlab.schedulers import PopulationBasedTraining
+
+    def trainable(config):
+        for step in range(1, 9):
+            tune.report({"score": step * config["x"]})
+
+    scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
+                                        hyperparam_mutations={"x": lambda: 1.0})
+    results = Tuner(trainable, param_space={"x": tune.grid_search([1.0, 2.0])},
+                    tune_config=TuneConfig(metric="score", mode="max", scheduler=scheduler, seed=0),
+                    run_config=RunConfig(storage_path=storage, verbose=0)).fit()
+    with pytest.raises(ConfigError, match="pass the same scheduler"):
+        Tuner.restore(results.experiment_path, trainable).fit()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("state.json", "experiment state (state.json) is damaged"),
+    ("experiment.json", "experiment settings (experiment.json) is damaged"),
+    ("events.jsonl", "event log (events.jsonl) is damaged at line 3"),
+    ("result.jsonl", "is damaged at line 2"),
+])
+def test_damaged_directory_gives_an_error_naming_the_file(storage, damage, message):
+    results = finished_run(storage)
+    path = results.experiment_path
+    target = {"result.jsonl": os.path.join(path, results[0].trial_id, "result.jsonl")}.get(
+        damage, os.path.join(path, damage))
+    lines = open(target).read().splitlines(keepends=True)
+    if damage.endswith(".jsonl"):
+        lines[1 if damage == "result.jsonl" else 2] = "{not json\n"
+        open(target, "w").writelines(lines)
+    else:
+        open(target, "w").write("{" + "".join(lines)[:40])
+    with pytest.raises(ExperimentError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        grid = load_results(path)
+        grid.events  # noqa: B018 - loading is lazy
+        [r.history() for r in grid]
+    assert os.path.basename(target) in str(info.value)
+
+
+def test_foreign_or_missing_directory_is_refused(tmp_path):
+    with pytest.raises(ExperimentError, match="no experiment directory"):
+        load_results(tmp_path / "nothing")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "experiment.json").write_text('{"some": "other tool"}')
+    with pytest.raises(ExperimentError, match="is not a pbtlab experiment file"):
+        load_results(tmp_path / "foreign")
+    with pytest.raises(ExperimentError):
+        Tuner.restore(tmp_path / "foreign", train_func)
+    with pytest.raises(ConfigError, match="needs an experiment directory"):
+        Tuner.restore(42, train_func)
+
+
+def test_loading_never_unpickles_files_from_the_directory(storage, tmp_path):
+    results = finished_run(storage)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    for name in ("tuner.pkl", "state.pkl", "experiment_state.pkl"):
+        with open(os.path.join(results.experiment_path, name), "wb") as f:
+            pickle.dump(Payload(), f)
+    grid = load_results(results.experiment_path)
+    [r.metrics_dataframe for r in grid]
+    grid.events  # noqa: B018
+    assert not marker.exists()
+    # The modules that read experiment directories use JSON only (executors pickle messages between
+    # processes, never files; the tutorial's trainable unpickles its own checkpoints).
+    source = os.path.join(os.path.dirname(__file__), "..", "src", "pbtlab")
+    readers = ["analysis.py", "store.py", "resume.py", "tuner.py", "cli.py"]
+    for name in readers:
+        text = open(os.path.join(source, name)).read()
+        assert not re.search(r"import (cloud)?pickle|pickle\.load|marshal|shelve", text), name
+
+
+def test_truncate_lines_drops_a_half_written_line(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a"')
+    truncate_lines(str(path), 2)
+    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
