@@ -84,17 +84,17 @@ def _check_mutations(mutations: Any, path: str = "hyperparam_mutations") -> None
         where = f"{path}[{key!r}]"
         if isinstance(value, Function):
             raise ConfigError(
-                f"{where} is a tune.sample_from(...), which PBT cannot perturb; use a domain such as "
-                f"tune.uniform(...), a list of values, or a function of no arguments")
+                f"{where} must be a domain such as tune.uniform(...), a list of values, or a function of no "
+                f"arguments; got {value!r}, which PBT cannot perturb")
         if isinstance(value, GridSearch):
-            raise ConfigError(f"{where} is a tune.grid_search(...); PBT needs a domain, a list or a callable")
+            raise ConfigError(f"{where} must be a domain, a list or a callable; got {value!r}")
         if isinstance(value, Mapping):
             if not value:
-                raise ConfigError(f"{where} is an empty dict; give it something to mutate")
+                raise ConfigError(f"{where} must be a non-empty dict of mutations; got {{}}")
             _check_mutations(value, where)
         elif isinstance(value, (list, tuple)):
             if not value:
-                raise ConfigError(f"{where} is an empty list; give it the values to choose from")
+                raise ConfigError(f"{where} must be a non-empty list of the values to choose from; got {value!r}")
         elif not isinstance(value, Domain) and not callable(value):
             raise ConfigError(
                 f"{where} must be a dict, list, tuple, tune domain or callable, got {describe(value)}")
