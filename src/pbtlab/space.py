@@ -207,7 +207,7 @@ class Function(Domain):
 
 def _as_spec(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return _SpecView({k: _as_spec(v) for k, v in value.items()})
+        return _SpecView({k: _as_spec(v) for k, v in value.items() if not isinstance(v, Function)})
     return value
 
 
