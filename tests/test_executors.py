@@ -1,0 +1,303 @@
+"""One conformance suite for every executor: the same trainables, the same checks.
+
+"inprocess", "process" and "ray" must all: run trials to their stop criterion, restart an exploited
+trial in place (same worker, the donor's checkpoint, the new config), retry failed trials from their
+latest checkpoint, record errors, stop on request, and run asynchronous PBT. Ray runs on one local
+instance per module (num_cpus=2), shut down at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import pytest
+
+from pbtlab import tune
+from pbtlab.config import FailureConfig, RunConfig, TuneConfig
+from pbtlab.errors import ConfigError
+from pbtlab.executors.base import make_executor
+from pbtlab.schedulers import PopulationBasedTraining
+from pbtlab.tuner import Stopper, Tuner
+
+EXECUTORS = ["inprocess", "process", pytest.param("ray", marks=pytest.mark.ray)]
+
+_STARTS: dict[str, int] = {}  # trial dir -> how often the function started in this worker process
+
+
+def counting_trainable(config):
+    """Deterministic: ``score`` grows by ``rate`` per step; a checkpoint every ``every`` steps.
+
+    Reports how often the function started in this process (``starts``), the process id, and the step
+    it restored from. ``fail_at`` makes the first attempt fail at that step: ``fail="raise"`` raises,
+    ``fail="exit"`` kills the worker process, ``fail="always"`` raises on every attempt.
+    """
+    trial_dir = tune.get_context().get_trial_dir()
+    _STARTS[trial_dir] = _STARTS.get(trial_dir, 0) + 1
+    step, score, restored = 0, 0.0, -1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as path, open(os.path.join(path, "state.json")) as handle:
+            state = json.load(handle)
+        step, score, restored = state["step"], state["score"], state["step"]
+    every = config.get("every", 2)
+    while True:
+        step += 1
+        score += config["rate"]
+        if config.get("fail_at") == step:
+            marker = os.path.join(trial_dir, "failed_once")
+            if config.get("fail") == "always" or not os.path.exists(marker):
+                open(marker, "w").close()
+                if config.get("fail") == "exit":
+                    os._exit(3)
+                raise RuntimeError(f"planned failure at step {step}")
+        metrics = {"score": score, "step": step, "starts": _STARTS[trial_dir], "pid": os.getpid(),
+                   "restored_step": restored}
+        if step % every == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                with open(os.path.join(tmp, "state.json"), "w") as handle:
+                    json.dump({"step": step, "score": score}, handle)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(metrics)
+        if config.get("max_steps") is not None and step >= config["max_steps"]:
+            return
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local Ray for the module; workers import this test module through PYTHONPATH."""
+    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
+    if ray.is_initialized():
+        ray.shutdown()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": here}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request):
+    if request.param == "ray":
+        request.getfixturevalue("ray_runtime")
+    return request.param
+
+
+def rows(results, trial_id):
+    return results.trial(trial_id).history()
+
+
+def run(executor, storage, trainable=counting_trainable, *, param_space, scheduler=None, stop=None,
+        max_failures=0, seed=0, max_concurrent=None, name="exp"):
+    return Tuner(
+        trainable, param_space=param_space,
+        tune_config=TuneConfig(metric="score", mode="max", seed=seed, scheduler=scheduler,
+                               max_concurrent_trials=max_concurrent),
+        run_config=RunConfig(name=name, storage_path=storage, stop=stop, verbose=0, executor=executor,
+                             failure_config=FailureConfig(max_failures=max_failures)),
+    ).fit()
+
+
+def pbt(synch=True, interval=4):
+    return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=interval,
+                                   quantile_fraction=0.5, synch=synch,
+                                   hyperparam_mutations={"rate": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]})
+
+
+# -- plain runs ----------------------------------------------------------------------------------------
+def test_trials_run_to_their_stop_criterion(executor, storage):
+    results = run(executor, storage, param_space={"rate": tune.grid_search([1.0, 2.0, 3.0])},
+                  stop={"training_iteration": 5})
+    assert [r.status for r in results] == ["TERMINATED"] * 3
+    for result, rate in zip(results, [1.0, 2.0, 3.0]):
+        history = rows(results, result.trial_id)
+        assert [row["step"] for row in history] == [1, 2, 3, 4, 5]
+        assert [row["score"] for row in history] == pytest.approx([rate * k for k in range(1, 6)])
+        assert {row["starts"] for row in history} == {1}
+        assert len({row["pid"] for row in history}) == 1
+        assert [row["checkpoint_dir_name"] for row in history] == [None, "checkpoint_000000", None,
+                                                                    "checkpoint_000001", None]
+        assert os.path.isfile(os.path.join(result.path, "checkpoint_000001", "state.json"))
+    assert results.experiment_path and json.load(open(os.path.join(results.experiment_path, "experiment.json")))[
+        "executor"] == executor
+
+
+def test_function_that_returns_finishes_its_trial(executor, storage):
+    results = run(executor, storage, param_space={"rate": 1.0, "max_steps": tune.grid_search([2, 3])})
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    assert [r.metrics["training_iteration"] for r in results] == [2, 3]
+    assert [r.metrics["done"] for r in results] == [True, True]
+
+
+def test_one_trial_at_a_time_still_finishes(executor, storage):
+    results = run(executor, storage, param_space={"rate": tune.grid_search([1.0, 2.0, 3.0])},
+                  stop={"training_iteration": 10}, scheduler=pbt(), max_concurrent=1)
+    assert [r.metrics["training_iteration"] for r in results] == [10, 10, 10]
+    assert len(results.events_of("exploit")) == 2  # one per barrier (at 4 and 8): the worst of 3 clones the best
+
+
+# -- PBT: exploits restart the function in place ---------------------------------------------------------
+def check_exploits_restart_in_place(results, executor):
+    exploits = results.events_of("exploit")
+    assert exploits, "the test needs at least one exploit"
+    starts = {e["trial_id"]: 0 for e in exploits}
+    for e in exploits:
+        starts[e["trial_id"]] += 1
+    donors_rows = {r.trial_id: {row["training_iteration"]: row for row in rows(results, r.trial_id)}
+                   for r in results}
+    for result in results:
+        history = rows(results, result.trial_id)
+        assert len({row["pid"] for row in history}) == 1, "a trial kept its worker process"
+        assert history[-1]["starts"] == 1 + starts.get(result.trial_id, 0), "restarted in place, once per exploit"
+        restored_rows = [row for row in history if row["restored_from"]]
+        mine = [e for e in exploits if e["trial_id"] == result.trial_id]
+        explores = [e for e in results.events_of("explore") if e["trial_id"] == result.trial_id]
+        assert len(restored_rows) == len(mine) == len(explores)
+        for row, event, explore in zip(restored_rows, mine, explores):
+            donor_row = donors_rows[event["donor"]][event["donor_iteration"]]
+            assert row["restored_from"]["trial_id"] == event["donor"]
+            assert row["restored_step"] == event["donor_iteration"]
+            assert row["config"] == explore["new_config"]
+            assert row["score"] == pytest.approx(donor_row["score"] + row["config"]["rate"])
+    if executor != "inprocess":
+        assert len({row["pid"] for r in results for row in rows(results, r.trial_id)}) == len(results)
+
+
+def test_sync_pbt_exploits_restart_the_same_worker(executor, storage):
+    results = run(executor, storage, param_space={"rate": tune.grid_search([0.1, 0.5, 0.3, 0.6])},
+                  scheduler=pbt(synch=True), stop={"training_iteration": 12})
+    assert [r.metrics["training_iteration"] for r in results] == [12] * 4
+    assert len(results.events_of("exploit")) == 4  # 2 per barrier at 4 and 8; none at 12 (stopped first)
+    check_exploits_restart_in_place(results, executor)
+
+
+def test_async_pbt_runs_and_exploits(executor, storage):
+    results = run(executor, storage, param_space={"rate": tune.grid_search([0.1, 0.5, 0.3, 0.6])},
+                  scheduler=pbt(synch=False), stop={"training_iteration": 12})
+    assert [r.status for r in results] == ["TERMINATED"] * 4
+    assert [r.metrics["training_iteration"] for r in results] == [12] * 4
+    check_exploits_restart_in_place(results, executor)
+    for event in results.events_of("exploit"):  # every donor checkpoint is in the experiment directory
+        assert os.path.isfile(os.path.join(results.experiment_path, event["checkpoint"], "state.json"))
+
+
+# -- failures ----------------------------------------------------------------------------------------------
+def test_failed_trial_is_retried_from_its_latest_checkpoint(executor, storage):
+    results = run(executor, storage, param_space={"rate": 1.0, "fail_at": tune.grid_search([5, None]),
+                                                  "fail": "raise"},
+                  stop={"training_iteration": 8}, max_failures=1)
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    errors = results.events_of("trial_error")
+    assert [(e["trial_id"], e["iteration"], e["error_type"], e["will_retry"]) for e in errors] == [
+        (results[0].trial_id, 4, "RuntimeError", True)]
+    history = rows(results, results[0].trial_id)
+    assert [row["step"] for row in history] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert history[4]["restored_step"] == 4 and history[4]["restored_from"]["reason"] == "failure"
+    assert history[-1]["score"] == pytest.approx(8.0)
+
+
+def test_trial_that_keeps_failing_errors_and_others_finish(executor, storage):
+    results = run(executor, storage, param_space={"rate": 1.0, "fail_at": tune.grid_search([3, None]),
+                                                  "fail": "always"},
+                  stop={"training_iteration": 6}, max_failures=1)
+    assert [r.status for r in results] == ["ERROR", "TERMINATED"]
+    assert "planned failure at step 3" in str(results[0].error)
+    assert [e["will_retry"] for e in results.events_of("trial_error")] == [True, False]
+    assert results[1].metrics["training_iteration"] == 6
+
+
+@pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=pytest.mark.ray)], indirect=True)
+def test_worker_that_dies_is_reported_and_retried(executor, storage):
+    """A worker process killed mid-trial (here: os._exit) surfaces as WorkerDied; the retry gets a new worker."""
+    results = run(executor, storage, param_space={"rate": 1.0, "fail_at": tune.grid_search([5, None]),
+                                                  "fail": "exit"},
+                  stop={"training_iteration": 8}, max_failures=1)
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    errors = results.events_of("trial_error")
+    assert [(e["trial_id"], e["error_type"], e["will_retry"]) for e in errors] == [
+        (results[0].trial_id, "WorkerDied", True)]
+    history = rows(results, results[0].trial_id)
+    assert [row["step"] for row in history] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert len({row["pid"] for row in history[:4]}) == 1 and history[4]["pid"] != history[0]["pid"]
+    assert history[4]["restored_step"] == 4
+
+
+# -- stopping -------------------------------------------------------------------------------------------------
+class StopAllAt(Stopper):
+    def __init__(self, iteration):
+        self.iteration = iteration
+        self.hit = False
+
+    def __call__(self, trial_id, result):
+        self.hit = self.hit or result["training_iteration"] >= self.iteration
+        return False
+
+    def stop_all(self):
+        return self.hit
+
+
+def test_stop_all_ends_every_trial(executor, storage):
+    results = run(executor, storage, param_space={"rate": tune.grid_search([1.0, 2.0])}, stop=StopAllAt(3))
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    reasons = {e["trial_id"]: e["reason"] for e in results.events_of("trial_complete")}
+    assert set(reasons.values()) == {"stop_all"}
+    assert max(r.metrics.get("training_iteration", 0) for r in results) == 3  # a late starter may have none
+
+
+# -- configuration errors -----------------------------------------------------------------------------------
+def test_executor_arguments_are_checked():
+    from pbtlab.executors.process import ProcessExecutor
+
+    with pytest.raises(ConfigError, match=r"start_method=.*must be one of fork, spawn, forkserver.*'threads'"):
+        ProcessExecutor(start_method="threads")
+    with pytest.raises(ConfigError, match=r"stop_grace_s=.*>= 0, got -1"):
+        ProcessExecutor(stop_grace_s=-1)
+    with pytest.raises(ConfigError, match=r"executor=.*got 'gpu'"):
+        RunConfig(executor="gpu")
+    with pytest.raises(ConfigError, match=r"must be 'inprocess', 'process', 'ray' or an Executor object, got 3"):
+        make_executor(3)
+
+
+def test_spawn_needs_a_picklable_trainable(storage):
+    from pbtlab.executors.process import ProcessExecutor
+
+    with pytest.raises(ConfigError, match=r"start_method='spawn'.*cannot be pickled.*module level"):
+        run(ProcessExecutor(start_method="spawn"), storage, lambda config: None, param_space={"rate": 1.0})
+
+
+def test_spawn_runs_a_module_level_trainable(storage):
+    from pbtlab.executors.process import ProcessExecutor
+    from pbtlab.examples.runs import run_toy_pbt
+
+    results = run_toy_pbt(population=2, seed=0, iterations=8, storage_path=storage,
+                          executor=ProcessExecutor(start_method="spawn"))
+    assert [r.metrics["training_iteration"] for r in results] == [8, 8]
+
+
+def test_ray_executor_arguments_are_checked():
+    from pbtlab.executors.ray import RayExecutor
+
+    with pytest.raises(ConfigError, match=r"checkpoint_transport=.*auto, shared, object_store.*'nfs'"):
+        RayExecutor(checkpoint_transport="nfs")
+    with pytest.raises(ConfigError, match=r"address=.*got 6379"):
+        RayExecutor(address=6379)
+    with pytest.raises(ConfigError, match=r"actor_options=.*got 'gpu'"):
+        RayExecutor(actor_options="gpu")
+
+
+@pytest.mark.ray
+def test_ray_object_store_transport_on_one_node(storage, ray_runtime):
+    """Every checkpoint goes through the object store (as for a node without the driver's disk)."""
+    from pbtlab.executors.ray import RayExecutor
+
+    executor = RayExecutor(checkpoint_transport="object_store")
+    results = run(executor, storage, param_space={"rate": tune.grid_search([0.1, 0.5])},
+                  scheduler=pbt(synch=True), stop={"training_iteration": 10})
+    exploits = results.events_of("exploit")
+    assert len(exploits) == 2  # at the barriers at 4 and 8
+    assert executor.checkpoints_to_driver == 10  # 5 checkpoints per trial (every 2 steps), all uploaded
+    # one node: the donor's checkpoint is already in this node's scratch directory, nothing is shipped back
+    assert executor.checkpoints_to_workers == 0
+    check_exploits_restart_in_place(results, "ray")
