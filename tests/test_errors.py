@@ -157,9 +157,6 @@ def test_unresolvable_param_space_fails_before_any_trial(storage, space, fragmen
     assert not os.path.exists(storage)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: space._sample_config defers every KeyError (_depends_on_unresolved is "
-                                       "always true while the failing function itself is unresolved), so the "
-                                       "error never names the missing key")
 def test_sample_from_error_names_the_missing_key(storage):
     raises(ConfigError, lambda: _fit(storage, param_space={"x": tune.sample_from(lambda c: c["nokey"])}),
            "sample_from at x failed", "nokey")
@@ -196,9 +193,6 @@ def test_metric_never_reported_under_pbt_names_it_and_lists_reported(storage):
     assert "training_iteration" not in str(error)  # automatic fields are not listed as the user's
 
 
-@pytest.mark.xfail(strict=True, reason="bug: TuneConfig(metric=...) that no report contains is accepted silently "
-                                       "under the FIFO scheduler (Ray raises at the first result); the error "
-                                       "only comes later from get_best_result")
 def test_metric_never_reported_under_fifo_names_it_and_lists_reported(storage):
     raises(ConfigError, lambda: _run(storage, _reports_a, metric="acc", mode="max"), "'acc'", "['a']")
 

@@ -60,14 +60,11 @@ def test_quantized_values_are_multiples_of_q():
     assert sorted(set(draws(tune.quniform(0.0, 1.0, 0.25)))) == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: quantized sampling can leave [lower, upper]; Ray first narrows the "
-                                       "domain to ceil(lower/q)*q .. floor(upper/q)*q (Quantized.sample)")
 def test_quantized_float_stays_within_bounds():
     values = draws(tune.quniform(0.05, 0.97, 0.1))
     assert 0.05 <= min(values) and max(values) <= 0.97
 
 
-@pytest.mark.xfail(strict=True, reason="bug: qrandint(1, 12, 5) samples 0, below its lower bound (Ray: 5 or 10)")
 def test_quantized_int_stays_within_bounds():
     values = draws(tune.qrandint(1, 12, 5))
     assert set(values) <= {5, 10}

@@ -85,10 +85,13 @@ class Float(Domain):
         self.q = _check_q(kind, q)
 
     def sample(self, rng: np.random.Generator) -> float:
+        lower, upper = self.lower, self.upper
+        if self.q is not None:  # as Ray's Quantized: sample on the q-grid inside the bounds
+            lower, upper = float(np.ceil(lower / self.q) * self.q), float(np.floor(upper / self.q) * self.q)
         if self.log:
-            value = float(np.exp(rng.uniform(np.log(self.lower), np.log(self.upper))))
+            value = float(np.exp(rng.uniform(np.log(lower), np.log(upper))))
         else:
-            value = float(rng.uniform(self.lower, self.upper))
+            value = float(rng.uniform(lower, upper))
         return _quantize(value, self.q)
 
     def clip(self, value: Any) -> float:
@@ -136,10 +139,13 @@ class Integer(Domain):
             raise ConfigError(f"{kind} q must be > 0, got {q!r}")
 
     def sample(self, rng: np.random.Generator) -> int:
+        lower, upper = self.lower, self.upper
+        if self.q is not None and self.q != 1:  # as Ray's Quantized: stay on the q-grid inside the bounds
+            lower, upper = int(np.ceil(lower / self.q) * self.q), int(np.floor(upper / self.q) * self.q)
         if self.log:
-            value = int(np.exp(rng.uniform(np.log(self.lower), np.log(self.upper))))
+            value = int(np.exp(rng.uniform(np.log(lower), np.log(upper))))
         else:
-            value = int(rng.integers(self.lower, self.upper))
+            value = int(rng.integers(lower, upper)) if upper > lower else lower
         if self.q is not None:
             value = int(np.round(value / self.q) * self.q)
         return value
@@ -359,27 +365,26 @@ def _sample_config(config: dict[str, Any], rng: np.random.Generator) -> dict[str
         elif isinstance(leaf, Domain):
             _set(config, path, leaf.sample(rng))
     unresolved = functions
-    for _ in range(len(functions) + 1):
-        if not unresolved:
-            break
-        still = []
+    while unresolved:
+        # Resolve in passes: a function reading a value that another sample_from has not produced yet
+        # waits for the next pass. A pass that resolves nothing means a key is missing (or a cycle).
+        still: list[tuple[Path, Function]] = []
+        failures: list[tuple[Path, Exception]] = []
         for path, function in unresolved:
             try:
                 _set(config, path, function.resolve(config))
-            except (KeyError, AttributeError, TypeError) as error:
-                if _depends_on_unresolved(error, config):
-                    still.append((path, function))
-                else:
-                    raise ConfigError(f"sample_from at {'/'.join(map(str, path))} failed: {error!r}") from error
+            except (KeyError, AttributeError, TypeError, IndexError) as error:
+                still.append((path, function))
+                failures.append((path, error))
+        if len(still) == len(unresolved):
+            path, error = failures[0]
+            names = ", ".join("/".join(map(str, p)) for p, _ in still)
+            raise ConfigError(
+                f"sample_from values could not be resolved (circular or missing keys): {names}. "
+                f"sample_from at {'/'.join(map(str, path))} failed: {error!r}; the config it saw has keys "
+                f"{sorted(map(str, config))}") from error
         unresolved = still
-    if unresolved:
-        names = ", ".join("/".join(map(str, p)) for p, _ in unresolved)
-        raise ConfigError(f"sample_from values could not be resolved (circular or missing keys): {names}")
     return config
-
-
-def _depends_on_unresolved(error: Exception, config: dict[str, Any]) -> bool:
-    return any(isinstance(leaf, Function) for _, leaf in _walk(config))
 
 
 def resolved_leaves(param_space: Mapping[str, Any] | None) -> list[Path]:

@@ -188,6 +188,7 @@ class Controller:
         self.reporter = StatusReporter(self.verbose, run_config.progress_interval_s)
         self._log_policy = bool(getattr(scheduler, "log_config", False))
         self._doomed: list[CheckpointRef] = []  # deleted from disk after the next state save
+        self._metric_checked: set[str] = set()
 
     # -- events --------------------------------------------------------------------------------------
     def event(self, kind: str, **fields: Any) -> None:
@@ -344,7 +345,18 @@ class Controller:
             self._num_dirty += 1 if dirty else -1
             trial.dirty = dirty
 
+    def _check_metric(self, trial: Trial, reported: Mapping[str, Any]) -> None:
+        """On a trial's first report: the metric to rank by must be there (Ray checks this too)."""
+        self._metric_checked.add(trial.trial_id)
+        if self.metric and self.metric not in reported and not self.scheduler.checks_metric:
+            raise ConfigError(
+                f"TuneConfig(metric={self.metric!r}) is not in trial {trial.trial_id}'s report: it reported "
+                f"{sorted(reported)} (plus the automatic fields). Report it, or set TuneConfig(metric=...) "
+                "to one of those")
+
     def _on_report(self, trial: Trial, message: ReportMessage) -> None:
+        if trial.trial_id not in self._metric_checked:
+            self._check_metric(trial, message.metrics)
         trial.iteration += 1
         trial.iterations_since_restore += 1
         trial.time_total_s += message.time_this_iter_s

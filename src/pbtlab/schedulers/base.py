@@ -118,6 +118,8 @@ class TrialScheduler:
 
     metric: str | None = None
     mode: str | None = None
+    #: True if ``on_trial_result`` itself validates that reports contain the metric.
+    checks_metric: bool = False
 
     def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
         if self.metric and metric and metric != self.metric:

@@ -84,10 +84,11 @@ def _check_mutations(mutations: Any, path: str = "hyperparam_mutations") -> None
         where = f"{path}[{key!r}]"
         if isinstance(value, Function):
             raise ConfigError(
-                f"{where} must be a domain such as tune.uniform(...), a list of values, or a function of no "
-                f"arguments; got {value!r}, which PBT cannot perturb")
+                f"{where} is a tune.sample_from(...), which PBT cannot perturb: it must be a domain such as "
+                f"tune.uniform(...), a list of values, or a function of no arguments; got {value!r}")
         if isinstance(value, GridSearch):
-            raise ConfigError(f"{where} must be a domain, a list or a callable; got {value!r}")
+            raise ConfigError(f"{where} is a tune.grid_search(...): it must be a domain, a list or a callable; "
+                              f"got {value!r}")
         if isinstance(value, Mapping):
             if not value:
                 raise ConfigError(f"{where} must be a non-empty dict of mutations; got {{}}")
@@ -141,6 +142,8 @@ class PopulationBasedTraining(TrialScheduler):
             own hyperparameters and keeps its own weights; the PBT paper's Figure 2 ablation).
         explore: perturb the cloned config (False: exploit-only, copy without perturbing).
     """
+
+    checks_metric = True
 
     def __init__(
         self,
