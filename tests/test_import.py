@@ -1,0 +1,35 @@
+"""`import pbtlab` stays lean: numpy only, no pandas, matplotlib or ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("pandas", "matplotlib", "ray", "rich", "scipy", "sklearn", "PIL")
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    return {name.split(".")[0] for name in json.loads(out.splitlines()[-1])}
+
+
+def test_import_pbtlab_is_lean():
+    loaded = _modules_after("import pbtlab\nfrom pbtlab import tune, Tuner, TuneConfig\n"
+                            "from pbtlab.schedulers import PopulationBasedTraining\n"
+                            "from pbtlab.examples.toy import get_init_theta")
+    assert "pbtlab" in loaded and "numpy" in loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+def test_a_whole_run_without_analysis_imports_no_pandas(tmp_path):
+    loaded = _modules_after(
+        "from pbtlab.examples.runs import run_toy_pbt\n"
+        f"r = run_toy_pbt(population=2, seed=0, storage_path={str(tmp_path)!r}, verbose=1)\n"
+        "assert r[0].metrics['Q'] > 1.19")
+    assert not loaded & {"pandas", "matplotlib", "ray"}, loaded & {"pandas", "matplotlib", "ray"}
+
+
+def test_the_check_can_fail():
+    assert "pandas" in _modules_after("import pandas")
