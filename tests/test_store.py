@@ -191,9 +191,6 @@ def test_pbt_policy_files_hold_each_lineage(run):
             assert handle.read().splitlines() == expected[result.trial_id]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: tuner.py _perturb writes the trial's current (already perturbed) tag "
-                                       "into pbt_global.txt; Ray writes orig_tag for target and donor, which "
-                                       "PopulationBasedTrainingReplay needs to follow a lineage")
 def test_pbt_global_tags_are_the_original_tags(run):
     tags = {e["trial_id"]: e["tag"] for e in run.events_of("trial_add")}
     with open(os.path.join(run.experiment_path, "pbt_global.txt"), encoding="utf-8") as handle:

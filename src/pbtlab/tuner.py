@@ -95,6 +95,11 @@ class Trial:
     def latest_checkpoint(self) -> CheckpointRef | None:
         return self.latest
 
+    @property
+    def orig_tag(self) -> str:
+        """The tag the trial was added with (Ray's ``orig_tag``), without ``@perturbed[...]``."""
+        return self.tag.split("@perturbed", 1)[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "trial_id": self.trial_id, "index": self.index, "config": self.config, "tag": self.tag,
@@ -496,7 +501,7 @@ class Controller:
         target = self.by_id[p.target]
         if p.donor is not None:
             self.event("exploit", trial_id=p.target, donor=p.donor, target_iteration=p.target_iteration,
-                       target_tag=target.tag, donor_tag=self.by_id[p.donor].tag,
+                       target_tag=target.orig_tag, donor_tag=self.by_id[p.donor].orig_tag,
                        donor_iteration=p.checkpoint.iteration, checkpoint=p.checkpoint.path,
                        target_score=p.target_score, donor_score=p.donor_score, old_config=p.old_config,
                        donor_config=p.donor_config, time_attr=p.time_attr, time_value=p.time_value)
@@ -509,14 +514,13 @@ class Controller:
                  f"{p.target}:\n{summarize_changes(p.changes)}\n")
         if self._log_policy and p.donor is not None:
             donor = self.by_id[p.donor]
-            row = [target.tag, donor.tag, p.target_iteration, p.checkpoint.iteration, p.donor_config, p.new_config]
+            row = [target.orig_tag, donor.orig_tag, p.target_iteration, p.checkpoint.iteration, p.donor_config, p.new_config]
             line = dumps(row)
             self.store.append_policy("pbt_global.txt", line)
             self.store.append_policy(f"pbt_policy_{p.target}.txt", line, copy_from=f"pbt_policy_{p.donor}.txt")
         target.config = p.new_config
-        base_tag = target.tag.split("@perturbed", 1)[0]
         values = ",".join(f"{c.param}={_format_tag_value(c.new)}" for c in p.changes)
-        target.tag = f"{base_tag}@perturbed[{values}]"
+        target.tag = f"{target.orig_tag}@perturbed[{values}]"
         target.restore = p.checkpoint
         target.restore_reason = "exploit" if p.donor is not None else "explore"
         target.pending_restart = True
