@@ -1,0 +1,175 @@
+"""Seed benchmark: the tutorial's 2-trial PBT experiment as a whole process vs a bare numpy loop.
+
+Both sides are timed as whole processes (interpreter start, imports, work, exit):
+
+- pbtlab: the tutorial's own code (``tests/tutorial_code.py``: the tutorial with its imports swapped) runs
+  ``run_pbt_2(seed=0)`` with its default verbosity: 2 trials x 100 iterations, synchronous PBT every 4
+  iterations, 25 checkpoints per trial, results, events and checkpoints written to disk.
+- bare loop: ``import numpy`` and the same arithmetic (2 trials x 100 gradient steps of the toy problem).
+
+The issue's goal: pbtlab at most 2.5x the bare loop's whole-process time (Ray Tune needs about 134 s).
+
+    python bench/seed_pbt.py [--runs 7] [--check]
+
+``--check`` exits with status 1 when the ratio is above the goal (timings are never asserted in tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+GOAL = 2.5
+
+PBTLAB_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+import tutorial_code
+results, scheduler = tutorial_code.run_pbt_2(seed=0, storage_path={storage!r})
+"""
+
+BARE_LOOP = """
+import numpy as np
+
+def Q(theta):
+    return 1.2 - (3 / 4 * theta[0] ** 2 + theta[1] ** 2)
+
+for h0 in (0.0, 1.0):
+    h = np.array([h0, 1.0 - h0])
+    theta = np.array([0.9, 0.9])
+    lr = 0.05
+    for step in range(100):
+        theta_grad = -2 * h * theta
+        theta_grad[0] *= 3 / 4
+        theta = theta + lr * theta_grad
+        q = Q(theta)
+"""
+
+IMPORT_TIME = """
+import time
+t0 = time.perf_counter()
+import numpy
+t1 = time.perf_counter()
+import pbtlab
+from pbtlab import tune, Tuner, TuneConfig
+from pbtlab.schedulers import PopulationBasedTraining
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+CPU: dict[str, list[float]] = {}
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_process(code: str, label: str | None = None) -> tuple[float, str]:
+    """Wall time of ``python -c code`` as a whole process, and its stdout (CPU time recorded under label)."""
+    cpu = _child_cpu()
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, check=True)
+    elapsed = time.perf_counter() - start
+    if label:
+        CPU.setdefault(label, []).append(_child_cpu() - cpu)
+    return elapsed, done.stdout
+
+
+def time_pbtlab(storage_root: str, runs: int) -> tuple[list[float], str]:
+    times, last = [], ""
+    for i in range(runs + 1):  # the first run warms the file cache and is not counted
+        storage = os.path.join(storage_root, f"run{i}")
+        elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage), "pbtlab" if i else None)
+        if i:
+            times.append(elapsed)
+        last = storage
+    return times, last
+
+
+def verify(storage: str) -> str:
+    """Check (outside the timing) that the last run left its results and checkpoints on disk."""
+    (name,) = os.listdir(storage)
+    path = os.path.join(storage, name)
+    with open(os.path.join(path, "experiment.json"), encoding="utf-8") as handle:
+        trial_ids = json.load(handle)["trial_ids"]
+    summary = []
+    for trial_id in trial_ids:
+        with open(os.path.join(path, trial_id, "result.jsonl"), encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle]
+        checkpoints = [d for d in os.listdir(os.path.join(path, trial_id)) if d.startswith("checkpoint_")]
+        assert len(rows) == 100 and rows[-1]["Q"] >= 1.19, (trial_id, len(rows), rows[-1]["Q"])
+        summary.append(f"{trial_id}: {len(rows)} rows, {len(checkpoints)} checkpoints, Q={rows[-1]['Q']:.4f}")
+    with open(os.path.join(path, "events.jsonl"), encoding="utf-8") as handle:
+        exploits = sum('"event": "exploit"' in line for line in handle)
+    assert exploits == 24, exploits
+    return "; ".join(summary) + f"; {exploits} exploits"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each (median reported; default 7)")
+    parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {GOAL}")
+    args = parser.parse_args(argv)
+
+    storage_root = tempfile.mkdtemp(prefix="pbtlab_bench_")
+    try:
+        bare = []
+        for i in range(args.runs + 1):
+            elapsed, _ = run_process(BARE_LOOP, "bare" if i else None)
+            if i:
+                bare.append(elapsed)
+        pbt, last_storage = time_pbtlab(storage_root, args.runs)
+        checked = verify(last_storage)
+        numpy_import, pbtlab_import = [], []
+        for _ in range(args.runs):
+            _, out = run_process(IMPORT_TIME)
+            a, b = map(float, out.split())
+            numpy_import.append(a)
+            pbtlab_import.append(b)
+        bare_import, _ = run_process("import numpy")
+        whole_import = [run_process("import pbtlab")[0] for _ in range(args.runs)]
+    finally:
+        shutil.rmtree(storage_root, ignore_errors=True)
+
+    bare_med, pbt_med = statistics.median(bare), statistics.median(pbt)
+    ratio = pbt_med / bare_med
+    rows = [
+        ("bare numpy loop (whole process)", bare_med, min(bare), max(bare)),
+        ("pbtlab tutorial 2-trial PBT (whole process)", pbt_med, min(pbt), max(pbt)),
+        ("python -c 'import pbtlab' (whole process)", statistics.median(whole_import), min(whole_import),
+         max(whole_import)),
+        ("  import numpy (in process)", statistics.median(numpy_import), min(numpy_import), max(numpy_import)),
+        ("  import pbtlab after numpy (in process)", statistics.median(pbtlab_import), min(pbtlab_import),
+         max(pbtlab_import)),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"Seed benchmark: tutorial 2-trial PBT, {args.runs} runs each (median, min, max), Python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(f"{'what':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
+    print(f"{'-' * width}  {'-' * 9}  {'-' * 7}  {'-' * 7}")
+    for label, med, low, high in rows:
+        print(f"{label:<{width}}  {med:9.3f}  {low:7.3f}  {high:7.3f}")
+    verdict = "within" if ratio <= GOAL else "ABOVE"
+    print(f"{'ratio pbtlab / bare loop (wall)':<{width}}  {ratio:8.2f}x  ({verdict} the goal of {GOAL}x)")
+    cpu_bare, cpu_pbt = statistics.median(CPU["bare"]), statistics.median(CPU["pbtlab"])
+    print(f"{'CPU s (user+sys): bare loop / pbtlab':<{width}}  {cpu_bare:9.3f}  {cpu_pbt:7.3f}  "
+          f"ratio {cpu_pbt / cpu_bare:.2f}x (less sensitive to other load on the machine)")
+    print(f"checked: {checked}")
+    return 1 if args.check and ratio > GOAL else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
