@@ -1,0 +1,47 @@
+"""See what PBT did: trajectories, metric histories, animations, lineage, schedules, Figure 2, reports.
+
+The tutorial's helpers keep their signatures, so its plotting cells run unchanged after
+``from pbtlab.viz import plot_parameter_history, plot_Q_history, make_animation``. Every function
+accepts a live ``ResultGrid`` or an experiment directory, and plots what the event log recorded.
+
+    >>> from pbtlab.viz import plot_lineage
+    >>> fig = plot_lineage("pbtlab_results/my_run")  # doctest: +SKIP
+
+matplotlib and Pillow (the ``[viz]`` extra) are imported on first use, not by ``import pbtlab.viz``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "plot_parameter_history": "pbtlab.viz.trajectories",
+    "marker_sizes": "pbtlab.viz.trajectories",
+    "plot_metric_history": "pbtlab.viz.history",
+    "plot_Q_history": "pbtlab.viz.history",
+    "make_animation": "pbtlab.viz.animation",
+    "Animation": "pbtlab.viz.animation",
+    "plot_lineage": "pbtlab.viz.lineage",
+    "plot_hyperparameter_schedule": "pbtlab.viz.schedule",
+    "plot_population_hyperparameters": "pbtlab.viz.schedule",
+    "plot_figure2": "pbtlab.viz.figure2",
+    "run_figure2": "pbtlab.viz.figure2",
+    "write_report": "pbtlab.viz.report",
+    "run_demo": "pbtlab.viz.demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pbtlab.viz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,80 @@
+"""The one place pbtlab imports matplotlib and Pillow (the ``[viz]`` extra).
+
+    >>> figure_class().__name__
+    'Figure'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_INSTALL = "pip install 'pbtlab[viz]'"
+
+
+def _missing(what: str, error: ImportError) -> ImportError:
+    return ImportError(f"pbtlab's plots need {what}, which is not installed ({error}); install it with: {_INSTALL}")
+
+
+def matplotlib() -> Any:
+    """The ``matplotlib`` module."""
+    try:
+        import matplotlib as mpl
+    except ImportError as error:
+        raise _missing("matplotlib", error) from None
+    return mpl
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot``, for functions drawing on the current figure (notebooks, scripts)."""
+    matplotlib()
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_class() -> Any:
+    """``matplotlib.figure.Figure``: figures made without pyplot (no GUI backend, no global state)."""
+    matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+def new_figure(**kwargs: Any) -> Any:
+    """A ``Figure`` with an Agg canvas attached, so it can be saved and rasterized anywhere."""
+    matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = figure_class()(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def patches() -> Any:
+    matplotlib()
+    import matplotlib.patches as mpatches
+
+    return mpatches
+
+
+def lines() -> Any:
+    matplotlib()
+    import matplotlib.lines as mlines
+
+    return mlines
+
+
+def bbox_from_extents(x0: float, y0: float, x1: float, y1: float) -> Any:
+    matplotlib()
+    from matplotlib.transforms import Bbox
+
+    return Bbox.from_extents(x0, y0, x1, y1)
+
+
+def pil_image() -> Any:
+    """``PIL.Image`` (Pillow), for GIF animations."""
+    try:
+        from PIL import Image
+    except ImportError as error:
+        raise _missing("Pillow", error) from None
+    return Image

@@ -1,0 +1,275 @@
+"""One self-contained HTML report of an experiment (opens offline: no scripts, no CDN, images embedded).
+
+    >>> path = write_report("pbtlab_results/my_run")            # doctest: +SKIP
+    >>> path = write_report(grid, "report.html", animation=False)  # doctest: +SKIP
+
+Every name and value from the experiment is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from pbtlab.errors import ConfigError, describe
+from pbtlab.viz import _mpl
+from pbtlab.viz._style import toy_labels, trial_colors, trial_labels
+from pbtlab.viz.data import (
+    RunData,
+    ancestry,
+    best_trial,
+    final_table,
+    hyperparameter_schedule,
+    lineage,
+    run_data,
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#222;
+padding:0 16px}
+h1{font-size:1.6em;margin-bottom:.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0} td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:left;vertical-align:top} th{background:#f3f3f3} tr.best td{background:#fff4d6;font-weight:600}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px} pre{white-space:pre-wrap;margin:0}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:13px;color:#555}
+.muted{color:#666;font-size:13px} .kind-exploit{color:#8a4b00;font-weight:600} .kind-explore{color:#00588a}
+nav a{margin-right:1em}
+"""
+
+
+def _e(value: Any) -> str:
+    """Escape anything for HTML text and attribute values."""
+    return html.escape(value if isinstance(value, str) else _fmt(value), quote=True)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else repr(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str)
+    return "" if value is None else str(value)
+
+
+def _png(figure: Any, dpi: int = 90) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_html(data: str, alt: str, caption: str, mime: str = "image/png") -> str:
+    return (f'<figure><img src="data:{mime};base64,{data}" alt="{_e(alt)}"/>'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Sequence[str] | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for n, row in enumerate(rows):
+        cls = f' class="{_e(row_classes[n])}"' if row_classes and row_classes[n] else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One readable line for an event record (plain text; escape before putting it in HTML)."""
+    kind = event.get("event")
+    if kind == "exploit":
+        return (f"{event.get('trial_id')} (score {_fmt(event.get('target_score'))}, iteration "
+                f"{event.get('target_iteration')}) clones {event.get('donor')} (score {_fmt(event.get('donor_score'))}, "
+                f"checkpoint of iteration {event.get('donor_iteration')}: {event.get('checkpoint')})")
+    if kind == "explore":
+        changes = "; ".join(f"{c.get('param')}: {_fmt(c.get('old'))} --({c.get('op')})--> {_fmt(c.get('new'))}"
+                            for c in event.get("changes") or [])
+        who = "" if event.get("donor") is not None else " (explore only: own weights)"
+        return f"{event.get('trial_id')}{who}: {changes or 'no change'}"
+    skip = {"seq", "event", "time", "traceback", "config", "old_config", "donor_config", "new_config"}
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in event.items() if k not in skip)
+
+
+def _settings_rows(run: RunData) -> list[tuple[str, Any]]:
+    experiment = run.experiment
+    keys = ["name", "trainable", "seed", "metric", "mode", "num_samples", "stop", "max_failures", "executor",
+            "created", "param_space", "scheduler"]
+    rows = [(key, experiment[key]) for key in keys if key in experiment]
+    rows += [(key, value) for key, value in experiment.items() if key not in keys and key not in ("trial_ids",)]
+    return rows
+
+
+def _has_toy_parameters(run: RunData) -> bool:
+    return bool(run.trials) and all(t.rows and "theta0" in t.rows[0] and "theta1" in t.rows[0] for t in run.trials)
+
+
+def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, colors: Sequence[Any] | None = None,
+                labels: Sequence[str] | None = None, title: str | None = None) -> str:
+    """The report as one HTML string (see ``write_report``)."""
+    from pbtlab.viz.history import plot_metric_history
+    from pbtlab.viz.lineage import draw_lineage
+    from pbtlab.viz.schedule import draw_schedule, plot_population_hyperparameters
+    from pbtlab.viz.trajectories import plot_parameter_history
+
+    run = run_data(results)
+    colors = trial_colors(run, colors)
+    toy = _has_toy_parameters(run)
+    if labels is None:
+        labels = toy_labels(run) if toy and all("h0" in t.initial_config for t in run.trials) else None
+    labels = trial_labels(run, labels)
+    name = run.experiment.get("name") or os.path.basename(run.path)
+    metric, mode = run.metric, run.mode
+    try:
+        best = best_trial(run).trial_id
+    except ConfigError:
+        best = None
+    counts: dict[str, int] = {}
+    for event in run.events:
+        counts[str(event.get("event"))] = counts.get(str(event.get("event")), 0) + 1
+
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/>"
+             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>"
+             f"<title>{_e(title or f'pbtlab report: {name}')}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{_e(title or f'pbtlab report: {name}')}</h1>",
+             f"<p class=\"muted\">Experiment directory <code>{_e(run.path)}</code> · {len(run.trials)} trials · "
+             f"{len(run.events)} events · report written {_e(datetime.datetime.now().isoformat(timespec='seconds'))}"
+             "</p>",
+             "<nav><a href=\"#settings\">Settings</a><a href=\"#final\">Final table</a><a href=\"#figures\">Figures"
+             "</a><a href=\"#lineage\">Lineage</a><a href=\"#events\">Event log</a></nav>"]
+
+    parts.append("<h2 id=\"settings\">Settings</h2>")
+    parts.append(_table(["setting", "value"], [(k, v) for k, v in _settings_rows(run)]))
+    parts.append(f"<p class=\"muted\">Events: {_e(', '.join(f'{k} {v}' for k, v in sorted(counts.items())))}</p>")
+
+    parts.append("<h2 id=\"final\">Final table</h2>")
+    table = final_table(run)
+    header = list(table[0]) if table else ["trial_id"]
+    header_with_label = ["", *header, "start config"]
+    rows, classes = [], []
+    for entry, label in zip(table, labels):
+        is_best = entry["trial_id"] == best
+        rows.append(["★" if is_best else "", *[entry.get(h) for h in header], label])
+        classes.append("best" if is_best else "")
+    parts.append(_table(header_with_label, rows, classes))
+    if best is not None:
+        parts.append(f"<p class=\"muted\">★ best final trial by {_e(metric)} ({_e(mode)}).</p>")
+
+    parts.append("<h2 id=\"figures\">Figures</h2>")
+    if toy:
+        figure = _mpl.new_figure(figsize=(13, 6))
+        ax_left, ax_right = figure.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.5, 1]))
+        plot_parameter_history(run, colors, labels, fig=figure, ax=ax_left)
+        plot_metric_history(run, metric or "Q", colors, labels, ax=ax_right)
+        parts.append(_figure_html(_png(figure), "parameter history",
+                                  "Left: each trial's parameters over the true reward's contours; dashed arrows are "
+                                  "exploits from the event log (from the point before the jump to the cloned point), "
+                                  "numbers are iterations where the scheduler decided. Right: the metric per trial "
+                                  "against training iteration (dotted: jumps at exploits)."))
+        if animation is True:
+            with tempfile.TemporaryDirectory() as scratch:
+                from pbtlab.viz.animation import make_animation
+
+                made = make_animation(run, colors, labels, filename=os.path.join(scratch, "animation.gif"), dpi=70)
+                with open(made.path, "rb") as handle:
+                    gif = base64.b64encode(handle.read()).decode("ascii")
+        elif animation:
+            with open(os.fspath(animation), "rb") as handle:
+                gif = base64.b64encode(handle.read()).decode("ascii")
+        if animation:
+            parts.append(_figure_html(gif, "animation", "Animation of the parameter history: one frame per "
+                                      "reported step, the last included.", mime="image/gif"))
+    elif metric:
+        figure = _mpl.new_figure(figsize=(10, 5))
+        plot_metric_history(run, metric, colors, labels, ax=figure.add_subplot())
+        parts.append(_figure_html(_png(figure), f"{metric} history",
+                                  f"{metric} per trial against training iteration (dotted: jumps at exploits)."))
+
+    params = run.param_columns
+    if params and best is not None:
+        schedule = hyperparameter_schedule(run)
+        figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(schedule.params)))
+        axes = figure.subplots(len(schedule.params), 1, sharex=True, squeeze=False)[:, 0]
+        draw_schedule(list(axes), run, schedule, colors)
+        parts.append(_figure_html(_png(figure), "hyperparameter schedule of the best trial",
+                                  f"The hyperparameters trial {best}'s final state was trained with, stitched across "
+                                  "the trials it descends from (colour: the trial that ran each stretch; dashed: "
+                                  "exploits in its ancestry)."))
+        figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(params)))
+        axes = figure.subplots(len(params), 1, sharex=True, squeeze=False)[:, 0]
+        plot_population_hyperparameters(run, colors=colors, labels=labels, axes=list(axes))
+        parts.append(_figure_html(_png(figure), "population hyperparameters",
+                                  "Every trial's hyperparameters over time; the dashed line is the best trial's "
+                                  "schedule."))
+
+    parts.append("<h2 id=\"lineage\">Lineage</h2>")
+    tree = lineage(run) if best is not None else lineage(run, 0) if run.trials else None
+    if tree is not None:
+        figure = _mpl.new_figure(figsize=(11, 1.2 + 0.7 * len(run.trials)))
+        draw_lineage(figure.add_subplot(), tree, colors, labels, metric)
+        parts.append(_figure_html(_png(figure), "lineage",
+                                  "One lane per trial; an arrow for each exploit from the donor (at the cloned "
+                                  "checkpoint's iteration) to the target; highlighted: the best final trial's "
+                                  "ancestry."))
+    if best is not None:
+        exploit_by_seq = {e["seq"]: e for e in run.events_of("exploit")}
+        rows = []
+        for span in ancestry(run, best):
+            event = exploit_by_seq.get(span.entered_by) if span.entered_by is not None else None
+            how = "original start" if event is None and span.entered_by is None else (
+                f"exploit #{event['seq']}: cloned {event['donor']}'s checkpoint of iteration "
+                f"{event['donor_iteration']} (score {_fmt(event['donor_score'])} vs {_fmt(event['target_score'])})"
+                if event else f"restart #{span.entered_by}")
+            rows.append((span.trial_id, span.start_iteration, span.end_iteration, how))
+        parts.append(f"<p>Ancestry of the best final trial <b>{_e(best)}</b>, oldest first:</p>")
+        parts.append(_table(["trained by", "from iteration", "to iteration", "how it got there"], rows))
+    edges = tree.edges if tree is not None else ()
+    parts.append(f"<details><summary>All {len(edges)} exploit edges (donor → target)</summary>")
+    parts.append(_table(["event", "donor", "donor iteration", "target", "target iteration", "checkpoint"],
+                        [(f"#{e.seq}", e.donor, e.donor_iteration, e.target, e.target_iteration, e.checkpoint)
+                         for e in edges]))
+    parts.append("</details>")
+
+    parts.append("<h2 id=\"events\">Event log</h2>")
+    event_rows = []
+    for event in run.events:
+        event_rows.append((event.get("seq"), event.get("event"), event.get("trial_id", ""), describe_event(event)))
+    head = "".join(f"<th>{h}</th>" for h in ("seq", "event", "trial", "details"))
+    body = "".join(
+        f"<tr><td>{_e(seq)}</td><td class=\"kind-{_e(kind)}\">{_e(kind)}</td><td>{_e(trial)}</td>"
+        f"<td><pre>{_e(details)}</pre></td></tr>" for seq, kind, trial, details in event_rows)
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts.append("<p class=\"muted\">Written by pbtlab. This file is self-contained: no scripts, no network.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: Any, output: str | os.PathLike[str] | None = None,
+                 animation: bool | str | os.PathLike[str] = True,
+                 colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> str:
+    """Write the experiment's HTML report: settings, final table, figures (and the animation for
+    the toy problem: rendered when ``animation`` is True, or an existing GIF's path), lineage and event log. ``output`` defaults to ``<run dir>/report.html``.
+    Returns the path written.
+
+        >>> write_report("pbtlab_results/my_run", "my_run.html")  # doctest: +SKIP
+    """
+    if not isinstance(animation, (bool, str, os.PathLike)):
+        raise ConfigError(f"animation must be True, False or the path of a GIF to embed, got {describe(animation)}")
+    if not isinstance(animation, bool) and not os.path.isfile(animation):
+        raise ConfigError(f"animation must be True, False or the path of an existing GIF, got {os.fspath(animation)!r}")
+    run = run_data(results)
+    if output is None:
+        output = os.path.join(run.path, "report.html")
+    if not isinstance(output, (str, os.PathLike)):
+        raise ConfigError(f"output must be a file path ending in .html, got {describe(output)}")
+    path = os.fspath(output)
+    if not path.lower().endswith((".html", ".htm")):
+        raise ConfigError(f"output must end in .html, got {path!r}")
+    text = report_html(run, animation=animation, colors=colors, labels=labels)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
