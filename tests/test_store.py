@@ -197,6 +197,7 @@ def test_pbt_global_tags_are_the_original_tags(run):
         rows = [json.loads(line) for line in handle]
     for row, e in zip(rows, run.events_of("exploit")):
         assert row[:2] == [tags[e["trial_id"]], tags[e["donor"]]]
+        assert (e["target_tag"], e["donor_tag"]) == (tags[e["trial_id"]], tags[e["donor"]])
 
 
 def test_experiment_can_be_moved(run, tmp_path):
