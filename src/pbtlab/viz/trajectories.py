@@ -117,11 +117,21 @@ class ParameterArtists:
                                 linestyle="--" if arrow.kind == "exploit" else ":", shrinkA=0, shrinkB=0,
                                 mutation_scale=10))
             self.arrows.append((patch, arrow.point_index))
-        self.legend = ax.legend(loc="upper left", title="Trial Initial Parameters", fontsize=8,
+        self.legend = ax.legend(loc="best", title="Trial Initial Parameters", fontsize=8,
                                 title_fontsize=8) if legend and history.trajectories else None
         if self.legend is not None:
             for handle in getattr(self.legend, "legend_handles", getattr(self.legend, "legendHandles", [])):
                 handle.set_sizes([40])
+
+    def pin_legend(self, renderer: Any) -> None:
+        """Fix the legend where "best" placed it with every point shown (before animating from empty)."""
+        if self.legend is None:
+            return
+        self.show(None)
+        box = self.legend.get_window_extent(renderer).transformed(self.ax.transAxes.inverted())
+        self.legend.set_bbox_to_anchor((box.x0, box.y0), transform=self.ax.transAxes)
+        set_loc = getattr(self.legend, "set_loc", None) or getattr(self.legend, "_set_loc")
+        set_loc("lower left")
 
     def dynamic_artists(self) -> list[Any]:
         """The artists ``show`` changes (drawn on top of a cached background when animating)."""
