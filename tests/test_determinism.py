@@ -95,3 +95,25 @@ def test_another_seed_same_start_other_decisions(tmp_path):
     ops_a = [[(c["param"], c["op"], c["new"]) for c in e["changes"]] for e in a.events_of("explore")]
     ops_b = [[(c["param"], c["op"], c["new"]) for c in e["changes"]] for e in b.events_of("explore")]
     assert ops_a != ops_b
+
+
+def test_synch_decisions_do_not_depend_on_concurrency(tmp_path):
+    """Synchronous PBT decides at barriers only, so the slot count changes the order of reports, not decisions."""
+    from pbtlab import Tuner, TuneConfig, tune
+    from pbtlab.examples.runs import toy_scheduler
+    from pbtlab.examples.toy import train_func
+
+    def decisions(max_concurrent, path):
+        results = Tuner(train_func, param_space={
+            "lr": tune.qloguniform(5e-3, 1e-1, 5e-4), "h0": tune.grid_search([0.0, 1.0, 0.01, 0.99]),
+            "h1": tune.sample_from(lambda spec: 1 - spec.config["h0"]), "checkpoint_interval": 4},
+            tune_config=TuneConfig(metric="Q", mode="max", seed=5, max_concurrent_trials=max_concurrent,
+                                   scheduler=toy_scheduler(4, True)),
+            run_config=tune.RunConfig(stop={"training_iteration": 40}, storage_path=str(path), verbose=0)).fit()
+        return ([_strip(e) for e in results.events_of("exploit")], [_strip(e) for e in results.events_of("explore")],
+                [(r.config, r.metrics["Q"]) for r in results])
+
+    full = decisions(None, tmp_path / "a")
+    assert len(full[0]) == 18  # 9 barriers x 2 losers
+    assert decisions(1, tmp_path / "b") == full
+    assert decisions(3, tmp_path / "c") == full

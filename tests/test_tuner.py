@@ -319,3 +319,25 @@ def test_tutorial_scheduler_with_time_total_s_runs(storage):
     assert results.num_errors == 0
     assert pbt.num_checkpoints > 0
     assert all(r.metrics["training_iteration"] == 20 for r in results)
+
+
+def test_plain_text_status_when_not_on_a_terminal(storage, capsys):
+    from pbtlab.examples.runs import toy_scheduler
+
+    Tuner(train_func, param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 1.0]),
+                                   "h1": tune.sample_from(lambda spec: 1 - spec.config["h0"]), "checkpoint_interval": 4},
+          tune_config=TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
+          run_config=tune.RunConfig(storage_path=storage, stop={"training_iteration": 100}, verbose=2)).fit()
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # no terminal control codes in a pipe
+    final = out.splitlines()[-5:]
+    assert final[0] == "== Status ==  PopulationBasedTraining: 24 checkpoints, 24 perturbs  |  2 TERMINATED"
+    assert final[1].split()[:8] == ["Trial", "name", "status", "h0", "h1", "lr", "iter", "total"]
+    assert [row.split()[1] for row in final[3:]] == ["TERMINATED", "TERMINATED"]
+    assert [row.split()[5] for row in final[3:]] == ["100", "100"]
+
+
+def test_verbose_0_prints_nothing(storage, capsys):
+    fit(counter, storage, {"x": tune.grid_search([1, 2]), "steps": 3})
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
