@@ -216,3 +216,20 @@ def test_sample_from_error_that_is_not_a_lookup_propagates():
 
     with pytest.raises(ZeroDivisionError):
         resolve({"x": tune.sample_from(broken)})
+
+
+# -- clip (used by PopulationBasedTraining(clip_to_domain=True)) ------------------------------------------------
+@pytest.mark.parametrize("domain,cases", [
+    (tune.uniform(0.0, 1.0), [(1.08, 1.0), (-0.2, 0.0), (0.3, 0.3)]),
+    (tune.qloguniform(5e-3, 1e-1, 5e-4), [(0.0402, 0.04), (0.12, 0.1), (0.004, 0.005)]),
+    (tune.quniform(0.05, 0.97, 0.1), [(1.2, 0.9), (0.0, 0.1), (0.44, 0.4)]),
+    (tune.randint(1, 10), [(12, 9), (0, 1), (4.6, 5)]),
+    (tune.qrandint(0, 10, 5), [(12, 10), (7, 5), (8, 10), (-3, 0)]),
+    (tune.qrandint(1, 12, 5), [(13, 10), (1, 5), (0, 5)]),
+    (tune.lograndint(1, 100), [(150, 99), (0, 1)]),
+])
+def test_clip_keeps_values_in_bounds_and_on_the_grid(domain, cases):
+    for value, expected in cases:
+        assert domain.clip(value) == pytest.approx(expected, abs=1e-12), (domain, value)
+        if isinstance(expected, int):
+            assert type(domain.clip(value)) is int

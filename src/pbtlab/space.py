@@ -95,7 +95,9 @@ class Float(Domain):
         return _quantize(value, self.q)
 
     def clip(self, value: Any) -> float:
-        return _quantize(min(max(float(value), self.lower), self.upper), self.q)
+        low, high = ((self.lower, self.upper) if self.q is None else  # the q-grid inside the bounds, as sample()
+                     (float(np.ceil(self.lower / self.q) * self.q), float(np.floor(self.upper / self.q) * self.q)))
+        return _quantize(min(max(float(value), low), high), self.q)
 
     def __repr__(self) -> str:
         q = f", q={self.q}" if self.q is not None else ""
@@ -151,8 +153,8 @@ class Integer(Domain):
         return value
 
     def clip(self, value: Any) -> int:
-        high = self.upper if self.q is not None or self.log else self.upper - 1
-        return int(min(max(int(round(value)), self.lower), high))
+        q = self.q or 1  # upper is exclusive here (qrandint stores upper + 1); stay on the q-grid inside the bounds
+        return int(min(max(int(np.round(value / q)) * q, -(-self.lower // q) * q), (self.upper - 1) // q * q))
 
     def __repr__(self) -> str:
         return f"tune.{self.kind}({self.lower}, {self.upper})"
