@@ -104,6 +104,8 @@ def test_reprs():
     assert repr(tune.uniform(0.0, 1.0)) == "tune.uniform(0.0, 1.0)"
     assert repr(tune.qloguniform(5e-3, 1e-1, 5e-4)) == "tune.qloguniform(0.005, 0.1, q=0.0005)"
     assert repr(tune.randint(1, 10)) == "tune.randint(1, 10)"
+    assert repr(tune.qrandint(0, 10, 5)) == "tune.qrandint(0, 10, 5)"  # as written (stored upper is exclusive)
+    assert repr(tune.lograndint(1, 100)) == "tune.lograndint(1, 100)"
     assert repr(tune.choice([1, 2])) == "tune.choice([1, 2])"
     assert repr(tune.grid_search([0.0, 1.0])) == "tune.grid_search([0.0, 1.0])"
 

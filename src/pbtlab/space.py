@@ -157,7 +157,8 @@ class Integer(Domain):
         return int(min(max(int(np.round(value / q)) * q, -(-self.lower // q) * q), (self.upper - 1) // q * q))
 
     def __repr__(self) -> str:
-        return f"tune.{self.kind}({self.lower}, {self.upper})"
+        return (f"tune.qrandint({self.lower}, {self.upper - 1}, {self.q})" if self.kind == "qrandint"  # as called
+                else f"tune.{self.kind}({self.lower}, {self.upper})")
 
 
 class Categorical(Domain):
