@@ -239,7 +239,7 @@ class Controller:
                     trial.has_worker = False
                 self.event("experiment_end", scheduler=self.scheduler.debug_string(),
                            statuses={t.trial_id: t.status.value for t in self.trials})
-                self.save_state()
+                self.save_state(durable=True)
                 self.reporter.close(self)
 
     def _over_budget(self) -> bool:
@@ -574,14 +574,14 @@ class Controller:
         if self._num_dirty == 0:
             self.save_state()
 
-    def save_state(self) -> None:
+    def save_state(self, durable: bool = False) -> None:
         self.store.save_state({
             "format_version": FORMAT_VERSION,
             "trials": [t.to_dict() for t in self.trials],
             "scheduler": self.scheduler.state_dict(),
             "next_seq": self._seq,
             "saved_at": time.time(),
-        })
+        }, durable=durable)
         if self._doomed:
             import shutil
 

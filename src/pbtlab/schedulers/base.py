@@ -43,7 +43,8 @@ class CheckpointRef:
     index: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"trial_id": self.trial_id, "path": self.path, "iteration": self.iteration,
+                "time_total_s": self.time_total_s, "index": self.index}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointRef:

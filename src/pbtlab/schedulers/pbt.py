@@ -56,10 +56,12 @@ class _MemberState:
     finished: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["last_checkpoint"] = self.last_checkpoint.to_dict() if self.last_checkpoint else None
-        data["last_score"] = _json_float(self.last_score)
-        return data
+        return {
+            "orig_tag": self.orig_tag, "last_score": _json_float(self.last_score),
+            "last_checkpoint": self.last_checkpoint.to_dict() if self.last_checkpoint else None,
+            "last_perturbation_time": self.last_perturbation_time, "last_train_time": self.last_train_time,
+            "last_iteration": self.last_iteration, "finished": self.finished,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> _MemberState:
