@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 from pbtlab.errors import ConfigError, describe
 
@@ -47,7 +45,12 @@ class Checkpoint:
 
     def to_directory(self, path: str | os.PathLike[str] | None = None) -> str:
         """Copy the checkpoint's files into ``path`` (a new temporary directory if None); return it."""
-        target = os.fspath(path) if path is not None else tempfile.mkdtemp(prefix="pbtlab_checkpoint_")
+        if path is None:
+            import tempfile
+
+            target = tempfile.mkdtemp(prefix="pbtlab_checkpoint_")
+        else:
+            target = os.fspath(path)
         shutil.copytree(self.path, target, dirs_exist_ok=True)
         return target
 
@@ -55,7 +58,7 @@ class Checkpoint:
         return self.path
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Checkpoint) and Path(self.path) == Path(other.path)
+        return isinstance(other, Checkpoint) and os.path.normpath(self.path) == os.path.normpath(other.path)
 
     def __hash__(self) -> int:
         return hash(self.path)

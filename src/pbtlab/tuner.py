@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import enum
-import hashlib
 import math
 import os
 import re
@@ -664,6 +662,8 @@ class Tuner:
                     f"or continue it with Tuner.restore({path!r}, trainable)")
             path = self._unique(path)
         store = ExperimentStore(path)
+        import hashlib  # only here: keeps `import pbtlab` light
+
         prefix = hashlib.sha1(f"{seed}".encode()).hexdigest()[:5]
         trainable_name = getattr(self.trainable, "__name__", "trainable")
         varying = resolved_leaves(self.param_space)
@@ -686,7 +686,7 @@ class Tuner:
             "executor": executor.name, "param_columns": columns, "trainable_path": _import_path(self.trainable),
             "verbose": run_config.verbose, "max_concurrent_trials": tune_config.max_concurrent_trials,
             "trial_ids": [t.trial_id for t in trials],
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
         controller = Controller(self.trainable, store, trials, scheduler, executor, tune_config, run_config,
                                 columns, metric, mode)
@@ -698,7 +698,7 @@ class Tuner:
         return controller
 
     def _default_name(self) -> str:
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
         return f"{getattr(self.trainable, '__name__', 'trainable')}_{stamp}"
 
     @staticmethod
