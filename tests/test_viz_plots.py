@@ -127,7 +127,7 @@ def _event_arrows(grid) -> set[tuple[tuple[float, float], tuple[float, float]]]:
 
 def test_tutorial_cells_run_unchanged_and_draw_the_recorded_exploits(tutorial):
     namespace = {"plt": plt, "np": np, "perturbation_interval": 4, **tutorial}
-    with pytest.warns(UserWarning, match=r"labels\[0\]='h = \[1, 0\]' describes trial 1"):
+    with pytest.warns(UserWarning, match=r"labels\[[01]\]=.h = \[[01], [01]\]. describes trial [01]"):
         _run_cells(namespace, TUTORIAL_PLOT_CELL, TUTORIAL_ANIMATION_CELL)
     axs = namespace["axs"]
     pbt = tutorial["pbt_results"]
