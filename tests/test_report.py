@@ -45,6 +45,11 @@ def nasty_run(tmp_path_factory):
     return tuner.fit()
 
 
+def _read(path) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
 def _images(text: str) -> list[tuple[str, bytes]]:
     return [(mime, base64.b64decode(data)) for mime, data in
             re.findall(r'<img src="data:(image/[a-z]+);base64,([A-Za-z0-9+/=]+)"', text)]
@@ -52,7 +57,7 @@ def _images(text: str) -> list[tuple[str, bytes]]:
 
 def test_report_is_self_contained_and_complete(toy_run, tmp_path):
     path = write_report(toy_run, tmp_path / "report.html")
-    text = open(path, encoding="utf-8").read()
+    text = _read(path)
     assert "<script" not in text and "http://" not in text and "https://" not in text and "<link" not in text
     images = _images(text)
     assert [mime for mime, _ in images] == ["image/png", "image/gif", "image/png", "image/png", "image/png"]
@@ -71,7 +76,7 @@ def test_report_is_self_contained_and_complete(toy_run, tmp_path):
 
 def test_report_escapes_names_and_values(nasty_run, tmp_path):
     path = write_report(nasty_run, tmp_path / "nasty.html")
-    text = open(path, encoding="utf-8").read()
+    text = _read(path)
     assert "<script" not in text and "<b>bold" not in text and "<i>&" not in text
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&quot;" in text
     assert "&lt;b&gt;bold&lt;/b&gt;" in text and "exp&lt;i&gt;&amp;" in text
@@ -82,7 +87,7 @@ def test_report_cli_defaults_to_the_run_directory(toy_run, capsys):
     assert main(["report", toy_run.experiment_path, "--no-animation"]) == 0
     path = os.path.join(toy_run.experiment_path, "report.html")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
-    text = open(path, encoding="utf-8").read()
+    text = _read(path)
     assert "image/gif" not in text and len(_images(text)) == 4
 
 
@@ -114,7 +119,7 @@ def _chromium() -> str | None:
 def _console(chromium: str, page: str, profile: str) -> tuple[list[str], str]:
     """Render ``page`` headless; return the console messages Chromium logged, and the DOM."""
     done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                           f"file://{page}"], capture_output=True, text=True, timeout=120)
+                           f"file://{page}"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     messages = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return messages, done.stdout
@@ -137,7 +142,7 @@ def test_report_renders_in_headless_chromium_without_console_errors(toy_run, tmp
     assert "Final table" in dom and toy_run[0].trial_id in dom
 
     probed = tmp_path / "probed.html"
-    probed.write_text(open(report, encoding="utf-8").read().replace("</body>", IMAGE_PROBE + "</body>"),
+    probed.write_text(_read(report).replace("</body>", IMAGE_PROBE + "</body>"),
                       encoding="utf-8")
     messages, _ = _console(chromium, str(probed), str(tmp_path / "profile2"))
     assert len(messages) == 1 and '"IMAGES-DECODED 5/5"' in messages[0], messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
@@ -185,7 +186,7 @@ def test_lineage_ancestry_follows_the_loaded_checkpoints(runs):
     assert spans[0].start_iteration == 0 and spans[0].entered_by is None
     assert spans[-1].trial_id == best.trial_id and spans[-1].end_iteration == 100
     by_seq = {e["seq"]: e for e in _exploit_events(grid)}
-    for previous, span in zip(spans, spans[1:]):
+    for previous, span in itertools.pairwise(spans):
         event = by_seq[span.entered_by]
         assert event["trial_id"] == span.trial_id and event["donor"] == previous.trial_id
         assert previous.end_iteration == event["donor_iteration"] == span.start_iteration

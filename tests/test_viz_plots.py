@@ -11,16 +11,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
 
-from pbtlab.errors import ConfigError  # noqa: E402
-from pbtlab.examples.runs import run_toy_pbt  # noqa: E402
-from pbtlab.viz import data as vd  # noqa: E402
-from pbtlab.viz._style import ANCESTRY_COLOR  # noqa: E402
-from pbtlab.viz.trajectories import marker_sizes  # noqa: E402
+from pbtlab.errors import ConfigError
+from pbtlab.examples.runs import run_toy_pbt
+from pbtlab.viz import data as vd
+from pbtlab.viz._style import ANCESTRY_COLOR
+from pbtlab.viz.trajectories import marker_sizes
 
 SWAPPED_IMPORT = "from pbtlab.viz import plot_parameter_history, plot_Q_history, make_animation"
 
@@ -97,9 +97,9 @@ def tutorial(tmp_path_factory):
 
 
 def _run_cells(namespace: dict, *cells: str) -> dict:
-    exec(SWAPPED_IMPORT, namespace)
+    exec(SWAPPED_IMPORT, namespace)  # noqa: S102 - running the tutorial's cells is the point
     for cell in cells:
-        exec(textwrap.dedent(cell), namespace)
+        exec(textwrap.dedent(cell), namespace)  # noqa: S102
     return namespace
 
 

@@ -31,7 +31,11 @@ _EXPORTS = {
     "run_demo": "pbtlab.viz.demo",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Animation", "make_animation", "marker_sizes", "plot_Q_history", "plot_figure2", "plot_hyperparameter_schedule",
+    "plot_lineage", "plot_metric_history", "plot_parameter_history", "plot_population_hyperparameters", "run_demo",
+    "run_figure2", "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -91,5 +91,5 @@ def make_animation(results: Any, colors: Sequence[Any] | None = None, labels: Se
     path = os.fspath(filename)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    indexed[0].save(path, save_all=True, append_images=indexed[1:], duration=int(round(1000 / fps)), loop=0)
+    indexed[0].save(path, save_all=True, append_images=indexed[1:], duration=round(1000 / fps), loop=0)
     return Animation(path, len(indexed), float(fps))

@@ -48,7 +48,7 @@ def demo_command(args: argparse.Namespace) -> int:
     print(f"\nWrote {len(summary.files)} files in {summary.output_dir}:")
     for name, path in summary.files.items():
         print(f"  {name:<22} {os.path.getsize(path) / 1024:8.0f} KiB")
-    print(f"  runs/                  the experiment directories (pbtlab show / events / report work on them)")
+    print("  runs/                  the experiment directories (pbtlab show / events / report work on them)")
     print("\nFinal Q per trial (the optimum is 1.2):")
     print(summary.table())
     print(f"\nOpen {summary.files['report.html']} in a browser. Total {time.perf_counter() - start:.1f} s.")

@@ -123,8 +123,11 @@ def best_trial(run: RunData, metric: str | None = None, mode: str | None = None)
     if not metric or mode not in ("min", "max"):
         raise ConfigError(f"the best trial needs a metric and a mode ('min' or 'max'); this experiment has "
                           f"metric={metric!r}, mode={mode!r}: pass trial=... or metric and mode")
-    scored = [(t, _number(t.final_row.get(metric))) for t in run.trials]
-    scored = [(t, v) for t, v in scored if v is not None]
+    scored: list[tuple[TrialRecord, float]] = []
+    for record in run.trials:
+        value = _number(record.final_row.get(metric))
+        if value is not None:
+            scored.append((record, value))
     if not scored:
         raise ConfigError(f"no trial reported a finite {metric!r}; trials are {run.trial_ids}")
     sign = 1.0 if mode == "max" else -1.0
@@ -226,8 +229,10 @@ def perturbation_events(run: RunData) -> list[dict[str, Any]]:
             merged.append(record)
             pending[event["trial_id"]] = record
         elif kind == "explore":
-            record = pending.pop(event["trial_id"], None) if event.get("donor") is not None else None
-            if record is None:  # explore-only: the trial perturbs its own config and restarts from its own state
+            found = pending.pop(event["trial_id"], None) if event.get("donor") is not None else None
+            if found is not None:
+                record = found
+            else:  # explore-only: the trial perturbs its own config and restarts from its own state
                 record = {"seq": event["seq"], "kind": "explore", "trial_id": event["trial_id"], "donor": None,
                           "decision_iteration": None, "clone_iteration": int(event["iteration"]),
                           "checkpoint": None, "old_config": {}, "new_config": {}, "changes": ()}
@@ -368,7 +373,8 @@ def parameter_history(run: RunData, x: str = "theta0", y: str = "theta1",
             xs.insert(0, float(initial_point[0]))
             ys.insert(0, float(initial_point[1]))
             iterations.insert(0, 0)
-        pieces, starts = [], []
+        pieces: list[tuple[int, int]] = []
+        starts: list[tuple[float, float] | None] = []
         for segment in trial_segments(trial):
             first, last = segment.first_row + offset, segment.last_row + offset
             if segment.reason is None:
@@ -576,9 +582,11 @@ def hyperparameter_schedule(run: RunData, trial: str | int | None = None,
     """The best (or given) trial's stitched schedule: the config each iteration of its ancestry ran with."""
     params = _params(run, params)
     spans = ancestry(run, trial)
-    iterations, owners = [], []
+    iterations: list[int] = []
+    owners: list[str] = []
     values: dict[str, list[Any]] = {p: [] for p in params}
-    switches, span_starts = [], []
+    switches: list[tuple[int, int | None]] = []
+    span_starts: list[int] = []
     for n, span in enumerate(spans):
         rows = run.trial(span.trial_id).rows[span.first_row:span.last_row + 1]
         if rows:

@@ -48,7 +48,7 @@ def _history_figure(run: RunData, colors: list[str], labels: list[str], interval
     from pbtlab.viz.trajectories import plot_parameter_history
 
     figure = _mpl.new_figure(figsize=(13, 6))
-    axes = figure.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.5, 1]))
+    axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
     plot_parameter_history(run, colors, labels, perturbation_interval=interval, fig=figure, ax=axes[0])
     plot_Q_history(run, colors, labels, ax=axes[1])
     figure.suptitle(title)
@@ -98,7 +98,7 @@ def run_demo(output_dir: str | os.PathLike[str] = "pbtlab_demo", seed: int = 0, 
         clock = now
         say(f"  {step:<38} {seconds[step]:5.1f} s")
 
-    common = dict(seed=seed, storage_path=runs_dir, verbose=0)
+    common: dict[str, Any] = {"seed": seed, "storage_path": runs_dir, "verbose": 0}
     pbt2 = run_data(run_toy_pbt(population=2, name=RUN_NAMES["pbt2"], **common))
     grid = run_data(run_toy_grid(population=2, name=RUN_NAMES["grid"], **common))
     pbt4 = run_data(run_toy_pbt(population=4, name=RUN_NAMES["pbt4"], **common))

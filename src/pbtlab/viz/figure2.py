@@ -40,7 +40,8 @@ def run_figure2(storage_path: Any = None, seed: int | None = 0, iterations: int 
     unknown = sorted(set(reuse) - {key for key, _ in PANELS})
     if unknown:
         raise ConfigError(f"reuse keys must be among {[k for k, _ in PANELS]}, got {unknown}")
-    common = dict(population=2, seed=seed, iterations=iterations, storage_path=storage_path, verbose=0)
+    common: dict[str, Any] = {"population": 2, "seed": seed, "iterations": iterations, "storage_path": storage_path,
+                              "verbose": 0}
     runs: dict[str, Any] = {}
     for key, _title in PANELS:
         if key in reuse:

@@ -45,7 +45,7 @@ def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None 
     return ax
 
 
-def plot_Q_history(results: Any, colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None,  # noqa: N802
+def plot_Q_history(results: Any, colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
                    ax: Any = None) -> Any:
     """The tutorial's true-reward plot: ``Q`` against ``training_iteration``, one line per trial.
 

@@ -50,10 +50,10 @@ def draw_lineage(ax: Any, tree: Lineage, colors: Sequence[Any], labels: Sequence
         in_ancestry = edge.seq in ancestry_edges
         ax.annotate("", xy=(edge.donor_iteration, lane[edge.target]), xytext=(edge.donor_iteration, lane[edge.donor]),
                     zorder=5 if in_ancestry else 3,
-                    arrowprops=dict(arrowstyle="-|>", color=ANCESTRY_COLOR if in_ancestry else "0.45",
-                                    lw=2.2 if in_ancestry else 0.9, alpha=1.0 if in_ancestry else 0.7,
-                                    connectionstyle="arc3,rad=0.25", shrinkA=2, shrinkB=2, mutation_scale=9,
-                                    linestyle="-" if edge.applied else ":"))
+                    arrowprops={"arrowstyle": "-|>", "color": ANCESTRY_COLOR if in_ancestry else "0.45",
+                                "lw": 2.2 if in_ancestry else 0.9, "alpha": 1.0 if in_ancestry else 0.7,
+                                "connectionstyle": "arc3,rad=0.25", "shrinkA": 2, "shrinkB": 2,
+                                "mutation_scale": 9, "linestyle": "-" if edge.applied else ":"})
     for span in tree.ancestry:
         y = lane[span.trial_id]
         ax.plot([span.start_iteration, span.end_iteration], [y, y], color=ANCESTRY_COLOR, linewidth=3,

@@ -131,15 +131,18 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     for event in run.events:
         counts[str(event.get("event"))] = counts.get(str(event.get("event")), 0) + 1
 
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/>"
-             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>"
-             f"<title>{_e(title or f'pbtlab report: {name}')}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_e(title or f'pbtlab report: {name}')}</h1>",
-             f"<p class=\"muted\">Experiment directory <code>{_e(run.path)}</code> · {len(run.trials)} trials · "
-             f"{len(run.events)} events · report written {_e(datetime.datetime.now().isoformat(timespec='seconds'))}"
-             "</p>",
-             "<nav><a href=\"#settings\">Settings</a><a href=\"#final\">Final table</a><a href=\"#figures\">Figures"
-             "</a><a href=\"#lineage\">Lineage</a><a href=\"#events\">Event log</a></nav>"]
+    heading = _e(title or f"pbtlab report: {name}")
+    written = _e(datetime.datetime.now().isoformat(timespec="seconds"))
+    parts = [
+        ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/>'
+         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
+         f"<title>{heading}</title><style>{_CSS}</style></head><body>"),
+        f"<h1>{heading}</h1>",
+        (f'<p class="muted">Experiment directory <code>{_e(run.path)}</code> · {len(run.trials)} trials · '
+         f"{len(run.events)} events · report written {written}</p>"),
+        ('<nav><a href="#settings">Settings</a><a href="#final">Final table</a><a href="#figures">Figures</a>'
+         '<a href="#lineage">Lineage</a><a href="#events">Event log</a></nav>'),
+    ]
 
     parts.append("<h2 id=\"settings\">Settings</h2>")
     parts.append(_table(["setting", "value"], [(k, v) for k, v in _settings_rows(run)]))
@@ -161,7 +164,7 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     parts.append("<h2 id=\"figures\">Figures</h2>")
     if toy:
         figure = _mpl.new_figure(figsize=(13, 6))
-        ax_left, ax_right = figure.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.5, 1]))
+        ax_left, ax_right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
         plot_parameter_history(run, colors, labels, fig=figure, ax=ax_left)
         plot_metric_history(run, metric or "Q", colors, labels, ax=ax_right)
         parts.append(_figure_html(_png(figure), "parameter history",
@@ -216,16 +219,18 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
                                   "ancestry."))
     if best is not None:
         exploit_by_seq = {e["seq"]: e for e in run.events_of("exploit")}
-        rows = []
+        span_rows: list[tuple[str, int, int, str]] = []
         for span in ancestry(run, best):
-            event = exploit_by_seq.get(span.entered_by) if span.entered_by is not None else None
-            how = "original start" if event is None and span.entered_by is None else (
-                f"exploit #{event['seq']}: cloned {event['donor']}'s checkpoint of iteration "
-                f"{event['donor_iteration']} (score {_fmt(event['donor_score'])} vs {_fmt(event['target_score'])})"
-                if event else f"restart #{span.entered_by}")
-            rows.append((span.trial_id, span.start_iteration, span.end_iteration, how))
+            exploit = exploit_by_seq.get(span.entered_by) if span.entered_by is not None else None
+            if exploit is not None:
+                how = (f"exploit #{exploit['seq']}: cloned {exploit['donor']}'s checkpoint of iteration "
+                       f"{exploit['donor_iteration']} (score {_fmt(exploit['donor_score'])} vs "
+                       f"{_fmt(exploit['target_score'])})")
+            else:
+                how = "original start" if span.entered_by is None else f"restart #{span.entered_by}"
+            span_rows.append((span.trial_id, span.start_iteration, span.end_iteration, how))
         parts.append(f"<p>Ancestry of the best final trial <b>{_e(best)}</b>, oldest first:</p>")
-        parts.append(_table(["trained by", "from iteration", "to iteration", "how it got there"], rows))
+        parts.append(_table(["trained by", "from iteration", "to iteration", "how it got there"], span_rows))
     edges = tree.edges if tree is not None else ()
     parts.append(f"<details><summary>All {len(edges)} exploit edges (donor → target)</summary>")
     parts.append(_table(["event", "donor", "donor iteration", "target", "target iteration", "checkpoint"],

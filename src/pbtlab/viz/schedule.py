@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +71,7 @@ def draw_schedule(axes: Sequence[Any], run: RunData, schedule: Schedule, colors:
         if not _numeric(values):
             values = tuple(str(v) for v in values)
         seen: set[str] = set()
-        for start, end in zip(bounds, bounds[1:]):
+        for start, end in itertools.pairwise(bounds):
             owner = schedule.owners[start]
             xs = list(schedule.iterations[start:end])
             ys = list(values[start:end])

@@ -113,9 +113,9 @@ class ParameterArtists:
                 continue
             patch = ax.annotate(
                 "", xy=arrow.end, xytext=arrow.start, zorder=4,
-                arrowprops=dict(arrowstyle="-|>", color=color_of.get(arrow.trial_id, "k"), lw=1.3, alpha=0.8,
-                                linestyle="--" if arrow.kind == "exploit" else ":", shrinkA=0, shrinkB=0,
-                                mutation_scale=10))
+                arrowprops={"arrowstyle": "-|>", "color": color_of.get(arrow.trial_id, "k"), "lw": 1.3, "alpha": 0.8,
+                            "linestyle": "--" if arrow.kind == "exploit" else ":", "shrinkA": 0, "shrinkB": 0,
+                            "mutation_scale": 10})
             self.arrows.append((patch, arrow.point_index))
         self.legend = ax.legend(loc="best", title="Trial Initial Parameters", fontsize=8,
                                 title_fontsize=8) if legend and history.trajectories else None
@@ -130,7 +130,7 @@ class ParameterArtists:
         self.show(None)
         box = self.legend.get_window_extent(renderer).transformed(self.ax.transAxes.inverted())
         self.legend.set_bbox_to_anchor((box.x0, box.y0), transform=self.ax.transAxes)
-        set_loc = getattr(self.legend, "set_loc", None) or getattr(self.legend, "_set_loc")
+        set_loc = getattr(self.legend, "set_loc", None) or self.legend._set_loc  # set_loc: matplotlib >= 3.8
         set_loc("lower left")
 
     def dynamic_artists(self) -> list[Any]:
@@ -210,8 +210,13 @@ def parameter_setup(run: RunData, x: str, y: str, initial_point: Sequence[float]
                     objective: Any, perturbation_interval: Any) -> tuple[ParameterHistory, Any]:
     """Resolve the toy defaults (start point, contour) and compute the plot data."""
     toy = (x, y) == ("theta0", "theta1")
-    if isinstance(initial_point, str) and initial_point == "auto":
-        initial_point = _toy_initial_point() if toy else None
+    start: Sequence[float] | None
+    if isinstance(initial_point, str):
+        if initial_point != "auto":
+            raise ConfigError(f"initial_point must be (x, y), None or 'auto', got {initial_point!r}")
+        start = _toy_initial_point() if toy else None
+    else:
+        start = initial_point
     if isinstance(objective, str) and objective == "auto":
         objective = _toy_objective() if toy else None
     if objective is not None and not callable(objective):
@@ -219,7 +224,7 @@ def parameter_setup(run: RunData, x: str, y: str, initial_point: Sequence[float]
     if perturbation_interval is not None and not isinstance(perturbation_interval, bool) \
             and isinstance(perturbation_interval, float) and perturbation_interval.is_integer():
         perturbation_interval = int(perturbation_interval)
-    history = parameter_history(run, x, y, initial_point, perturbation_interval)
+    history = parameter_history(run, x, y, start, perturbation_interval)
     return history, objective
 
 
