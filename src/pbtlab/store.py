@@ -109,10 +109,16 @@ def truncate_lines(path: str, keep: int) -> None:
 class ExperimentStore:
     """Appends results and events to an experiment directory; flushes on demand."""
 
+    #: Buffered lines that force a flush between state saves, so memory stays flat in a run that goes long
+    #: without a consistent cut (e.g. a trainable that never checkpoints); rows past the last state are
+    #: dropped on resume, as after a crash.
+    FLUSH_LINES = 32768
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._results: dict[str, list[str]] = {}
         self._events: list[str] = []
+        self._buffered = 0
         self.rows_written: dict[str, int] = {}
         self.events_written = 0
         self._pending_rows: dict[str, int] = {}
@@ -138,9 +144,15 @@ class ExperimentStore:
 
     def append_result(self, trial_id: str, row: Mapping[str, Any]) -> None:
         self._results[trial_id].append(dumps(row))
+        self._buffered += 1
+        if self._buffered >= self.FLUSH_LINES:
+            self.flush()
 
     def append_event(self, event: Mapping[str, Any]) -> None:
         self._events.append(dumps(event))
+        self._buffered += 1
+        if self._buffered >= self.FLUSH_LINES:
+            self.flush()
 
     @property
     def num_events(self) -> int:
@@ -150,6 +162,7 @@ class ExperimentStore:
         return self.rows_written.get(trial_id, 0) + len(self._results.get(trial_id, ()))
 
     def flush(self) -> None:
+        self._buffered = 0
         for trial_id, lines in self._results.items():
             if not lines:
                 continue
