@@ -301,3 +301,30 @@ def test_ray_object_store_transport_on_one_node(storage, ray_runtime):
     # one node: the donor's checkpoint is already in this node's scratch directory, nothing is shipped back
     assert executor.checkpoints_to_workers == 0
     check_exploits_restart_in_place(results, "ray")
+
+
+# -- large runs stream their results ---------------------------------------------------------------------
+def never_checkpoints(config):
+    """Reports forever without a checkpoint, so the controller never reaches a state save mid-run;
+    from iteration 40 on it reports how many of its rows are already on disk."""
+    path = os.path.join(tune.get_context().get_trial_dir(), "result.jsonl")
+    step = 0
+    while True:
+        step += 1
+        on_disk = 0
+        if step >= 40 and os.path.exists(path):
+            with open(path) as handle:
+                on_disk = sum(1 for _ in handle)
+        tune.report({"score": float(step), "rows_on_disk": on_disk})
+
+
+def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
+    from pbtlab.store import ExperimentStore
+
+    monkeypatch.setattr(ExperimentStore, "FLUSH_LINES", 64)
+    results = run("inprocess", storage, never_checkpoints, param_space={"rate": tune.grid_search([1, 2, 3, 4])},
+                  stop={"training_iteration": 50})
+    for result in results:
+        history = rows(results, result.trial_id)
+        assert len(history) == 50
+        assert history[-1]["rows_on_disk"] >= 50 - 64 // 4 - 1  # at most one flush's worth still buffered
