@@ -73,7 +73,11 @@ class Result:
         rows = self.history()
         if not rows:
             return pandas.DataFrame()
-        return pandas.json_normalize(rows, sep="/")
+        frame = pandas.json_normalize(rows, sep="/")
+        # json_normalize keeps a column for the rows where a nested field was null; its children say it all.
+        if "restored_from" in frame.columns and any(c.startswith("restored_from/") for c in frame.columns):
+            frame = frame.drop(columns="restored_from")
+        return frame
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.metrics.items() if k not in ("config",) and not isinstance(v, dict)}

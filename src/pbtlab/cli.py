@@ -186,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PbtlabError as error:
         print(f"pbtlab: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `pbtlab events RUN | head`: the reader left; that is fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

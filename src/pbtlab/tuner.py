@@ -506,6 +506,7 @@ class Controller:
             self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = {p.donor_score:4f}) "
                      f"into trial {p.target} (score = {p.target_score:4f})")
         self.event("explore", trial_id=p.target, donor=p.donor, iteration=p.checkpoint.iteration,
+                   target_iteration=p.target_iteration,
                    changes=[{"param": c.param, "old": c.old, "op": c.op, "new": c.new} for c in p.changes],
                    new_config=p.new_config)
         self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
