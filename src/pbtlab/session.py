@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 import os
 import threading
 import time
@@ -174,17 +173,13 @@ def get_context() -> TrialContext:
     return TrialContext(_require_session("tune.get_context()"))
 
 
-def _call(fn: Callable[..., Any], config: dict[str, Any]) -> None:
-    fn(config)
-
-
 def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None:
     """Run a trial's function until the driver says stop; restart it in place when told to."""
     while True:
         session = TrialSession(spec, channel)
         _local.session = session
         try:
-            _call(fn, spec.config)
+            fn(spec.config)
             message: WorkerMessage = FinishedMessage()
         except _RestartTrial as restart:
             spec = restart.spec
@@ -200,13 +195,3 @@ def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None
         if command.kind is not CommandKind.RESTART or command.spec is None:
             return
         spec = command.spec
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for ints and floats that are not NaN or infinite (bools are not numbers here)."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

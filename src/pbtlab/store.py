@@ -18,7 +18,6 @@ Writes are buffered and flushed together with ``state.json``; a file is replaced
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -204,11 +203,3 @@ def is_wall_clock_field(key: str) -> bool:
     """Fields that differ between two runs of the same seed (used by determinism checks)."""
     return key in {"time", "timestamp", "time_total_s", "time_this_iter_s", "time_since_restore",
                    "time_value", "date", "traceback"} or key.startswith("time_")
-
-
-def finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -523,8 +523,6 @@ class Controller:
         target.restore = p.checkpoint
         target.restore_reason = "exploit" if p.donor is not None else "explore"
         target.pending_restart = True
-        if target.status is TrialStatus.RUNNING and target.trial_id not in self.running:
-            target.status = TrialStatus.PAUSED
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def _pinned(self) -> set[str]:
