@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,7 +53,7 @@ class TuneConfig:
             raise ConfigError(f"TuneConfig(seed=...) must be an int >= 0 or None, got {describe(self.seed)}")
         _check_int("TuneConfig(max_concurrent_trials=...)", self.max_concurrent_trials, 1, allow_none=True)
         if self.time_budget_s is not None and (isinstance(self.time_budget_s, bool) or not isinstance(
-                self.time_budget_s, (int, float)) or self.time_budget_s <= 0):
+                self.time_budget_s, (int, float)) or not math.isfinite(self.time_budget_s) or self.time_budget_s <= 0):
             raise ConfigError(f"TuneConfig(time_budget_s=...) must be a number > 0 or None, got {describe(self.time_budget_s)}")
         if self.search_alg is not None:
             raise ConfigError(
@@ -127,7 +128,8 @@ class RunConfig:
                 f"(trial_id, result) -> bool, or a Stopper, got {describe(self.stop)}")
         if isinstance(self.stop, Mapping):
             for key, value in self.stop.items():
-                if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
+                if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                        or not math.isfinite(value):
                     raise ConfigError(
                         f"RunConfig(stop=...) needs metric names mapped to numbers, got {key!r}: {describe(value)}")
         if self.failure_config is None:
@@ -145,5 +147,5 @@ class RunConfig:
             raise ConfigError(
                 f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor, got {self.executor!r}")
         if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
-                or self.progress_interval_s <= 0:
+                or not math.isfinite(self.progress_interval_s) or self.progress_interval_s <= 0:
             raise ConfigError(f"RunConfig(progress_interval_s=...) must be a number > 0, got {describe(self.progress_interval_s)}")

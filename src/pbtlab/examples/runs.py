@@ -1,7 +1,7 @@
 """The tutorial's experiments as functions (used by ``pbtlab toy``, ``pbtlab demo`` and benchmarks).
 
     >>> results = run_toy_pbt(population=2, seed=0, storage_path=getfixture("tmp_path"), verbose=0)
-    >>> [round(r.metrics["Q"], 2) for r in results]
+    >>> [round(float(r.metrics["Q"]), 2) for r in results]
     [1.2, 1.2]
 """
 
