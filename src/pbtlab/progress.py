@@ -130,11 +130,14 @@ class StatusReporter:
         self._last = now
         title, header, rows = self.table(controller)
         if self._live is not None:
+            from rich import box
             from rich.table import Table
 
-            table = Table(title=title, title_justify="left")
-            for column in header:
-                table.add_column(column)
+            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+            for index, column in enumerate(header):
+                # the trial name and status must stay readable; numbers may be shortened
+                width = max([len(column), *(len(row[index]) for row in rows)]) if index < 2 else None
+                table.add_column(column, no_wrap=True, min_width=width)
             for row in rows:
                 table.add_row(*row)
             self._live.update(table)
