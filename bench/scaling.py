@@ -29,6 +29,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = ["mode", "trials", "reports", "exploits", "wall s", "µs/report", "vs 2 trials", "handoff µs", "rest µs",
+          "peak MB", "base MB"]
 
 
 def _one(population: int, synch: bool, iterations: int, interval: int, storage: str) -> dict:
@@ -85,15 +87,45 @@ def _one(population: int, synch: bool, iterations: int, interval: int, storage: 
             rows += sum(1 for _ in handle)
     return {"population": population, "synch": synch, "wall_s": wall, "user_s": user_time[0], "reports": rows,
             "final_iterations": reports, "exploits": len(results.events_of("exploit")),
-            "peak_mb": peak, "base_mb": base}
+            "peak_mb": peak, "base_mb": base, "handoff_us": _handoff_us(population, storage)}
 
 
-def run_fresh(population: int, synch: bool, iterations: int, interval: int) -> dict:
+def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
+    """The in-process executor's floor: one report's round trip between the driver and a trial thread
+    (two lock handoffs, the OS waking each thread) with ``population`` parked trial threads, and nothing
+    else (no scheduler, no store): a trainable that only calls ``tune.report({})``."""
+    from pbtlab import tune
+    from pbtlab.executors.inprocess import InProcessExecutor
+    from pbtlab.session import CONTINUE, STOP, StartSpec
+
+    def only_reports(config):
+        while True:
+            tune.report({})
+
+    executor = InProcessExecutor()
+    executor.setup(only_reports, population)
+    ids = [f"t{i}" for i in range(population)]
+    for trial_id in ids:
+        executor.start(StartSpec(trial_id, {}, storage, None, 0))
+    for _ in ids:
+        executor.wait()
+    steps = max(rounds // population, 2) * population
+    start = time.perf_counter()
+    for k in range(steps):
+        executor.send(ids[k % population], CONTINUE)
+        executor.wait()
+    elapsed = time.perf_counter() - start
+    for trial_id in ids:
+        executor.send(trial_id, STOP)
+    return elapsed / steps * 1e6
+
+
+def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="pbtlab_scaling_") as storage:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--one", str(population), "--mode",
              "sync" if synch else "async", "--iterations", str(iterations), "--interval", str(interval),
-             "--storage", storage],
+             "--storage", storage] + (["--pin"] if pin else []),
             check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,33 +146,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one run per setting")
     parser.add_argument("--modes", nargs="+", default=["sync", "async"], choices=["sync", "async"])
+    parser.add_argument("--pin", action="store_true",
+                        help="run each experiment pinned to one CPU (os.sched_setaffinity): the in-process executor "
+                             "runs one thread at a time, and waking a thread on another CPU is slow, above all in VMs")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sync", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one is not None:
+        if args.pin:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         print(json.dumps(_one(args.one, args.mode == "sync", args.iterations, args.interval, args.storage)))
         return 0
     repeats = 1 if args.quick else args.repeats
     print(f"pbtlab scaling: in-process PBT, {args.iterations} iterations per trial, checkpoint and perturbation "
-          f"every {args.interval}; median of {repeats} fresh process(es) each; {os.cpu_count()} cores")
+          f"every {args.interval}; median of {repeats} fresh process(es) each; {os.cpu_count()} cores"
+          f"{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.1f} at start")
     rows = []
     for mode in args.modes:
         reference = None
         for population in args.populations:
-            runs = [run_fresh(population, mode == "sync", args.iterations, args.interval) for _ in range(repeats)]
+            runs = [run_fresh(population, mode == "sync", args.iterations, args.interval, args.pin)
+                    for _ in range(repeats)]
             overhead = statistics.median((r["wall_s"] - r["user_s"]) / r["reports"] * 1e6 for r in runs)
             wall = statistics.median(r["wall_s"] for r in runs)
             peak = statistics.median(r["peak_mb"] for r in runs)
             base = statistics.median(r["base_mb"] for r in runs)
+            handoff = statistics.median(r["handoff_us"] for r in runs)
             reference = reference or overhead
             rows.append([mode, population, runs[0]["reports"], runs[0]["exploits"], f"{wall:.2f}",
-                         f"{overhead:.1f}", f"{overhead / reference:.2f}x", f"{peak:.0f}", f"{base:.0f}"])
-            print(table(["mode", "trials", "reports", "exploits", "wall s", "µs/report", "vs 2 trials",
-                         "peak MB", "base MB"], rows[-1:]).splitlines()[-1], flush=True)
+                         f"{overhead:.1f}", f"{overhead / reference:.2f}x", f"{handoff:.1f}",
+                         f"{overhead - handoff:.1f}", f"{peak:.0f}", f"{base:.0f}"])
+            print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print()
-    print(table(["mode", "trials", "reports", "exploits", "wall s", "µs/report", "vs 2 trials", "peak MB",
-                 "base MB"], rows))
+    print(table(HEADER, rows))
+    print("\nµs/report: wall time minus the trainable's own time, per report. handoff: of which the thread round\n"
+          "trip alone (measured separately with as many parked threads). rest: controller, scheduler, store,\n"
+          "checkpoint copies. peak/base MB: max RSS of the run's process, and before Tuner.fit.")
     return 0
 
 
