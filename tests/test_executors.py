@@ -120,8 +120,8 @@ def test_trials_run_to_their_stop_criterion(executor, storage):
         assert [row["checkpoint_dir_name"] for row in history] == [None, "checkpoint_000000", None,
                                                                     "checkpoint_000001", None]
         assert os.path.isfile(os.path.join(result.path, "checkpoint_000001", "state.json"))
-    assert results.experiment_path and json.load(open(os.path.join(results.experiment_path, "experiment.json")))[
-        "executor"] == executor
+    with open(os.path.join(results.experiment_path, "experiment.json")) as handle:
+        assert json.load(handle)["executor"] == executor
 
 
 def test_function_that_returns_finishes_its_trial(executor, storage):
@@ -268,8 +268,8 @@ def test_spawn_needs_a_picklable_trainable(storage):
 
 
 def test_spawn_runs_a_module_level_trainable(storage):
-    from pbtlab.executors.process import ProcessExecutor
     from pbtlab.examples.runs import run_toy_pbt
+    from pbtlab.executors.process import ProcessExecutor
 
     results = run_toy_pbt(population=2, seed=0, iterations=8, storage_path=storage,
                           executor=ProcessExecutor(start_method="spawn"))

@@ -106,7 +106,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, t
 
 # -- driver side ------------------------------------------------------------------------------------
 class _Worker:
-    __slots__ = ("trial_id", "process", "conn", "busy_since", "dead")
+    __slots__ = ("busy_since", "conn", "dead", "process", "trial_id")
 
     def __init__(self, trial_id: str, process: Any, conn: multiprocessing.connection.Connection) -> None:
         self.trial_id = trial_id

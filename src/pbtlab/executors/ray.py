@@ -36,6 +36,7 @@ note that resources given there are held for the actor's whole life, including w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -345,10 +346,8 @@ class RayExecutor:
     def _died(self, record: _ActorRecord, how: str) -> ErrorMessage:
         record.dead = True
         record.busy = False
-        try:
+        with contextlib.suppress(Exception):  # it is gone already
             self._ray.kill(record.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - it is gone already
-            pass
         return ErrorMessage("WorkerDied", f"the worker of trial {record.trial_id} died: {how}",
                             f"WorkerDied: trial {record.trial_id}: {how}\n", False)
 
