@@ -60,7 +60,8 @@ def main() -> None:
                      "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]), "checkpoint_interval": 4},
         tune_config=TuneConfig(metric="Q", mode="max", seed=int(seed), scheduler=toy_scheduler(4, True)),
         run_config=RunConfig(name=name, storage_path=storage, stop={"training_iteration": 100},
-                             failure_config=FailureConfig(max_failures=3), verbose=0),
+                             failure_config=FailureConfig(max_failures=3), verbose=0,
+                             state_save_period_s=0),  # save at every consistent cut: more resume points
     ).fit()
 
 

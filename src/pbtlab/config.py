@@ -105,6 +105,8 @@ class RunConfig:
     ``(trial_id, result) -> bool``, or an object with ``__call__`` and ``stop_all()`` (Ray's Stopper).
     ``verbose``: 0 silent, 1 final table only, 2 decisions and status table (default).
     ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
+    ``state_save_period_s``: the least time between two saves of the experiment's state (it is saved
+    at consistent moments, at most this often, and always at the end); 0 saves at every such moment.
     """
 
     name: str | None = None
@@ -115,6 +117,7 @@ class RunConfig:
     verbose: int | None = None
     executor: Any = None
     progress_interval_s: float = 5.0
+    state_save_period_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name is not None and (not isinstance(self.name, str) or not self.name or os.sep in self.name
@@ -149,3 +152,7 @@ class RunConfig:
         if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
                 or not math.isfinite(self.progress_interval_s) or self.progress_interval_s <= 0:
             raise ConfigError(f"RunConfig(progress_interval_s=...) must be a number > 0, got {describe(self.progress_interval_s)}")
+        if isinstance(self.state_save_period_s, bool) or not isinstance(self.state_save_period_s, (int, float)) \
+                or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0:
+            raise ConfigError(
+                f"RunConfig(state_save_period_s=...) must be a number >= 0, got {describe(self.state_save_period_s)}")

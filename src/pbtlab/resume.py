@@ -116,7 +116,8 @@ def _rebuild_run_config(experiment: Mapping[str, Any], path: str, run_config: Ru
             name=os.path.basename(path), storage_path=os.path.dirname(path), stop=stop,
             failure_config=FailureConfig(max_failures=int(experiment.get("max_failures", 0))),
             checkpoint_config=CheckpointConfig(num_to_keep=experiment.get("num_to_keep")),
-            executor=experiment.get("executor", "inprocess"), verbose=experiment.get("verbose"))
+            executor=experiment.get("executor", "inprocess"), verbose=experiment.get("verbose"),
+            state_save_period_s=experiment.get("state_save_period_s", 1.0))
     if "verbose" in options:
         config.verbose = options["verbose"]
     return config

@@ -148,6 +148,18 @@ def _sanitize(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_\-=.,@\[\]/]", "_", text)
 
 
+class Population(dict):
+    """The trials by id, as schedulers see them, plus how many wait for a slot (without a scan)."""
+
+    def __init__(self, trials: list[Trial], waiting: dict[str, Trial]) -> None:
+        super().__init__((t.trial_id, t) for t in trials)
+        self._waiting = waiting
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+
 class Stopper:
     """Ray-compatible stopper base: ``__call__(trial_id, result) -> bool`` and ``stop_all() -> bool``."""
 
@@ -167,7 +179,6 @@ class Controller:
         self.trainable = trainable
         self.store = store
         self.trials = trials
-        self.by_id = {t.trial_id: t for t in trials}
         self.scheduler = scheduler
         self.executor = executor
         self.tune_config = tune_config
@@ -180,6 +191,7 @@ class Controller:
         self.verbose = 2 if run_config.verbose is None else run_config.verbose
         self.running: set[str] = set()
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
+        self.by_id = Population(trials, self.waiting)
         self._unchecked: list[str] = list(self.waiting)
         self._failed_epoch: int | None = None
         self._seq = store.num_events
@@ -192,6 +204,7 @@ class Controller:
         self._log_policy = bool(getattr(scheduler, "log_config", False))
         self._doomed: list[CheckpointRef] = []  # deleted from disk after the next state save
         self._metric_checked: set[str] = set()
+        self._last_save = -math.inf
 
     # -- events --------------------------------------------------------------------------------------
     def event(self, kind: str, **fields: Any) -> None:
@@ -567,11 +580,13 @@ class Controller:
 
     # -- state -----------------------------------------------------------------------------------------
     def _maybe_save(self) -> None:
-        """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose)."""
-        if self._num_dirty == 0:
+        """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose);
+        at most once per ``RunConfig(state_save_period_s)``."""
+        if self._num_dirty == 0 and time.monotonic() - self._last_save >= self.run_config.state_save_period_s:
             self.save_state()
 
     def save_state(self, durable: bool = False) -> None:
+        self._last_save = time.monotonic()
         self.store.save_state({
             "format_version": FORMAT_VERSION,
             "trials": [t.to_dict() for t in self.trials],
@@ -684,6 +699,7 @@ class Tuner:
             "num_to_keep": run_config.checkpoint_config.num_to_keep if run_config.checkpoint_config else None,
             "executor": executor.name, "param_columns": columns, "trainable_path": _import_path(self.trainable),
             "verbose": run_config.verbose, "max_concurrent_trials": tune_config.max_concurrent_trials,
+            "state_save_period_s": run_config.state_save_period_s,
             "trial_ids": [t.trial_id for t in trials],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })

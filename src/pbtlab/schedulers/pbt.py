@@ -21,6 +21,7 @@ a keyword fixes it (see each argument). Deviations that are always on:
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import math
@@ -212,6 +213,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._num_checkpoints = 0
         self._num_perturbations = 0
         self._epoch = 0
+        self._reset_indexes()
 
     # -- setup -----------------------------------------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
@@ -241,6 +243,8 @@ class PopulationBasedTraining(TrialScheduler):
         config = copy.deepcopy(config)
         self._fill_config(config, self.hyperparam_mutations)
         self._members[trial_id] = _MemberState(orig_tag=tag)
+        self._order.append(trial_id)
+        self._position[trial_id] = len(self._order) - 1
         return config
 
     def _fill_config(self, config: dict[str, Any], mutations: Mapping[str, Mutation]) -> None:
@@ -288,11 +292,13 @@ class PopulationBasedTraining(TrialScheduler):
             lower, upper = self._quantiles()
             self._checkpoint_or_exploit(trial.trial_id, population, upper, lower, decision)
             exploited = any(p.target == trial.trial_id for p in decision.perturbations)
-            waiting = any(not t.is_finished and getattr(t, "is_waiting", False) for t in population.values())
+            num_waiting = getattr(population, "num_waiting", None)  # the controller's Population knows it
+            waiting = num_waiting > 0 if num_waiting is not None else any(
+                not t.is_finished and getattr(t, "is_waiting", False) for t in population.values())
             decision.action = Action.PAUSE if exploited or waiting else Action.CONTINUE
             return decision
         decision.action = Action.PAUSE
-        if self._barrier_blocked(trial.trial_id, population):
+        if self._barrier_blocked(trial.trial_id):
             return decision
         self._run_barrier(time_value, population, decision)
         return decision
@@ -310,55 +316,108 @@ class PopulationBasedTraining(TrialScheduler):
                 f"[pbt]: trial {trial.trial_id} reported {self.metric}={raw!r}, which cannot be ranked; "
                 "it will not be a donor and ranks below every finite score",
                 {"metric": self.metric, "value": repr(raw)}))
+        self._unrank(trial.trial_id, state)
         state.last_score = score
+        self._rank(trial.trial_id, state)
         state.last_train_time = time_value
         state.last_iteration = int(result.get("training_iteration", trial.iteration))
 
-    def _barrier_blocked(self, reporter: str, population: Mapping[str, TrialView]) -> bool:
-        return any(
-            tid != reporter and not population[tid].is_finished
-            and state.last_train_time < self._next_perturbation_sync
-            for tid, state in self._members.items() if tid in population)
+    def _behind(self, trial_id: str) -> bool:
+        state = self._members[trial_id]
+        return not state.finished and state.last_train_time < self._next_perturbation_sync
+
+    def _barrier_blocked(self, reporter: str | None) -> bool:
+        """Is a live trial other than ``reporter`` still short of the barrier?
+
+        Amortized O(1): a trial that reached the barrier (or finished) stays so until the barrier moves,
+        so a cursor walks past it once per barrier instead of every report scanning the population.
+        """
+        order = self._order
+        while self._cursor < len(order):
+            trial_id = order[self._cursor]
+            if not self._behind(trial_id):
+                self._cursor += 1
+                continue
+            if trial_id != reporter:
+                return True
+            # The reporter itself is short of the barrier (time_attr values that do not line up):
+            # look past it without moving the cursor.
+            return any(self._behind(t) for t in order[self._cursor + 1:])
+        return False
 
     def _run_barrier(self, time_value: float, population: Mapping[str, TrialView], decision: Decision) -> None:
         lower, upper = self._quantiles()
-        middle = [tid for tid, s in self._members.items()
-                  if not s.finished and tid not in lower and tid not in upper]
+        ranked = set(lower) | set(upper)
+        middle = [tid for tid, s in self._members.items() if not s.finished and tid not in ranked]
         for tid in upper + middle + lower:
             self._members[tid].last_perturbation_time = time_value
             self._checkpoint_or_exploit(tid, population, upper, lower, decision)
         latest = max((s.last_train_time for s in self._members.values()), default=0.0)
         self._next_perturbation_sync = max(self._next_perturbation_sync + self.perturbation_interval, latest)
+        self._cursor = 0
         self._epoch += 1
 
     def on_trial_complete(self, trial_id: str, population: Mapping[str, TrialView]) -> Decision:
         decision = Decision()
-        if trial_id in self._members:
-            self._members[trial_id].finished = True
-        if self.synch:
-            live = [tid for tid, s in self._members.items() if not s.finished]
-            if live and all(self._members[t].last_train_time >= self._next_perturbation_sync for t in live):
-                # The trial that left was the one the others waited for: complete the barrier now.
-                time_value = max(self._members[t].last_train_time for t in live)
-                self._run_barrier(time_value, population, decision)
+        state = self._members.get(trial_id)
+        if state is not None and not state.finished:
+            self._unrank(trial_id, state)
+            state.finished = True
+            self._num_finished += 1
+        if self.synch and self._num_finished < len(self._members) and not self._barrier_blocked(None):
+            # The trial that left was the one the others waited for: complete the barrier now.
+            time_value = max(s.last_train_time for s in self._members.values() if not s.finished)
+            self._run_barrier(time_value, population, decision)
         return decision
 
     # -- ranking and exploitation -------------------------------------------------------------------
+    # The ranking is kept sorted as scores change (bisect), rather than sorted at every check.
+    def _reset_indexes(self) -> None:
+        self._order: list[str] = list(self._members)
+        self._position = {tid: i for i, tid in enumerate(self._order)}
+        self._cursor = 0
+        self._num_finished = sum(s.finished for s in self._members.values())
+        self._ranking: list[tuple[float, int, str]] = []  # finite scores of live trials, ascending
+        self._unrankable: set[str] = set()
+        for tid, state in self._members.items():
+            self._rank(tid, state)
+
+    def _rank(self, trial_id: str, state: _MemberState) -> None:
+        if state.last_score is None or state.finished:
+            return
+        if math.isfinite(state.last_score):
+            bisect.insort(self._ranking, (state.last_score, self._position[trial_id], trial_id))
+        else:
+            self._unrankable.add(trial_id)
+
+    def _unrank(self, trial_id: str, state: _MemberState) -> None:
+        if state.last_score is None or state.finished:
+            return
+        if math.isfinite(state.last_score):
+            entry = (state.last_score, self._position[trial_id], trial_id)
+            index = bisect.bisect_left(self._ranking, entry)
+            del self._ranking[index]
+        else:
+            self._unrankable.discard(trial_id)
+
     def _quantiles(self) -> tuple[list[str], list[str]]:
-        scored = [(tid, s.last_score) for tid, s in self._members.items()
-                  if s.last_score is not None and not s.finished]
-        finite = [item for item in scored if math.isfinite(item[1])]
-        unrankable = [tid for tid, score in scored if not math.isfinite(score)]
-        finite.sort(key=lambda item: item[1])  # stable: ties keep the order trials were added
-        ranked = unrankable + [tid for tid, _ in finite]
-        if len(ranked) <= 1:
+        """(lower, upper): the worst and best ``n`` scored live trials, ``n = min(ceil(N q), floor(N / 2))``.
+
+        Ties keep the order trials were added; unrankable scores rank below every finite one and are
+        never in the upper quantile.
+        """
+        total = len(self._ranking) + len(self._unrankable)
+        if total <= 1:
             return [], []
-        n = math.ceil(len(ranked) * self.quantile_fraction)
-        if n > len(ranked) / 2:
-            n = math.floor(len(ranked) / 2)
-        finite_ids = {tid for tid, _ in finite}
-        upper = [tid for tid in ranked[len(ranked) - n:] if tid in finite_ids]
-        return ranked[:n], upper
+        n = math.ceil(total * self.quantile_fraction)
+        if n > total / 2:
+            n = math.floor(total / 2)
+        if n == 0:
+            return [], []
+        unrankable = sorted(self._unrankable, key=self._position.__getitem__)
+        lower = unrankable[:n] + [tid for _, _, tid in self._ranking[:max(0, n - len(unrankable))]]
+        upper = [tid for _, _, tid in self._ranking[max(0, len(self._ranking) - n):]]
+        return lower, upper
 
     def _checkpoint_or_exploit(self, trial_id: str, population: Mapping[str, TrialView],
                                upper: list[str], lower: list[str], decision: Decision) -> None:
@@ -569,6 +628,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._num_checkpoints = int(state["num_checkpoints"])
         self._num_perturbations = int(state["num_perturbations"])
         self.rng.bit_generator.state = state["rng"]
+        self._reset_indexes()
         self._epoch += 1
 
     def last_scores(self) -> dict[str, float | None]:
