@@ -205,6 +205,7 @@ class Controller:
         self._doomed: list[CheckpointRef] = []  # deleted from disk after the next state save
         self._metric_checked: set[str] = set()
         self._last_save = -math.inf
+        self._save_cost = 0.0
 
     # -- events --------------------------------------------------------------------------------------
     def event(self, kind: str, **fields: Any) -> None:
@@ -581,12 +582,17 @@ class Controller:
     # -- state -----------------------------------------------------------------------------------------
     def _maybe_save(self) -> None:
         """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose);
-        at most once per ``RunConfig(state_save_period_s)``."""
-        if self._num_dirty == 0 and time.monotonic() - self._last_save >= self.run_config.state_save_period_s:
+        at most once per ``RunConfig(state_save_period_s)``, and (as Ray's automatic period) rarely
+        enough that saving takes at most 5% of the run."""
+        if self._num_dirty:
+            return
+        period = max(self.run_config.state_save_period_s, 20 * self._save_cost) \
+            if self.run_config.state_save_period_s > 0 else 0.0
+        if time.monotonic() - self._last_save >= period:
             self.save_state()
 
     def save_state(self, durable: bool = False) -> None:
-        self._last_save = time.monotonic()
+        started = time.monotonic()
         self.store.save_state({
             "format_version": FORMAT_VERSION,
             "trials": [t.to_dict() for t in self.trials],
@@ -600,6 +606,8 @@ class Controller:
             for ref in self._doomed:
                 shutil.rmtree(self.store.absolute(ref.path), ignore_errors=True)
             self._doomed.clear()
+        self._last_save = time.monotonic()
+        self._save_cost = self._last_save - started
 
 
 class Tuner:

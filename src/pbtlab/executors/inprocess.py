@@ -84,8 +84,7 @@ class InProcessExecutor:
 
     def send(self, trial_id: str, command: Command) -> None:
         if command.kind is CommandKind.STOP:
-            self._runnable = deque(item for item in self._runnable if item[0] != trial_id)
-            worker = self._workers.pop(trial_id, None)
+            worker = self._workers.pop(trial_id, None)  # a queued turn of it is skipped in wait()
             if worker is not None:
                 worker.step(command)
             return
@@ -93,6 +92,8 @@ class InProcessExecutor:
 
     def wait(self) -> tuple[str, WorkerMessage]:
         trial_id, command = self._runnable.popleft()
+        while trial_id not in self._workers:  # stopped after it was queued
+            trial_id, command = self._runnable.popleft()
         message = self._workers[trial_id].step(command)
         if message is _EXITED:  # the function returned after a command other than STOP
             self._workers.pop(trial_id, None)
