@@ -200,7 +200,6 @@ class Controller:
         self._stop_all = False
         self.start_time = time.monotonic()
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
-        self.reporter = StatusReporter(self.verbose, run_config.progress_interval_s)
         self._log_policy = bool(getattr(scheduler, "log_config", False))
         self._doomed: list[CheckpointRef] = []  # deleted from disk after the next state save
         self._metric_checked: set[str] = set()
@@ -228,8 +227,9 @@ class Controller:
         if self.verbose >= 2:
             ensure_log_handler()
         self.executor.setup(self.trainable, self.max_concurrent)
-        self.save_state()
+        self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
         try:
+            self.save_state()
             while True:
                 self._fill_slots()
                 if not self.running:
