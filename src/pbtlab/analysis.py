@@ -177,7 +177,7 @@ class ResultGrid(Sequence[Result]):
         numbers = []
         for value in values:
             try:
-                numbers.append(sign * float(value))
+                numbers.append(sign * float(value))  # type: ignore[arg-type]  # non-numbers are skipped
             except (TypeError, ValueError):
                 continue
         if not numbers:

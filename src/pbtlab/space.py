@@ -380,12 +380,12 @@ def _sample_config(config: dict[str, Any], rng: np.random.Generator) -> dict[str
                 still.append((path, function))
                 failures.append((path, error))
         if len(still) == len(unresolved):
-            path, error = failures[0]
+            failed_path, first_error = failures[0]
             names = ", ".join("/".join(map(str, p)) for p, _ in still)
             raise ConfigError(
                 f"sample_from values could not be resolved (circular or missing keys): {names}. "
-                f"sample_from at {'/'.join(map(str, path))} failed: {error!r}; the config it saw has keys "
-                f"{sorted(map(str, config))}") from error
+                f"sample_from at {'/'.join(map(str, failed_path))} failed: {first_error!r}; the config it saw "
+                f"has keys {sorted(map(str, config))}") from first_error
         unresolved = still
     return config
 

@@ -628,6 +628,7 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._restore_path: str | None = None
+        self._restore_options: dict[str, Any] = {}
 
     @classmethod
     def restore(cls, path: str | os.PathLike[str], trainable: Callable[..., Any], *,
@@ -669,7 +670,7 @@ class Tuner:
         scheduler.validate()
         metric = tune_config.metric or scheduler.metric
         mode = tune_config.mode or scheduler.mode
-        seed = tune_config.seed if tune_config.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        seed = tune_config.seed if tune_config.seed is not None else int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
         sample_seq, scheduler_seq = np.random.SeedSequence(seed).spawn(2)
         configs = resolve_param_space(self.param_space, tune_config.num_samples, np.random.default_rng(sample_seq))
         scheduler.set_rng(np.random.default_rng(scheduler_seq))

@@ -198,7 +198,7 @@ class ProcessExecutor:
             self._retire(old, stop=not old.dead)
         driver_end, worker_end = self._context.Pipe(duplex=True)
         forked = self.start_method == "fork"
-        process = self._context.Process(
+        process = self._context.Process(  # type: ignore[attr-defined]
             target=_worker_main, name=f"pbtlab-trial-{spec.trial_id}", daemon=False,
             args=(worker_end, driver_end if forked else None, self._trainable, self._pickled, spec, os.getpid()))
         process.start()

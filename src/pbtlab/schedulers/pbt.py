@@ -305,7 +305,7 @@ class PopulationBasedTraining(TrialScheduler):
 
     def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
                     trial: TrialView, decision: Decision) -> None:
-        raw = result[self.metric]
+        raw = result[self.metric or ""]  # validate() guarantees a metric before any trial is added
         try:
             score = self._metric_op * float(raw)
         except (TypeError, ValueError):
