@@ -7,6 +7,7 @@ nothing: its thread is simply parked inside ``tune.report``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -62,17 +63,43 @@ class _ThreadWorker:
 
 
 class InProcessExecutor:
-    """Runs trials as threads of this process, strictly one at a time (the reference executor)."""
+    """Runs trials as threads of this process, strictly one at a time (the reference executor).
+
+    Each report hands control from the trial's thread to the driver's and back. When the OS wakes
+    the other thread on another CPU that round trip can cost 50-300 µs on a VM; ``pin_cpu=N`` keeps
+    the driver and every trial thread on CPU N for the run (about 20 µs), which pays off for large
+    populations of light trainables. Threads a trial starts inherit the pin, so leave it off when a
+    trial's own computation is multi-threaded (Linux only).
+
+        >>> from pbtlab import tune
+        >>> run_config = tune.RunConfig(executor=InProcessExecutor(pin_cpu=0))
+    """
 
     name = "inprocess"
 
-    def __init__(self) -> None:
+    def __init__(self, pin_cpu: int | None = None) -> None:
+        if pin_cpu is not None:
+            from pbtlab.errors import ConfigError, describe
+
+            if not hasattr(os, "sched_setaffinity"):
+                raise ConfigError("InProcessExecutor(pin_cpu=...) needs Linux (os.sched_setaffinity); use pin_cpu=None")
+            allowed = sorted(os.sched_getaffinity(0))
+            if isinstance(pin_cpu, bool) or not isinstance(pin_cpu, int) or pin_cpu not in allowed:
+                raise ConfigError(
+                    f"InProcessExecutor(pin_cpu=...) must be one of the CPUs this process may use, {allowed}, "
+                    f"or None; got {describe(pin_cpu)}")
+        self.pin_cpu = pin_cpu
+        self._saved_affinity: set[int] | None = None
         self._trainable: Callable[..., Any] | None = None
         self._workers: dict[str, _ThreadWorker] = {}
         self._runnable: deque[tuple[str, Command | None]] = deque()
 
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         self._trainable = trainable
+        if self.pin_cpu is not None:
+            # On Linux, pid 0 means the calling thread; trial threads started later inherit the pin.
+            self._saved_affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {self.pin_cpu})
 
     def default_concurrency(self, num_trials: int) -> int:
         return max(num_trials, 1)
@@ -107,3 +134,6 @@ class InProcessExecutor:
         for trial_id in list(self._workers):
             self.send(trial_id, Command(CommandKind.STOP))
         self._runnable.clear()
+        if self._saved_affinity is not None:
+            os.sched_setaffinity(0, self._saved_affinity)
+            self._saved_affinity = None
