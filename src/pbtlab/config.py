@@ -156,3 +156,15 @@ class RunConfig:
                 or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0:
             raise ConfigError(
                 f"RunConfig(state_save_period_s=...) must be a number >= 0, got {describe(self.state_save_period_s)}")
+
+
+def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
+    """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
+    if not callable(trainable):
+        raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
+    if param_space is not None and not isinstance(param_space, Mapping):
+        raise ConfigError(f"{where}(param_space=...) must be a dict, got {describe(param_space)}")
+    if tune_config is not None and not isinstance(tune_config, TuneConfig):
+        raise ConfigError(f"{where}(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
+    if run_config is not None and not isinstance(run_config, RunConfig):
+        raise ConfigError(f"{where}(run_config=...) must be a RunConfig, got {describe(run_config)}")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, check_tuner_arguments
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
 from pbtlab.schedulers.base import FIFOScheduler, TrialScheduler
@@ -62,12 +62,7 @@ def _read_experiment(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def make_restored_tuner(cls: Any, path: str, trainable: Any, param_space: Any, tune_config: Any,
                         run_config: Any) -> Any:
     """Check the directory now (clear errors before anything runs); the work happens in ``fit()``."""
-    if not callable(trainable):
-        raise ConfigError(f"Tuner.restore(path, trainable) needs the trainable function, got {describe(trainable)}")
-    if tune_config is not None and not isinstance(tune_config, TuneConfig):
-        raise ConfigError(f"Tuner.restore(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
-    if run_config is not None and not isinstance(run_config, RunConfig):
-        raise ConfigError(f"Tuner.restore(run_config=...) must be a RunConfig, got {describe(run_config)}")
+    check_tuner_arguments("Tuner.restore", trainable, param_space, tune_config, run_config)
     path = os.path.abspath(path)
     _read_experiment(path)
     tuner = cls.__new__(cls)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, check_tuner_arguments
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import Executor, make_executor
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
@@ -615,14 +615,7 @@ class Tuner:
 
     def __init__(self, trainable: Callable[..., Any], *, param_space: Mapping[str, Any] | None = None,
                  tune_config: TuneConfig | None = None, run_config: RunConfig | None = None) -> None:
-        if not callable(trainable):
-            raise ConfigError(f"Tuner(trainable) needs a function trainable(config), got {describe(trainable)}")
-        if tune_config is not None and not isinstance(tune_config, TuneConfig):
-            raise ConfigError(f"Tuner(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
-        if run_config is not None and not isinstance(run_config, RunConfig):
-            raise ConfigError(f"Tuner(run_config=...) must be a RunConfig, got {describe(run_config)}")
-        if param_space is not None and not isinstance(param_space, Mapping):
-            raise ConfigError(f"Tuner(param_space=...) must be a dict, got {describe(param_space)}")
+        check_tuner_arguments("Tuner", trainable, param_space, tune_config, run_config)
         self.trainable = trainable
         self.param_space = dict(param_space or {})
         self.tune_config = tune_config or TuneConfig()
