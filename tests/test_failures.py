@@ -277,3 +277,25 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_intact(stora
     with open(os.path.join(storage, os.listdir(storage)[0], restore["checkpoint"], "step.txt")) as f:
         assert f.read() == "2"
     assert [row["training_iteration"] for row in result.history()] == [1, 2, 3, 4, 5]
+
+
+def test_non_numeric_time_attr_or_stop_value_is_a_clear_error(storage):
+    from pbtlab.errors import ConfigError
+
+    def trainable(config):
+        for step in range(1, 10):
+            tune.report({"score": float(step), "epoch": "first" if step < 5 else step})
+
+    scheduler = PopulationBasedTraining(time_attr="epoch", perturbation_interval=2,
+                                        hyperparam_mutations={"x": [1, 2]})
+    with pytest.raises(ConfigError, match=r"time_attr='epoch'\) must be a number in every report; trial .* "
+                                          r"reported epoch='first'"):
+        fit(trainable, {"x": 1}, storage, scheduler=scheduler)
+    with pytest.raises(ConfigError, match=r"compares 'epoch' with a number, but trial .* reported epoch='first'"):
+        fit(trainable, {"x": 1}, storage + "2", stop={"epoch": 3})
+
+
+def test_clip_to_domain_snaps_a_perturbed_choice_to_the_nearest_category():
+    choice = tune.choice([1, 2, 4])
+    assert [choice.clip(v) for v in (4.8, 2.4, 0.8, 3.1, 2)] == [4, 2, 1, 4, 2]
+    assert tune.choice(["sgd", "adam"]).clip("sgd") == "sgd"

@@ -172,6 +172,14 @@ class Categorical(Domain):
     def sample(self, rng: np.random.Generator) -> Any:
         return copy.deepcopy(self.categories[int(rng.integers(len(self.categories)))])
 
+    def clip(self, value: Any) -> Any:
+        """The category nearest to a perturbed number (ties: the first); other values unchanged."""
+        numbers = [c for c in self.categories if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        if value in self.categories or not numbers or isinstance(value, bool) \
+                or not isinstance(value, (int, float)):
+            return value
+        return min(numbers, key=lambda c: abs(c - value))
+
     def __repr__(self) -> str:
         return f"tune.choice({self.categories!r})"
 

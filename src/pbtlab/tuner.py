@@ -435,7 +435,13 @@ class Controller:
                     raise ConfigError(
                         f"RunConfig(stop={dict(stop)!r}) names {key!r}, but trial {trial.trial_id} did not report it; "
                         f"it reported {reported}")
-                if result[key] >= value:
+                try:
+                    reached = result[key] >= value
+                except TypeError:
+                    raise ConfigError(
+                        f"RunConfig(stop={dict(stop)!r}) compares {key!r} with a number, but trial {trial.trial_id} "
+                        f"reported {key}={result[key]!r}") from None
+                if reached:
                     return True
             return False
         decision = bool(stop(trial.trial_id, result))

@@ -280,7 +280,12 @@ class PopulationBasedTraining(TrialScheduler):
                     "or set PopulationBasedTraining(require_attrs=False) to skip such reports")
             return Decision(Action.CONTINUE)
         state = self._members[trial.trial_id]
-        time_value = float(result[self.time_attr])
+        try:
+            time_value = float(result[self.time_attr])
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"PopulationBasedTraining(time_attr={self.time_attr!r}) must be a number in every report; "
+                f"trial {trial.trial_id} reported {self.time_attr}={result[self.time_attr]!r}") from None
         if time_value < self.burn_in_period:
             return Decision(Action.CONTINUE)
         if time_value - state.last_perturbation_time < self.perturbation_interval:
