@@ -145,3 +145,46 @@ def test_truncate_lines_drops_a_half_written_line(tmp_path):
     path.write_text('{"a": 1}\n{"a": 2}\n{"a"')
     truncate_lines(str(path), 2)
     assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
+
+
+def test_ctrl_c_keeps_the_last_consistent_state_and_resume_continues_without_duplicates(storage):
+    import signal
+
+    interrupted = []
+
+    def trainable(config):
+        checkpoint = tune.get_checkpoint()
+        step = 0
+        if checkpoint is not None:
+            with open(os.path.join(checkpoint.path, "step")) as f:
+                step = int(f.read())
+        while True:
+            step += 1
+            if step == 7 and not interrupted:
+                interrupted.append(step)
+                os.kill(os.getpid(), signal.SIGINT)  # as a user pressing Ctrl-C: the driver thread gets it
+            if step % 4 == 0:
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as d:
+                    with open(os.path.join(d, "step"), "w") as f:
+                        f.write(str(step))
+                    tune.report({"score": step * config["x"]}, checkpoint=tune.Checkpoint.from_directory(d))
+            else:
+                tune.report({"score": step * config["x"]})
+
+    def run_config(name):
+        return RunConfig(storage_path=storage, name=name, verbose=0, stop={"training_iteration": 12},
+                         state_save_period_s=0)
+
+    space = {"x": tune.grid_search([1, 2])}
+    with pytest.raises(KeyboardInterrupt):
+        Tuner(trainable, param_space=space, tune_config=TuneConfig(seed=0), run_config=run_config("run")).fit()
+    path = os.path.join(storage, "run")
+    state = json.load(open(os.path.join(path, "state.json")))
+    assert [t["iteration"] for t in state["trials"]] == [4, 4]  # the barrier-free cut after both reported step 4
+    resumed = Tuner.restore(path, trainable).fit()
+    reference = Tuner(trainable, param_space=space, tune_config=TuneConfig(seed=0), run_config=run_config("ref")).fit()
+    for got, want in zip(resumed, reference):
+        assert [r["training_iteration"] for r in got.history()] == list(range(1, 13))
+        assert [r["score"] for r in got.history()] == [r["score"] for r in want.history()]

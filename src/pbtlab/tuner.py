@@ -251,7 +251,14 @@ class Controller:
                     trial.has_worker = False
                 self.event("experiment_end", scheduler=self.scheduler.debug_string(),
                            statuses={t.trial_id: t.status.value for t in self.trials})
-                self.save_state(durable=True)
+                if self._num_dirty == 0:
+                    self.save_state(durable=True)
+                else:
+                    # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
+                    # what was reported since is on disk, and a resume drops and re-runs it.
+                    self.store.flush()
+                    logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
+                                   f"trainable) or `pbtlab resume {self.store.path}`")
                 self.reporter.close(self)
 
     def _over_budget(self) -> bool:

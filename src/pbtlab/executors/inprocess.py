@@ -44,7 +44,10 @@ class _ThreadWorker:
             run_trial(trainable, spec, self)
         finally:
             self._message = _EXITED
-            self._to_driver.release()
+            try:
+                self._to_driver.release()
+            except RuntimeError:  # the driver was interrupted mid-handoff (Ctrl-C): nobody waits for this
+                pass
 
     def exchange(self, message: WorkerMessage) -> Command:
         self._message = message
