@@ -5,7 +5,7 @@ The tutorial's helpers keep their signatures, so its plotting cells run unchange
 accepts a live ``ResultGrid`` or an experiment directory, and plots what the event log recorded.
 
     >>> from pbtlab.viz import plot_lineage
-    >>> fig = plot_lineage("pbtlab_results/my_run")  # doctest: +SKIP
+    >>> ax = plot_lineage("pbtlab_results/my_run")  # doctest: +SKIP
 
 matplotlib and Pillow (the ``[viz]`` extra) are imported on first use, not by ``import pbtlab.viz``.
 """
