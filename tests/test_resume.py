@@ -188,3 +188,28 @@ def test_ctrl_c_keeps_the_last_consistent_state_and_resume_continues_without_dup
     for got, want in zip(resumed, reference):
         assert [r["training_iteration"] for r in got.history()] == list(range(1, 13))
         assert [r["score"] for r in got.history()] == [r["score"] for r in want.history()]
+
+
+def test_a_checkpoint_deleted_outside_pbtlab_falls_back_to_an_older_one(storage, caplog):
+    """Resume after someone deleted the checkpoints a trial was to restart from: it restarts from its
+    newest checkpoint that still exists, says so, and the run completes."""
+    import logging
+    import shutil
+
+    results = run_toy_pbt(population=2, seed=7, storage_path=storage, name="run", iterations=20)
+    path = results.experiment_path
+    state = json.load(open(os.path.join(path, "state.json")))
+    # Rewind the state to "both trials still running at their latest checkpoint", as after a crash.
+    for trial in state["trials"]:
+        trial["status"] = "RUNNING"
+    json.dump(state, open(os.path.join(path, "state.json"), "w"))
+    victim = state["trials"][0]
+    shutil.rmtree(os.path.join(path, victim["latest"]["path"]))
+    with caplog.at_level(logging.WARNING, logger="pbtlab"):
+        again = Tuner.restore(path, train_func, run_config=RunConfig(stop={"training_iteration": 24}, verbose=0)).fit()
+    (missing,) = again.events_of("checkpoint_missing")
+    assert missing["trial_id"] == victim["trial_id"] and missing["checkpoint"] == victim["latest"]["path"]
+    assert missing["fallback"] is not None and missing["fallback"] != missing["checkpoint"]
+    assert "is missing (deleted outside pbtlab)" in caplog.text
+    assert [r.status for r in again] == ["TERMINATED", "TERMINATED"]
+    assert all(r.metrics["training_iteration"] == 24 for r in again)

@@ -330,6 +330,8 @@ class Controller:
 
     def _prepare_restore(self, trial: Trial) -> None:
         checkpoint = trial.restore
+        if checkpoint is not None and not os.path.isdir(self.store.absolute(checkpoint.path)):
+            checkpoint = self._fall_back(trial, checkpoint)
         if checkpoint is None:
             if trial.restore_reason in ("failure", "resume") and trial.iteration > 0:
                 trial.restored_from = {"trial_id": None, "checkpoint": None, "iteration": 0,
@@ -337,10 +339,6 @@ class Controller:
             trial.iteration = 0
             trial.time_total_s = 0.0
         else:
-            if not os.path.isdir(self.store.absolute(checkpoint.path)):
-                raise ExperimentError(
-                    f"checkpoint {checkpoint.path} needed to restart trial {trial.trial_id} is missing from "
-                    f"{self.store.path}; it was deleted outside pbtlab")
             trial.iteration = checkpoint.iteration
             trial.time_total_s = checkpoint.time_total_s
             trial.latest = checkpoint
@@ -352,6 +350,21 @@ class Controller:
         trial.time_since_restore = 0.0
         self._set_dirty(trial, False)
         self._prune_all()
+
+    def _fall_back(self, trial: Trial, missing: CheckpointRef) -> CheckpointRef | None:
+        """The checkpoint to restart from was deleted outside pbtlab: use the trial's newest own checkpoint
+        that still exists (or start from scratch), and say so."""
+        trial.checkpoints = [c for c in trial.checkpoints if os.path.isdir(self.store.absolute(c.path))]
+        fallback = trial.checkpoints[-1] if trial.checkpoints else None
+        trial.restore = fallback
+        if trial.latest is not None and trial.latest.path == missing.path:
+            trial.latest = fallback
+        where = f"its own checkpoint {fallback.path} (iteration {fallback.iteration})" if fallback else "scratch"
+        logger.warning(f"[pbtlab] Checkpoint {missing.path} needed to restart trial {trial.trial_id} is missing "
+                       f"(deleted outside pbtlab); the trial restarts from {where} with its current config")
+        self.event("checkpoint_missing", trial_id=trial.trial_id, checkpoint=missing.path,
+                   fallback=fallback.path if fallback else None, reason=trial.restore_reason)
+        return fallback
 
     # -- messages ------------------------------------------------------------------------------------
     def _handle(self, trial: Trial, message: WorkerMessage) -> None:
