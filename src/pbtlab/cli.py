@@ -70,7 +70,7 @@ def show_command(args: argparse.Namespace) -> int:
 
 def summarize_run(grid: Any) -> str:
     """A plain-text summary of a run: settings, one line per trial, and decision counts."""
-    from pbtlab.progress import render_plain
+    from pbtlab.progress import lookup_column, render_plain
 
     exp = grid.experiment
     lines = [f"Experiment {exp.get('name')}  ({grid.experiment_path})",
@@ -82,12 +82,7 @@ def summarize_run(grid: Any) -> str:
     header = ["trial", "status", "iter", *columns, *( [metric] if metric else [])]
     rows = []
     for result in grid:
-        config_values = []
-        for column in columns:
-            value: Any = result.config
-            for part in column.split("/"):
-                value = value.get(part) if isinstance(value, dict) else None
-            config_values.append(_short(value))
+        config_values = [_short(lookup_column(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
             row.append(_short(result.metrics.get(metric)))

@@ -54,14 +54,15 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
     for trial in trials:
         result = trial.last_result or {}
         row = [trial.trial_id, trial.status.value]
-        row += [format_value(_lookup(trial.config, column)) for column in param_columns]
+        row += [format_value(lookup_column(trial.config, column)) for column in param_columns]
         row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
         row += [format_value(result.get(column)) for column in metric_columns]
         rows.append(row)
     return rows
 
 
-def _lookup(config: Any, column: str) -> Any:
+def lookup_column(config: Any, column: str) -> Any:
+    """The value at a ``a/b`` column path in a (nested) config, or None."""
     value = config
     for part in column.split("/"):
         if not isinstance(value, dict) or part not in value:

@@ -120,7 +120,6 @@ class ExperimentStore:
         self._buffered = 0
         self.rows_written: dict[str, int] = {}
         self.events_written = 0
-        self._pending_rows: dict[str, int] = {}
 
     def trial_dir(self, trial_id: str) -> str:
         return os.path.join(self.path, trial_id)
@@ -156,9 +155,6 @@ class ExperimentStore:
     @property
     def num_events(self) -> int:
         return self.events_written + len(self._events)
-
-    def num_rows(self, trial_id: str) -> int:
-        return self.rows_written.get(trial_id, 0) + len(self._results.get(trial_id, ()))
 
     def flush(self) -> None:
         self._buffered = 0

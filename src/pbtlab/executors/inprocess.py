@@ -130,9 +130,6 @@ class InProcessExecutor:
             raise RuntimeError(f"trial {trial_id} worker exited unexpectedly")
         return trial_id, message
 
-    def has_runnable(self) -> bool:
-        return bool(self._runnable)
-
     def shutdown(self) -> None:
         for trial_id in list(self._workers):
             self.send(trial_id, Command(CommandKind.STOP))
