@@ -148,7 +148,7 @@ def add_resume(sub: Any) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    from pbtlab.resume import resume_run
+    from pbtlab.tuner import resume_run
 
     results = resume_run(args.run_dir, trainable=args.trainable, verbose=1 if args.quiet else None,
                          restart_errored=args.restart_errored)

@@ -160,6 +160,11 @@ class RunConfig:
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
     """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
+    if isinstance(trainable, type):
+        raise ConfigError(
+            f"{where}(trainable) got the class {trainable.__qualname__}: pbtlab runs function trainables "
+            "(def trainable(config): ... tune.report(...)); the class API (tune.Trainable) is not supported yet, "
+            "so wrap the class's setup/step/save_checkpoint in a function")
     if not callable(trainable):
         raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
     if param_space is not None and not isinstance(param_space, Mapping):

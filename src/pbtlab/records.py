@@ -30,6 +30,13 @@ from pbtlab.errors import ExperimentError
 FORMAT_VERSION = 1
 
 
+#: Fields the engine adds to every result row (``result.jsonl``), besides what the trainable reported.
+AUTO_RESULT_FIELDS = frozenset({
+    "training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "trial_id", "iterations_since_restore",
+    "time_since_restore", "done", "config", "checkpoint_dir_name", "date", "restored_from",
+})
+
+
 class EventKind(str, enum.Enum):
     """What an ``events.jsonl`` record says happened (its ``event`` field)."""
 
