@@ -3,7 +3,7 @@
 Every module that writes ``events.jsonl``, ``experiment.json`` or ``state.json`` builds these classes,
 and every module that reads them parses them back with :func:`event_from_dict`,
 :meth:`ExperimentSpec.from_dict` and :meth:`RunState.from_dict`. The field tables in
-``docs/architecture.md`` are generated from the classes here (``python -m pbtlab.records``).
+``docs/architecture.md`` are generated from the classes here (:func:`schema_markdown`).
 
     >>> record = Exploit(seq=7, time=0.0, trial_id="t1", donor="t0", target_iteration=8, donor_iteration=8,
     ...                  checkpoint="t0/checkpoint_000001", target_score=0.2, donor_score=0.9,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -398,7 +397,3 @@ def schema_markdown() -> str:
         doc = " ".join((cls.__doc__ or "").split())
         lines.append(f"| `{kind.value}` | {', '.join(f'`{f}`' for f in fields)} | {doc} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover - documentation helper
-    sys.stdout.write(schema_markdown() + "\n")
