@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pbtlab.callbacks import check_callbacks
 from pbtlab.errors import ConfigError, describe
 
 
@@ -107,6 +108,7 @@ class RunConfig:
     ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
     ``state_save_period_s``: the least time between two saves of the experiment's state (it is saved
     at consistent moments, at most this often, and always at the end); 0 saves at every such moment.
+    ``callbacks``: ``tune.Callback`` objects whose hooks are called as the run progresses (``pbtlab.callbacks``).
     """
 
     name: str | None = None
@@ -118,8 +120,10 @@ class RunConfig:
     executor: Any = None
     progress_interval_s: float = 5.0
     state_save_period_s: float = 1.0
+    callbacks: list[Any] | None = None
 
     def __post_init__(self) -> None:
+        self.callbacks = check_callbacks(self.callbacks)
         if self.name is not None and (not isinstance(self.name, str) or not self.name or os.sep in self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"RunConfig(name=...) must be a folder name without '{os.sep}', got {describe(self.name)}")

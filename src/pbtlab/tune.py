@@ -8,6 +8,7 @@ Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the 
 functions, and the same ``Tuner``/config objects as the top-level package.
 """
 
+from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.session import get_checkpoint, get_context, report
@@ -28,7 +29,7 @@ from pbtlab.space import (
 from pbtlab.tuner import Stopper, Tuner
 
 __all__ = [
-    "Checkpoint", "CheckpointConfig", "FailureConfig", "RunConfig", "Stopper", "TuneConfig", "Tuner",
+    "Callback", "Checkpoint", "CheckpointConfig", "FailureConfig", "RunConfig", "Stopper", "TuneConfig", "Tuner",
     "choice", "get_checkpoint", "get_context", "grid_search", "loguniform", "lograndint", "qloguniform",
     "qrandint", "qrandn", "quniform", "randint", "randn", "report", "sample_from", "uniform",
 ]

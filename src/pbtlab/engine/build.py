@@ -96,13 +96,14 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trial_id = f"{prefix}_{index:05d}"
         tag = _make_tag(index, config, varying)
         config = scheduler.on_trial_add(trial_id, config, tag)
-        trials.append(Trial(trial_id, index, config, tag))
+        trials.append(Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}",
+                            path=store.trial_dir(trial_id)))
     mutated = list(getattr(scheduler, "hyperparam_mutations", {}) or {})
     columns = ["/".join(map(str, p)) for p in varying]
     columns += [k for k in mutated if k not in columns]
     failure = run_config.failure_config or FailureConfig()
     spec = ExperimentSpec(
-        name=os.path.basename(path), trainable=getattr(trainable, "__name__", "trainable"),
+        name=os.path.basename(path), trainable=spec_name(trainable),
         trainable_path=_import_path(trainable), seed=seed, metric=metric, mode=mode,
         num_samples=tune_config.num_samples, param_space=_describe_space(param_space),
         scheduler=scheduler.describe(),
@@ -122,6 +123,11 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         store.add_trial(trial.trial_id, trial.config)
         controller.emit(TrialAdd, trial_id=trial.trial_id, config=trial.config, tag=trial.tag)
     return controller
+
+
+def spec_name(trainable: Any) -> str:
+    """The trainable's name, as in Ray's trial names (``train_func_a1b2c_00000``)."""
+    return str(getattr(trainable, "__name__", None) or type(trainable).__name__)
 
 
 def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -313,6 +319,8 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     trials = [Trial.from_dict(record) for record in state.trials]
     resumed = []
     for trial in trials:
+        trial.path = store.trial_dir(trial.trial_id)
+        trial.name = trial.name or f"{experiment.trainable}_{trial.trial_id}"
         if trial.status is TrialStatus.ERROR and restart_errored:
             trial.error = None
             trial.num_failures = 0

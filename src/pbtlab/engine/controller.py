@@ -16,9 +16,12 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from pbtlab.callbacks import CallbackList
+from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
 from pbtlab.errors import TrialError as TrialFailed
 from pbtlab.executors.base import Executor
+from pbtlab.loggers import default_loggers
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
 from pbtlab.records import (
     EVENT_TYPES,
@@ -54,7 +57,7 @@ from pbtlab.engine import policy_log
 from pbtlab.engine.failures import RetryPolicy
 from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_budget, result_row
 from pbtlab.engine.retention import Retention
-from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView
+from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
 
 
 def format_tag_value(value: Any) -> str:
@@ -93,6 +96,10 @@ class Controller:
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
         self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
         self.population = Population(self.by_id, self.waiting)
+        user_callbacks = list(run_config.callbacks or [])
+        self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks))
+        self.views = TrialViews(trials)
+        self.step = 0  # Ray's loop iteration, passed to callbacks
         self._unchecked: list[str] = list(self.waiting)
         self._failed_epoch: int | None = None
         self._seq = store.num_events
@@ -126,6 +133,8 @@ class Controller:
         if self.verbose >= 2:
             ensure_log_handler()
         self.save_state()  # before the executor starts: a run whose set-up fails can still be restored
+        self.callbacks.call("setup", stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
+                            total_num_samples=len(self.trials), trials=self.views)
         self.executor.setup(self.trainable, self.max_concurrent)
         self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
         try:
@@ -134,6 +143,8 @@ class Controller:
                 if not self.running:
                     if not self.waiting or not self._force_one():
                         break
+                if self.callbacks:
+                    self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
                 trial_id, message = self.executor.wait()
                 self._handle(self.by_id[trial_id], message)
                 if self._abort is not None:
@@ -141,6 +152,9 @@ class Controller:
                 if self.stop_criteria.stop_all or self._over_budget():
                     self._stop_everything()
                     break
+                if self.callbacks:
+                    self.callbacks.call("on_step_end", iteration=self.step, trials=self.views)
+                self.step += 1
                 self.reporter.update(self)
         finally:
             try:
@@ -150,15 +164,22 @@ class Controller:
                     trial.has_worker = False
                 self.emit(ExperimentEnd, scheduler=self.scheduler.debug_string(),
                           statuses={t.trial_id: t.status.value for t in self.trials})
-                if self._num_dirty == 0:
-                    self.save_state(durable=True)
-                else:
-                    # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
-                    # what was reported since is on disk, and a resume drops and re-runs it.
-                    self.store.flush()
-                    logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
-                                   f"trainable) or `pbtlab resume {self.store.path}`")
-                self.reporter.close(self)
+                self._finish()
+
+    def _finish(self) -> None:
+        """The run's last steps, whatever ended it: callbacks' ``on_experiment_end``, the final state."""
+        try:
+            self.callbacks.call("on_experiment_end", trials=self.views)
+        finally:
+            if self._num_dirty == 0:
+                self.save_state(durable=True)
+            else:
+                # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
+                # what was reported since is on disk, and a resume drops and re-runs it.
+                self.store.flush()
+                logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
+                               f"trainable) or `pbtlab resume {self.store.path}`")
+            self.reporter.close(self)
 
     def _over_budget(self) -> bool:
         return elapsed_budget(self.start_time, self.tune_config.time_budget_s)
@@ -211,6 +232,11 @@ class Controller:
             self.emit(TrialStart, trial_id=trial.trial_id, config=trial.config, iteration=trial.iteration,
                       checkpoint=checkpoint.path if checkpoint else None, reason=reason)
             trial.restart = None
+            if self.callbacks:
+                view = TrialView(trial)
+                if checkpoint is not None:
+                    self.callbacks.call("on_trial_restore", iteration=self.step, trials=self.views, trial=view)
+                self.callbacks.call("on_trial_start", iteration=self.step, trials=self.views, trial=view)
             if trial.has_worker:
                 self.executor.send(trial.trial_id, Command(CommandKind.RESTART, spec))
             else:
@@ -306,6 +332,8 @@ class Controller:
             result["done"] = True
         self.store.append_result(trial.trial_id, result)
         trial.last_result = result
+        if self.callbacks:
+            self._report_to_callbacks(trial, result, message.checkpoint_path)
         if stop:
             self._terminate(trial, "stop_criterion")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -322,6 +350,14 @@ class Controller:
         else:
             self.executor.send(trial.trial_id, CONTINUE)
         self._maybe_save()
+
+    def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
+        view = TrialView(trial)
+        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view, result=result)
+        if checkpoint_path is not None:
+            self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
+                                checkpoint=Checkpoint(checkpoint_path))
+            self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
 
     def _on_finished(self, trial: Trial) -> None:
         if trial.last_result is not None:
@@ -344,6 +380,8 @@ class Controller:
             logger.warning(f"[pbtlab] Trial {trial.trial_id} failed ({message.error_type}: {message.message}); "
                            f"restart {trial.num_failures}/{self.retry.describe_limit()} {where}")
             self._set_waiting(trial, TrialStatus.PENDING)
+            if self.callbacks:
+                self.callbacks.call("on_trial_recover", iteration=self.step, trials=self.views, trial=TrialView(trial))
             return
         trial.error = {"error_type": message.error_type, "message": message.message,
                        "traceback": message.traceback, "iteration": trial.iteration}
@@ -354,6 +392,8 @@ class Controller:
         trial.has_worker = False
         logger.error(f"[pbtlab] Trial {trial.trial_id} errored after {trial.num_failures} failure(s): "
                      f"{message.error_type}: {message.message}\n{message.traceback}")
+        if self.callbacks:
+            self.callbacks.call("on_trial_error", iteration=self.step, trials=self.views, trial=TrialView(trial))
         self._apply(self.scheduler.on_trial_error(trial.trial_id, self.population))
         if self.retry.fail_fast:
             self._abort = TrialFailed(trial.trial_id, f"{message.error_type}: {message.message}", message.traceback)
@@ -370,6 +410,8 @@ class Controller:
             trial.has_worker = False
         self.emit(TrialComplete, trial_id=trial.trial_id, iteration=trial.iteration, reason=reason,
                   was_running=was_running)
+        if self.callbacks:
+            self.callbacks.call("on_trial_complete", iteration=self.step, trials=self.views, trial=TrialView(trial))
 
     # -- decisions -------------------------------------------------------------------------------------
     def _apply(self, decision: Decision) -> None:

@@ -14,13 +14,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pbtlab.checkpoint import Checkpoint
 from pbtlab.schedulers.base import CheckpointRef
 
 
-class TrialStatus(enum.Enum):
+class TrialStatus(str, enum.Enum):
+    """A trial's state; compares equal to Ray's status strings (``trial.status == "RUNNING"``)."""
+
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
@@ -76,6 +80,8 @@ class Trial:
     next_checkpoint_index: int = 0
     has_worker: bool = False
     dirty: bool = False  # reported since its latest checkpoint
+    name: str = ""  # Ray's trial name: ``<trainable>_<trial_id>``, or what trial_name_creator returned
+    path: str | None = None  # the trial's directory (set by the engine; not saved)
 
     @property
     def is_finished(self) -> bool:
@@ -103,7 +109,7 @@ class Trial:
             "latest": self.latest.to_dict() if self.latest else None,
             "restart": self.restart.to_dict() if self.restart else None,
             "num_failures": self.num_failures, "error": self.error,
-            "next_checkpoint_index": self.next_checkpoint_index,
+            "next_checkpoint_index": self.next_checkpoint_index, "name": self.name,
         }
 
     @classmethod
@@ -120,17 +126,47 @@ class Trial:
             checkpoints=[ref(c) for c in data.get("checkpoints", [])],
             latest=ref(data["latest"]) if data.get("latest") else None, restart=restart,
             num_failures=int(data.get("num_failures", 0)), error=data.get("error"),
-            next_checkpoint_index=int(data.get("next_checkpoint_index", 0)),
+            next_checkpoint_index=int(data.get("next_checkpoint_index", 0)), name=str(data.get("name", "")),
         )
 
 
 class TrialView:
-    """What a scheduler may read about a trial: read-only, and ``config`` is the scheduler's own copy."""
+    """What a scheduler or a callback may read about a trial: read-only; ``config`` is the reader's own copy.
+
+    ``str(view)`` is the trial's name (``<trainable>_<trial_id>`` unless ``trial_name_creator`` set one).
+    """
 
     __slots__ = ("_trial",)
 
     def __init__(self, trial: Trial) -> None:
         self._trial = trial
+
+    def __str__(self) -> str:
+        return self._trial.name or self._trial.trial_id
+
+    @property
+    def trial_name(self) -> str:
+        return str(self)
+
+    @property
+    def experiment_tag(self) -> str:
+        return self._trial.tag
+
+    @property
+    def path(self) -> str | None:
+        """The trial's directory (Ray's ``trial.path``; also ``local_path`` and ``logdir``)."""
+        return self._trial.path
+
+    local_path = path
+    logdir = path
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The trial's latest checkpoint as a ``tune.Checkpoint`` (None before its first)."""
+        latest = self._trial.latest
+        if latest is None or self._trial.path is None:
+            return None
+        return Checkpoint(os.path.join(os.path.dirname(self._trial.path), latest.path))
 
     @property
     def trial_id(self) -> str:
@@ -167,6 +203,19 @@ class TrialView:
 
     def __repr__(self) -> str:
         return f"TrialView({self.trial_id}, {self.status.value}, iteration={self.iteration})"
+
+
+class TrialViews(Sequence[TrialView]):
+    """Every trial, as read-only views made on access (callbacks' ``trials``; no copy per call)."""
+
+    def __init__(self, trials: list[Trial]) -> None:
+        self._trials = trials
+
+    def __getitem__(self, index: int) -> TrialView:  # type: ignore[override]
+        return TrialView(self._trials[index])
+
+    def __len__(self) -> int:
+        return len(self._trials)
 
 
 class Population(Mapping[str, TrialView]):
