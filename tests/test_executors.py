@@ -16,9 +16,20 @@ import pytest
 
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
-from pbtlab.errors import ConfigError
+from pbtlab.errors import ConfigError, ExecutorError
 from pbtlab.executors.base import make_executor
 from pbtlab.schedulers import PopulationBasedTraining
+from pbtlab.session import (
+    CONTINUE,
+    SAVE,
+    STOP,
+    Command,
+    CommandKind,
+    FinishedMessage,
+    SavedMessage,
+    StartSpec,
+    current_session,
+)
 from pbtlab.tuner import Stopper, Tuner
 
 EXECUTORS = ["inprocess", "process", pytest.param("ray", marks=pytest.mark.ray)]
@@ -67,13 +78,15 @@ def counting_trainable(config):
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    """One local Ray for the module; workers import this test module through PYTHONPATH."""
+    """One local Ray for the module; workers import this test module (and pbtlab) through PYTHONPATH."""
     ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
     if ray.is_initialized():
         ray.shutdown()
     here = os.path.dirname(os.path.abspath(__file__))
+    # keep the caller's PYTHONPATH after ours, so workers import the same pbtlab as this process
+    path = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": here}})
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()
 
@@ -328,3 +341,154 @@ def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
         history = rows(results, result.trial_id)
         assert len(history) == 50
         assert history[-1]["rows_on_disk"] >= 50 - 64 // 4 - 1  # at most one flush's worth still buffered
+
+
+# -- the protocol, driven directly: SAVE, and wait() with nothing running ------------------------------------
+def saving_trainable(config):
+    """Counts steps (from its checkpoint's step, if any) and reports a checkpoint at every even step.
+
+    With ``config["hook"]`` it installs a save hook: "state" saves the current step, "nothing" saves
+    nothing (returns None), "raise" raises, "not a checkpoint" returns a path string.
+    """
+    session = current_session()
+    trial_dir = tune.get_context().get_trial_dir()
+    step = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with open(os.path.join(checkpoint.path, "state.json")) as handle:
+            step = json.load(handle)["step"]
+
+    def write_state(name):
+        path = os.path.join(trial_dir, name)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "state.json"), "w") as handle:
+            json.dump({"step": step, "by": name}, handle)
+        return tune.Checkpoint.from_directory(path)
+
+    def save_hook():
+        if config["hook"] == "raise":
+            raise RuntimeError(f"cannot save at step {step}")
+        if config["hook"] == "not a checkpoint":
+            return trial_dir
+        return write_state("saved_by_hook") if config["hook"] == "state" else None
+
+    if config.get("hook"):
+        session.save_hook = save_hook
+    while True:
+        step += 1
+        tune.report({"step": step, "pid": os.getpid()},
+                    checkpoint=write_state("reported") if step % 2 == 0 else None)
+        if step >= config.get("max_steps", 1_000):
+            return
+
+
+def protocol_executor(name):
+    """A fresh executor; on Ray the one that moves every checkpoint as bytes, so SAVE's files travel too."""
+    if name == "ray":
+        from pbtlab.executors.ray import RayExecutor
+
+        return RayExecutor(checkpoint_transport="object_store")
+    return make_executor(name)
+
+
+def replies(executor, count):
+    """The next ``count`` messages, by trial (concurrent executors may deliver them in any order)."""
+    got = dict(executor.wait() for _ in range(count))
+    assert len(got) == count
+    return got
+
+
+def state_of(path):
+    with open(os.path.join(path, "state.json")) as handle:
+        return json.load(handle)
+
+
+def test_save_asks_a_paused_trial_for_a_checkpoint(executor, tmp_path):
+    """SAVE is answered with a SavedMessage and the trial waits again: None without a save hook; with one,
+    its checkpoint persisted as the next checkpoint_<index> of the trial, like a reported one."""
+    runner = protocol_executor(executor)
+    runner.setup(saving_trainable, 2)
+    with pytest.raises(ExecutorError, match=r"wait\(\) was called while no trial is running.*start\(\) a trial"):
+        runner.wait()
+    plain, hooked = (str(tmp_path / name) for name in ("plain", "hooked"))
+    runner.start(StartSpec("plain", {"max_steps": 2}, plain, None, 0))
+    runner.start(StartSpec("hooked", {"hook": "state"}, hooked, None, 5))
+    try:
+        first = replies(runner, 2)
+        assert {t: (m.metrics["step"], m.checkpoint_index) for t, m in first.items()} == {
+            "plain": (1, None), "hooked": (1, None)}
+
+        runner.send("plain", SAVE)
+        runner.send("hooked", SAVE)
+        assert replies(runner, 2) == {"plain": SavedMessage(None, None),
+                                      "hooked": SavedMessage(os.path.join(hooked, "checkpoint_000005"), 5)}
+        assert state_of(os.path.join(hooked, "checkpoint_000005")) == {"step": 1, "by": "saved_by_hook"}
+        runner.send("hooked", SAVE)  # still paused at step 1: a second save takes the next number
+        assert replies(runner, 1) == {"hooked": SavedMessage(os.path.join(hooked, "checkpoint_000006"), 6)}
+
+        runner.send("plain", CONTINUE)
+        runner.send("hooked", CONTINUE)
+        second = replies(runner, 2)  # the report at step 2 carries a checkpoint, numbered after the saves
+        assert {t: (m.metrics["step"], m.checkpoint_index) for t, m in second.items()} == {
+            "plain": (2, 0), "hooked": (2, 7)}
+        assert state_of(second["hooked"].checkpoint_path) == {"step": 2, "by": "reported"}
+        assert sorted(p for p in os.listdir(hooked) if p.startswith("checkpoint_")) == [
+            "checkpoint_000005", "checkpoint_000006", "checkpoint_000007"]
+        assert first["hooked"].metrics["pid"] == second["hooked"].metrics["pid"]  # the same worker throughout
+
+        # the plain trial's function returns; it still answers SAVE until it is stopped or restarted
+        runner.send("plain", CONTINUE)
+        assert replies(runner, 1) == {"plain": FinishedMessage()}
+        runner.send("plain", SAVE)
+        assert replies(runner, 1) == {"plain": SavedMessage(None, None)}
+
+        # a restart from the first saved checkpoint resumes its state, in the same worker
+        runner.send("hooked", Command(CommandKind.RESTART, StartSpec(
+            "hooked", {"hook": "state"}, hooked, os.path.join(hooked, "checkpoint_000005"), 8)))
+        third = replies(runner, 1)["hooked"]
+        assert (third.metrics["step"], third.checkpoint_index, third.metrics["pid"]) == (
+            2, 8, first["hooked"].metrics["pid"])
+
+        runner.send("plain", STOP)
+        runner.send("hooked", CONTINUE)
+        runner.send("hooked", STOP)  # stopped before its turn came (or while it runs): nothing is left to wait for
+        with pytest.raises(ExecutorError, match=r"wait\(\) was called while no trial is running"):
+            runner.wait()
+        if executor == "ray":  # the saved and reported checkpoints came to the driver as bytes, and intact
+            assert runner.checkpoints_to_driver == 5  # plain: 1 report; hooked: 2 saves, 2 reports
+    finally:
+        runner.shutdown()
+
+
+def test_save_hook_that_fails(storage):
+    """A hook that raises fails the trial at that report; one that returns no checkpoint is a usage error;
+    after the function returned, a failing hook is answered with an ErrorMessage and the trial still waits."""
+    runner = make_executor("inprocess")
+    runner.setup(saving_trainable, 3)
+    hooks = {"raises": "raise", "wrong": "not a checkpoint", "nothing": "nothing"}
+    for trial_id, hook in hooks.items():
+        runner.start(StartSpec(trial_id, {"hook": hook, "max_steps": 1}, os.path.join(storage, trial_id), None, 0))
+    assert {t: m.metrics["step"] for t, m in replies(runner, 3).items()} == dict.fromkeys(hooks, 1)
+    for trial_id in hooks:
+        runner.send(trial_id, SAVE)
+    answers = replies(runner, 3)
+    assert answers["nothing"] == SavedMessage(None, None)
+    assert (answers["raises"].error_type, answers["raises"].message, answers["raises"].usage_error) == (
+        "RuntimeError", "cannot save at step 1", False)
+    assert answers["wrong"].error_type == "ReportError" and answers["wrong"].usage_error
+    assert "save hook must return a tune.Checkpoint or None, got '" in answers["wrong"].message
+    runner.send("nothing", CONTINUE)
+    assert runner.wait() == ("nothing", FinishedMessage())
+    runner.send("raises", Command(CommandKind.RESTART, StartSpec(
+        "raises", {"hook": "raise", "max_steps": 1}, os.path.join(storage, "raises"), None, 0)))
+    assert runner.wait()[1].metrics["step"] == 1
+    runner.send("raises", CONTINUE)
+    assert runner.wait() == ("raises", FinishedMessage())
+    runner.send("raises", SAVE)  # the function has returned: the hook still runs, its error is the answer
+    trial_id, answer = runner.wait()
+    assert (trial_id, answer.error_type, answer.message) == ("raises", "RuntimeError", "cannot save at step 1")
+    runner.send("raises", SAVE)  # and it keeps waiting for a command
+    assert runner.wait()[1].error_type == "RuntimeError"
+    runner.shutdown()
+    with pytest.raises(ExecutorError, match=r"InProcessExecutor.wait\(\) was called while no trial is running"):
+        runner.wait()
