@@ -2,17 +2,19 @@
 
 "inprocess", "process" and "ray" must all: run trials to their stop criterion, restart an exploited
 trial in place (same worker, the donor's checkpoint, the new config), retry failed trials from their
-latest checkpoint, record errors, stop on request, and run asynchronous PBT. Ray runs on one local
-instance per module (num_cpus=2), shut down at the end.
+latest checkpoint, record errors, stop on request, run asynchronous PBT, answer SAVE (with and
+without a save hook), and refuse a wait() with nothing running. Ray runs on one local instance per
+module (num_cpus=2), shut down at the end. The trainables live in ``executor_trainables.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 
 import pytest
+from executor_trainables import counting_trainable, saving_trainable
 
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
@@ -28,52 +30,10 @@ from pbtlab.session import (
     FinishedMessage,
     SavedMessage,
     StartSpec,
-    current_session,
 )
 from pbtlab.tuner import Stopper, Tuner
 
 EXECUTORS = ["inprocess", "process", pytest.param("ray", marks=pytest.mark.ray)]
-
-_STARTS: dict[str, int] = {}  # trial dir -> how often the function started in this worker process
-
-
-def counting_trainable(config):
-    """Deterministic: ``score`` grows by ``rate`` per step; a checkpoint every ``every`` steps.
-
-    Reports how often the function started in this process (``starts``), the process id, and the step
-    it restored from. ``fail_at`` makes the first attempt fail at that step: ``fail="raise"`` raises,
-    ``fail="exit"`` kills the worker process, ``fail="always"`` raises on every attempt.
-    """
-    trial_dir = tune.get_context().get_trial_dir()
-    _STARTS[trial_dir] = _STARTS.get(trial_dir, 0) + 1
-    step, score, restored = 0, 0.0, -1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as path, open(os.path.join(path, "state.json")) as handle:
-            state = json.load(handle)
-        step, score, restored = state["step"], state["score"], state["step"]
-    every = config.get("every", 2)
-    while True:
-        step += 1
-        score += config["rate"]
-        if config.get("fail_at") == step:
-            marker = os.path.join(trial_dir, "failed_once")
-            if config.get("fail") == "always" or not os.path.exists(marker):
-                open(marker, "w").close()
-                if config.get("fail") == "exit":
-                    os._exit(3)
-                raise RuntimeError(f"planned failure at step {step}")
-        metrics = {"score": score, "step": step, "starts": _STARTS[trial_dir], "pid": os.getpid(),
-                   "restored_step": restored}
-        if step % every == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                with open(os.path.join(tmp, "state.json"), "w") as handle:
-                    json.dump({"step": step, "score": score}, handle)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-        else:
-            tune.report(metrics)
-        if config.get("max_steps") is not None and step >= config["max_steps"]:
-            return
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +191,11 @@ def test_worker_that_dies_is_reported_and_retried(executor, storage):
     errors = results.events_of("trial_error")
     assert [(e["trial_id"], e["error_type"], e["will_retry"]) for e in errors] == [
         (results[0].trial_id, "WorkerDied", True)]
+    died = f"the worker of trial {results[0].trial_id} died: "
+    if executor == "process":
+        assert re.fullmatch(re.escape(died) + r"process \d+ exited with code 3", errors[0]["message"])
+    else:
+        assert errors[0]["message"].startswith(died + "its Ray actor died: ")
     history = rows(results, results[0].trial_id)
     assert [row["step"] for row in history] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert len({row["pid"] for row in history[:4]}) == 1 and history[4]["pid"] != history[0]["pid"]
@@ -344,44 +309,6 @@ def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
 
 
 # -- the protocol, driven directly: SAVE, and wait() with nothing running ------------------------------------
-def saving_trainable(config):
-    """Counts steps (from its checkpoint's step, if any) and reports a checkpoint at every even step.
-
-    With ``config["hook"]`` it installs a save hook: "state" saves the current step, "nothing" saves
-    nothing (returns None), "raise" raises, "not a checkpoint" returns a path string.
-    """
-    session = current_session()
-    trial_dir = tune.get_context().get_trial_dir()
-    step = 0
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with open(os.path.join(checkpoint.path, "state.json")) as handle:
-            step = json.load(handle)["step"]
-
-    def write_state(name):
-        path = os.path.join(trial_dir, name)
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, "state.json"), "w") as handle:
-            json.dump({"step": step, "by": name}, handle)
-        return tune.Checkpoint.from_directory(path)
-
-    def save_hook():
-        if config["hook"] == "raise":
-            raise RuntimeError(f"cannot save at step {step}")
-        if config["hook"] == "not a checkpoint":
-            return trial_dir
-        return write_state("saved_by_hook") if config["hook"] == "state" else None
-
-    if config.get("hook"):
-        session.save_hook = save_hook
-    while True:
-        step += 1
-        tune.report({"step": step, "pid": os.getpid()},
-                    checkpoint=write_state("reported") if step % 2 == 0 else None)
-        if step >= config.get("max_steps", 1_000):
-            return
-
-
 def protocol_executor(name):
     """A fresh executor; on Ray the one that moves every checkpoint as bytes, so SAVE's files travel too."""
     if name == "ray":
@@ -460,25 +387,32 @@ def test_save_asks_a_paused_trial_for_a_checkpoint(executor, tmp_path):
         runner.shutdown()
 
 
-def test_save_hook_that_fails(storage):
-    """A hook that raises fails the trial at that report; one that returns no checkpoint is a usage error;
-    after the function returned, a failing hook is answered with an ErrorMessage and the trial still waits."""
+def test_save_hook_outcomes(storage):
+    """A hook that raises fails the trial at that report; one that returns something else than a checkpoint
+    is a usage error; one that returns None saves nothing. After the function returned, the hook still
+    saves, a failing hook is answered with an ErrorMessage, and the trial keeps waiting for a command."""
     runner = make_executor("inprocess")
-    runner.setup(saving_trainable, 3)
-    hooks = {"raises": "raise", "wrong": "not a checkpoint", "nothing": "nothing"}
+    runner.setup(saving_trainable, 4)
+    hooks = {"raises": "raise", "wrong": "not a checkpoint", "nothing": "nothing", "after_end": "state"}
     for trial_id, hook in hooks.items():
         runner.start(StartSpec(trial_id, {"hook": hook, "max_steps": 1}, os.path.join(storage, trial_id), None, 0))
-    assert {t: m.metrics["step"] for t, m in replies(runner, 3).items()} == dict.fromkeys(hooks, 1)
+    assert {t: m.metrics["step"] for t, m in replies(runner, 4).items()} == dict.fromkeys(hooks, 1)
     for trial_id in hooks:
         runner.send(trial_id, SAVE)
-    answers = replies(runner, 3)
+    answers = replies(runner, 4)
     assert answers["nothing"] == SavedMessage(None, None)
+    assert answers["after_end"] == SavedMessage(os.path.join(storage, "after_end", "checkpoint_000000"), 0)
     assert (answers["raises"].error_type, answers["raises"].message, answers["raises"].usage_error) == (
         "RuntimeError", "cannot save at step 1", False)
     assert answers["wrong"].error_type == "ReportError" and answers["wrong"].usage_error
     assert "save hook must return a tune.Checkpoint or None, got '" in answers["wrong"].message
     runner.send("nothing", CONTINUE)
     assert runner.wait() == ("nothing", FinishedMessage())
+    runner.send("after_end", CONTINUE)
+    assert runner.wait() == ("after_end", FinishedMessage())
+    runner.send("after_end", SAVE)  # its function returned at step 1; its hook still saves that state
+    assert runner.wait() == ("after_end", SavedMessage(os.path.join(storage, "after_end", "checkpoint_000001"), 1))
+    assert state_of(os.path.join(storage, "after_end", "checkpoint_000001")) == {"step": 1, "by": "saved_by_hook"}
     runner.send("raises", Command(CommandKind.RESTART, StartSpec(
         "raises", {"hook": "raise", "max_steps": 1}, os.path.join(storage, "raises"), None, 0)))
     assert runner.wait()[1].metrics["step"] == 1

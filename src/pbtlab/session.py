@@ -257,10 +257,13 @@ def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None
             _local.session = None
         command = channel.exchange(message)
         while command.kind is CommandKind.SAVE:
+            _local.session = session  # the hook may use tune.get_context() as it could during the run
             try:
                 answer: WorkerMessage = session.save()
             except BaseException as error:  # noqa: BLE001 - as above
                 answer = _error_message(error)
+            finally:
+                _local.session = None
             command = channel.exchange(answer)
         if command.kind is not CommandKind.RESTART or command.spec is None:
             return
