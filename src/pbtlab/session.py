@@ -187,7 +187,8 @@ class TrialSession:
         if checkpoint is None:
             return SavedMessage(None, None)
         if not isinstance(checkpoint, Checkpoint):
-            raise ReportError(f"the trial's save hook must return a tune.Checkpoint or None, got {describe(checkpoint)}")
+            raise ReportError(
+                f"the trial's save hook must return a tune.Checkpoint or None, got {describe(checkpoint)}")
         if not os.path.isdir(checkpoint.path):
             raise ReportError(f"the trial's save hook returned a checkpoint whose directory {checkpoint.path!r} "
                               "does not exist")

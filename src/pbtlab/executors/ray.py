@@ -7,11 +7,12 @@ This is the only module that imports ``ray``, and only when a ``RayExecutor`` is
 
 Each trial runs in one actor for as long as it lives: the actor runs the trial's function in a
 :class:`~pbtlab.executors.threads.ThreadWorker` (the same thread-and-lock handoff as the in-process
-executor), and every actor call returns the trial's next message. The driver side (one record per
-trial, dispatch order, ``WorkerDied``) is :class:`~pbtlab.executors.dispatch.DispatchExecutor`'s. A PBT exploit sends ``RESTART`` with the donor's
-checkpoint and the new config to the same actor, which restarts the function in place. A new actor is
-created only for a new trial or after an actor died (reported as ``WorkerDied``, so
-``FailureConfig(max_failures)`` retries it on a fresh actor).
+executor), and every actor call returns the trial's next message. A PBT exploit sends ``RESTART`` with
+the donor's checkpoint and the new config to the same actor, which restarts the function in place. A
+new actor is created only for a new trial or after an actor died (reported as ``WorkerDied``, so
+``FailureConfig(max_failures)`` retries it on a fresh actor). The driver side (one record per trial,
+dispatch order, ``WorkerDied``) is :class:`~pbtlab.executors.dispatch.DispatchExecutor`'s; this module
+is the transport and the checkpoint traffic.
 
 Where checkpoints live (``checkpoint_transport``):
 
