@@ -51,6 +51,10 @@ class CallbackError(PbtlabError, RuntimeError):
         self.hook = hook
 
 
+class ExecutorError(PbtlabError, RuntimeError):
+    """An executor was driven out of its protocol, e.g. ``wait()`` while no trial is running."""
+
+
 def describe(value: Any) -> str:
     """Short repr for error messages: ``describe([1, 2]) == "[1, 2] (list)"``."""
     text = repr(value)
