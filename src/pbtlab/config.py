@@ -84,15 +84,35 @@ class FailureConfig:
 
 @dataclasses.dataclass
 class CheckpointConfig:
-    """How many of each trial's checkpoints to keep (the most recent; None keeps all).
+    """Which checkpoints to keep, and when class trainables save them (Ray's ``CheckpointConfig``).
 
-    A checkpoint a PBT clone still needs is kept until the clone has restored, whatever this says.
+    ``num_to_keep``: how many of each trial's checkpoints to keep (None keeps all): the most recent
+    ones, or the best by ``checkpoint_score_attribute`` (a reported metric) in
+    ``checkpoint_score_order`` ("max" or "min"). A checkpoint a PBT clone still needs, and the trial's
+    latest, are kept whatever this says.
+    ``checkpoint_frequency``: a class trainable saves every N iterations (0: never by itself);
+    ``checkpoint_at_end``: it saves when it ends. Function trainables decide for themselves.
     """
 
     num_to_keep: int | None = None
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool | None = None
 
     def __post_init__(self) -> None:
         _check_int("CheckpointConfig(num_to_keep=...)", self.num_to_keep, 1, allow_none=True)
+        if self.checkpoint_score_attribute is not None and (
+                not isinstance(self.checkpoint_score_attribute, str) or not self.checkpoint_score_attribute):
+            raise ConfigError("CheckpointConfig(checkpoint_score_attribute=...) must be a metric name or None, got "
+                              f"{describe(self.checkpoint_score_attribute)}")
+        if self.checkpoint_score_order not in ("max", "min"):
+            raise ConfigError(f"CheckpointConfig(checkpoint_score_order=...) must be 'max' or 'min', got "
+                              f"{describe(self.checkpoint_score_order)}")
+        _check_int("CheckpointConfig(checkpoint_frequency=...)", self.checkpoint_frequency, 0)
+        if self.checkpoint_at_end is not None and not isinstance(self.checkpoint_at_end, bool):
+            raise ConfigError(f"CheckpointConfig(checkpoint_at_end=...) must be True, False or None, got "
+                              f"{describe(self.checkpoint_at_end)}")
 
 
 StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
@@ -164,11 +184,12 @@ class RunConfig:
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
     """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
-    if isinstance(trainable, type):
+    if isinstance(trainable, type) and not any(c.__name__ == "Trainable" and c.__module__ == "pbtlab.trainable"
+                                               for c in trainable.__mro__):
         raise ConfigError(
-            f"{where}(trainable) got the class {trainable.__qualname__}: pbtlab runs function trainables "
-            "(def trainable(config): ... tune.report(...)); the class API (tune.Trainable) is not supported yet, "
-            "so wrap the class's setup/step/save_checkpoint in a function")
+            f"{where}(trainable) got the class {trainable.__qualname__}, which is not a tune.Trainable: subclass "
+            "pbtlab.tune.Trainable (setup/step/save_checkpoint/load_checkpoint), or pass a function "
+            "trainable(config) that calls tune.report(...)")
     if not callable(trainable):
         raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
     if param_space is not None and not isinstance(param_space, Mapping):

@@ -51,6 +51,7 @@ class EventKind(str, enum.Enum):
     TRIAL_COMPLETE = "trial_complete"
     CHECKPOINT_DELETED = "checkpoint_deleted"
     CHECKPOINT_MISSING = "checkpoint_missing"
+    CHECKPOINT_SAVED = "checkpoint_saved"
     FORCED_START = "forced_start"
     EXPERIMENT_RESUME = "experiment_resume"
     EXPERIMENT_END = "experiment_end"
@@ -231,6 +232,18 @@ class CheckpointMissing(Event):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointSaved(Event):
+    """The engine asked a trial for a checkpoint outside its reports: ``reason`` "scheduler" (PBT needs a
+    donor checkpoint) or "end" (``checkpoint_at_end``)."""
+
+    kind: ClassVar[EventKind] = EventKind.CHECKPOINT_SAVED
+    trial_id: str
+    checkpoint: str
+    iteration: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ForcedStart(Event):
     """Nothing was eligible to run, so the least advanced trial was started rather than hang."""
 
@@ -261,7 +274,7 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialError, TrialComplete, CheckpointDeleted, CheckpointMissing, ForcedStart, ExperimentResume,
+        TrialError, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, ForcedStart, ExperimentResume,
         ExperimentEnd)
 }
 

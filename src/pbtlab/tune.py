@@ -26,10 +26,11 @@ from pbtlab.space import (
     sample_from,
     uniform,
 )
+from pbtlab.trainable import Trainable
 from pbtlab.tuner import Stopper, Tuner
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointConfig", "FailureConfig", "RunConfig", "Stopper", "TuneConfig", "Tuner",
+    "Callback", "Checkpoint", "CheckpointConfig", "FailureConfig", "RunConfig", "Stopper", "Trainable", "TuneConfig", "Tuner",
     "choice", "get_checkpoint", "get_context", "grid_search", "loguniform", "lograndint", "qloguniform",
     "qrandint", "qrandn", "quniform", "randint", "randn", "report", "sample_from", "uniform",
 ]

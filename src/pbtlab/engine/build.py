@@ -44,6 +44,7 @@ from pbtlab.records import (
 from pbtlab.schedulers.base import TrialScheduler, class_path
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
+from pbtlab.trainable import wrap_trainable
 from pbtlab.store import (
     EVENTS_FILE,
     EXPERIMENT_FILE,
@@ -115,7 +116,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         progress_interval_s=run_config.progress_interval_s, state_save_period_s=run_config.state_save_period_s,
         trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     store.create(spec.to_dict())
-    controller = Controller(trainable, store, trials, scheduler, executor, tune_config, run_config,
+    runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
+    controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
                             columns, metric, mode)
     controller.emit(ExperimentStart, name=spec.name, seed=seed, num_trials=len(trials),
                     scheduler=spec.scheduler, executor=executor.name)
@@ -332,7 +334,8 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
         trial.status = TrialStatus.PENDING
         resumed.append(trial.trial_id)
     executor = make_executor(run_config.executor)
-    controller = Controller(trainable, store, trials, scheduler, executor, tune_config, run_config,
+    runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
+    controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
                             list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s)
     controller.emit(ExperimentResume, resumed_trials=resumed, state_saved_at=state.saved_at,
                     dropped_rows=dropped, events_kept=state.events_written)

@@ -9,6 +9,7 @@ It runs with any executor; the tests drive it with a scripted fake one (``tests/
 
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import time
@@ -28,6 +29,7 @@ from pbtlab.records import (
     FORMAT_VERSION,
     CheckpointDeleted,
     CheckpointMissing,
+    CheckpointSaved,
     Event,
     EventKind,
     ExperimentEnd,
@@ -42,12 +44,14 @@ from pbtlab.records import (
 from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
+    SAVE,
     STOP,
     Command,
     CommandKind,
     ErrorMessage,
     FinishedMessage,
     ReportMessage,
+    SavedMessage,
     StartSpec,
     WorkerMessage,
 )
@@ -100,6 +104,10 @@ class Controller:
         self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks))
         self.views = TrialViews(trials)
         self.step = 0  # Ray's loop iteration, passed to callbacks
+        #: class trainables answer SAVE: PBT's donors and checkpoint_at_end get a checkpoint when needed
+        self.saves_on_request = bool(getattr(trainable, "saves_on_request", False))
+        self.checkpoint_at_end = bool((run_config.checkpoint_config or CheckpointConfig()).checkpoint_at_end)
+        self._stash: collections.deque[tuple[str, WorkerMessage]] = collections.deque()
         self._unchecked: list[str] = list(self.waiting)
         self._failed_epoch: int | None = None
         self._seq = store.num_events
@@ -145,7 +153,7 @@ class Controller:
                         break
                 if self.callbacks:
                     self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
-                trial_id, message = self.executor.wait()
+                trial_id, message = self._stash.popleft() if self._stash else self.executor.wait()
                 self._handle(self.by_id[trial_id], message)
                 if self._abort is not None:
                     raise self._abort
@@ -317,14 +325,7 @@ class Controller:
         result = result_row(message.metrics, trial, message.time_this_iter_s, checkpoint_name)
         trial.restored_from = None
         if message.checkpoint_path is not None:
-            ref = CheckpointRef(trial.trial_id, self.store.relative(message.checkpoint_path), trial.iteration,
-                                trial.time_total_s, int(message.checkpoint_index or 0))
-            trial.checkpoints.append(ref)
-            trial.latest = ref
-            trial.next_checkpoint_index = ref.index + 1
-            self._set_dirty(trial, False)
-            if self.retention.needs_prune(trial):
-                self.retention.prune(trial, self.retention.pinned(self.trials))
+            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index)
         else:
             self._set_dirty(trial, True)
         stop = self.stop_criteria.should_stop(trial.trial_id, result)
@@ -340,6 +341,9 @@ class Controller:
             self._maybe_save()
             return
         seen = types.MappingProxyType({**result, "config": copy.deepcopy(trial.config)})
+        if self.saves_on_request and message.checkpoint_path is None \
+                and self.scheduler.wants_checkpoint(TrialView(trial), seen):
+            self._request_checkpoint(trial, "scheduler")
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
         self._apply(decision)
         if decision.action is Action.STOP:
@@ -399,7 +403,45 @@ class Controller:
             self._abort = TrialFailed(trial.trial_id, f"{message.error_type}: {message.message}", message.traceback)
         self._maybe_save()
 
+    def _request_checkpoint(self, trial: Trial, reason: str) -> None:
+        """Ask a trial that waits at its report for a checkpoint now (``SAVE``), and register it.
+
+        Messages other trials send meanwhile are kept, in order, for the main loop."""
+        self.executor.send(trial.trial_id, SAVE)
+        while True:
+            trial_id, message = self.executor.wait()
+            if trial_id == trial.trial_id:
+                break
+            self._stash.append((trial_id, message))
+        if not isinstance(message, SavedMessage):  # the save failed the trial: handled as its next message
+            self._stash.appendleft((trial_id, message))
+            return
+        if message.checkpoint_path is None:
+            return
+        ref = self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index)
+        self.emit(CheckpointSaved, trial_id=trial.trial_id, checkpoint=ref.path, iteration=ref.iteration,
+                  reason=reason)
+        if self.callbacks:
+            view = TrialView(trial)
+            self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
+                                checkpoint=Checkpoint(message.checkpoint_path))
+            self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
+
+    def _add_checkpoint(self, trial: Trial, path: str, index: int | None) -> CheckpointRef:
+        ref = CheckpointRef(trial.trial_id, self.store.relative(path), trial.iteration, trial.time_total_s,
+                            int(index or 0))
+        trial.checkpoints.append(ref)
+        trial.latest = ref
+        trial.next_checkpoint_index = ref.index + 1
+        self._set_dirty(trial, False)
+        if self.retention.needs_prune(trial):
+            self.retention.prune(trial, self.retention.pinned(self.trials))
+        return ref
+
     def _terminate(self, trial: Trial, reason: str) -> None:
+        if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
+                and trial.restart is None:
+            self._request_checkpoint(trial, "end")
         was_running = trial.trial_id in self.running
         trial.status = TrialStatus.TERMINATED
         self.running.discard(trial.trial_id)

@@ -19,6 +19,9 @@ When each hook is called:
   once the epoch changed.
 - ``on_trial_result(trial, result, population)``: after each report (unless a stop criterion ended
   the trial); returns a :class:`Decision` for the reporting trial, plus perturbations of any trial.
+- ``wants_checkpoint(trial, result)``: before ``on_trial_result``, for trainables that can save on
+  request (class trainables) and reports without a checkpoint; True makes the controller ask the trial
+  for a checkpoint now, so ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs.
 - ``on_trial_complete(trial_id, population)``: a trial terminated (stop criterion, its function
   returned, the scheduler stopped it, or the run ended); may return a Decision (a synchronous
   barrier may now be complete).
@@ -198,6 +201,10 @@ class TrialScheduler:
     def on_trial_result(self, trial: TrialView, result: Mapping[str, Any],
                         population: PopulationView) -> Decision:
         return Decision(Action.CONTINUE)
+
+    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
+        """Does this report need a checkpoint of the trial at its current iteration? (default: no)"""
+        return False
 
     def on_trial_complete(self, trial_id: str, population: PopulationView) -> Decision:
         return Decision(Action.CONTINUE)

@@ -311,6 +311,21 @@ class PopulationBasedTraining(TrialScheduler):
         self._run_barrier(time_value, population, decision)
         return decision
 
+    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
+        """A trial is checked at this report and has no checkpoint of its current state: PBT wants one,
+        so that the trial can be a donor (Ray saves upper-quantile class trainables the same way)."""
+        state = self._members.get(trial.trial_id)
+        if state is None or self.time_attr not in result:
+            return False
+        try:
+            time_value = float(result[self.time_attr])
+        except (TypeError, ValueError):
+            return False
+        if time_value < self.burn_in_period or time_value - state.last_perturbation_time < self.perturbation_interval:
+            return False
+        latest = trial.latest_checkpoint
+        return latest is None or latest.iteration < trial.iteration
+
     def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
                     trial: TrialView, decision: Decision) -> None:
         raw = result[self.metric or ""]  # validate() guarantees a metric before any trial is added
