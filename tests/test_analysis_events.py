@@ -17,13 +17,13 @@ EXPLORE = {"seq": 8, "event": "explore", "time": 1.6, "trial_id": "t1", "donor":
 
 
 def test_exploit_line_names_both_trials_scores_and_the_checkpoint():
-    assert format_event(EXPLOIT) == ("#7 exploit: t1 (score 0.123457, iter 8) clones t0 (score 0.9, "
-                                     "checkpoint of iter 6: t0/checkpoint_000002)")
+    assert format_event(EXPLOIT) == ("#7 exploit: t1 (score 0.123457, iteration 8) clones t0 (score 0.9, "
+                                     "checkpoint of iteration 6: t0/checkpoint_000002)")
 
 
 def test_exploit_with_unrankable_scores_still_formats():
     assert describe_event({**EXPLOIT, "target_score": None, "donor_score": float("nan")}) == (
-        "t1 (score , iter 8) clones t0 (score nan, checkpoint of iter 6: t0/checkpoint_000002)")
+        "t1 (score , iteration 8) clones t0 (score nan, checkpoint of iteration 6: t0/checkpoint_000002)")
 
 
 def test_explore_line_lists_each_change():

@@ -64,9 +64,9 @@ def test_events(toy_run, capsys):
     with open(os.path.join(path, "events.jsonl"), encoding="utf-8") as handle:
         exploits = [e for e in map(json.loads, handle) if e["event"] == "exploit"]
     for line, e in zip(lines, exploits):
-        assert line == (f"#{e['seq']} exploit: {e['trial_id']} (score {e['target_score']:.6g}, iter "
+        assert line == (f"#{e['seq']} exploit: {e['trial_id']} (score {e['target_score']:.6g}, iteration "
                         f"{e['target_iteration']}) clones {e['donor']} (score {e['donor_score']:.6g}, "
-                        f"checkpoint of iter {e['donor_iteration']}: {e['checkpoint']})")
+                        f"checkpoint of iteration {e['donor_iteration']}: {e['checkpoint']})")
 
 
 def test_events_explore_lines_and_json(toy_run, capsys):

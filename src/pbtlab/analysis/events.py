@@ -49,8 +49,8 @@ def describe_event(event: Mapping[str, Any]) -> str:
     """The details of an event record, in one line (plain text; escape it before putting it in HTML)."""
     record = _typed(event)
     if isinstance(record, Exploit):
-        return (f"{record.trial_id} (score {format_value(record.target_score)}, iter {record.target_iteration}) "
-                f"clones {record.donor} (score {format_value(record.donor_score)}, checkpoint of iter "
+        return (f"{record.trial_id} (score {format_value(record.target_score)}, iteration {record.target_iteration}) "
+                f"clones {record.donor} (score {format_value(record.donor_score)}, checkpoint of iteration "
                 f"{record.donor_iteration}: {record.checkpoint})")
     if isinstance(record, Explore):
         changes = "; ".join(f"{c.get('param')}: {format_value(c.get('old'))} --({c.get('op')})--> "
