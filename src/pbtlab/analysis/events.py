@@ -14,8 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pbtlab import progress
 from pbtlab.errors import ExperimentError
+from pbtlab.progress import format_value as format_scalar
 from pbtlab.records import EventKind, Exploit, Explore, event_from_dict
 
 #: Fields left out of the generic ``key=value`` line: the kind and sequence (shown apart), the wall
@@ -31,7 +31,7 @@ def format_value(value: Any) -> str:
     """
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
-    return progress.format_value(value)
+    return format_scalar(value)
 
 
 def _typed(event: Mapping[str, Any]) -> Exploit | Explore | None:
