@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-
 from analysis_runs import run_stale_checkpoints
 
-from pbtlab.analysis import load_results
 from pbtlab.analysis import lineage as al
+from pbtlab.analysis import load_results
 from pbtlab.errors import ConfigError, ExperimentError
 from pbtlab.examples.runs import run_toy_pbt, toy_scheduler
 

@@ -3,16 +3,14 @@ rows each trial reported; the tutorial's label checks."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 
 import numpy as np
 import pytest
+from analysis_runs import run_stale_checkpoints
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from analysis_runs import run_stale_checkpoints
 
 from pbtlab.analysis import lineage as al
 from pbtlab.analysis.lineage import run_data

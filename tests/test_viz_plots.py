@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pbtlab.analysis.lineage import hyperparameter_schedule, run_data, trial_segments
 from pbtlab.errors import ConfigError
 from pbtlab.examples.runs import run_toy_pbt
-from pbtlab.analysis.lineage import hyperparameter_schedule, run_data, trial_segments
 from pbtlab.viz._style import ANCESTRY_COLOR
 from pbtlab.viz.lineage import lineage
 from pbtlab.viz.trajectories import marker_sizes

@@ -19,7 +19,6 @@ from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
 from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, read_json
 
-
 _T = TypeVar("_T")
 
 

@@ -6,8 +6,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from pbtlab.errors import ConfigError, describe
 from pbtlab.analysis.lineage import RunData
+from pbtlab.errors import ConfigError, describe
 from pbtlab.viz.tutorial import initial_label, label_mismatches
 
 #: Default trial colours (tab10 without orange, which is reserved for the best trial's ancestry).

@@ -72,8 +72,8 @@ def run_demo(output_dir: str | os.PathLike[str] = "pbtlab_demo", seed: int = 0, 
     from pbtlab.viz.animation import make_animation
     from pbtlab.viz.figure2 import plot_figure2, run_figure2, save_png
     from pbtlab.viz.lineage import plot_lineage
-    from pbtlab.viz.report import write_report
     from pbtlab.viz.population import plot_population_hyperparameters
+    from pbtlab.viz.report import write_report
     from pbtlab.viz.schedule import plot_hyperparameter_schedule
 
     if not isinstance(output_dir, (str, os.PathLike)):
