@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from engine_fakes import FakeExecutor, counting_script
+
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import CallbackError, ConfigError

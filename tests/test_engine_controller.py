@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
-
 from engine_fakes import FakeExecutor, counting_script
+
 from pbtlab import tune
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import ConfigError

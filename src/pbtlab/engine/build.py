@@ -31,20 +31,22 @@ from typing import Any
 import numpy as np
 
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.engine import policy_log
+from pbtlab.engine.controller import Controller, format_tag_value
+from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
 from pbtlab.records import (
+    EventKind,
     ExperimentResume,
     ExperimentSpec,
     ExperimentStart,
-    EventKind,
     RunState,
     TrialAdd,
 )
 from pbtlab.schedulers.base import TrialScheduler, class_path
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
-from pbtlab.trainable import wrap_trainable
 from pbtlab.store import (
     EVENTS_FILE,
     EXPERIMENT_FILE,
@@ -55,10 +57,7 @@ from pbtlab.store import (
     read_json,
     truncate_lines,
 )
-
-from pbtlab.engine import policy_log
-from pbtlab.engine.controller import Controller, format_tag_value
-from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus
+from pbtlab.trainable import wrap_trainable
 
 DEFAULT_STORAGE = "pbtlab_results"
 

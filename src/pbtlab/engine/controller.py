@@ -20,6 +20,11 @@ from typing import Any
 from pbtlab.callbacks import CallbackList
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
+from pbtlab.engine import policy_log
+from pbtlab.engine.failures import RetryPolicy
+from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_budget, result_row
+from pbtlab.engine.retention import Retention
+from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
 from pbtlab.errors import TrialError as TrialFailed
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
@@ -56,12 +61,6 @@ from pbtlab.session import (
     WorkerMessage,
 )
 from pbtlab.store import ExperimentStore
-
-from pbtlab.engine import policy_log
-from pbtlab.engine.failures import RetryPolicy
-from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_budget, result_row
-from pbtlab.engine.retention import Retention
-from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
 
 
 def format_tag_value(value: Any) -> str:

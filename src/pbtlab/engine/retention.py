@@ -12,9 +12,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterable
 
-from pbtlab.schedulers.base import CheckpointRef, TrialScheduler
-
 from pbtlab.engine.trial import Trial
+from pbtlab.schedulers.base import CheckpointRef, TrialScheduler
 
 
 class Retention:

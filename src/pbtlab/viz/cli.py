@@ -56,7 +56,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def figure2_command(args: argparse.Namespace) -> int:
-    from pbtlab.viz.data import run_data
+    from pbtlab.analysis.lineage import run_data
     from pbtlab.viz.figure2 import PANELS, final_values, plot_figure2, run_figure2
 
     def make(storage: str) -> None:
