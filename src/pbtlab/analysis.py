@@ -233,7 +233,11 @@ def _is_number(value: Any) -> bool:
 
 
 def load_results(path: str | os.PathLike[str]) -> ResultGrid:
-    """Load an experiment directory into a ``ResultGrid``."""
+    """Load an experiment directory into a ``ResultGrid`` (a Ray Tune directory or ResultGrid works too)."""
+    from pbtlab import ray_runs
+
+    if ray_runs.is_ray_object(path) or isinstance(path, (str, os.PathLike)) and ray_runs.is_ray_experiment(path):
+        return ray_runs.load_ray_results(path)
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"load_results(path) needs an experiment directory path, got {describe(path)}")
     return ResultGrid.from_path(path)

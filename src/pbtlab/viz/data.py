@@ -88,7 +88,7 @@ def run_data(results: Any) -> RunData:
     """
     if isinstance(results, RunData):
         return results
-    if isinstance(results, (str, os.PathLike)):
+    if isinstance(results, (str, os.PathLike)) or type(results).__module__.startswith("ray."):  # Ray's ResultGrid
         from pbtlab.analysis import load_results
 
         results = load_results(results)
