@@ -161,3 +161,37 @@ def run_interrupted_then_restored(storage: str, stop_after_results: int = 10, it
     path = os.path.join(storage, "restored")
     restored = tune.Tuner.restore(path, trainable=toy_function, resume_unfinished=True)
     return restored.fit(), path
+
+
+def trim_for_fixture(source: str, target: str) -> None:
+    """Copy a Ray experiment directory as a small committed fixture.
+
+    Dropped: TensorBoard files and Ray's pickles (``params.pkl``, ``error.pkl``); in the experiment state,
+    the hex-encoded cloudpickle values become "" (the reader never looks at them). Everything else is
+    byte for byte what Ray wrote.
+    """
+    import shutil
+
+    def blank(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value.get("_type") == "CLOUDPICKLE_FALLBACK":
+                return {"_type": "CLOUDPICKLE_FALLBACK", "value": ""}
+            return {k: blank(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [blank(v) for v in value]
+        if isinstance(value, str) and len(value) > 6 and value.startswith("8005"):
+            return ""
+        return value
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("events.out.tfevents*", "params.pkl", "error.pkl",
+                                                                  "basic-variant-state-*"))
+    for name in os.listdir(target):
+        if name.startswith("experiment_state-"):
+            path = os.path.join(target, name)
+            with open(path) as handle:
+                state = json.load(handle)
+            state["runner_data"] = blank(state["runner_data"])
+            state["trial_data"] = [[json.dumps(blank(json.loads(part)), indent=2) for part in entry]
+                                   for entry in state["trial_data"]]
+            with open(path, "w") as handle:
+                json.dump(state, handle)
