@@ -2,7 +2,8 @@
 
 One session fixture starts Ray once and makes four tiny experiments (Ray's own Tuner, our toy trainables in
 tests/ray_runs_workloads.py): synchronous PBT with a function trainable and ``num_to_keep=2``; asynchronous
-PBT with a class trainable, one trial erroring; and asynchronous PBT interrupted, then continued with
+PBT with a class trainable (16 iterations: enough checks for exploits whatever the timing), one trial
+erroring; and asynchronous PBT interrupted, then continued with
 ``Tuner.restore``.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import matplotlib
+import numpy
 import pytest
 
 matplotlib.use("Agg")
@@ -32,12 +35,14 @@ def ray_runs(tmp_path_factory):
     ray.cloudpickle.register_pickle_by_value(workloads)  # Ray's workers need not find tests/ on their path
     if ray.is_initialized():
         ray.shutdown()
+    random.seed(0)  # Ray's PBT draws from the driver's global generators
+    numpy.random.seed(0)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     storage = str(tmp_path_factory.mktemp("ray_results"))
     try:
         runs = {
             "sync": workloads.run_sync_function(storage, iterations=12, num_to_keep=2),
-            "async": workloads.run_async_class(storage, iterations=10, fail_trial="00002", fail_at_step=7),
+            "async": workloads.run_async_class(storage, iterations=16, fail_trial="00002", fail_at_step=11),
         }
         restored, _ = workloads.run_interrupted_then_restored(storage, stop_after_results=8, iterations=10)
         runs["restored"] = restored
@@ -113,8 +118,8 @@ def test_async_class_run_records_the_error_as_ray_does(ray_runs):
     (failed,) = [r for r in grid if r.status == "ERROR"]
     assert failed.trial_id.endswith("00002")
     (error,) = grid.events_of("trial_error")
-    assert error["trial_id"] == failed.trial_id and error["iteration"] == 6
-    assert (error["error_type"], error["message"]) == ("RuntimeError", "planned failure at iteration 7")
+    assert error["trial_id"] == failed.trial_id and error["iteration"] == 10
+    assert (error["error_type"], error["message"]) == ("RuntimeError", "planned failure at iteration 11")
     assert grid.num_errors == ray_grid.num_errors == 1
     assert grid.experiment["scheduler"]["synch"] is False and grid.experiment["trainable"] == "ToyTrainable"
     statuses = {r.trial_id: r.status for r in grid}
