@@ -22,7 +22,8 @@ matplotlib.use("Agg")
 from pbtlab.analysis import load_results  # noqa: E402
 from pbtlab.viz import data as vd  # noqa: E402
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore:Using `CheckpointConfig.num_to_keep <= 2` with PBT")]
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +128,13 @@ def test_async_class_run_records_the_error_as_ray_does(ray_runs):
 
 
 def test_restored_run_says_what_ray_lost(ray_runs):
+    from ray.tune import ExperimentAnalysis
+
     grid = load_results(ray_runs["restored"])
+    analysis = ExperimentAnalysis(grid.experiment_path, default_metric="Q", default_mode="min")
+    from_analysis = load_results(analysis)
+    assert (from_analysis.experiment["metric"], from_analysis.experiment["mode"]) == ("Q", "min")
+    assert from_analysis.events_of("exploit")[0]["target_score"] == -grid.events_of("exploit")[0]["target_score"]
     assert len(grid.events_of("experiment_resume")) == 1
     resumed = [e for e in grid.events_of("trial_start") if e["reason"] == "resume"]
     assert resumed, "Tuner.restore restarted the trials"

@@ -134,6 +134,7 @@ def test_cli_show_events_and_report_read_a_ray_directory(tmp_path, capsys):
     assert main(["show", RESTORED]) == 0
     shown = capsys.readouterr().out
     assert "0be66_00001  TERMINATED  12" in shown and "data_gap 5" in shown and "exploit 3" in shown
+    assert "Data gap: pbt_global.txt line 1: trial 0be66_00001 was exploited, but Ray kept no row" in shown
     assert main(["events", ASYNC, "--kind", "exploit"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
