@@ -661,10 +661,11 @@ def _explore_op(old: Any, new: Any, factors: Sequence[float]) -> str | None:
         return None
     for factor in factors:
         product = old * factor
-        if isinstance(old, int) and new == int(round(product)) or math.isclose(new, product, rel_tol=1e-9,
-                                                                               abs_tol=1e-12):
+        if (isinstance(old, int) and new == int(round(product))) or math.isclose(new, product, rel_tol=1e-9,
+                                                                                 abs_tol=1e-12):
             return f"* {factor}"
-    return "resample"
+    # a float that is no factor's product was resampled; an int may also have been shifted in a list
+    return None if isinstance(old, int) else "resample"
 
 
 def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
@@ -673,8 +674,12 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
             gaps: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[tuple[str, int], dict[str, Any]]]:
     """The event log, and ``restored_from`` per (trial, row)."""
     by_id = {t.trial_id: t for t in trials}
-    start = float((state.get("stats") or {}).get("start_time") or 0.0)
+    # the newest state file holds the start of the newest session (after Tuner.restore): take the earliest
+    first_rows = [float(t.rows[0]["timestamp"]) for t in trials if t.rows and t.rows[0].get("timestamp")]
+    starts = [float((state.get("stats") or {}).get("start_time") or 0.0), *first_rows]
+    start = min([s for s in [*starts, _session_time(state_files[0]) or 0.0] if s > 0] or [0.0])
     factors = settings.get("perturbation_factors") or _DEFAULT_FACTORS
+    ops_known = settings.get("scheduler") != "PB2"  # PB2 picks values with a model: Ray logs no operation
     restored: dict[tuple[str, int], dict[str, Any]] = {}
     timed: list[tuple[float, int, list[dict[str, Any]]]] = []  # (time, order, events that stay together)
 
@@ -719,7 +724,8 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
         for key in _flat(exploit.new_config):
             old, new = _lookup(exploit.donor_config, key), _lookup(exploit.new_config, key)
             if old != new:
-                changes.append({"param": key, "old": old, "op": _explore_op(old, new, factors), "new": new})
+                op = _explore_op(old, new, factors) if ops_known else None
+                changes.append({"param": key, "old": old, "op": op, "new": new})
         group = [
             {"event": "exploit", "trial_id": target.trial_id, "donor": donor.trial_id,
              "target_iteration": target_iteration, "donor_iteration": donor_iteration, "checkpoint": checkpoint,
