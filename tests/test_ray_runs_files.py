@@ -253,3 +253,30 @@ def test_a_foreign_directory_is_refused(tmp_path):
     empty.mkdir()
     with pytest.raises(ExperimentError, match="not a Ray Tune experiment: no experiment_state"):
         load_ray_results(empty)
+
+
+def test_without_pbt_global_the_lineage_files_give_what_they_kept(async_copy):
+    complete = load_results(ASYNC)
+    os.remove(os.path.join(async_copy, "pbt_global.txt"))
+    grid = load_results(async_copy)
+    keys = ("trial_id", "donor", "target_iteration", "donor_iteration", "checkpoint", "donor_config")
+    assert [[e[k] for k in keys] for e in grid.events_of("exploit")] == \
+        [[e[k] for k in keys] for e in complete.events_of("exploit")]
+    assert [e["policy_log"] for e in grid.events_of("exploit")] == ["pbt_policy_7b7a4_00001.txt"] * 3
+    (gap,) = grid.events_of("data_gap")
+    assert gap["message"].startswith("pbt_global.txt is missing: 3 exploits come from the per-trial")
+
+    policy = os.path.join(async_copy, "pbt_policy_7b7a4_00001.txt")
+    first = open(policy).read().splitlines()[0]
+    open(policy, "w").write(first + "\n")  # a partial lineage: two exploits are in no file
+    partial = load_results(async_copy)
+    assert len(partial.events_of("exploit")) == 1
+    unlogged = [g["message"] for g in partial.events_of("data_gap") if g["what"] == "exploit not logged"]
+    assert unlogged == [
+        "trial 7b7a4_00001 restarted at iteration 7 with a new config, but no policy log row names it "
+        "(the policy log is partial)",
+        "trial 7b7a4_00001 restarted from a state of iteration 6 with a new config, but no policy log row names the "
+        "donor (the policy log is partial)"]
+    rows = partial.trial("7b7a4_00001").history()
+    assert rows[8]["restored_from"] == {"trial_id": None, "checkpoint": None, "iteration": 6, "reason": "exploit"}
+    assert vd.lineage(vd.run_data(partial)).best_trial == "7b7a4_00001"  # the views still draw what is known

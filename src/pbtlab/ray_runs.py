@@ -312,7 +312,7 @@ class _Trial:
     meta: dict[str, Any]
     stop: Any
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    derived_config_rows: int = 0
+    derived_rows: set[int] = dataclasses.field(default_factory=set)  # rows only in progress.csv: config derived
 
 
 @dataclasses.dataclass
@@ -328,6 +328,7 @@ class _Exploit:
     new_config: dict[str, Any]
     after_row: int | None = None  # index in the target's rows of the first row after the exploit
     before_row: int | None = None
+    source: str = POLICY_LOG
 
 
 def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
@@ -449,8 +450,8 @@ def _read_rows(folder: str, trial: _Trial, gaps: list[dict[str, Any]]) -> None:
             unflat["config"] = None  # filled from the lineage below
             merged.append(unflat)
     trial.rows = merged
-    only_csv = sum(r.get("config", 0) is None for r in merged)
-    trial.derived_config_rows = only_csv
+    trial.derived_rows = {n for n, r in enumerate(merged) if r.get("config", 0) is None}
+    only_csv = len(trial.derived_rows)
     gaps.append({"trial_id": trial.trial_id, "what": "result.json rows",
                  "message": f"trial {trial.trial_id}: {only_csv} of {len(merged)} rows are only in progress.csv "
                             "(Ray rewrote result.json at a restart); their metrics come from progress.csv and their "
@@ -479,30 +480,47 @@ def _tag_trial(tag: Any, by_index: Mapping[str, _Trial], path: str, number: int)
     return by_index[match.group(1)]
 
 
+def _policy_exploit(row: Any, path: str, number: int, by_index: Mapping[str, _Trial]) -> _Exploit:
+    if not (isinstance(row, list) and len(row) == 6 and isinstance(row[4], dict) and isinstance(row[5], dict)):
+        raise ExperimentError(f"{path} line {number}: not a PBT policy row "
+                              "([target_tag, donor_tag, target_iteration, donor_iteration, donor_config, new_config])")
+    target = _tag_trial(row[0], by_index, path, number)
+    donor = _tag_trial(row[1], by_index, path, number)
+    return _Exploit(number, target.trial_id, donor.trial_id, str(row[0]), str(row[1]), int(row[2] or 0),
+                    int(row[3] or 0), row[4], row[5], source=os.path.basename(path))
+
+
 def _read_policy_log(folder: str, by_index: Mapping[str, _Trial], trials: Sequence[_Trial],
                      gaps: list[dict[str, Any]]) -> list[_Exploit]:
+    """Exploits from pbt_global.txt; without it, what the per-trial lineage files still hold."""
     path = os.path.join(folder, POLICY_LOG)
-    exploits = []
-    seen: set[str] = set()
-    for number, row in _json_lines(path, "PBT policy log"):
-        if not (isinstance(row, list) and len(row) == 6 and isinstance(row[4], dict) and isinstance(row[5], dict)):
-            raise ExperimentError(f"{path} line {number}: not a PBT policy row "
-                                  "([target_tag, donor_tag, target_iteration, donor_iteration, donor_config, "
-                                  "new_config])")
-        target = _tag_trial(row[0], by_index, path, number)
-        donor = _tag_trial(row[1], by_index, path, number)
-        exploits.append(_Exploit(number, target.trial_id, donor.trial_id, str(row[0]), str(row[1]), int(row[2] or 0),
-                                 int(row[3] or 0), row[4], row[5]))
-        seen.add(json.dumps(row, sort_keys=True))
-    # per-trial lineage files: every row they hold must be in the global log
+    have_global = os.path.exists(path)
+    exploits = [_policy_exploit(row, path, number, by_index) for number, row in _json_lines(path, "PBT policy log")]
+    seen = {json.dumps([e.target_tag, e.donor_tag, e.ray_target_iteration, e.ray_donor_iteration, e.donor_config,
+                        e.new_config], sort_keys=True) for e in exploits}
+    recovered: list[_Exploit] = []
     for trial in trials:
         policy = os.path.join(folder, f"pbt_policy_{trial.trial_id}.txt")
         for number, row in _json_lines(policy, f"PBT lineage of trial {trial.trial_id}"):
-            if json.dumps(row, sort_keys=True) not in seen:
-                message = (f"{os.path.basename(policy)} line {number} records an exploit that {POLICY_LOG} lacks "
-                           f"({row[:4] if isinstance(row, list) else row}); it is not placed in the event log")
-                gaps.append({"trial_id": trial.trial_id, "what": "policy log", "message": message})
-    return exploits
+            key = json.dumps(row, sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            if have_global:
+                gaps.append({"trial_id": trial.trial_id, "what": "policy log",
+                             "message": f"{os.path.basename(policy)} line {number} records an exploit that "
+                                        f"{POLICY_LOG} lacks ({row[:4] if isinstance(row, list) else row}); it is not "
+                                        "placed in the event log"})
+            else:
+                recovered.append(_policy_exploit(row, policy, number, by_index))
+    if recovered:
+        recovered.sort(key=lambda e: e.ray_target_iteration)  # stable: file order within an iteration
+        gaps.append({"trial_id": None, "what": "policy log",
+                     "message": f"{POLICY_LOG} is missing: {len(recovered)} exploits come from the per-trial "
+                                "pbt_policy_*.txt files, which keep only each trial's current lineage (Ray overwrites "
+                                "a target's file with its donor's), so exploits outside every lineage are lost and "
+                                "their order is by iteration"})
+    return exploits + recovered
 
 
 def _place_exploits(trials: Sequence[_Trial], exploits: Sequence[_Exploit], gaps: list[dict[str, Any]]) -> None:
@@ -535,7 +553,7 @@ def _place_exploits(trials: Sequence[_Trial], exploits: Sequence[_Exploit], gaps
                                                                                 exploit.ray_target_iteration + 1)),
                                       None)
             gaps.append({"trial_id": trial.trial_id, "what": "exploit without rows",
-                         "message": f"{POLICY_LOG} line {exploit.line}: trial {trial.trial_id} was exploited, but "
+                         "message": f"{exploit.source} line {exploit.line}: trial {trial.trial_id} was exploited, but "
                                     "Ray kept no row trained from the cloned state (the run ended, was restored or "
                                     "Ray dropped the rows)"})
             continue
@@ -732,7 +750,7 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
              "target_score": score(target, decision), "donor_score": score(donor, source),
              "old_config": old_config, "donor_config": exploit.donor_config, "target_tag": exploit.target_tag,
              "donor_tag": exploit.donor_tag, "time_attr": settings.get("time_attr"), "time_value": None,
-             "policy_log_line": exploit.line},
+             "policy_log": exploit.source, "policy_log_line": exploit.line},
             {"event": "explore", "trial_id": target.trial_id, "donor": donor.trial_id, "iteration": donor_iteration,
              "target_iteration": target_iteration, "changes": changes, "new_config": exploit.new_config},
         ]
@@ -765,13 +783,30 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
                 if iteration != before + 1:
                     _missing(trial, before, iteration, gaps)
                 continue
-            if iteration == before + 1:
-                continue  # paused and continued from its own latest state: nothing was replaced
+            if iteration == before + 1:  # paused and continued from its own latest state, unless the config changed
+                if number not in trial.derived_rows and number - 1 not in trial.derived_rows and \
+                        not _same(row.get("config"), previous.get("config")):
+                    gaps.append({"trial_id": trial.trial_id, "what": "exploit not logged",
+                                 "message": f"trial {trial.trial_id} restarted at iteration {iteration} with a new "
+                                            f"config, but no policy log row names it (the policy log is partial)"})
+                continue
             if iteration > before + 1:
                 _missing(trial, before, iteration, gaps)
                 continue
-            reason = "failure" if failures else "resume"
             resumed_at = iteration - 1
+            if number not in trial.derived_rows and number - 1 not in trial.derived_rows and \
+                    not _same(row.get("config"), previous.get("config")):  # another trial's state: an exploit
+                gaps.append({"trial_id": trial.trial_id, "what": "exploit not logged",
+                             "message": f"trial {trial.trial_id} restarted from a state of iteration {resumed_at} "
+                                        "with a new config, but no policy log row names the donor (the policy log is "
+                                        "partial)"})
+                restored[(trial.trial_id, number)] = {"trial_id": None, "checkpoint": None, "iteration": resumed_at,
+                                                      "reason": "exploit"}
+                timed.append((stamp(trial, number), 1, [{
+                    "event": "trial_start", "trial_id": trial.trial_id, "config": row.get("config"),
+                    "iteration": resumed_at, "checkpoint": None, "reason": "exploit"}]))
+                continue
+            reason = "failure" if failures else "resume"
             own = next((n for n in range(number - 1, -1, -1) if rows[n].get("training_iteration") == resumed_at), None)
             checkpoint = checkpoint_of(trial, own) if resumed_at > 0 else None
             if resumed_at > 0 and checkpoint is None and own is not None:
