@@ -9,6 +9,7 @@ The trainables write JSON checkpoints (nothing to unpickle). Ray must be initial
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -154,10 +155,8 @@ def run_interrupted_then_restored(storage: str, stop_after_results: int = 10, it
 
     tuner = _tuner(toy_function, tutorial_space([0.0, 1.0], interval=2), storage, "restored", False, iterations,
                    interval=2, callbacks=[Interrupt(os.path.join(storage, "interrupted.marker"))])
-    try:
+    with contextlib.suppress(BaseException):  # the planned interruption, whichever way Ray re-raises it
         tuner.fit()
-    except BaseException:  # noqa: BLE001 - the planned interruption, whichever way Ray re-raises it
-        pass
     path = os.path.join(storage, "restored")
     restored = tune.Tuner.restore(path, trainable=toy_function, resume_unfinished=True)
     return restored.fit(), path

@@ -19,8 +19,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from pbtlab.analysis import load_results  # noqa: E402
-from pbtlab.viz import data as vd  # noqa: E402
+from pbtlab.analysis import load_results
+from pbtlab.viz import data as vd
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:Using `CheckpointConfig.num_to_keep <= 2` with PBT")]
@@ -29,11 +29,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow,
 @pytest.fixture(scope="session")
 def ray_runs(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
-    import ray.cloudpickle
-
     import ray_runs_workloads as workloads
+    from ray import cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(workloads)  # Ray's workers need not find tests/ on their path
+    cloudpickle.register_pickle_by_value(workloads)  # Ray's workers need not find tests/ on their path
     if ray.is_initialized():
         ray.shutdown()
     random.seed(0)  # Ray's PBT draws from the driver's global generators
@@ -67,7 +66,7 @@ def test_exploit_events_equal_pbt_global_row_by_row(ray_runs, name):
     for event in grid.events_of("trial_add"):
         tag_of[event["trial_id"]] = event["tag"]
     for row, exploit, explore in zip(rows, exploits, explores):
-        target_tag, donor_tag, target_iteration, donor_iteration, donor_config, new_config = row
+        target_tag, donor_tag, target_iteration, _, donor_config, new_config = row
         assert (exploit["target_tag"], exploit["donor_tag"]) == (target_tag, donor_tag)
         assert (tag_of[exploit["trial_id"]], tag_of[exploit["donor"]]) == (target_tag, donor_tag)
         assert exploit["donor_config"] == donor_config and explore["new_config"] == new_config
@@ -162,7 +161,7 @@ def test_tutorial_cells_and_lineage_plots_take_rays_result_grid(ray_runs, tmp_pa
     )
 
     pbt_results = ray_runs["sync"]
-    fig, axs = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw=dict(width_ratios=[1.5, 1]))
+    fig, axs = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1.5, 1]})
     colors, labels = ["red", "black"], ["h = [0, 1]", "h = [1, 0]"]
     plot_parameter_history(pbt_results, colors, labels, perturbation_interval=4, fig=fig, ax=axs[0])
     plot_Q_history(pbt_results, colors, labels, ax=axs[1])

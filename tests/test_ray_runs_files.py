@@ -33,6 +33,16 @@ def async_copy(tmp_path):
     return str(target)
 
 
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def trial_folder(path, suffix):
     return next(os.path.join(path, n) for n in sorted(os.listdir(path)) if n.split("_")[2] == suffix)
 
@@ -156,7 +166,10 @@ def test_reading_writes_nothing_into_the_ray_directory(async_copy, tmp_path, cap
             for name in dirs + files:
                 path = os.path.join(folder, name)
                 info = os.stat(path)
-                content = open(path, "rb").read() if name in files else None
+                content = None
+                if name in files:
+                    with open(path, "rb") as handle:
+                        content = handle.read()
                 found[path] = (info.st_mtime_ns, info.st_mode, content)
         return found
 
@@ -215,7 +228,7 @@ def test_metric_and_mode_can_be_given(async_copy):
 ])
 def test_a_damaged_file_is_named_with_its_line(async_copy, damage, file_pattern, message):
     policy = os.path.join(async_copy, "pbt_global.txt")
-    lines = open(policy).read().splitlines()
+    lines = read(policy).splitlines()
     state = os.path.join(async_copy, "experiment_state-2026-11-29_07-28-33.json")
     trial = trial_folder(async_copy, "00001")
     if damage == "policy_line":
@@ -225,19 +238,19 @@ def test_a_damaged_file_is_named_with_its_line(async_copy, damage, file_pattern,
     elif damage == "policy_tag":
         lines[0] = lines[0].replace('"1_h0=1.0000"', '"7_h0=1.0000"', 1)
     if damage.startswith("policy"):
-        open(policy, "w").write("\n".join(lines) + "\n")
+        write(policy, "\n".join(lines) + "\n")
     elif damage == "result_line":
-        rows = open(os.path.join(trial, "result.json")).read().splitlines()
+        rows = read(os.path.join(trial, "result.json")).splitlines()
         rows[2] = "{not json"
-        open(os.path.join(trial, "result.json"), "w").write("\n".join(rows) + "\n")
+        write(os.path.join(trial, "result.json"), "\n".join(rows) + "\n")
     elif damage == "csv_line":
-        rows = open(os.path.join(trial, "progress.csv")).read().splitlines()
+        rows = read(os.path.join(trial, "progress.csv")).splitlines()
         rows[3] = rows[3] + ",extra"
-        open(os.path.join(trial, "progress.csv"), "w").write("\n".join(rows) + "\n")
+        write(os.path.join(trial, "progress.csv"), "\n".join(rows) + "\n")
     elif damage == "state":
-        open(state, "w").write(open(state).read()[:-10])
+        write(state, read(state)[:-10])
     else:
-        open(state, "w").write(json.dumps({"trials": []}))
+        write(state, json.dumps({"trials": []}))
     with pytest.raises(ExperimentError) as raised:
         load_results(async_copy)
     assert file_pattern in str(raised.value) and message in str(raised.value)
@@ -267,16 +280,15 @@ def test_without_pbt_global_the_lineage_files_give_what_they_kept(async_copy):
     assert gap["message"].startswith("pbt_global.txt is missing: 3 exploits come from the per-trial")
 
     policy = os.path.join(async_copy, "pbt_policy_7b7a4_00001.txt")
-    first = open(policy).read().splitlines()[0]
-    open(policy, "w").write(first + "\n")  # a partial lineage: two exploits are in no file
+    write(policy, read(policy).splitlines()[0] + "\n")  # a partial lineage: two exploits are in no file
     partial = load_results(async_copy)
     assert len(partial.events_of("exploit")) == 1
     unlogged = [g["message"] for g in partial.events_of("data_gap") if g["what"] == "exploit not logged"]
     assert unlogged == [
-        "trial 7b7a4_00001 restarted at iteration 7 with a new config, but no policy log row names it "
-        "(the policy log is partial)",
-        "trial 7b7a4_00001 restarted from a state of iteration 6 with a new config, but no policy log row names the "
-        "donor (the policy log is partial)"]
+        ("trial 7b7a4_00001 restarted at iteration 7 with a new config, but no policy log row names it "
+         "(the policy log is partial)"),
+        ("trial 7b7a4_00001 restarted from a state of iteration 6 with a new config, but no policy log row names the "
+         "donor (the policy log is partial)")]
     rows = partial.trial("7b7a4_00001").history()
     assert rows[8]["restored_from"] == {"trial_id": None, "checkpoint": None, "iteration": 6, "reason": "exploit"}
     assert vd.lineage(vd.run_data(partial)).best_trial == "7b7a4_00001"  # the views still draw what is known

@@ -179,7 +179,7 @@ def _parse_state(state_path: str) -> tuple[list[tuple[dict[str, Any], dict[str, 
         try:
             trial_json, meta_json = entry
             trial, meta = json.loads(trial_json), json.loads(meta_json)
-            trial["trial_id"], trial["status"]  # noqa: B018 - both must be there
+            trial["trial_id"], trial["status"]  # both must be there
         except (ValueError, TypeError, KeyError, json.JSONDecodeError):
             raise ExperimentError(f"{state_path} line 1: trial_data[{number}] is not a Ray trial record "
                                   "(expected two JSON strings with trial_id and status)") from None
@@ -254,8 +254,8 @@ def tuner_settings(path: str) -> dict[str, Any]:
             else:
                 last = _NOT_SCALAR
             values.append(last)
-    except Exception:  # noqa: BLE001 - a damaged pickle just has no settings for us
-        pass
+    except ValueError:  # pickletools' word for damaged or truncated data: keep what was read before
+        values.append(_NOT_SCALAR)
     found: dict[str, Any] = {}
 
     def after(key: str, kinds: tuple[type, ...], name: str) -> None:
@@ -679,7 +679,7 @@ def _explore_op(old: Any, new: Any, factors: Sequence[float]) -> str | None:
         return None
     for factor in factors:
         product = old * factor
-        if (isinstance(old, int) and new == int(round(product))) or math.isclose(new, product, rel_tol=1e-9,
+        if (isinstance(old, int) and new == round(product)) or math.isclose(new, product, rel_tol=1e-9,
                                                                                  abs_tol=1e-12):
             return f"* {factor}"
     # a float that is no factor's product was resampled; an int may also have been shifted in a list
