@@ -292,3 +292,25 @@ def test_without_pbt_global_the_lineage_files_give_what_they_kept(async_copy):
     rows = partial.trial("7b7a4_00001").history()
     assert rows[8]["restored_from"] == {"trial_id": None, "checkpoint": None, "iteration": 6, "reason": "exploit"}
     assert vd.lineage(vd.run_data(partial)).best_trial == "7b7a4_00001"  # the views still draw what is known
+
+
+def test_the_older_ray_2_state_layout_reads_the_same(async_copy):
+    """Ray 2.0-2.6 kept one JSON string per trial under "checkpoints", with an absolute "logdir" and the
+    run metadata (failures, error file) inside the trial record."""
+    current = load_results(ASYNC)
+    path = os.path.join(async_copy, "experiment_state-2026-11-29_07-28-33.json")
+    state = json.loads(read(path))
+    older = []
+    for trial_json, meta_json in state.pop("trial_data"):
+        trial = {**json.loads(trial_json), **json.loads(meta_json)}
+        trial["logdir"] = os.path.join("/home/someone/ray_results/async_class", trial.pop("relative_logdir"))
+        trial["error_file"] = trial.pop("error_filename")
+        older.append(json.dumps(trial))
+    state["checkpoints"] = older
+    write(path, json.dumps(state))
+    grid = load_results(async_copy)
+    assert [(r.trial_id, r.status, len(r.history())) for r in grid] == \
+        [(r.trial_id, r.status, len(r.history())) for r in current]
+    strip = {"time", "name"}  # the copy's folder has another name
+    assert [{k: v for k, v in e.items() if k not in strip} for e in grid.events] == \
+        [{k: v for k, v in e.items() if k not in strip} for e in current.events]

@@ -172,13 +172,17 @@ def _parse_state(state_path: str) -> tuple[list[tuple[dict[str, Any], dict[str, 
     except json.JSONDecodeError as error:
         raise ExperimentError(f"{state_path} line {error.lineno}: Ray experiment state is damaged ({error.msg})") \
             from None
-    if not isinstance(state, dict) or not isinstance(state.get("trial_data"), list):
+    # Ray >= 2.7: "trial_data" holds [trial JSON, run-metadata JSON] pairs; older 2.x: "checkpoints" holds
+    # the trial JSON alone, with the run metadata (failures, error file, last result) inside it
+    entries = state.get("trial_data", state.get("checkpoints")) if isinstance(state, dict) else None
+    if not isinstance(entries, list):
         raise ExperimentError(f"{state_path} line 1: not a Ray experiment state (no 'trial_data' list)")
     trials = []
-    for number, entry in enumerate(state["trial_data"]):
+    for number, entry in enumerate(entries):
         try:
-            trial_json, meta_json = entry
-            trial, meta = json.loads(trial_json), json.loads(meta_json)
+            trial_json, meta_json = (entry, None) if isinstance(entry, str) else entry
+            trial = json.loads(trial_json)
+            meta = json.loads(meta_json) if meta_json is not None else trial
             trial["trial_id"], trial["status"]  # both must be there
         except (ValueError, TypeError, KeyError, json.JSONDecodeError):
             raise ExperimentError(f"{state_path} line 1: trial_data[{number}] is not a Ray trial record "
@@ -346,7 +350,8 @@ def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
 
     trials: list[_Trial] = []
     for trial, meta in trial_states:
-        relative = str(trial.get("relative_logdir") or trial["trial_id"])
+        logdir = trial.get("relative_logdir") or os.path.basename(str(trial.get("logdir") or "").rstrip("/"))
+        relative = str(logdir or trial["trial_id"])
         tag = str(trial.get("experiment_tag") or "")
         unresolved = trial.get("_Trial__unresolved_config")
         config = trial.get("config") if isinstance(trial.get("config"), dict) else {}
@@ -882,7 +887,7 @@ def _session_time(path: str) -> float | None:
 
 def _error_event(folder: str, trial: _Trial, failures: int) -> dict[str, Any]:
     text = ""
-    name = trial.meta.get("error_filename")
+    name = trial.meta.get("error_filename") or trial.meta.get("error_file")  # the latter: Ray before 2.7
     if isinstance(name, str) and name:
         path = os.path.join(folder, trial.folder, os.path.basename(name))
         if os.path.exists(path):
