@@ -187,3 +187,25 @@ def test_tutorial_cells_and_lineage_plots_take_rays_result_grid(ray_runs, tmp_pa
     drawn = [(float(x), float(y)) for line in figure.axes[0].get_lines() if line.get_linestyle() == "-"
              for x, y in zip(line.get_xdata(), line.get_ydata())]
     assert set(zip(map(float, schedule.iterations), map(float, schedule.values["lr"]))) <= set(drawn)
+
+
+def test_a_result_grid_whose_directory_is_gone_is_read_from_memory(ray_runs, tmp_path):
+    ray_grid = ray_runs["sync"]
+    on_disk = load_results(ray_grid)
+    moved = str(tmp_path / "moved")
+    os.rename(ray_grid.experiment_path, moved)
+    try:
+        grid = load_results(ray_grid)
+    finally:
+        os.rename(moved, ray_grid.experiment_path)
+    assert [r.trial_id for r in grid] == [r.trial_id for r in on_disk]
+    for mine, ray_result in zip(grid, sorted(ray_grid, key=lambda r: r.metrics["trial_id"])):
+        frame = ray_result.metrics_dataframe
+        assert [r["training_iteration"] for r in mine.history()] == list(frame["training_iteration"])
+        assert [r["Q"] for r in mine.history()] == list(frame["Q"])
+    assert grid.events_of("exploit") == []
+    gaps = [g["what"] for g in grid.events_of("data_gap")]
+    assert gaps[0] == "experiment directory"
+    # each exploit Ray made shows as a restart with a new config (where Ray's rows keep the config)
+    assert 0 < gaps.count("exploit not logged") <= len(on_disk.events_of("exploit"))
+    assert vd.lineage(vd.run_data(grid)).edges == ()

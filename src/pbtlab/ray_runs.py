@@ -116,6 +116,8 @@ def load_ray_results(source: Any, metric: str | None = None, mode: str | None = 
         raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}")
     if is_ray_object(source):
         path, found_metric, found_mode = _from_ray_object(source)
+        if not is_ray_experiment(path) and hasattr(source, "_results"):  # moved, deleted or remote: use memory
+            return RayResultGrid(read_ray_result_grid(source, path, metric or found_metric, mode or found_mode))
         return RayResultGrid(read_ray_experiment(path, metric or found_metric, mode or found_mode))
     if isinstance(source, (str, os.PathLike)):
         return RayResultGrid(read_ray_experiment(source, metric, mode))
@@ -128,8 +130,6 @@ def _from_ray_object(value: Any) -> tuple[str, str | None, str | None]:
     path = getattr(value, "experiment_path", None) or getattr(analysis, "experiment_path", None)
     if not isinstance(path, str):
         raise ConfigError(f"this Ray object has no experiment_path to read: {describe(value)}")
-    if "://" in path:
-        raise ExperimentError(f"the Ray experiment is stored at {path}; copy it to a local folder and load that")
     metric = getattr(analysis, "default_metric", None)
     mode = getattr(analysis, "default_mode", None)
     return path, metric if isinstance(metric, str) else None, mode if mode in ("min", "max") else None
@@ -362,7 +362,13 @@ def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
     for index, trial in enumerate(trials):
         trial.index = index
         _read_rows(folder, trial, gaps)
+    return _assemble(folder, trials, _trainable(trial_states), state, state_files, settings, metric, mode, gaps)
 
+
+def _assemble(folder: str, trials: list[_Trial], trainable: str | None, state: Mapping[str, Any],
+              state_files: Sequence[str], settings: Mapping[str, Any], metric: str | None, mode: str | None,
+              gaps: list[dict[str, Any]]) -> RayRun:
+    """Trials with their rows (and the policy logs in ``folder``, if any) into pbtlab's records."""
     by_index = {}
     for trial in trials:
         match = _INDEX.match(trial.tag)
@@ -389,7 +395,7 @@ def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
 
     created = (state.get("stats") or {}).get("start_time")
     experiment = {
-        "name": os.path.basename(folder), "trainable": _trainable(trial_states),
+        "name": os.path.basename(folder.rstrip("/")), "trainable": trainable,
         "metric": metric, "mode": mode, "num_samples": len(trials), "param_space": None,
         "scheduler": {"name": settings.get("scheduler"), **{k: settings[k] for k in (
             "time_attr", "perturbation_interval", "quantile_fraction", "resample_probability", "perturbation_factors",
@@ -399,11 +405,58 @@ def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
         "trial_ids": [t.trial_id for t in trials],
         "created": datetime.datetime.fromtimestamp(created).isoformat(timespec="seconds")
         if isinstance(created, (int, float)) else None,
-        "source": "ray", "ray_state_file": os.path.basename(state_path),
+        "source": "ray", "ray_state_file": os.path.basename(state_files[-1]) if state_files else None,
         "gaps": [g["message"] for g in gaps],
     }
     records = tuple(_trial_record(folder, trial, rows[trial.trial_id]) for trial in trials)
     return RayRun(folder, experiment, records, rows, tuple(events))
+
+
+def read_ray_result_grid(grid: Any, path: str, metric: str | None = None, mode: str | None = None) -> RayRun:
+    """Ray's live ``ResultGrid`` from the data it holds in memory, when its directory cannot be read.
+
+    Ray's grid keeps each trial's config, error and rows (what its ``metrics_dataframe`` loaded), but
+    not the policy log: no exploit is known, and restarts with a new config are reported as gaps.
+    """
+    gaps: list[dict[str, Any]] = [{
+        "trial_id": None, "what": "experiment directory",
+        "message": f"{path} cannot be read here, so this comes from the ResultGrid in memory: without "
+                   f"{POLICY_LOG} no exploit is known (restarts with a new config are listed as gaps)"}]
+    trials = []
+    for result in grid:
+        metrics = dict(getattr(result, "metrics", None) or {})
+        trial_id = str(metrics.get("trial_id") or os.path.basename(str(result.path)))
+        folder = os.path.basename(str(result.path).rstrip("/"))
+        match = re.search(rf"{re.escape(trial_id)}_(.*?)(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{2}}-\d{{2}}-\d{{2}})?$", folder)
+        tag = match.group(1) if match else ""
+        frame = getattr(result, "metrics_dataframe", None)
+        rows = [_unflatten(r) for r in frame.to_dict("records")] if frame is not None else []
+        error = getattr(result, "error", None)
+        status = "ERROR" if error is not None else "TERMINATED"
+        meta = {"error_text": f"{type(error).__name__}: {error}" if error is not None else "",
+                "num_failures": 1 if error is not None else 0}
+        trial = _Trial(trial_id, 0, tag, folder, status, dict(result.config or {}), {}, meta, None)
+        trial.rows = rows
+        trial.initial_config = dict(rows[0]["config"]) if rows and isinstance(rows[0].get("config"), dict) else {}
+        trials.append(trial)
+    trials.sort(key=lambda t: t.trial_id)
+    for index, trial in enumerate(trials):
+        trial.index = index
+    return _assemble(path, trials, None, {}, [], {}, metric, mode, gaps)
+
+
+def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A pandas record with ``a/b`` columns back into nested dicts; pandas' NaN for "absent" becomes None."""
+    row: dict[str, Any] = {}
+    for key, value in flat.items():
+        if isinstance(value, float) and math.isnan(value) and (key.startswith("config/") or key.endswith("_name")):
+            value = None
+        parts = str(key).split("/")
+        target = row
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return row
 
 
 def _trainable(trial_states: list[tuple[dict[str, Any], dict[str, Any]]]) -> str | None:
@@ -700,7 +753,8 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
     # the newest state file holds the start of the newest session (after Tuner.restore): take the earliest
     first_rows = [float(t.rows[0]["timestamp"]) for t in trials if t.rows and t.rows[0].get("timestamp")]
     starts = [float((state.get("stats") or {}).get("start_time") or 0.0), *first_rows]
-    start = min([s for s in [*starts, _session_time(state_files[0]) or 0.0] if s > 0] or [0.0])
+    first_session = _session_time(state_files[0]) if state_files else None
+    start = min([s for s in [*starts, first_session or 0.0] if s > 0] or [0.0])
     factors = settings.get("perturbation_factors") or _DEFAULT_FACTORS
     ops_known = settings.get("scheduler") != "PB2"  # PB2 picks values with a model: Ray logs no operation
     restored: dict[tuple[str, int], dict[str, Any]] = {}
@@ -886,11 +940,11 @@ def _session_time(path: str) -> float | None:
 
 
 def _error_event(folder: str, trial: _Trial, failures: int) -> dict[str, Any]:
-    text = ""
+    text = str(trial.meta.get("error_text") or "")  # set when read from a live ResultGrid
     name = trial.meta.get("error_filename") or trial.meta.get("error_file")  # the latter: Ray before 2.7
     if isinstance(name, str) and name:
         path = os.path.join(folder, trial.folder, os.path.basename(name))
-        if os.path.exists(path):
+        if os.path.isfile(path):
             text = _read_text(path, f"error of trial {trial.trial_id}")
     last_line = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
     error_type, _, message = last_line.partition(": ")
