@@ -265,7 +265,8 @@ def tuner_settings(path: str) -> dict[str, Any]:
     def after(key: str, kinds: tuple[type, ...], name: str) -> None:
         for index, value in enumerate(values[:-1]):
             following = values[index + 1]
-            if value == key and isinstance(following, kinds) and not (isinstance(following, bool) and bool not in kinds):
+            is_wrong_bool = isinstance(following, bool) and bool not in kinds  # bool is an int subclass
+            if value == key and isinstance(following, kinds) and not is_wrong_bool:
                 found.setdefault(name, following)
                 return
 
@@ -592,24 +593,18 @@ def _place_exploits(trials: Sequence[_Trial], exploits: Sequence[_Exploit], gaps
                       if rows[i].get("iterations_since_restore") == 1
                       and rows[i - 1].get("training_iteration") in (exploit.ray_target_iteration,
                                                                     exploit.ray_target_iteration + 1)]
-        chosen = None
-        for i in candidates:
-            config = rows[i].get("config")
-            if config is None or _same(config, exploit.new_config):
-                chosen = i
-                break
-        if chosen is None and candidates:
-            chosen = None  # restarts there ran with another config: the exploit's restart left no row
+        # the first restart there that ran with the new config (rows only in progress.csv have none to compare)
+        chosen = next((i for i in candidates
+                       if rows[i].get("config") is None or _same(rows[i]["config"], exploit.new_config)), None)
         if chosen is not None and rows[chosen].get("training_iteration") == 1 and rows[chosen - 1].get(
                 "training_iteration", 0) > 1 and exploit.ray_donor_iteration > 0:
             cursor[trial.trial_id] = chosen + 1  # the trial restarted from scratch (a restore) before using the clone
             exploit.before_row = chosen - 1
             chosen = None
         if chosen is None:
-            exploit.before_row = exploit.before_row if exploit.before_row is not None else next((i for i in range(len(rows) - 1, -1, -1)
-                                       if rows[i].get("training_iteration") in (exploit.ray_target_iteration,
-                                                                                exploit.ray_target_iteration + 1)),
-                                      None)
+            if exploit.before_row is None:  # the target's last row at the logged iteration
+                exploit.before_row = next((i for i in range(len(rows) - 1, -1, -1) if rows[i].get(
+                    "training_iteration") in (exploit.ray_target_iteration, exploit.ray_target_iteration + 1)), None)
             gaps.append({"trial_id": trial.trial_id, "what": "exploit without rows",
                          "message": f"{exploit.source} line {exploit.line}: trial {trial.trial_id} was exploited, but "
                                     "Ray kept no row trained from the cloned state (the run ended, was restored or "
@@ -672,7 +667,8 @@ def _checkpoint_names(trials: Sequence[_Trial], exploits: Sequence[_Exploit],
         donor = by_id[exploit.donor]
         source_row = _source_row(donor, by_id[exploit.target], exploit.after_row)
         if source_row is not None and names.get((donor.trial_id, source_row)) is None:
-            names[(donor.trial_id, source_row)] = f"checkpoint of iteration {donor.rows[source_row]['training_iteration']}"
+            iteration = donor.rows[source_row]["training_iteration"]
+            names[(donor.trial_id, source_row)] = f"checkpoint of iteration {iteration}"
     return names
 
 
