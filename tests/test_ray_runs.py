@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 
 import matplotlib
 import numpy
@@ -39,6 +40,7 @@ def ray_runs(tmp_path_factory):
     numpy.random.seed(0)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     storage = str(tmp_path_factory.mktemp("ray_results"))
+    sigint = signal.getsignal(signal.SIGINT)  # Ray Tune's fit installs its own Ctrl-C handler and keeps it
     try:
         runs = {
             "sync": workloads.run_sync_function(storage, iterations=12, num_to_keep=2),
@@ -48,6 +50,7 @@ def ray_runs(tmp_path_factory):
         runs["restored"] = restored
     finally:
         ray.shutdown()
+        signal.signal(signal.SIGINT, sigint)
     return runs
 
 
