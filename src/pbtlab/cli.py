@@ -93,6 +93,7 @@ def summarize_run(grid: Any) -> str:
         counts[event["event"]] = counts.get(event["event"], 0) + 1
     lines.append("")
     lines.append("Events: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    lines += [f"Data gap: {gap}" for gap in exp.get("gaps") or []]  # what a Ray Tune run did not keep
     return "\n".join(lines)
 
 

@@ -52,6 +52,7 @@ class EventKind(str, enum.Enum):
     CHECKPOINT_DELETED = "checkpoint_deleted"
     CHECKPOINT_MISSING = "checkpoint_missing"
     CHECKPOINT_SAVED = "checkpoint_saved"
+    DATA_GAP = "data_gap"
     FORCED_START = "forced_start"
     EXPERIMENT_RESUME = "experiment_resume"
     EXPERIMENT_END = "experiment_end"
@@ -244,6 +245,16 @@ class CheckpointSaved(Event):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DataGap(Event):
+    """A run read from another tool (Ray Tune) lost this information; ``what`` names it. Never invented."""
+
+    kind: ClassVar[EventKind] = EventKind.DATA_GAP
+    trial_id: str | None
+    what: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ForcedStart(Event):
     """Nothing was eligible to run, so the least advanced trial was started rather than hang."""
 
@@ -274,7 +285,7 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialError, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, ForcedStart, ExperimentResume,
+        TrialError, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
         ExperimentEnd)
 }
 

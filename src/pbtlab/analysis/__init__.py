@@ -11,6 +11,7 @@
 - ``pbtlab.analysis.events``: one readable line per event record (``pbtlab events`` and the HTML report).
 """
 
-from pbtlab.analysis.results import Result, ResultGrid, load_results
+from pbtlab.analysis.loading import load_results
+from pbtlab.analysis.results import Result, ResultGrid
 
 __all__ = ["Result", "ResultGrid", "load_results"]

@@ -49,9 +49,11 @@ def describe_event(event: Mapping[str, Any]) -> str:
     """The details of an event record, in one line (plain text; escape it before putting it in HTML)."""
     record = _typed(event)
     if isinstance(record, Exploit):
+        where = f"checkpoint of iteration {record.donor_iteration}"
+        if where not in str(record.checkpoint):  # Ray class trainables' checkpoints have no folder name of their own
+            where += f": {record.checkpoint}"
         return (f"{record.trial_id} (score {format_value(record.target_score)}, iteration {record.target_iteration}) "
-                f"clones {record.donor} (score {format_value(record.donor_score)}, checkpoint of iteration "
-                f"{record.donor_iteration}: {record.checkpoint})")
+                f"clones {record.donor} (score {format_value(record.donor_score)}, {where})")
     if isinstance(record, Explore):
         changes = "; ".join(f"{c.get('param')}: {format_value(c.get('old'))} --({c.get('op')})--> "
                             f"{format_value(c.get('new'))}" for c in record.changes)

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from pbtlab.analysis.results import finite_number, load_results, mode_sign, pick_best
+from pbtlab.analysis.loading import load_results
+from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
 from pbtlab.progress import lookup_column
 from pbtlab.records import EventKind
@@ -108,7 +109,7 @@ def run_data(results: Any) -> RunData:
     """
     if isinstance(results, RunData):
         return results
-    if isinstance(results, (str, os.PathLike)):
+    if isinstance(results, (str, os.PathLike)) or type(results).__module__.startswith("ray."):  # Ray's grids too
         results = load_results(results)
     if not (hasattr(results, "events") and hasattr(results, "experiment") and hasattr(results, "__iter__")):
         raise ConfigError(f"results must be a ResultGrid or an experiment directory path, got {describe(results)}")

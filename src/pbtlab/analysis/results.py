@@ -251,10 +251,3 @@ class ResultGrid(Sequence[Result]):
 
     def __repr__(self) -> str:
         return f"ResultGrid({len(self)} trials at {self.experiment_path!r})"
-
-
-def load_results(path: str | os.PathLike[str]) -> ResultGrid:
-    """Load an experiment directory into a ``ResultGrid``."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigError(f"load_results(path) needs an experiment directory path, got {describe(path)}")
-    return ResultGrid.from_path(path)

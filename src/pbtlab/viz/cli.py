@@ -33,7 +33,8 @@ def add_viz_commands(sub: Any) -> None:
 
     p = sub.add_parser("report", help="one self-contained HTML report of an experiment directory")
     p.add_argument("run_dir", help="experiment directory (e.g. pbtlab_results/<name>)")
-    p.add_argument("-o", "--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("-o", "--output", default=None,
+                   help="HTML file to write (default RUN_DIR/report.html; ./<name>_report.html for a Ray Tune run)")
     p.add_argument("--no-animation", dest="animation", action="store_false",
                    help="do not render the parameter animation (toy problem only)")
     p.set_defaults(func=report_command)

@@ -248,8 +248,9 @@ def write_report(results: Any, output: str | os.PathLike[str] | None = None,
     if not isinstance(animation, bool) and not os.path.isfile(animation):
         raise ConfigError(f"animation must be True, False or the path of an existing GIF, got {os.fspath(animation)!r}")
     run = run_data(results)
-    if output is None:
-        output = os.path.join(run.path, "report.html")
+    if output is None:  # a Ray Tune directory is only read: its report goes to the current folder
+        output = f"{run.experiment['name']}_report.html" if run.experiment.get("source") == "ray" \
+            else os.path.join(run.path, "report.html")
     if not isinstance(output, (str, os.PathLike)):
         raise ConfigError(f"output must be a file path ending in .html, got {describe(output)}")
     path = os.fspath(output)
