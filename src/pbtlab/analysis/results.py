@@ -92,8 +92,20 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        return [(Checkpoint(os.path.join(self._experiment_path, c["path"])), {"training_iteration": c["iteration"]})
-                for c in self._record.get("checkpoints", [])]
+        """The checkpoints kept (``CheckpointConfig``), oldest first, each with the result reported with it."""
+        kept = self._record.get("checkpoints", [])
+        if not kept:
+            return []
+        rows = self.history()
+        by_name = {row.get("checkpoint_dir_name"): row for row in rows if row.get("checkpoint_dir_name")}
+        out = []
+        for ref in kept:
+            name = os.path.basename(ref["path"])
+            row = by_name.get(name) or next((r for r in reversed(rows)
+                                            if r.get("training_iteration") == ref["iteration"]), None)
+            out.append((Checkpoint(os.path.join(self._experiment_path, ref["path"])),
+                        dict(row) if row is not None else {"training_iteration": ref["iteration"]}))
+        return out
 
     def history(self) -> list[dict[str, Any]]:
         """Every row the trial reported, in order, including rows from before it was exploited."""

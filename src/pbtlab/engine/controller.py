@@ -14,7 +14,7 @@ import copy
 import os
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbtlab.callbacks import CallbackList
@@ -94,7 +94,9 @@ class Controller:
         self.retry = RetryPolicy(run_config.failure_config)
         self.stop_criteria = StopCriteria(run_config.stop)
         checkpoint_config = run_config.checkpoint_config or CheckpointConfig()
-        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.absolute, self._record_deleted)
+        self.score_attribute = checkpoint_config.checkpoint_score_attribute
+        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.absolute, self._record_deleted,
+                                   checkpoint_config.checkpoint_score_order if self.score_attribute else None)
         self.running: set[str] = set()
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
         self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
@@ -324,7 +326,7 @@ class Controller:
         result = result_row(message.metrics, trial, message.time_this_iter_s, checkpoint_name)
         trial.restored_from = None
         if message.checkpoint_path is not None:
-            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index)
+            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
         else:
             self._set_dirty(trial, True)
         stop = self.stop_criteria.should_stop(trial.trial_id, result)
@@ -417,7 +419,7 @@ class Controller:
             return
         if message.checkpoint_path is None:
             return
-        ref = self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index)
+        ref = self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, trial.last_result)
         self.emit(CheckpointSaved, trial_id=trial.trial_id, checkpoint=ref.path, iteration=ref.iteration,
                   reason=reason)
         if self.callbacks:
@@ -426,9 +428,15 @@ class Controller:
                                 checkpoint=Checkpoint(message.checkpoint_path))
             self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
 
-    def _add_checkpoint(self, trial: Trial, path: str, index: int | None) -> CheckpointRef:
+    def _add_checkpoint(self, trial: Trial, path: str, index: int | None,
+                        result: Mapping[str, Any] | None) -> CheckpointRef:
+        """Register a persisted checkpoint, taken with ``result`` (its score for ``checkpoint_score_attribute``)."""
+        score = None
+        if self.score_attribute is not None and result is not None:
+            value = result.get(self.score_attribute)
+            score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         ref = CheckpointRef(trial.trial_id, self.store.relative(path), trial.iteration, trial.time_total_s,
-                            int(index or 0))
+                            int(index or 0), score)
         trial.checkpoints.append(ref)
         trial.latest = ref
         trial.next_checkpoint_index = ref.index + 1

@@ -20,8 +20,10 @@ class Retention:
     """Applies ``num_to_keep`` to each trial's checkpoints; deletes from disk in :meth:`after_state_save`."""
 
     def __init__(self, num_to_keep: int | None, scheduler: TrialScheduler, absolute: Callable[[str], str],
-                 record_deleted: Callable[[CheckpointRef], None]) -> None:
+                 record_deleted: Callable[[CheckpointRef], None], score_order: str | None = None) -> None:
+        """``score_order`` ("max"/"min"): keep the best-scored checkpoints instead of the most recent."""
         self.num_to_keep = num_to_keep
+        self.score_order = score_order
         self.scheduler = scheduler
         self.absolute = absolute
         self.record_deleted = record_deleted
@@ -49,16 +51,30 @@ class Retention:
         keep = self.num_to_keep
         if keep is None or len(trial.checkpoints) <= keep:
             return
-        excess = len(trial.checkpoints) - keep
+        wanted = self._wanted(trial.checkpoints, keep)
         survivors = []
-        for index, ref in enumerate(trial.checkpoints):
-            if excess > 0 and index < len(trial.checkpoints) - keep and ref.path not in pinned:
+        for ref in trial.checkpoints:
+            if ref.path in wanted or ref.path in pinned or ref is trial.checkpoints[-1]:
+                survivors.append(ref)
+            else:
                 self.record_deleted(ref)
                 self._doomed.append(ref)
-                excess -= 1
-            else:
-                survivors.append(ref)
         trial.checkpoints = survivors
+
+    def _wanted(self, checkpoints: list[CheckpointRef], keep: int) -> set[str]:
+        """The ``keep`` most recent checkpoints, or the ``keep`` best by score (ties: the more recent)."""
+        if self.score_order is None:
+            return {ref.path for ref in checkpoints[-keep:]}
+        sign = 1.0 if self.score_order == "max" else -1.0
+
+        def rank(item: tuple[int, CheckpointRef]) -> tuple[float, int]:
+            position, ref = item
+            score = ref.score
+            finite = isinstance(score, (int, float)) and score == score and abs(score) != float("inf")
+            return (sign * float(score) if finite else float("-inf"), position)  # type: ignore[arg-type]
+
+        best = sorted(enumerate(checkpoints), key=rank, reverse=True)[:keep]
+        return {ref.path for _, ref in best}
 
     def prune_all(self, trials: list[Trial]) -> None:
         if self.num_to_keep is None:

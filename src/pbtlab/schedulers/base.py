@@ -65,10 +65,14 @@ class CheckpointRef:
     iteration: int
     time_total_s: float
     index: int
+    score: float | None = None  # CheckpointConfig(checkpoint_score_attribute)'s value when it was taken
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "path": self.path, "iteration": self.iteration,
+        data = {"trial_id": self.trial_id, "path": self.path, "iteration": self.iteration,
                 "time_total_s": self.time_total_s, "index": self.index}
+        if self.score is not None:
+            data["score"] = self.score
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointRef:
