@@ -123,7 +123,10 @@ def add_resume(sub: Any) -> None:
     p.add_argument("run_dir")
     p.add_argument("--trainable", default=None,
                    help="module:function of the trainable (default: the one recorded in experiment.json)")
-    p.add_argument("--restart-errored", action="store_true", help="also restart trials that had errored")
+    p.add_argument("--resume-errored", action="store_true",
+                   help="also run errored trials again, from their latest checkpoint")
+    p.add_argument("--restart-errored", action="store_true",
+                   help="also run errored trials again, from scratch")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(func=resume_command)
 
@@ -132,7 +135,7 @@ def resume_command(args: argparse.Namespace) -> int:
     from pbtlab.tuner import resume_run
 
     results = resume_run(args.run_dir, trainable=args.trainable, verbose=1 if args.quiet else None,
-                         restart_errored=args.restart_errored)
+                         resume_errored=args.resume_errored, restart_errored=args.restart_errored)
     print(f"Resumed and finished: {results.experiment_path}")
     return 0
 

@@ -43,12 +43,14 @@ class Tuner:
     @classmethod
     def restore(cls, path: str | os.PathLike[str], trainable: Callable[..., Any], *,
                 param_space: Mapping[str, Any] | None = None, tune_config: TuneConfig | None = None,
-                run_config: RunConfig | None = None, restart_errored: bool = False) -> Tuner:
+                run_config: RunConfig | None = None, resume_unfinished: bool = True,
+                resume_errored: bool = False, restart_errored: bool = False) -> Tuner:
         """Continue an experiment whose driver stopped (even by SIGKILL) from its saved state.
 
         Settings come from the run's ``experiment.json`` unless given; a scheduler or stop function
-        that cannot be rebuilt from JSON must be passed again. ``restart_errored`` also restarts
-        trials that had errored, from their latest checkpoint.
+        that cannot be rebuilt from JSON must be passed again. As in Ray: ``resume_unfinished`` continues
+        unfinished trials (False: they end as terminated); ``resume_errored`` runs errored trials again
+        from their latest checkpoint; ``restart_errored`` runs them again from scratch.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"Tuner.restore(path) needs an experiment directory, got {describe(path)}")
@@ -56,8 +58,12 @@ class Tuner:
         path = os.path.abspath(os.fspath(path))
         build.read_run(path)  # clear errors now, before anything runs
         tuner = cls(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
-        tuner._restore = {"path": path, "tune_config": tune_config, "run_config": run_config,
-                          "restart_errored": bool(restart_errored), "verbose": None}
+        for name, flag in (("resume_unfinished", resume_unfinished), ("resume_errored", resume_errored),
+                           ("restart_errored", restart_errored)):
+            if not isinstance(flag, bool):
+                raise ConfigError(f"Tuner.restore({name}=...) must be True or False, got {describe(flag)}")
+        options = build.ResumeOptions(resume_unfinished, resume_errored, restart_errored)
+        tuner._restore = {"path": path, "tune_config": tune_config, "run_config": run_config, "options": options}
         return tuner
 
     @staticmethod
@@ -75,8 +81,7 @@ class Tuner:
             return build.new_run(self.trainable, self.param_space, self.tune_config, self.run_config)
         options = self._restore
         return build.resumed_run(options["path"], self.trainable, tune_config=options["tune_config"],
-                                 run_config=options["run_config"], restart_errored=options["restart_errored"],
-                                 verbose=options["verbose"])
+                                 run_config=options["run_config"], options=options["options"])
 
 
 def results_of(controller: Controller) -> ResultGrid:
@@ -87,7 +92,7 @@ def results_of(controller: Controller) -> ResultGrid:
 
 
 def resume_run(run_dir: str, trainable: str | None = None, verbose: int | None = None,
-               restart_errored: bool = False) -> ResultGrid:
+               resume_errored: bool = False, restart_errored: bool = False) -> ResultGrid:
     """Continue the run in ``run_dir`` (what ``pbtlab resume`` does); returns its ResultGrid."""
     path = os.path.abspath(run_dir)
     experiment, _ = build.read_run(path)
@@ -96,7 +101,7 @@ def resume_run(run_dir: str, trainable: str | None = None, verbose: int | None =
         raise ConfigError(
             f"the run's trainable ({experiment.trainable}) was defined in a script or closure and cannot be "
             "imported again; pass --trainable package.module:function, or call Tuner.restore(path, trainable)")
-    controller = build.resumed_run(path, build.import_trainable(spec), restart_errored=restart_errored,
-                                   verbose=verbose)
+    options = build.ResumeOptions(resume_errored=resume_errored, restart_errored=restart_errored)
+    controller = build.resumed_run(path, build.import_trainable(spec), options=options, verbose=verbose)
     controller.run()
     return results_of(controller)

@@ -19,6 +19,7 @@ stopped. Nothing here unpickles anything: every file is JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import math
@@ -285,8 +286,23 @@ def _resumed_run_config(experiment: ExperimentSpec, path: str, run_config: RunCo
     return config
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResumeOptions:
+    """What a resume does with each kind of trial (Ray's ``Tuner.restore`` flags).
+
+    ``resume_unfinished``: unfinished trials continue from their latest checkpoint (False: they are
+    recorded as terminated, ``trial_complete`` with reason ``not_resumed``). ``resume_errored``: errored
+    trials run again from their latest checkpoint. ``restart_errored``: errored trials run again from
+    scratch, without loading a checkpoint.
+    """
+
+    resume_unfinished: bool = True
+    resume_errored: bool = False
+    restart_errored: bool = False
+
+
 def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneConfig | None = None,
-                run_config: RunConfig | None = None, restart_errored: bool = False,
+                run_config: RunConfig | None = None, options: ResumeOptions = ResumeOptions(),
                 verbose: int | None = None) -> Controller:
     """A controller that continues the experiment at ``path`` from its saved state (see the module docstring)."""
     path = os.path.abspath(path)
@@ -318,14 +334,20 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
         policy_log.rebuild(path, events)
 
     trials = [Trial.from_dict(record) for record in state.trials]
-    resumed = []
+    resumed, not_resumed = [], []
     for trial in trials:
         trial.path = store.trial_dir(trial.trial_id)
         trial.name = trial.name or f"{experiment.trainable}_{trial.trial_id}"
-        if trial.status is TrialStatus.ERROR and restart_errored:
+        if trial.status is TrialStatus.ERROR and (options.resume_errored or options.restart_errored):
             trial.error = None
             trial.num_failures = 0
             trial.status = TrialStatus.PENDING
+            if options.restart_errored and not options.resume_errored:
+                trial.latest = None  # from scratch: its checkpoints stay on disk, but none is loaded
+                trial.restart = PendingRestart(None, "resume")
+        elif not trial.is_finished and not options.resume_unfinished:
+            not_resumed.append(trial)
+            continue
         if trial.is_finished:
             continue
         if trial.restart is None or not trial.restart.is_decision:
@@ -338,6 +360,8 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
                             list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s)
     controller.emit(ExperimentResume, resumed_trials=resumed, state_saved_at=state.saved_at,
                     dropped_rows=dropped, events_kept=state.events_written)
+    for trial in not_resumed:
+        controller.retire(trial, "not_resumed")
     return controller
 
 

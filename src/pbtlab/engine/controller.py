@@ -445,6 +445,16 @@ class Controller:
             self.retention.prune(trial, self.retention.pinned(self.trials))
         return ref
 
+    def retire(self, trial: Trial, reason: str) -> None:
+        """End a trial that is not running, before the loop starts (a resume that does not continue it)."""
+        trial.status = TrialStatus.TERMINATED
+        trial.restart = None
+        self.waiting.pop(trial.trial_id, None)
+        self._set_dirty(trial, False)
+        self.emit(TrialComplete, trial_id=trial.trial_id, iteration=trial.iteration, reason=reason,
+                  was_running=False)
+        self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
+
     def _terminate(self, trial: Trial, reason: str) -> None:
         if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
                 and trial.restart is None:
