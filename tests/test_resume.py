@@ -142,7 +142,7 @@ def test_loading_never_unpickles_files_from_the_directory(storage, tmp_path):
             if not name.endswith(".py") or relative in allowed or relative.startswith("executors/"):
                 continue
             text = open(os.path.join(folder, name)).read()
-            assert not re.search(r"import (cloud)?pickle|pickle\.load|marshal|shelve", text), relative
+            assert not re.search(r"import (cloud)?pickle\b|pickle\.loads?\(|marshal|shelve", text), relative
             checked += 1
     assert checked > 20
 
