@@ -14,6 +14,7 @@ from typing import Any
 
 from pbtlab.errors import ConfigError
 from pbtlab.records import AUTO_RESULT_FIELDS
+from pbtlab.stopper import Stopper  # the base class lives with the Ray-style stoppers
 
 __all__ = ["AUTO_RESULT_FIELDS", "StopCriteria", "Stopper", "result_row"]
 
@@ -38,16 +39,6 @@ def result_row(metrics: dict[str, Any], trial: Any, time_this_iter_s: float,
     result["restored_from"] = trial.restored_from
     result["checkpoint_dir_name"] = checkpoint_dir_name
     return result
-
-
-class Stopper:
-    """Ray-compatible stopper base: ``__call__(trial_id, result) -> bool`` and ``stop_all() -> bool``."""
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        return False
 
 
 class StopCriteria:
