@@ -6,11 +6,12 @@
 
 Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the search-space
 functions, the same ``Tuner``/config objects as the top-level package, and Ray's submodules
-``tune.stopper``, ``tune.search`` and ``tune.schedulers``.
+``tune.stopper``, ``tune.search`` and ``tune.schedulers``, and ``tune.run`` for older scripts.
 """
 
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.legacy import ExperimentAnalysis, run
 from pbtlab.session import get_checkpoint, get_context, report
 from pbtlab.space import (
     choice,
