@@ -46,7 +46,7 @@ def test_best_by_the_metric_and_mode_given_to_run():
 def test_scopes_and_explicit_metric():
     analysis = run_curves()
     with pytest.raises(ConfigError, match="best_config needs metric and mode"):
-        analysis.best_config
+        _ = analysis.best_config
     assert analysis.get_best_config("score", "max", scope="all") == {"x": 2}  # 9 ever
     assert analysis.get_best_config("score", "max", scope="avg") == {"x": 2}  # 4.25
     assert analysis.get_best_config("score", "min", scope="last") == {"x": 2}  # 1

@@ -343,21 +343,22 @@ def run(run_or_experiment: Callable[..., Any] | type, *, name: str | None = None
                               "of pbtlab (no tune.with_resources)")
         trainable = with_resources(trainable, resources_per_trial)
 
-    tune_kwargs: dict[str, Any] = dict(metric=metric, mode=mode, scheduler=scheduler, num_samples=num_samples,
-                                       max_concurrent_trials=max_concurrent_trials, time_budget_s=time_budget_s,
-                                       search_alg=search_alg, reuse_actors=reuse_actors)
+    tune_kwargs: dict[str, Any] = {
+        "metric": metric, "mode": mode, "scheduler": scheduler, "num_samples": num_samples,
+        "max_concurrent_trials": max_concurrent_trials, "time_budget_s": time_budget_s, "search_alg": search_alg,
+        "reuse_actors": reuse_actors}
     if chdir_to_trial_dir != "DEPRECATED":
         tune_kwargs["chdir_to_trial_dir"] = chdir_to_trial_dir  # TuneConfig explains why not
     for argument, value in (("trial_name_creator", trial_name_creator),
                             ("trial_dirname_creator", trial_dirname_creator)):
         if value is not None:
             _optional_field(TuneConfig, argument, argument, value, tune_kwargs)
-    run_kwargs: dict[str, Any] = dict(
-        name=name, storage_path=storage_path, stop=stop, verbose=None if verbose is None else int(verbose),
-        failure_config=FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
-        checkpoint_config=_checkpoint_config(checkpoint_config, keep_checkpoints_num, checkpoint_score_attr,
-                                             checkpoint_freq, checkpoint_at_end),
-        storage_filesystem=storage_filesystem, sync_config=sync_config, progress_reporter=progress_reporter)
+    run_kwargs: dict[str, Any] = {
+        "name": name, "storage_path": storage_path, "stop": stop, "verbose": None if verbose is None else int(verbose),
+        "failure_config": FailureConfig(max_failures=max_failures, fail_fast=fail_fast),
+        "checkpoint_config": _checkpoint_config(checkpoint_config, keep_checkpoints_num, checkpoint_score_attr,
+                                                checkpoint_freq, checkpoint_at_end),
+        "storage_filesystem": storage_filesystem, "sync_config": sync_config, "progress_reporter": progress_reporter}
     for argument, value in (("callbacks", callbacks), ("log_to_file", log_to_file or None)):
         if value is not None:
             _optional_field(RunConfig, argument, argument, value, run_kwargs)
