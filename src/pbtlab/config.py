@@ -140,6 +140,9 @@ def _foreign_scheduler_advice(scheduler: Any) -> str:
             "(subclass pbtlab.schedulers.TrialScheduler for another schedule)")
 
 
+#: What ``RunConfig(executor=None)`` means; ``pbtlab run --executor process`` sets it for the script it runs.
+DEFAULT_EXECUTOR: str | None = None
+
 StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
 
 
@@ -191,8 +194,8 @@ class RunConfig:
                 f"(trial_id, result) -> bool, or a Stopper, got {describe(self.stop)}")
         if isinstance(self.stop, Mapping):
             for key, value in self.stop.items():
-                if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)) \
-                        or not math.isfinite(value):
+                # bools are allowed as in Ray: stop={"done": True} stops a trial once it reports done=True
+                if not isinstance(key, str) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ConfigError(
                         f"RunConfig(stop=...) needs metric names mapped to numbers, got {key!r}: {describe(value)}")
         if self.failure_config is None:
@@ -204,8 +207,12 @@ class RunConfig:
         elif not isinstance(self.checkpoint_config, CheckpointConfig):
             raise ConfigError(
                 f"RunConfig(checkpoint_config=...) must be a CheckpointConfig, got {describe(self.checkpoint_config)}")
-        if self.verbose is not None and (isinstance(self.verbose, bool) or self.verbose not in (0, 1, 2, 3)):
+        if isinstance(self.verbose, bool):  # Ray scripts pass verbose=False (silent) or True
+            self.verbose = int(self.verbose)
+        if self.verbose is not None and self.verbose not in (0, 1, 2, 3):
             raise ConfigError(f"RunConfig(verbose=...) must be 0, 1, 2 or 3, got {describe(self.verbose)}")
+        if self.executor is None:
+            self.executor = DEFAULT_EXECUTOR
         if isinstance(self.executor, str) and self.executor not in ("inprocess", "process", "ray"):
             raise ConfigError(
                 f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor, got {self.executor!r}")

@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from pbtlab.errors import ConfigError
 from pbtlab.records import AUTO_RESULT_FIELDS
 from pbtlab.stopper import Stopper  # the base class lives with the Ray-style stoppers
@@ -34,11 +36,17 @@ def result_row(metrics: dict[str, Any], trial: Any, time_this_iter_s: float,
     result["trial_id"] = trial.trial_id
     result["iterations_since_restore"] = trial.iterations_since_restore
     result["time_since_restore"] = trial.time_since_restore
-    result["done"] = False
+    result["done"] = reported_done(result)  # a trainable reporting done=True is stopped (as in Ray)
     result["config"] = trial.config
     result["restored_from"] = trial.restored_from
     result["checkpoint_dir_name"] = checkpoint_dir_name
     return result
+
+
+def reported_done(metrics: Mapping[str, Any]) -> bool:
+    """Did the trainable report ``done=True`` (a bool or numpy bool)? Ray stops such a trial."""
+    done = metrics.get("done")
+    return bool(done) if isinstance(done, (bool, np.bool_)) else False
 
 
 class StopCriteria:
@@ -51,6 +59,8 @@ class StopCriteria:
 
     def should_stop(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         stop = self.stop
+        if result.get("done") is True:  # result_row made it a plain bool
+            return True
         if stop is None:
             return False
         if isinstance(stop, Mapping):
