@@ -25,8 +25,8 @@ HAS_SCORE_ATTRIBUTE = "checkpoint_score_attribute" in {f.name for f in dataclass
 
 def pbtlab_cli(*args, cwd, pythonpath=()):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*pythonpath, SRC])}
-    return subprocess.run([sys.executable, "-m", "pbtlab.cli", *args], cwd=cwd, env=env, capture_output=True, check=False, check=False,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "pbtlab.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
 
 
 def events_of(run_dir):
@@ -217,7 +217,7 @@ def test_rays_pbt_function_example_with_imports_swapped(tmp_path):
     (tmp_path / "pbt_function_on_pbtlab.py").write_text(swapped)
     env = {**os.environ, "PYTHONPATH": SRC}
     done = subprocess.run([sys.executable, "pbt_function_on_pbtlab.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     events = _check_pbt_function_run(done, tmp_path, smoke=False)
     if events is not None:
         assert len([e for e in events if e["event"] == "exploit"]) > 0
