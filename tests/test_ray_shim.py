@@ -80,6 +80,8 @@ PB2_EXISTS = hasattr(pbtlab.schedulers, "PB2") if hasattr(pbtlab, "schedulers") 
     ("import ray.train.torch", ["ray.train.torch", "Ray Train"]),
     ("from ray.tune import NoSuchThing", ["ray.tune.NoSuchThing"]),
     ("import ray.tune.integration.keras", ["ray.tune.integration"]),
+    ("from ray.tune import CLIReporter", ["ray.tune.CLIReporter", "verbose"]),
+    ("from ray.tune import register_trainable", ["ray.tune.register_trainable", "pass the trainable"]),
 ])
 def test_everything_else_from_ray_is_a_clear_error(statement, words):
     with ray_modules(), pytest.raises(RayFeatureError) as info:

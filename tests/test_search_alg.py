@@ -196,3 +196,7 @@ def test_real_ray_objects_are_named():
         TuneConfig(scheduler=RayPBT(hyperparam_mutations={"lr": [0.1, 0.2]}))
     with pytest.raises(ConfigError, match="comes from Ray"):
         Tuner(ray_tune.with_parameters(report_once, data=1))
+    with pytest.raises(ConfigError, match="Ray's Float at model/lr.*pbtlab's functions"):
+        Tuner(report_once, param_space={"model": {"lr": ray_tune.uniform(0.0, 1.0)}})
+    with pytest.raises(ConfigError, match="grid_search.*at a.*tune.grid_search"):
+        Tuner(report_once, param_space={"a": ray_tune.grid_search([1, 2])})

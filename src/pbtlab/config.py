@@ -238,6 +238,8 @@ def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_con
         raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
     if param_space is not None and not isinstance(param_space, Mapping):
         raise ConfigError(f"{where}(param_space=...) must be a dict, got {describe(param_space)}")
+    if param_space is not None:
+        reject_ray_search_space(where, param_space)
     if tune_config is not None and not isinstance(tune_config, TuneConfig):
         raise ConfigError(f"{where}(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
     if run_config is not None and not isinstance(run_config, RunConfig):
@@ -268,3 +270,21 @@ def reject_ray_trainable(where: str, trainable: Any) -> None:
         raise ConfigError(
             f"{where}(trainable) got {describe(trainable)}, which comes from Ray ({made_by}): import Trainable, "
             "with_parameters and with_resources from pbtlab.tune instead (or run the script with `pbtlab run`)")
+
+
+def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:
+    """Ray's own domain objects and Ray's JSON-style ``{"grid_search": [...]}`` would otherwise reach the
+    trainable as plain values: name them and the pbtlab function to use."""
+    if isinstance(space, Mapping):
+        if list(space) == ["grid_search"]:
+            raise ConfigError(f"{where}(param_space=...) has {{'grid_search': ...}} at {path or 'the top'}: write "
+                              f"tune.grid_search([...]) (pbtlab reads grids only from tune.grid_search)")
+        for key, value in space.items():
+            reject_ray_search_space(where, value, f"{path}/{key}" if path else str(key))
+    elif isinstance(space, list):
+        for index, value in enumerate(space):
+            reject_ray_search_space(where, value, f"{path}/{index}")
+    elif (getattr(type(space), "__module__", "") or "").startswith("ray."):
+        raise ConfigError(f"{where}(param_space=...) has Ray's {type(space).__name__} at {path}: build the search "
+                          "space with pbtlab's functions (from pbtlab import tune; tune.uniform(...), ...), or run "
+                          "the script with `pbtlab run`")

@@ -61,6 +61,11 @@ _ADVICE: list[tuple[str, str]] = [
                              "median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
     ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
                          "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
+    ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
+    ("ray.tune.JupyterNotebookReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
+    ("ray.tune.SyncConfig", "pbtlab writes straight to RunConfig(storage_path=...); no syncing is needed"),
+    ("ray.tune.register_trainable", "pass the trainable itself to Tuner (pbtlab does not look trainables up by name)"),
+    ("ray.tune.register_env", "RLlib environments are not available: create the environment inside the trainable"),
     ("ray.tune.", "this part of Ray Tune has no pbtlab counterpart (docs/ray_compat.md lists what is supported)"),
     ("ray.train.", "Ray Train (TorchTrainer, ScalingConfig, distributed training) is not available: pass your "
                    "training loop to Tuner as a function trainable"),
