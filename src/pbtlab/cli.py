@@ -4,6 +4,7 @@
     pbtlab show RUN_DIR                       settings, final table and decision counts of a run
     pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
     pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
+    pbtlab run SCRIPT.py [ARGS...]            run an unmodified Ray Tune script on pbtlab
 
 Each subcommand lives in one ``add_<name>`` function below.
 """
@@ -140,7 +141,30 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume]
+# -- run -------------------------------------------------------------------------------------------------
+def add_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="run an unmodified Ray Tune script on pbtlab (ray.tune -> pbtlab)",
+                       description="Run SCRIPT.py as __main__ with ARGS, answering its `import ray...` with pbtlab: "
+                                   "ray.tune and its schedulers/search/stopper, ray.train/ray.air configs; ray.init "
+                                   "does nothing; any other Ray feature is a clear error.")
+    p.add_argument("--executor", choices=["inprocess", "process"], default=None,
+                   help="executor for RunConfigs that do not choose one (default: in-process)")
+    p.add_argument("script", help="the Ray Tune script")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    p.set_defaults(func=run_script_command)
+
+
+def run_script_command(args: argparse.Namespace) -> int:
+    from pbtlab.ray_shim import run_script
+
+    try:
+        run_script(args.script, args.args, executor=args.executor)
+    except SystemExit as exit_:  # the script's own sys.exit(...)
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,8 @@ class TuneConfig:
     time_budget_s: float | None = None
     search_alg: Any = None
     reuse_actors: bool | None = None  # accepted for Ray compatibility: pbtlab always keeps workers alive
+    # Ray-only arguments: accepted by name so that each gives a clear error (see _RAY_ONLY_TUNE).
+    chdir_to_trial_dir: Any = None
 
     def __post_init__(self) -> None:
         if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
@@ -57,16 +59,20 @@ class TuneConfig:
                 self.time_budget_s, (int, float)) or not math.isfinite(self.time_budget_s) or self.time_budget_s <= 0):
             raise ConfigError(f"TuneConfig(time_budget_s=...) must be a number > 0 or None, got {describe(self.time_budget_s)}")
         if self.search_alg is not None:
-            raise ConfigError(
-                "TuneConfig(search_alg=...) is not supported: pbtlab samples param_space itself "
-                "(grid_search and random domains); PBT cannot be combined with search algorithms, as in Ray")
+            from pbtlab.search import check_search_alg
+
+            check_search_alg(self.search_alg)
+            limit = self.search_alg.max_concurrent  # BasicVariantGenerator(max_concurrent): the smaller limit wins
+            if limit and (self.max_concurrent_trials is None or limit < self.max_concurrent_trials):
+                self.max_concurrent_trials = limit
         if self.scheduler is not None:
             from pbtlab.schedulers.base import TrialScheduler
 
             if not isinstance(self.scheduler, TrialScheduler):
                 raise ConfigError(
                     f"TuneConfig(scheduler=...) must be a pbtlab scheduler such as PopulationBasedTraining(...), "
-                    f"got {describe(self.scheduler)}")
+                    f"got {describe(self.scheduler)}{_foreign_scheduler_advice(self.scheduler)}")
+        reject_ray_only("TuneConfig", self, _RAY_ONLY_TUNE)
 
 
 @dataclasses.dataclass
@@ -115,6 +121,49 @@ class CheckpointConfig:
                               f"{describe(self.checkpoint_at_end)}")
 
 
+#: Ray Tune arguments pbtlab does not have, and what to use instead (also the table in docs/ray_compat.md).
+_RAY_ONLY_TUNE = {
+    "chdir_to_trial_dir": "is deprecated in Ray and not supported: trials share the working directory in-process; "
+                          "use tune.get_context().get_trial_dir() for per-trial files",
+}
+_RAY_ONLY_RUN = {
+    "storage_filesystem": "(a pyarrow filesystem for cloud storage) is not supported: pbtlab writes to a local "
+                          "directory; use RunConfig(storage_path=...) on a local or mounted path",
+    "sync_config": "(syncing to cloud storage) is not supported: pbtlab writes straight to storage_path; "
+                   "point storage_path at a mounted directory, or copy the run directory afterwards",
+    "progress_reporter": "(CLIReporter/JupyterNotebookReporter) is not supported: use RunConfig(verbose=0|1|2) "
+                         "and RunConfig(progress_interval_s=...)",
+    "local_dir": "is deprecated in Ray and not supported: use RunConfig(storage_path=...)",
+    "worker_runtime_env": "(Ray Train's runtime environment) is not supported: pbtlab runs trials in this "
+                          "Python environment",
+    "logging_config": "(Ray Train's LoggingConfig) is not supported: pbtlab logs through the 'pbtlab' logger; "
+                      "use RunConfig(verbose=...)",
+}
+
+
+def reject_ray_only(where: str, config: Any, table: Mapping[str, str]) -> None:
+    """A clear error for a Ray-only argument that was set (pbtlab never ignores one silently)."""
+    for name, advice in table.items():
+        if getattr(config, name) is not None:
+            raise ConfigError(f"{where}({name}=...) {advice}")
+
+
+def _foreign_scheduler_advice(scheduler: Any) -> str:
+    module = getattr(type(scheduler), "__module__", "") or ""
+    name = type(scheduler).__name__
+    if not module.startswith("ray."):
+        return ""
+    if name in ("PopulationBasedTraining", "FIFOScheduler"):
+        return f"; this is Ray's {name}: import it from pbtlab.schedulers (or run the script with `pbtlab run`)"
+    if name in ("PB2", "PopulationBasedTrainingReplay"):
+        return f"; Ray's {name} is not supported yet: use pbtlab.schedulers.PopulationBasedTraining"
+    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler and PopulationBasedTraining "
+            "(subclass pbtlab.schedulers.TrialScheduler for another schedule)")
+
+
+#: What ``RunConfig(executor=None)`` means; ``pbtlab run --executor process`` sets it for the script it runs.
+DEFAULT_EXECUTOR: str | None = None
+
 StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
 
 
@@ -141,6 +190,13 @@ class RunConfig:
     progress_interval_s: float = 5.0
     state_save_period_s: float = 1.0
     callbacks: list[Any] | None = None
+    # Ray-only arguments: accepted by name so that each gives a clear error (see _RAY_ONLY_RUN).
+    storage_filesystem: Any = None
+    sync_config: Any = None
+    progress_reporter: Any = None
+    local_dir: Any = None
+    worker_runtime_env: Any = None
+    logging_config: Any = None
 
     def __post_init__(self) -> None:
         self.callbacks = check_callbacks(self.callbacks)
@@ -149,14 +205,21 @@ class RunConfig:
             raise ConfigError(f"RunConfig(name=...) must be a folder name without '{os.sep}', got {describe(self.name)}")
         if self.storage_path is not None and not isinstance(self.storage_path, (str, os.PathLike)):
             raise ConfigError(f"RunConfig(storage_path=...) must be a path, got {describe(self.storage_path)}")
+        if isinstance(self.stop, (list, tuple)):  # as in Ray: a list of Stoppers acts as one CombinedStopper
+            from pbtlab.stopper import CombinedStopper, Stopper
+
+            if not self.stop or not all(isinstance(s, Stopper) for s in self.stop):
+                raise ConfigError(f"RunConfig(stop=[...]) must be a non-empty list of Stopper objects "
+                                  f"(combined with 'or'), got {describe(self.stop)}")
+            self.stop = CombinedStopper(*self.stop)
         if self.stop is not None and not isinstance(self.stop, Mapping) and not callable(self.stop):
             raise ConfigError(
                 f"RunConfig(stop=...) must be a dict like {{'training_iteration': 100}}, a function "
                 f"(trial_id, result) -> bool, or a Stopper, got {describe(self.stop)}")
         if isinstance(self.stop, Mapping):
             for key, value in self.stop.items():
-                if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)) \
-                        or not math.isfinite(value):
+                # bools are allowed as in Ray: stop={"done": True} stops a trial once it reports done=True
+                if not isinstance(key, str) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise ConfigError(
                         f"RunConfig(stop=...) needs metric names mapped to numbers, got {key!r}: {describe(value)}")
         if self.failure_config is None:
@@ -168,8 +231,12 @@ class RunConfig:
         elif not isinstance(self.checkpoint_config, CheckpointConfig):
             raise ConfigError(
                 f"RunConfig(checkpoint_config=...) must be a CheckpointConfig, got {describe(self.checkpoint_config)}")
-        if self.verbose is not None and (isinstance(self.verbose, bool) or self.verbose not in (0, 1, 2, 3)):
+        if isinstance(self.verbose, bool):  # Ray scripts pass verbose=False (silent) or True
+            self.verbose = int(self.verbose)
+        if self.verbose is not None and self.verbose not in (0, 1, 2, 3):
             raise ConfigError(f"RunConfig(verbose=...) must be 0, 1, 2 or 3, got {describe(self.verbose)}")
+        if self.executor is None:
+            self.executor = DEFAULT_EXECUTOR
         if isinstance(self.executor, str) and self.executor not in ("inprocess", "process", "ray"):
             raise ConfigError(
                 f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor, got {self.executor!r}")
@@ -180,10 +247,12 @@ class RunConfig:
                 or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0:
             raise ConfigError(
                 f"RunConfig(state_save_period_s=...) must be a number >= 0, got {describe(self.state_save_period_s)}")
+        reject_ray_only("RunConfig", self, _RAY_ONLY_RUN)
 
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
     """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
+    reject_ray_trainable(where, trainable)
     if isinstance(trainable, type) and not any(c.__name__ == "Trainable" and c.__module__ == "pbtlab.trainable"
                                                for c in trainable.__mro__):
         raise ConfigError(
@@ -194,7 +263,53 @@ def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_con
         raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
     if param_space is not None and not isinstance(param_space, Mapping):
         raise ConfigError(f"{where}(param_space=...) must be a dict, got {describe(param_space)}")
+    if param_space is not None:
+        reject_ray_search_space(where, param_space)
     if tune_config is not None and not isinstance(tune_config, TuneConfig):
         raise ConfigError(f"{where}(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
     if run_config is not None and not isinstance(run_config, RunConfig):
         raise ConfigError(f"{where}(run_config=...) must be a RunConfig, got {describe(run_config)}")
+
+
+def reject_ray_trainable(where: str, trainable: Any) -> None:
+    """A clear error for trainables only Ray can run: RLlib algorithms (by name or class), Ray Train
+    trainers, and trainables built by Ray's own ``tune`` module (``ray.tune.with_parameters``...)."""
+    if isinstance(trainable, str):
+        raise ConfigError(
+            f"{where}(trainable) got the name {trainable!r}: pbtlab does not look trainables up by name, and RLlib "
+            "algorithms (such as 'PPO') are not supported; pass your training function (or Trainable class)")
+    kind = trainable if isinstance(trainable, type) else type(trainable)
+    modules = [getattr(c, "__module__", "") or "" for c in getattr(kind, "__mro__", (kind,))]
+    own_module = getattr(trainable, "__module__", "") or ""
+    if any(m.startswith("ray.rllib") for m in modules):
+        raise ConfigError(
+            f"{where}(trainable) got the RLlib algorithm {kind.__name__}: RLlib is not supported by pbtlab; call "
+            "your environment and learner from a function trainable that reports with tune.report(...)")
+    if any(m.startswith("ray.train") for m in modules):
+        raise ConfigError(
+            f"{where}(trainable) got the Ray Train trainer {kind.__name__}: Ray Train (TorchTrainer, "
+            "DataParallelTrainer...) is not supported by pbtlab; pass the training loop function itself, "
+            "which reports with tune.report(...)")
+    if any(m.startswith("ray.") for m in modules[:-1]) or own_module.startswith("ray."):
+        made_by = own_module if own_module.startswith("ray.") else next(m for m in modules if m.startswith("ray."))
+        raise ConfigError(
+            f"{where}(trainable) got {describe(trainable)}, which comes from Ray ({made_by}): import Trainable, "
+            "with_parameters and with_resources from pbtlab.tune instead (or run the script with `pbtlab run`)")
+
+
+def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:
+    """Ray's own domain objects and Ray's JSON-style ``{"grid_search": [...]}`` would otherwise reach the
+    trainable as plain values: name them and the pbtlab function to use."""
+    if isinstance(space, Mapping):
+        if list(space) == ["grid_search"]:
+            raise ConfigError(f"{where}(param_space=...) has {{'grid_search': ...}} at {path or 'the top'}: write "
+                              f"tune.grid_search([...]) (pbtlab reads grids only from tune.grid_search)")
+        for key, value in space.items():
+            reject_ray_search_space(where, value, f"{path}/{key}" if path else str(key))
+    elif isinstance(space, list):
+        for index, value in enumerate(space):
+            reject_ray_search_space(where, value, f"{path}/{index}")
+    elif (getattr(type(space), "__module__", "") or "").startswith("ray."):
+        raise ConfigError(f"{where}(param_space=...) has Ray's {type(space).__name__} at {path}: build the search "
+                          "space with pbtlab's functions (from pbtlab import tune; tune.uniform(...), ...), or run "
+                          "the script with `pbtlab run`")

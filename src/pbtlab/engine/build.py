@@ -85,7 +85,9 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
     mode = tune_config.mode or scheduler.mode
     seed = tune_config.seed if tune_config.seed is not None else int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
     sample_rng, scheduler_rng = _streams(seed)
-    configs = resolve_param_space(param_space, tune_config.num_samples, sample_rng)
+    search_alg = tune_config.search_alg  # BasicVariantGenerator (TuneConfig rejects any other searcher)
+    configs = (search_alg.resolve(param_space, tune_config.num_samples, sample_rng) if search_alg is not None
+               else resolve_param_space(param_space, tune_config.num_samples, sample_rng))
     scheduler.set_rng(scheduler_rng)
     executor = make_executor(run_config.executor)
     path = _experiment_path(trainable, run_config)

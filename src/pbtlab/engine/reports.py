@@ -12,8 +12,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from pbtlab.errors import ConfigError
 from pbtlab.records import AUTO_RESULT_FIELDS
+from pbtlab.stopper import Stopper  # the base class lives with the Ray-style stoppers
 
 __all__ = ["AUTO_RESULT_FIELDS", "StopCriteria", "Stopper", "result_row"]
 
@@ -33,21 +36,17 @@ def result_row(metrics: dict[str, Any], trial: Any, time_this_iter_s: float,
     result["trial_id"] = trial.trial_id
     result["iterations_since_restore"] = trial.iterations_since_restore
     result["time_since_restore"] = trial.time_since_restore
-    result["done"] = False
+    result["done"] = reported_done(result)  # a trainable reporting done=True is stopped (as in Ray)
     result["config"] = trial.config
     result["restored_from"] = trial.restored_from
     result["checkpoint_dir_name"] = checkpoint_dir_name
     return result
 
 
-class Stopper:
-    """Ray-compatible stopper base: ``__call__(trial_id, result) -> bool`` and ``stop_all() -> bool``."""
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        return False
+def reported_done(metrics: Mapping[str, Any]) -> bool:
+    """Did the trainable report ``done=True`` (a bool or numpy bool)? Ray stops such a trial."""
+    done = metrics.get("done")
+    return bool(done) if isinstance(done, (bool, np.bool_)) else False
 
 
 class StopCriteria:
@@ -60,6 +59,8 @@ class StopCriteria:
 
     def should_stop(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         stop = self.stop
+        if result.get("done") is True:  # result_row made it a plain bool
+            return True
         if stop is None:
             return False
         if isinstance(stop, Mapping):

@@ -1,0 +1,256 @@
+"""Run an unmodified Ray Tune script on pbtlab (``pbtlab run SCRIPT.py [ARGS...]``).
+
+While the script runs, an import hook answers every ``import ray...`` before the real Ray package
+(installed or not) is looked at:
+
+- ``ray.tune`` and ``ray.tune.schedulers`` / ``.search`` / ``.search.basic_variant`` / ``.stopper`` /
+  ``.analysis`` are pbtlab's (``pbtlab.tune``...); ``ray.tune.schedulers.pb2`` is pbtlab's PB2 once it
+  exists, else a clear error;
+- ``ray.train`` and ``ray.air`` give the configs Ray 2.x scripts import from there (``RunConfig``,
+  ``CheckpointConfig``, ``FailureConfig``, ``Checkpoint``, ``report``...);
+- ``ray.init``, ``ray.shutdown`` and ``ray.is_initialized`` do nothing (pbtlab runs trials itself);
+- anything else (``ray.remote``, ``ray.get``, ``ray.rllib``, ``ray.data``, Optuna's searcher...) raises
+  :class:`RayFeatureError`, naming the feature and what to use instead.
+
+    >>> with ray_modules():
+    ...     import ray
+    ...     from ray import tune
+    ...     ray.init(num_cpus=2)
+    ...     tune.Tuner.__module__, ray.is_initialized()
+    ('pbtlab.tuner', True)
+    >>> with ray_modules():
+    ...     import ray
+    ...     ray.remote
+    Traceback (most recent call last):
+    ...
+    pbtlab.ray_shim.RayFeatureError: ray.remote is not supported by pbtlab (pbtlab run): pbtlab runs the trials ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pbtlab import config as _config
+from pbtlab.errors import ConfigError, PbtlabError
+
+__all__ = ["RayFeatureError", "install", "ray_modules", "run_script", "uninstall"]
+
+
+class RayFeatureError(PbtlabError, ImportError):
+    """A Ray feature pbtlab does not provide was imported or used under ``pbtlab run``."""
+
+
+_TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the function directly inside your "
+          "trainable")
+_PB2 = "PB2 is not in pbtlab yet: use PopulationBasedTraining (from ray.tune.schedulers) for now"
+#: What to use instead, by name prefix, most specific first.
+_ADVICE: list[tuple[str, str]] = [
+    ("ray.tune.schedulers.pb2", _PB2),
+    ("ray.tune.schedulers.PB2", _PB2),
+    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler and PopulationBasedTraining only (no ASHA, HyperBand, "
+                             "median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
+    ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
+                         "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
+    ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
+    ("ray.tune.JupyterNotebookReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
+    ("ray.tune.SyncConfig", "pbtlab writes straight to RunConfig(storage_path=...); no syncing is needed"),
+    ("ray.tune.register_trainable", "pass the trainable itself to Tuner (pbtlab does not look trainables up by name)"),
+    ("ray.tune.register_env", "RLlib environments are not available: create the environment inside the trainable"),
+    ("ray.tune.", "this part of Ray Tune has no pbtlab counterpart (docs/ray_compat.md lists what is supported)"),
+    ("ray.train.", "Ray Train (TorchTrainer, ScalingConfig, distributed training) is not available: pass your "
+                   "training loop to Tuner as a function trainable"),
+    ("ray.air.", "only RunConfig, CheckpointConfig, FailureConfig and Result come from ray.air"),
+    ("ray.rllib", "RLlib is not available: write a function trainable that trains your agent and reports with "
+                  "tune.report(...)"),
+    ("ray.data", "Ray Data is not available: load the data inside the trainable"),
+    ("ray.serve", "Ray Serve is not available"),
+    ("ray.util", "ray.util is not available"),
+    ("ray.remote", _TASKS), ("ray.get", _TASKS), ("ray.put", _TASKS), ("ray.wait", _TASKS), ("ray.kill", _TASKS),
+    ("ray.actor", _TASKS), ("ray.get_actor", _TASKS), ("ray.cancel", _TASKS),
+    ("ray.", "pbtlab provides ray.tune, the configs from ray.train and ray.air, and ray.init/shutdown/is_initialized "
+             "(which do nothing)"),
+]
+
+
+def _error(name: str) -> RayFeatureError:
+    advice = next(text for prefix, text in _ADVICE if name.startswith(prefix) or name == prefix.rstrip("."))
+    return RayFeatureError(f"{name} is not supported by pbtlab (pbtlab run): {advice}")
+
+
+# -- what each ray module is made of ------------------------------------------------------------------------
+class _RayState:
+    initialized = False
+
+
+def _init(*args: Any, **kwargs: Any) -> None:
+    """``ray.init(...)``: nothing to start (arguments such as num_cpus are accepted and not used)."""
+    _RayState.initialized = True
+
+
+def _shutdown(*args: Any, **kwargs: Any) -> None:
+    _RayState.initialized = False
+
+
+def _is_initialized() -> bool:
+    return _RayState.initialized
+
+
+def _train_names() -> dict[str, Any]:
+    from pbtlab import tune
+    from pbtlab.analysis import Result
+
+    names = {name: getattr(tune, name) for name in (
+        "RunConfig", "CheckpointConfig", "FailureConfig", "Checkpoint", "report", "get_checkpoint", "get_context")}
+    names["Result"] = Result
+    return names
+
+
+def _air_names() -> dict[str, Any]:
+    names = _train_names()
+    return {k: names[k] for k in ("RunConfig", "CheckpointConfig", "FailureConfig", "Result")}
+
+
+def _pb2_module() -> list[Any]:
+    if importlib.util.find_spec("pbtlab.schedulers.pb2") is None:
+        raise _error("ray.tune.schedulers.pb2")
+    return [importlib.import_module("pbtlab.schedulers.pb2")]
+
+
+#: ray module name -> (the pbtlab modules it reads from, extra names). Modules are imported when first used.
+_MODULES: dict[str, Any] = {
+    "ray": lambda: ([], {"init": _init, "shutdown": _shutdown, "is_initialized": _is_initialized}),
+    "ray.tune": lambda: ([importlib.import_module("pbtlab.tune")], {}),
+    "ray.tune.schedulers": lambda: ([importlib.import_module("pbtlab.tune.schedulers"),
+                                     importlib.import_module("pbtlab.schedulers")], {}),
+    "ray.tune.schedulers.pbt": lambda: ([importlib.import_module("pbtlab.schedulers.pbt")], {}),
+    "ray.tune.schedulers.pb2": lambda: (_pb2_module(), {}),
+    "ray.tune.search": lambda: ([importlib.import_module("pbtlab.tune.search")], {}),
+    "ray.tune.search.basic_variant": lambda: ([importlib.import_module("pbtlab.tune.search.basic_variant")], {}),
+    "ray.tune.search.sample": lambda: ([importlib.import_module("pbtlab.space")], {}),
+    "ray.tune.stopper": lambda: ([importlib.import_module("pbtlab.tune.stopper")], {}),
+    "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.legacy")
+                                       .ExperimentAnalysis}),
+    "ray.train": lambda: ([], _train_names()),
+    "ray.air": lambda: ([], _air_names()),
+    "ray.air.config": lambda: ([], _air_names()),
+}
+
+
+class _RayModule(types.ModuleType):
+    """A ``ray...`` module under ``pbtlab run``: names come from pbtlab; a missing name raises RayFeatureError."""
+
+    def __init__(self, name: str, sources: list[Any], names: dict[str, Any]) -> None:
+        super().__init__(name, f"pbtlab's stand-in for {name} (pbtlab run)")
+        self.__dict__.update(names)
+        self._pbtlab_sources = sources
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__") or attribute == "_pbtlab_sources":
+            raise AttributeError(attribute)
+        child = f"{self.__name__}.{attribute}"
+        if child in _MODULES:
+            return importlib.import_module(child)
+        for source in self._pbtlab_sources:
+            if hasattr(source, attribute):
+                return getattr(source, attribute)
+        raise _error(child)
+
+    def __dir__(self) -> list[str]:
+        names = set(self.__dict__)
+        for source in self._pbtlab_sources:
+            names.update(n for n in dir(source) if not n.startswith("_"))
+        names.update(m.rsplit(".", 1)[1] for m in _MODULES if m.rsplit(".", 1)[0] == self.__name__)
+        return sorted(names)
+
+
+class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers ``import ray...`` (first on ``sys.meta_path``) with :class:`_RayModule` objects or a clear error."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "ray" and not fullname.startswith("ray."):
+            return None
+        if fullname not in _MODULES:
+            raise _error(fullname)
+        # Every stand-in is a package, so that `import ray.train.torch` reaches this finder (and its clear error).
+        return importlib.util.spec_from_loader(fullname, self, is_package=True)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        sources, names = _MODULES[spec.name]()
+        module = _RayModule(spec.name, sources, dict(names))
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+_installed: dict[str, Any] = {}
+
+
+def install(executor: str | None = None) -> None:
+    """Answer ``import ray...`` with pbtlab until :func:`uninstall` (already imported ``ray`` modules are set aside).
+
+    ``executor`` makes ``RunConfig(executor=None)`` mean that executor ("inprocess", "process") meanwhile.
+    """
+    if _installed:
+        return
+    finder = _RayFinder()
+    _installed["finder"] = finder
+    _installed["modules"] = {n: m for n, m in sys.modules.items() if n == "ray" or n.startswith("ray.")}
+    _installed["executor"] = _config.DEFAULT_EXECUTOR
+    for name in _installed["modules"]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, finder)
+    if executor is not None:
+        _config.DEFAULT_EXECUTOR = executor
+    _RayState.initialized = False
+
+
+def uninstall() -> None:
+    """Undo :func:`install`: the real ``ray`` (if any) is importable again."""
+    if not _installed:
+        return
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_installed["finder"])
+    for name in [n for n in sys.modules if n == "ray" or n.startswith("ray.")]:
+        del sys.modules[name]
+    sys.modules.update(_installed["modules"])
+    _config.DEFAULT_EXECUTOR = _installed["executor"]
+    _installed.clear()
+
+
+@contextlib.contextmanager
+def ray_modules(executor: str | None = None) -> Iterator[None]:
+    """``with ray_modules(): import ray`` gives pbtlab's stand-ins inside the block."""
+    install(executor)
+    try:
+        yield
+    finally:
+        uninstall()
+
+
+def run_script(path: str, args: Sequence[str] = (), executor: str | None = None) -> None:
+    """Run the Ray Tune script at ``path`` as ``__main__`` with ``sys.argv = [path, *args]`` on pbtlab."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"pbtlab run: no script at {path}")
+    saved_argv, saved_path0 = list(sys.argv), sys.path[0] if sys.path else None
+    sys.argv = [path, *args]
+    sys.path.insert(0, os.path.dirname(path))  # as `python SCRIPT.py` does
+    try:
+        with ray_modules(executor):
+            runpy.run_path(path, run_name="__main__")
+    finally:
+        sys.argv = saved_argv
+        if sys.path and sys.path[0] == os.path.dirname(path) and sys.path[0] != saved_path0:
+            del sys.path[0]

@@ -1,0 +1,41 @@
+"""The Ray-Tune-style namespace: ``from pbtlab import tune``.
+
+    >>> from pbtlab import tune
+    >>> tune.uniform(0.0, 1.0)
+    tune.uniform(0.0, 1.0)
+
+Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the search-space
+functions, the same ``Tuner``/config objects as the top-level package, and Ray's submodules
+``tune.stopper``, ``tune.search`` and ``tune.schedulers``, and ``tune.run`` for older scripts.
+"""
+
+from pbtlab.callbacks import Callback
+from pbtlab.checkpoint import Checkpoint
+from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.legacy import ExperimentAnalysis, run
+from pbtlab.session import get_checkpoint, get_context, report
+from pbtlab.space import (
+    choice,
+    grid_search,
+    lograndint,
+    loguniform,
+    qloguniform,
+    qrandint,
+    qrandn,
+    quniform,
+    randint,
+    randn,
+    sample_from,
+    uniform,
+)
+from pbtlab.stopper import Stopper
+from pbtlab.trainable import Trainable
+from pbtlab.tune import schedulers, search, stopper
+from pbtlab.tuner import Tuner
+
+__all__ = [
+    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "RunConfig", "Stopper",
+    "Trainable", "TuneConfig", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search", "loguniform",
+    "lograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
+    "sample_from", "schedulers", "search", "stopper", "uniform",
+]

@@ -1,0 +1,10 @@
+"""``pbtlab.tune.schedulers``: the schedulers, where Ray Tune users look for them (``ray.tune.schedulers``).
+
+    >>> from pbtlab.tune.schedulers import PopulationBasedTraining
+    >>> PopulationBasedTraining.__module__
+    'pbtlab.schedulers.pbt'
+"""
+
+from pbtlab.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
+
+__all__ = ["FIFOScheduler", "PopulationBasedTraining", "TrialScheduler"]
