@@ -13,44 +13,7 @@ from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.tuner import Tuner
 
-BUILT: list[tuple[str, float]] = []  # (trial id, lr) of every object built, in this process
-RESETS: list[float] = []
-
-
-class Quadratic(tune.Trainable):
-    """Gradient steps on -(x - 3)^2: the score rises while lr > 0; its state is x."""
-
-    def setup(self, config):
-        self.x = 0.0
-        BUILT.append((self.trial_id, config["lr"]))
-
-    def step(self):
-        self.x += self.config["lr"] * 2 * (3.0 - self.x)
-        return {"score": -((self.x - 3.0) ** 2), "x": self.x, "seen_iteration": self.iteration}
-
-    def save_checkpoint(self, checkpoint_dir):
-        return {"x": self.x}
-
-    def load_checkpoint(self, checkpoint):
-        self.x = checkpoint["x"]
-
-
-class Reusable(Quadratic):
-    def reset_config(self, new_config):
-        RESETS.append(new_config["lr"])
-        self.config = new_config
-        return True
-
-
-class DirectoryCheckpoints(Quadratic):
-    def save_checkpoint(self, checkpoint_dir):
-        with open(os.path.join(checkpoint_dir, "x.json"), "w") as handle:
-            json.dump({"x": self.x, "logdir": self.logdir, "name": self.trial_name}, handle)
-
-    def load_checkpoint(self, checkpoint):
-        assert isinstance(checkpoint, str) and os.path.isdir(checkpoint)
-        with open(os.path.join(checkpoint, "x.json")) as handle:
-            self.x = json.load(handle)["x"]
+from trainable_classes import BUILT, RESETS, DirectoryCheckpoints, Quadratic, Reusable
 
 
 def pbt(synch=True):
@@ -128,6 +91,12 @@ def decisions(results):
 
 @pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=pytest.mark.ray)])
 def test_same_seeded_decisions_on_every_executor(storage, executor):
+    if executor == "ray":  # Ray's workers do not have tests/ on their path: ship the classes by value
+        import ray.cloudpickle
+
+        import trainable_classes
+
+        ray.cloudpickle.register_pickle_by_value(trainable_classes)
     reference = fit(Quadratic, storage, name="inprocess", scheduler=pbt())
     other = fit(Quadratic, storage, name=executor, scheduler=pbt(), executor=executor)
     assert decisions(other) == decisions(reference) and len(decisions(reference)) == 4
