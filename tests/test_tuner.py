@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from pbtlab import Tuner, TuneConfig, load_results, tune
+from pbtlab import ConfigError, RunConfig, Tuner, TuneConfig, load_results, tune
 from pbtlab.analysis import ResultGrid
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.examples.toy import train_func
@@ -342,3 +342,27 @@ def test_verbose_0_prints_nothing(storage, capsys):
     fit(counter, storage, {"x": tune.grid_search([1, 2]), "steps": 3})
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_trial_name_and_dirname_creators(storage):
+    from pbtlab.engine.build import read_run
+
+    def trainable(config):
+        tune.report({"score": 1.0, "dir": os.path.basename(tune.get_context().get_trial_dir())})
+
+    results = Tuner(trainable, param_space={"lr": tune.grid_search([0.1, 0.2])},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0,
+                                           trial_name_creator=lambda t: f"lr={t.config['lr']}",
+                                           trial_dirname_creator=lambda t: f"run_lr_{t.config['lr']}"),
+                    run_config=RunConfig(storage_path=storage, name="named", verbose=0)).fit()
+    assert [os.path.basename(r.path) for r in results] == ["run_lr_0.1", "run_lr_0.2"]
+    assert [r.metrics["dir"] for r in results] == ["run_lr_0.1", "run_lr_0.2"]
+    assert [len(r.history()) for r in results] == [1, 1]
+    experiment, state = read_run(results.experiment_path)
+    assert [t["name"] for t in state.trials] == ["lr=0.1", "lr=0.2"]
+    reloaded = load_results(results.experiment_path)
+    assert [len(r.history()) for r in reloaded] == [1, 1]
+    with pytest.raises(ConfigError, match=r"trial_dirname_creator\) returned 'same'.*unique folder name"):
+        Tuner(trainable, param_space={"lr": tune.grid_search([0.1, 0.2])},
+              tune_config=TuneConfig(trial_dirname_creator=lambda t: "same"),
+              run_config=RunConfig(storage_path=storage, verbose=0)).fit()

@@ -32,6 +32,8 @@ class TuneConfig:
 
     ``seed`` fixes every random choice (sampling and the scheduler's decisions); with None a seed is
     drawn and written to ``experiment.json``, so any run can be repeated.
+    ``trial_name_creator(trial) -> str`` names trials (default ``<trainable>_<trial_id>``);
+    ``trial_dirname_creator(trial) -> str`` names their directories (default the trial id).
     """
 
     metric: str | None = None
@@ -42,11 +44,17 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
     search_alg: Any = None
-    reuse_actors: bool | None = None  # accepted for Ray compatibility: pbtlab always keeps workers alive
+    reuse_actors: bool | None = None  # class trainables: reset_config() instead of a new object at exploits
+    trial_name_creator: Callable[[Any], str] | None = None
+    trial_dirname_creator: Callable[[Any], str] | None = None
     # Ray-only arguments: accepted by name so that each gives a clear error (see _RAY_ONLY_TUNE).
     chdir_to_trial_dir: Any = None
 
     def __post_init__(self) -> None:
+        for name in ("trial_name_creator", "trial_dirname_creator"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ConfigError(f"TuneConfig({name}=...) must be a function (trial) -> str, got {describe(value)}")
         if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
             raise ConfigError(f"TuneConfig(metric=...) must be a non-empty str, got {describe(self.metric)}")
         if self.mode is not None and self.mode not in ("min", "max"):

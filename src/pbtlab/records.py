@@ -346,6 +346,7 @@ class ExperimentSpec:
     state_save_period_s: float
     trial_ids: list[str]
     created: str
+    trial_dirs: dict[str, str] = dataclasses.field(default_factory=dict)  # where a trial's folder is not its id
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -363,6 +364,7 @@ class ExperimentSpec:
             "param_space": {}, "stop": None, "max_failures": 0, "fail_fast": False, "num_to_keep": None,
             "executor": "inprocess", "param_columns": [], "verbose": None, "max_concurrent_trials": None,
             "time_budget_s": None, "progress_interval_s": 5.0, "state_save_period_s": 1.0, "created": "",
+            "trial_dirs": {},
             "format_version": FORMAT_VERSION,
         }
         names = {f.name for f in dataclasses.fields(cls)}

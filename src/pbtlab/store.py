@@ -123,9 +123,11 @@ class ExperimentStore:
         self._buffered = 0
         self.rows_written: dict[str, int] = {}
         self.events_written = 0
+        self.trial_dirs: dict[str, str] = {}  # trial id -> directory name, where it is not the id
 
     def trial_dir(self, trial_id: str) -> str:
-        return os.path.join(self.path, trial_id)
+        """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
+        return os.path.join(self.path, self.trial_dirs.get(trial_id, trial_id))
 
     def relative(self, path: str) -> str:
         return os.path.relpath(path, self.path)

@@ -88,7 +88,7 @@ class Result:
 
     @property
     def path(self) -> str:
-        return os.path.join(self._experiment_path, self.trial_id)
+        return os.path.join(self._experiment_path, self._record.get("dirname") or self.trial_id)
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
@@ -146,7 +146,9 @@ class ResultGrid(Sequence[Result]):
         self.experiment_path = experiment_path
         self.experiment = dict(experiment)
         self._events_limit = events_written
-        self._results = [Result(experiment_path, r, (rows_written or {}).get(r["trial_id"])) for r in trial_records]
+        dirs = self.experiment.get("trial_dirs") or {}  # TuneConfig(trial_dirname_creator)
+        self._results = [Result(experiment_path, {**r, "dirname": dirs.get(r["trial_id"])},
+                                (rows_written or {}).get(r["trial_id"])) for r in trial_records]
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> ResultGrid:

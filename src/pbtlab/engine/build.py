@@ -34,7 +34,7 @@ import numpy as np
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.engine import policy_log
 from pbtlab.engine.controller import Controller, format_tag_value
-from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus
+from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
 from pbtlab.records import (
@@ -99,8 +99,10 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trial_id = f"{prefix}_{index:05d}"
         tag = _make_tag(index, config, varying)
         config = scheduler.on_trial_add(trial_id, config, tag)
-        trials.append(Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}",
-                            path=store.trial_dir(trial_id)))
+        trial = Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}")
+        _apply_creators(trial, tune_config, store)
+        trial.path = store.trial_dir(trial_id)
+        trials.append(trial)
     mutated = list(getattr(scheduler, "hyperparam_mutations", {}) or {})
     columns = ["/".join(map(str, p)) for p in varying]
     columns += [k for k in mutated if k not in columns]
@@ -116,7 +118,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         executor=executor.name, param_columns=columns, verbose=run_config.verbose,
         max_concurrent_trials=tune_config.max_concurrent_trials, time_budget_s=tune_config.time_budget_s,
         progress_interval_s=run_config.progress_interval_s, state_save_period_s=run_config.state_save_period_s,
-        trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        trial_dirs=dict(store.trial_dirs))
     store.create(spec.to_dict())
     runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
     controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
@@ -127,6 +130,28 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         store.add_trial(trial.trial_id, trial.config)
         controller.emit(TrialAdd, trial_id=trial.trial_id, config=trial.config, tag=trial.tag)
     return controller
+
+
+def _apply_creators(trial: Trial, tune_config: TuneConfig, store: ExperimentStore) -> None:
+    """``trial_name_creator`` / ``trial_dirname_creator``: called with the trial (a read-only view)."""
+    for argument in ("trial_name_creator", "trial_dirname_creator"):
+        creator = getattr(tune_config, argument)
+        if creator is None:
+            continue
+        value = creator(TrialView(trial))
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"TuneConfig({argument}) must return a non-empty str, got {describe(value)} for "
+                              f"trial {trial.trial_id}")
+        if argument == "trial_name_creator":
+            trial.name = value
+            continue
+        if os.sep in value or value in (".", "..") or (os.altsep and os.altsep in value):
+            raise ConfigError(f"TuneConfig(trial_dirname_creator) must return a folder name without "
+                              f"'{os.sep}', got {value!r} for trial {trial.trial_id}")
+        if value in store.trial_dirs.values() or value in ("checkpoints",) or value.endswith((".json", ".jsonl")):
+            raise ConfigError(f"TuneConfig(trial_dirname_creator) returned {value!r} for trial {trial.trial_id}, "
+                              "which another trial or a run file already uses; return a unique folder name")
+        store.trial_dirs[trial.trial_id] = value
 
 
 def spec_name(trainable: Any) -> str:
@@ -322,10 +347,11 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     run_config = _resumed_run_config(experiment, path, run_config, verbose)
 
     store = ExperimentStore(path)
+    store.trial_dirs = dict(experiment.trial_dirs)
     dropped = {}
     for trial_id in experiment.trial_ids:
         kept = state.rows_written.get(trial_id, 0)
-        dropped[trial_id] = truncate_lines(os.path.join(path, trial_id, RESULT_FILE), kept)
+        dropped[trial_id] = truncate_lines(os.path.join(store.trial_dir(trial_id), RESULT_FILE), kept)
     truncate_lines(os.path.join(path, EVENTS_FILE), state.events_written)
     store.rows_written = {tid: state.rows_written.get(tid, 0) for tid in experiment.trial_ids}
     store._results = {tid: [] for tid in experiment.trial_ids}
