@@ -1,4 +1,5 @@
-"""Schedulers: ``FIFOScheduler`` (the default) and ``PopulationBasedTraining``; the contract is in ``base``."""
+"""Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2`` and
+``PopulationBasedTrainingReplay``; the contract is in ``base``."""
 
 from pbtlab.schedulers.base import (
     Action,
@@ -13,6 +14,7 @@ from pbtlab.schedulers.base import (
 )
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
+from pbtlab.schedulers.pb2 import PB2
 from pbtlab.schedulers.pbt import PopulationBasedTraining
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "FIFOScheduler",
     "HyperparamChange",
     "Note",
+    "PB2",
     "Perturbation",
     "PopulationBasedTraining",
     "PopulationView",
