@@ -12,10 +12,12 @@ import re
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
 import pbtlab
+import pbtlab.schedulers
 from pbtlab import CheckpointConfig
 from pbtlab.ray_shim import RayFeatureError, ray_modules
 
@@ -63,9 +65,6 @@ def test_ray_names_map_to_pbtlab_inside_the_block_only():
     assert "ray" not in sys.modules or "stand-in" not in (sys.modules["ray"].__doc__ or "")
 
 
-PB2_EXISTS = hasattr(pbtlab.schedulers, "PB2") if hasattr(pbtlab, "schedulers") else False
-
-
 @pytest.mark.parametrize("statement, words", [
     ("import ray.rllib", ["ray.rllib", "RLlib"]),
     ("from ray.rllib.algorithms.ppo import PPO", ["ray.rllib", "RLlib"]),
@@ -90,12 +89,13 @@ def test_everything_else_from_ray_is_a_clear_error(statement, words):
     assert all(word in str(info.value) for word in words), str(info.value)
 
 
-@pytest.mark.skipif(PB2_EXISTS, reason="pbtlab has PB2: ray.tune.schedulers.pb2 maps to it")
 @pytest.mark.parametrize("statement", ["from ray.tune.schedulers import PB2",
                                        "from ray.tune.schedulers.pb2 import PB2"])
-def test_pb2_is_named_until_it_exists(statement):
-    with ray_modules(), pytest.raises(RayFeatureError, match="PB2 is not in pbtlab yet"):
-        exec(statement, {})
+def test_pb2_is_pbtlabs(statement):
+    names: dict[str, Any] = {}
+    with ray_modules():
+        exec(statement, names)
+    assert names["PB2"] is pbtlab.schedulers.PB2
 
 
 SCRIPT = '''

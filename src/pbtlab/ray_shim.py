@@ -4,8 +4,8 @@ While the script runs, an import hook answers every ``import ray...`` before the
 (installed or not) is looked at:
 
 - ``ray.tune`` and ``ray.tune.schedulers`` / ``.search`` / ``.search.basic_variant`` / ``.stopper`` /
-  ``.analysis`` are pbtlab's (``pbtlab.tune``...); ``ray.tune.schedulers.pb2`` is pbtlab's PB2 once it
-  exists, else a clear error;
+  ``.analysis`` are pbtlab's (``pbtlab.tune``...); ``ray.tune.schedulers.pb2`` is pbtlab's PB2
+  (scikit-learn from ``pbtlab[pb2]``);
 - ``ray.train`` and ``ray.air`` give the configs Ray 2.x scripts import from there (``RunConfig``,
   ``CheckpointConfig``, ``FailureConfig``, ``Checkpoint``, ``report``...);
 - ``ray.init``, ``ray.shutdown`` and ``ray.is_initialized`` do nothing (pbtlab runs trials itself);
@@ -52,13 +52,10 @@ class RayFeatureError(PbtlabError, ImportError):
 
 _TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the function directly inside your "
           "trainable")
-_PB2 = "PB2 is not in pbtlab yet: use PopulationBasedTraining (from ray.tune.schedulers) for now"
 #: What to use instead, by name prefix, most specific first.
 _ADVICE: list[tuple[str, str]] = [
-    ("ray.tune.schedulers.pb2", _PB2),
-    ("ray.tune.schedulers.PB2", _PB2),
-    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler and PopulationBasedTraining only (no ASHA, HyperBand, "
-                             "median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
+    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
+                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
     ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
                          "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
     ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
@@ -120,12 +117,6 @@ def _air_names() -> dict[str, Any]:
     return {k: names[k] for k in ("RunConfig", "CheckpointConfig", "FailureConfig", "Result")}
 
 
-def _pb2_module() -> list[Any]:
-    if importlib.util.find_spec("pbtlab.schedulers.pb2") is None:
-        raise _error("ray.tune.schedulers.pb2")
-    return [importlib.import_module("pbtlab.schedulers.pb2")]
-
-
 #: ray module name -> (the pbtlab modules it reads from, extra names). Modules are imported when first used.
 _MODULES: dict[str, Any] = {
     "ray": lambda: ([], {"init": _init, "shutdown": _shutdown, "is_initialized": _is_initialized}),
@@ -133,7 +124,7 @@ _MODULES: dict[str, Any] = {
     "ray.tune.schedulers": lambda: ([importlib.import_module("pbtlab.tune.schedulers"),
                                      importlib.import_module("pbtlab.schedulers")], {}),
     "ray.tune.schedulers.pbt": lambda: ([importlib.import_module("pbtlab.schedulers.pbt")], {}),
-    "ray.tune.schedulers.pb2": lambda: (_pb2_module(), {}),
+    "ray.tune.schedulers.pb2": lambda: ([importlib.import_module("pbtlab.schedulers.pb2")], {}),
     "ray.tune.search": lambda: ([importlib.import_module("pbtlab.tune.search")], {}),
     "ray.tune.search.basic_variant": lambda: ([importlib.import_module("pbtlab.tune.search.basic_variant")], {}),
     "ray.tune.search.sample": lambda: ([importlib.import_module("pbtlab.space")], {}),
