@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -298,11 +299,18 @@ def reject_ray_trainable(where: str, trainable: Any) -> None:
             f"{where}(trainable) got the Ray Train trainer {kind.__name__}: Ray Train (TorchTrainer, "
             "DataParallelTrainer...) is not supported by pbtlab; pass the training loop function itself, "
             "which reports with tune.report(...)")
+    if _ray_example_under_pbtlab_run(own_module):
+        return  # Ray's example trainables (ray.tune.examples...) run under `pbtlab run` call pbtlab's tune
     if any(m.startswith("ray.") for m in modules[:-1]) or own_module.startswith("ray."):
         made_by = own_module if own_module.startswith("ray.") else next(m for m in modules if m.startswith("ray."))
         raise ConfigError(
             f"{where}(trainable) got {describe(trainable)}, which comes from Ray ({made_by}): import Trainable, "
             "with_parameters and with_resources from pbtlab.tune instead (or run the script with `pbtlab run`)")
+
+
+def _ray_example_under_pbtlab_run(module: str) -> bool:
+    ray = sys.modules.get("ray")
+    return module.startswith("ray.tune.examples.") and "pbtlab's stand-in" in (getattr(ray, "__doc__", "") or "")
 
 
 def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:

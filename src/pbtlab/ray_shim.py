@@ -8,6 +8,8 @@ While the script runs, an import hook answers every ``import ray...`` before the
   (scikit-learn from ``pbtlab[pb2]``);
 - ``ray.train`` and ``ray.air`` give the configs Ray 2.x scripts import from there (``RunConfig``,
   ``CheckpointConfig``, ``FailureConfig``, ``Checkpoint``, ``report``...);
+- ``ray.tune.examples...`` are Ray's own example modules, read from the installed Ray wheel, with their
+  ``import ray...`` answered as here (so ``pb2_example.py`` can import ``pbt_function``);
 - ``ray.init``, ``ray.shutdown`` and ``ray.is_initialized`` do nothing (pbtlab runs trials itself);
 - anything else (``ray.remote``, ``ray.get``, ``ray.rllib``, ``ray.data``, Optuna's searcher...) raises
   :class:`RayFeatureError`, naming the feature and what to use instead.
@@ -164,12 +166,35 @@ class _RayModule(types.ModuleType):
         return sorted(names)
 
 
+_EXAMPLES = "ray.tune.examples"
+
+
+def _wheel_example_spec(fullname: str) -> importlib.machinery.ModuleSpec | None:
+    """Ray's example modules (``ray.tune.examples.pbt_function``...) from the installed Ray wheel, run as they are:
+    their own ``import ray...`` lines get pbtlab's stand-ins. None when Ray is not installed."""
+    ray_spec = importlib.machinery.PathFinder.find_spec("ray")
+    if ray_spec is None or not ray_spec.submodule_search_locations:
+        return None
+    parts = fullname.split(".")[1:]  # tune, examples, ...
+    base = os.path.join(list(ray_spec.submodule_search_locations)[0], *parts)
+    if os.path.isfile(os.path.join(base, "__init__.py")):
+        return importlib.util.spec_from_file_location(fullname, os.path.join(base, "__init__.py"),
+                                                      submodule_search_locations=[base])
+    if os.path.isfile(base + ".py"):
+        return importlib.util.spec_from_file_location(fullname, base + ".py")
+    return None
+
+
 class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers ``import ray...`` (first on ``sys.meta_path``) with :class:`_RayModule` objects or a clear error."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "ray" and not fullname.startswith("ray."):
             return None
+        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + "."):
+            example = _wheel_example_spec(fullname)
+            if example is not None:
+                return example
         if fullname not in _MODULES:
             raise _error(fullname)
         # Every stand-in is a package, so that `import ray.train.torch` reaches this finder (and its clear error).
