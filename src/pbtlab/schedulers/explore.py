@@ -12,11 +12,22 @@ Each change is recorded as ``HyperparamChange(param, old, op, new)`` with ``op``
 keys are named ``a/b``. The semantics are Ray Tune's: a list is an ordered set of categories
 (resample, or shift one step), anything else is multiplied by a perturbation factor or resampled;
 integers are rounded, booleans stay booleans, and values are clipped only with ``clip_to_domain``.
+
+``bounds`` keeps a perturbed value of a bounded domain (``uniform``, ``loguniform``, ``randint``...) inside
+it: ``"clip"`` (the same as ``clip_to_domain=True``) or ``"reflect"``, which mirrors an overshoot back off
+the bound, in log space for log domains (``loguniform(1e-4, 1e-1)``: 0.12 reflects to 0.1 / 1.2 = 0.0833):
+
+    >>> config, changes = perturb_config({"lr": 0.1}, {"lr": tune.loguniform(1e-4, 1e-1)},
+    ...                                  np.random.default_rng(1), resample_probability=0.0, perturbation_factors=(1.2,),
+    ...                                  bounds="reflect")
+    >>> changes[0].op, round(config["lr"], 4)
+    ('* 1.2 (reflected)', 0.0833)
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,20 +35,28 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange
-from pbtlab.space import Domain
+from pbtlab.space import Domain, Integer
 
 Mutation = Any  # dict | list | tuple | Domain | Callable[[], Any]
+#: How a perturbed value is kept inside its domain: not at all (Ray), clipped, or reflected off the bound.
+BOUNDS = (None, "clip", "reflect")
 
 
 def perturb_config(config: Mapping[str, Any], mutations: Mapping[str, Mutation], rng: np.random.Generator, *,
                    resample_probability: float = 0.25, perturbation_factors: Sequence[float] = (1.2, 0.8),
-                   clip_to_domain: bool = False,
+                   clip_to_domain: bool = False, bounds: str | None = None,
                    custom_explore_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                    ) -> tuple[dict[str, Any], tuple[HyperparamChange, ...]]:
     """A new config with every key of ``mutations`` explored, and the changes made (``config`` is not changed)."""
+    if bounds not in BOUNDS:
+        raise ConfigError(f"bounds must be one of {BOUNDS}, got {bounds!r}")
+    if clip_to_domain:
+        if bounds == "reflect":
+            raise ConfigError("clip_to_domain=True and bounds='reflect' contradict each other: choose one")
+        bounds = "clip"
     changes: list[HyperparamChange] = []
     new_config = _explore_level(dict(config), mutations, "", changes, rng, resample_probability,
-                                tuple(perturbation_factors), clip_to_domain)
+                                tuple(perturbation_factors), bounds)
     if custom_explore_fn is not None:
         explored = custom_explore_fn(new_config)
         if not isinstance(explored, dict):
@@ -48,7 +67,7 @@ def perturb_config(config: Mapping[str, Any], mutations: Mapping[str, Mutation],
 
 def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], prefix: str,
                    changes: list[HyperparamChange], rng: np.random.Generator, resample_probability: float,
-                   factors: tuple[float, ...], clip_to_domain: bool) -> dict[str, Any]:
+                   factors: tuple[float, ...], bounds: str | None) -> dict[str, Any]:
     new_config = copy.deepcopy(config)
     for key, distribution in mutations.items():
         name = f"{prefix}{key}"
@@ -59,7 +78,7 @@ def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], pr
         old = config[key]
         if isinstance(distribution, Mapping):
             new_config[key] = _explore_level(old, distribution, f"{name}/", changes, rng, resample_probability,
-                                             factors, clip_to_domain)
+                                             factors, bounds)
             continue
         if isinstance(distribution, (list, tuple)):
             new, op = _explore_category(old, list(distribution), rng, resample_probability)
@@ -76,11 +95,15 @@ def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], pr
                         f"cannot perturb {name}={old!r} by multiplying it by {factor}: {error}. "
                         f"Give hyperparam_mutations[{key!r}] as a list to treat it as categories") from error
                 op = f"* {factor}"
+                if bounds == "reflect" and isinstance(distribution, Domain):
+                    reflected = reflect_into(distribution, new)
+                    if reflected != new:
+                        new, op = reflected, f"{op} (reflected)"
             if isinstance(old, bool):
                 new = bool(new)
             elif isinstance(old, (int, np.integer)):
                 new = int(round(new))
-            if clip_to_domain and isinstance(distribution, Domain):
+            if bounds is not None and isinstance(distribution, Domain):
                 new = distribution.clip(new)
         if isinstance(new, np.generic):
             new = new.item()
@@ -100,3 +123,40 @@ def _explore_category(old: Any, values: list[Any], rng: np.random.Generator,
     if new_index == old_index:
         op += " (noop)"
     return values[new_index], op
+
+
+def domain_bounds(domain: Domain) -> tuple[float, float, bool] | None:
+    """(low, high, log) of a bounded numeric domain (an integer domain's highest value, not its exclusive end);
+    None for unbounded or non-numeric domains (``randn``, ``choice``, ``sample_from``)."""
+    low, high = getattr(domain, "lower", None), getattr(domain, "upper", None)
+    if low is None or high is None:
+        return None
+    if isinstance(domain, Integer):
+        high = high - 1
+    return float(low), float(high), bool(getattr(domain, "log", False))
+
+
+def reflect_into(domain: Domain, value: Any) -> Any:
+    """``value`` mirrored back into ``domain``'s bounds (in log space for log domains); unchanged if inside.
+
+        >>> from pbtlab import tune
+        >>> reflect_into(tune.uniform(0.0, 1.0), 1.2), reflect_into(tune.uniform(0.0, 1.0), -0.25)
+        (0.8, 0.25)
+    """
+    found = domain_bounds(domain)
+    if found is None or isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return value
+    low, high, log = found
+    if low <= value <= high or high <= low:
+        return value
+    if log:
+        if value <= 0:
+            return value
+        return float(math.exp(_reflect(math.log(value), math.log(low), math.log(high))))
+    return _reflect(float(value), low, high)
+
+
+def _reflect(x: float, low: float, high: float) -> float:
+    width = high - low
+    offset = (x - low) % (2 * width)  # a triangle wave: repeated reflections off both bounds
+    return low + (offset if offset <= width else 2 * width - offset)

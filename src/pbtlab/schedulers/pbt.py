@@ -57,18 +57,23 @@ class _MemberState:
     last_train_time: float = 0.0
     last_iteration: int = 0
     finished: bool = False
+    recent_scores: list[float] = dataclasses.field(default_factory=list)  # exploit="ttest" only
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "orig_tag": self.orig_tag, "last_score": _json_float(self.last_score),
             "last_checkpoint": self.last_checkpoint.to_dict() if self.last_checkpoint else None,
             "last_perturbation_time": self.last_perturbation_time, "last_train_time": self.last_train_time,
             "last_iteration": self.last_iteration, "finished": self.finished,
         }
+        if self.recent_scores:
+            data["recent_scores"] = list(self.recent_scores)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> _MemberState:
         values = dict(data)
+        values["recent_scores"] = [float(v) for v in values.get("recent_scores", [])]
         if values.get("last_checkpoint"):
             values["last_checkpoint"] = CheckpointRef.from_dict(values["last_checkpoint"])
         if isinstance(values.get("last_score"), str):
@@ -142,10 +147,21 @@ class PopulationBasedTraining(TrialScheduler):
 
     pbtlab's own (fixes of Ray bugs; off by default where the tutorial's numbers depend on Ray's way):
         clip_to_domain: keep perturbed values inside their domain's bounds and quantization
-            (Ray issues #5035 and #12717; off by default, as in Ray).
-        exploit: clone the donor's checkpoint and config (False: explore-only, a trial perturbs its
-            own hyperparameters and keeps its own weights; the PBT paper's Figure 2 ablation).
-        explore: perturb the cloned config (False: exploit-only, copy without perturbing).
+            (Ray issues #5035 and #12717; off by default, as in Ray). The same as ``perturb_bounds="clip"``.
+        exploit: how a trial chooses whom to copy (the PBT paper's strategies, Jaderberg et al. 2017, 3.2):
+            ``"truncation"`` (or True, the default: Ray's; the bottom ``quantile_fraction`` copies a random
+            member of the top), ``"binary_tournament"`` (at its check a trial picks one random other live
+            member and copies it if that member's score is better), ``"ttest"`` (the same, but copies only if
+            the other's mean over the last ``ttest_window`` reported scores is higher and Welch's t-test gives
+            p < ``ttest_significance``); False: explore-only, a trial perturbs its own hyperparameters and
+            keeps its own weights (the paper's Figure 2 ablation).
+        explore: how the copied config changes: ``"perturb"`` (or True, the default: Ray's resample-or-perturb
+            with ``resample_probability``), ``"resample"`` (always resample from the mutation); False:
+            exploit-only, copy without perturbing.
+        perturb_bounds: None (Ray's: a perturbed value may leave its domain), ``"clip"`` or ``"reflect"``
+            (mirror an overshoot back off the domain's bound; in log space for log domains).
+        ttest_window, ttest_significance: the t-test's window of recent reports and threshold (the
+            paper's: the last 10 scores, p < 0.05).
 
     To change how configs are explored, override :meth:`explore` in a subclass; the subclass is
     recorded in experiment.json as itself and resumes as itself.
@@ -170,8 +186,11 @@ class PopulationBasedTraining(TrialScheduler):
         synch: bool = False,
         *,
         clip_to_domain: bool = False,
-        exploit: bool = True,
-        explore: bool = True,
+        exploit: bool | str = True,
+        explore: bool | str = True,
+        perturb_bounds: str | None = None,
+        ttest_window: int = 10,
+        ttest_significance: float = 0.05,
     ) -> None:
         if not isinstance(time_attr, str) or not time_attr:
             raise ConfigError(f"time_attr must be a result field name (str), got {describe(time_attr)}")
@@ -199,6 +218,17 @@ class PopulationBasedTraining(TrialScheduler):
         for i, factor in enumerate(perturbation_factors):
             _number(f"perturbation_factors[{i}]", factor)
         self.perturbation_factors = tuple(perturbation_factors)
+        exploit_strategy = _strategy("exploit", exploit, EXPLOIT_STRATEGIES)
+        explore_strategy = _strategy("explore", explore, EXPLORE_STRATEGIES)
+        if perturb_bounds not in (None, "clip", "reflect"):
+            raise ConfigError(f"perturb_bounds must be None, 'clip' or 'reflect', got {perturb_bounds!r}")
+        if clip_to_domain and perturb_bounds == "reflect":
+            raise ConfigError("clip_to_domain=True and perturb_bounds='reflect' contradict each other: choose one")
+        if isinstance(ttest_window, bool) or not isinstance(ttest_window, int) or ttest_window < 2:
+            raise ConfigError(f"ttest_window must be an int >= 2 (scores per side of the t-test), got "
+                              f"{describe(ttest_window)}")
+        self.ttest_significance = _number("ttest_significance", ttest_significance, 0, 1, True)
+        self.ttest_window = ttest_window
         if not exploit and not explore:
             raise ConfigError("PopulationBasedTraining(exploit=False, explore=False) would never change a trial")
         self.time_attr = time_attr
@@ -210,9 +240,12 @@ class PopulationBasedTraining(TrialScheduler):
         self.writes_policy_log = self.log_config
         self.require_attrs = bool(require_attrs)
         self.synch = bool(synch)
-        self.clip_to_domain = bool(clip_to_domain)
+        self.clip_to_domain = bool(clip_to_domain) or perturb_bounds == "clip"
+        self.perturb_bounds = "clip" if self.clip_to_domain else perturb_bounds
         self.exploit_enabled = bool(exploit)
         self.explore_enabled = bool(explore)
+        self.exploit_strategy = exploit_strategy  # None when exploit=False
+        self.explore_strategy = explore_strategy  # None when explore=False
         self.rng = np.random.default_rng()
         self._members: dict[str, _MemberState] = {}
         self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
@@ -286,6 +319,8 @@ class PopulationBasedTraining(TrialScheduler):
                     "or set PopulationBasedTraining(require_attrs=False) to skip such reports")
             return Decision(Action.CONTINUE)
         state = self._members[trial.trial_id]
+        if self.exploit_strategy == "ttest":
+            self._remember_score(state, result[self.metric or ""])
         try:
             time_value = float(result[self.time_attr])
         except (TypeError, ValueError):
@@ -446,17 +481,25 @@ class PopulationBasedTraining(TrialScheduler):
                                upper: list[str], lower: list[str], decision: Decision) -> None:
         state = self._members[trial_id]
         trial = population[trial_id]
-        if trial_id in upper:
+        if self.exploit_strategy in ("binary_tournament", "ttest"):
+            # every member may be picked as the other one: each keeps its checkpoint from its last check
             state.last_checkpoint = trial.latest_checkpoint
             self._num_checkpoints += 1
+            donor_id = self._tournament_donor(trial_id)
+            if donor_id is None:
+                return
         else:
-            state.last_checkpoint = None
-        if trial_id not in lower or not upper:
-            return
-        if not self.exploit_enabled:
-            self._explore_only(trial, state, decision)
-            return
-        donor_id = upper[int(self.rng.integers(len(upper)))]
+            if trial_id in upper:
+                state.last_checkpoint = trial.latest_checkpoint
+                self._num_checkpoints += 1
+            else:
+                state.last_checkpoint = None
+            if trial_id not in lower or not upper:
+                return
+            if not self.exploit_enabled:
+                self._explore_only(trial, state, decision)
+                return
+            donor_id = upper[int(self.rng.integers(len(upper)))]
         donor_state = self._members[donor_id]
         checkpoint = donor_state.last_checkpoint
         if checkpoint is None:
@@ -479,7 +522,35 @@ class PopulationBasedTraining(TrialScheduler):
             time_attr=self.time_attr, time_value=state.last_train_time))
         state.last_perturbation_time = donor_state.last_perturbation_time
         state.last_train_time = donor_state.last_train_time
+        state.recent_scores = []  # new weights and hyperparameters: the t-test's evidence starts again
         self._num_perturbations += 1
+
+    def _tournament_donor(self, trial_id: str) -> str | None:
+        """Binary tournament / t-test selection: one other live member with a finite score, drawn uniformly;
+        returned if the trial should copy it (its score is better; for the t-test, significantly so)."""
+        others = [tid for tid in self._order if tid != trial_id and not self._members[tid].finished
+                  and self._members[tid].last_score is not None and math.isfinite(self._members[tid].last_score)]
+        if not others:
+            return None
+        other_id = others[int(self.rng.integers(len(others)))]
+        own, other = self._members[trial_id], self._members[other_id]
+        if self.exploit_strategy == "binary_tournament":
+            own_score = own.last_score if own.last_score is not None and math.isfinite(own.last_score) else -math.inf
+            return other_id if other.last_score > own_score else None  # type: ignore[operator]
+        if len(own.recent_scores) < 2 or len(other.recent_scores) < 2:
+            return None
+        if float(np.mean(other.recent_scores)) <= float(np.mean(own.recent_scores)):
+            return None
+        return other_id if welch_t_test(other.recent_scores, own.recent_scores) < self.ttest_significance else None
+
+    def _remember_score(self, state: _MemberState, raw: Any) -> None:
+        try:
+            score = self._metric_op * float(raw)
+        except (TypeError, ValueError):
+            return
+        if math.isfinite(score):
+            state.recent_scores.append(score)
+            del state.recent_scores[:-self.ttest_window]
 
     def _explore_only(self, trial: TrialView, state: _MemberState, decision: Decision) -> None:
         checkpoint = trial.latest_checkpoint
@@ -506,9 +577,10 @@ class PopulationBasedTraining(TrialScheduler):
 
         By default: Ray's explore (:func:`pbtlab.schedulers.explore.perturb_config`), then ``custom_explore_fn``.
         """
+        resample_probability = 1.0 if self.explore_strategy == "resample" else self.resample_probability
         return perturb_config(
-            config, self.hyperparam_mutations, self.rng, resample_probability=self.resample_probability,
-            perturbation_factors=self.perturbation_factors, clip_to_domain=self.clip_to_domain,
+            config, self.hyperparam_mutations, self.rng, resample_probability=resample_probability,
+            perturbation_factors=self.perturbation_factors, bounds=self.perturb_bounds,
             custom_explore_fn=self.custom_explore_fn)
 
     # -- slots -------------------------------------------------------------------------------------
@@ -564,8 +636,23 @@ class PopulationBasedTraining(TrialScheduler):
             "perturbation_factors": list(self.perturbation_factors), "synch": self.synch,
             "custom_explore_fn": getattr(self.custom_explore_fn, "__qualname__", None),
             "clip_to_domain": self.clip_to_domain, "exploit": self.exploit_enabled,
-            "explore": self.explore_enabled,
+            "explore": self.explore_enabled, **self._strategy_description(),
         }
+
+    def _strategy_description(self) -> dict[str, Any]:
+        """The paper's strategy options, recorded only when they differ from Ray's defaults (so that runs with
+        the defaults describe themselves exactly as before)."""
+        extra: dict[str, Any] = {}
+        if self.exploit_strategy not in (None, "truncation"):
+            extra["exploit_strategy"] = self.exploit_strategy
+        if self.exploit_strategy == "ttest":
+            extra["ttest_window"] = self.ttest_window
+            extra["ttest_significance"] = self.ttest_significance
+        if self.explore_strategy not in (None, "perturb"):
+            extra["explore_strategy"] = self.explore_strategy
+        if self.perturb_bounds == "reflect":
+            extra["perturb_bounds"] = "reflect"
+        return extra
 
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> PopulationBasedTraining:  # type: ignore[override]
@@ -586,7 +673,10 @@ class PopulationBasedTraining(TrialScheduler):
             perturbation_factors=tuple(description["perturbation_factors"]),
             log_config=description.get("log_config", True), require_attrs=description.get("require_attrs", True),
             synch=description["synch"], clip_to_domain=description["clip_to_domain"],
-            exploit=description["exploit"], explore=description["explore"])
+            exploit=description.get("exploit_strategy", description["exploit"]) if description["exploit"] else False,
+            explore=description.get("explore_strategy", description["explore"]) if description["explore"] else False,
+            perturb_bounds=description.get("perturb_bounds"), ttest_window=description.get("ttest_window", 10),
+            ttest_significance=description.get("ttest_significance", 0.05))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -609,6 +699,64 @@ class PopulationBasedTraining(TrialScheduler):
     def last_scores(self) -> dict[str, float | None]:
         """Each trial's score at its last check (sign-adjusted: higher is better)."""
         return {tid: s.last_score for tid, s in self._members.items()}
+
+
+#: PopulationBasedTraining(exploit=...): True means "truncation", False explore-only.
+EXPLOIT_STRATEGIES = ("truncation", "binary_tournament", "ttest")
+#: PopulationBasedTraining(explore=...): True means "perturb", False exploit-only.
+EXPLORE_STRATEGIES = ("perturb", "resample")
+
+
+def _strategy(name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
+    if value is True:
+        return allowed[0]
+    if value is False:
+        return None
+    if isinstance(value, str) and value in allowed:
+        return value
+    raise ConfigError(f"{name} must be True, False or one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+
+
+def welch_t_test(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test that samples ``a`` and ``b`` have the same mean (numpy only).
+
+        >>> round(welch_t_test([1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 5.0, 6.0]), 3)
+        0.071
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    var_x, var_y = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    difference = float(x.mean() - y.mean())
+    if var_x + var_y == 0.0:
+        return 1.0 if difference == 0.0 else 0.0
+    t = difference / math.sqrt(var_x + var_y)
+    dof = (var_x + var_y) ** 2 / (var_x ** 2 / (len(x) - 1) + var_y ** 2 / (len(y) - 1))
+    return float(_regularized_incomplete_beta(float(dof) / 2.0, 0.5, float(dof / (dof + t * t))))
+
+
+def _regularized_incomplete_beta(a: float, b: float, x: float) -> float:
+    """I_x(a, b), by its continued fraction (modified Lentz), using the symmetry I_x(a,b) = 1 - I_(1-x)(b,a)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - _regularized_incomplete_beta(b, a, 1.0 - x)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-14:
+            break
+    return math.exp(log_front) * fraction / a
 
 
 def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
