@@ -16,6 +16,7 @@ from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.schedulers.pb2 import PB2
 from pbtlab.schedulers.pbt import PopulationBasedTraining
+from pbtlab.schedulers.replay import PopulationBasedTrainingReplay
 
 __all__ = [
     "Action",
@@ -27,6 +28,7 @@ __all__ = [
     "PB2",
     "Perturbation",
     "PopulationBasedTraining",
+    "PopulationBasedTrainingReplay",
     "PopulationView",
     "TrialScheduler",
     "TrialView",
