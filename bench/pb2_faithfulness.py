@@ -1,14 +1,16 @@
 """Is pbtlab's PB2 statistically like Ray's? Ray's own ``pb2_example.py``, run unmodified on both.
 
-    python bench/pb2_faithfulness.py                     # Ray 5 runs, pbtlab 10 runs
-    python bench/pb2_faithfulness.py --ray-runs 3 --pbtlab-runs 5
+    python bench/pb2_faithfulness.py                     # Ray 5 runs, pbtlab 10 runs, baseline 10 runs
+    python bench/pb2_faithfulness.py --ray-runs 3 --pbtlab-runs 5 --baseline-runs 0
 
 The example ships in the Ray wheel (``ray/tune/examples/pb2_example.py``: PB2 over ``lr`` in
 [0.0001, 0.02] on ``pbt_function``, 8 trials, 30 iterations, a perturbation every 5). It runs as a whole
 process in a fresh directory:
 
 - Ray Tune: ``python pb2_example.py`` (Ray's PB2);
-- pbtlab: ``python -m pbtlab.cli run pb2_example.py`` (the same script; ``ray.tune.schedulers.pb2`` is pbtlab's PB2).
+- pbtlab: ``python -m pbtlab.cli run pb2_example.py`` (the same script; ``ray.tune.schedulers.pb2`` is pbtlab's PB2);
+- a baseline without PB2: the same trainable, trials and budget with lr fixed at the example's starting 0.0001
+  (a short script of ours, run with ``pbtlab run``), to show how much PB2 changes the outcome at all.
 
 Neither side is seeded (the example's trainable draws from the global ``random``/``np.random``), so every run
 is an independent sample. For each run the bench reads every trial's last ``mean_accuracy`` from the run
@@ -56,8 +58,25 @@ def final_accuracies(root: str) -> list[float]:
     return finals
 
 
+#: The baseline: the example's trainable and budget without PB2 (lr stays at the example's 0.0001), on pbtlab.
+BASELINE = """
+from ray import tune
+from ray.tune.examples.pbt_function import pbt_function
+
+tune.Tuner(
+    pbt_function,
+    param_space={"lr": 0.0001, "some_other_factor": 1, "checkpoint_interval": 5},
+    tune_config=tune.TuneConfig(metric="mean_accuracy", mode="max", num_samples=8),
+    run_config=tune.RunConfig(name="no_pb2", stop={"training_iteration": 30}, verbose=False),
+).fit()
+"""
+
+
 def run_once(command: list[str]) -> tuple[list[float], float]:
     with tempfile.TemporaryDirectory() as home:
+        if "BASELINE.py" in command:
+            with open(os.path.join(home, "BASELINE.py"), "w") as f:
+                f.write(BASELINE)
         env = {**os.environ, "HOME": home, "RAY_USAGE_STATS_ENABLED": "0"}
         started = time.perf_counter()
         done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, check=False)
@@ -86,12 +105,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ray-runs", type=int, default=5)
     parser.add_argument("--pbtlab-runs", type=int, default=10)
+    parser.add_argument("--baseline-runs", type=int, default=10, help="runs without PB2 (0: skip)")
     args = parser.parse_args()
     example = example_path()
     sides = {
         "Ray Tune PB2": ([sys.executable, example], args.ray_runs),
         "pbtlab PB2 (pbtlab run)": ([sys.executable, "-m", "pbtlab.cli", "run", example], args.pbtlab_runs),
+        "no PB2: lr stays 0.0001 (pbtlab run)": ([sys.executable, "-m", "pbtlab.cli", "run", "BASELINE.py"],
+                                                 args.baseline_runs),
     }
+    sides = {label: side for label, side in sides.items() if side[1] > 0}
     samples: dict[str, tuple[list[float], list[float], list[float]]] = {}
     for label, (command, runs) in sides.items():
         best, pooled, seconds = [], [], []
@@ -112,9 +135,14 @@ def main() -> None:
         pm, pq1, pq3 = quartiles(pooled)
         print(f"| {label} | {len(best)} | {m:.1f} [{q1:.1f}, {q3:.1f}] | {pm:.1f} [{pq1:.1f}, {pq3:.1f}] "
               f"| {statistics.median(seconds):.0f} |")
-    (ray_best, ray_pooled, _), (our_best, our_pooled, _) = samples.values()
-    print(f"\nMann-Whitney U, two-sided: best per run p = {p_value(ray_best, our_best):.3f}; "
-          f"every trial p = {p_value(ray_pooled, our_pooled):.3f}")
+    labels = list(samples)
+    print("\nMann-Whitney U, two-sided (best per run; every trial):")
+    for other in labels[1:]:
+        (a_best, a_pooled, _), (b_best, b_pooled, _) = samples[labels[0]], samples[other]
+        print(f"- {labels[0]} vs {other}: p = {p_value(a_best, b_best):.3f}; p = {p_value(a_pooled, b_pooled):.3f}")
+    if len(labels) == 3:
+        (a_best, a_pooled, _), (b_best, b_pooled, _) = samples[labels[1]], samples[labels[2]]
+        print(f"- {labels[1]} vs {labels[2]}: p = {p_value(a_best, b_best):.3f}; p = {p_value(a_pooled, b_pooled):.3f}")
 
 
 if __name__ == "__main__":

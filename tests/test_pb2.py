@@ -54,8 +54,8 @@ def triangle_lr(config: dict[str, Any]) -> None:
 
 
 def make_pb2(**overrides: Any) -> PB2:
-    settings: dict[str, Any] = dict(time_attr="training_iteration", perturbation_interval=5,
-                                    hyperparam_bounds={"lr": [0.0001, 0.02]}, num_candidates=200)
+    settings: dict[str, Any] = {"time_attr": "training_iteration", "perturbation_interval": 5,
+                                "hyperparam_bounds": {"lr": [0.0001, 0.02]}, "num_candidates": 200}
     settings.update(overrides)
     return PB2(**settings)
 

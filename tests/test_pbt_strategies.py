@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import pytest
+from test_pbt import FakeTrial, make_pbt, make_population, report
 
 from pbtlab import tune
 from pbtlab.errors import ConfigError
@@ -19,7 +20,6 @@ from pbtlab.examples.runs import run_toy_pbt, toy_scheduler
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.schedulers.explore import perturb_config, reflect_into
 from pbtlab.schedulers.pbt import welch_t_test
-from test_pbt import FakeTrial, make_pbt, make_population, report
 
 
 # -- binary tournament -------------------------------------------------------------------------------------
@@ -184,6 +184,6 @@ def test_a_tuner_run_with_binary_tournament_records_its_choices(tmp_path):
     for event in events:
         if event["event"] == "explore":
             for change in event["changes"]:
-                if change["param"] in ("h0", "h1") and not change["op"] == "resample":
+                if change["param"] in ("h0", "h1") and change["op"] != "resample":
                     assert 0.0 <= change["new"] <= 1.0  # reflected inside uniform(0, 1)
     assert all(math.isfinite(r.metrics["Q"]) for r in results)

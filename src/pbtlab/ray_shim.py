@@ -176,7 +176,7 @@ def _wheel_example_spec(fullname: str) -> importlib.machinery.ModuleSpec | None:
     if ray_spec is None or not ray_spec.submodule_search_locations:
         return None
     parts = fullname.split(".")[1:]  # tune, examples, ...
-    base = os.path.join(list(ray_spec.submodule_search_locations)[0], *parts)
+    base = os.path.join(next(iter(ray_spec.submodule_search_locations)), *parts)
     if os.path.isfile(os.path.join(base, "__init__.py")):
         return importlib.util.spec_from_file_location(fullname, os.path.join(base, "__init__.py"),
                                                       submodule_search_locations=[base])

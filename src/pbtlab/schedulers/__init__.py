@@ -19,13 +19,13 @@ from pbtlab.schedulers.pbt import PopulationBasedTraining
 from pbtlab.schedulers.replay import PopulationBasedTrainingReplay
 
 __all__ = [
+    "PB2",
     "Action",
     "CheckpointRef",
     "Decision",
     "FIFOScheduler",
     "HyperparamChange",
     "Note",
-    "PB2",
     "Perturbation",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",

@@ -75,7 +75,7 @@ def time_varying_kernel(length_scale: float = 1.0, epsilon: float = 0.1) -> Any:
 def _make_kernel_class() -> type:
     _, _, Hyperparameter, Kernel = _sklearn_gp()
 
-    class TimeVaryingSquaredExponential(Kernel):
+    class TimeVaryingSquaredExponential(Kernel):  # type: ignore[valid-type,misc]  # sklearn's, imported lazily
         """Squared exponential over features, times a forgetting factor over time (column 0)."""
 
         def __init__(self, length_scale: float = 1.0, epsilon: float = 0.1,
@@ -269,7 +269,7 @@ class PB2(PopulationBasedTraining):
         changes_list = []
         for name, value in zip(names, chosen):
             old = _get_flat(config, name)
-            new: Any = int(round(value)) if isinstance(old, (int, np.integer)) and not isinstance(old, bool) \
+            new: Any = round(float(value)) if isinstance(old, (int, np.integer)) and not isinstance(old, bool) \
                 else float(value)
             _set_flat(new_config, name, new)
             changes_list.append(HyperparamChange(name, old, why, new))

@@ -60,7 +60,7 @@ class _MemberState:
     recent_scores: list[float] = dataclasses.field(default_factory=list)  # exploit="ttest" only
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "orig_tag": self.orig_tag, "last_score": _json_float(self.last_score),
             "last_checkpoint": self.last_checkpoint.to_dict() if self.last_checkpoint else None,
             "last_perturbation_time": self.last_perturbation_time, "last_train_time": self.last_train_time,
@@ -529,13 +529,13 @@ class PopulationBasedTraining(TrialScheduler):
         """Binary tournament / t-test selection: one other live member with a finite score, drawn uniformly;
         returned if the trial should copy it (its score is better; for the t-test, significantly so)."""
         others = [tid for tid in self._order if tid != trial_id and not self._members[tid].finished
-                  and self._members[tid].last_score is not None and math.isfinite(self._members[tid].last_score)]
+                  and _finite(self._members[tid].last_score)]
         if not others:
             return None
         other_id = others[int(self.rng.integers(len(others)))]
         own, other = self._members[trial_id], self._members[other_id]
         if self.exploit_strategy == "binary_tournament":
-            own_score = own.last_score if own.last_score is not None and math.isfinite(own.last_score) else -math.inf
+            own_score = own.last_score if own.last_score is not None and _finite(own.last_score) else -math.inf
             return other_id if other.last_score > own_score else None  # type: ignore[operator]
         if len(own.recent_scores) < 2 or len(other.recent_scores) < 2:
             return None
@@ -699,6 +699,10 @@ class PopulationBasedTraining(TrialScheduler):
     def last_scores(self) -> dict[str, float | None]:
         """Each trial's score at its last check (sign-adjusted: higher is better)."""
         return {tid: s.last_score for tid, s in self._members.items()}
+
+
+def _finite(score: float | None) -> bool:
+    return score is not None and math.isfinite(score)
 
 
 #: PopulationBasedTraining(exploit=...): True means "truncation", False explore-only.
