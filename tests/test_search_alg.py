@@ -153,7 +153,7 @@ def test_ray_schedulers_are_named():
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.pbt", "PopulationBasedTraining"))
     with pytest.raises(ConfigError, match="Ray's AsyncHyperBandScheduler is not supported"):
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.async_hyperband", "AsyncHyperBandScheduler"))
-    with pytest.raises(ConfigError, match="Ray's PB2 is not supported yet"):
+    with pytest.raises(ConfigError, match="Ray's PB2: import it from pbtlab.schedulers"):
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.pb2", "PB2"))
 
 

@@ -162,12 +162,10 @@ def _foreign_scheduler_advice(scheduler: Any) -> str:
     name = type(scheduler).__name__
     if not module.startswith("ray."):
         return ""
-    if name in ("PopulationBasedTraining", "FIFOScheduler"):
+    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay"):
         return f"; this is Ray's {name}: import it from pbtlab.schedulers (or run the script with `pbtlab run`)"
-    if name in ("PB2", "PopulationBasedTrainingReplay"):
-        return f"; Ray's {name} is not supported yet: use pbtlab.schedulers.PopulationBasedTraining"
-    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler and PopulationBasedTraining "
-            "(subclass pbtlab.schedulers.TrialScheduler for another schedule)")
+    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
+            "PopulationBasedTrainingReplay (subclass pbtlab.schedulers.TrialScheduler for another schedule)")
 
 
 #: What ``RunConfig(executor=None)`` means; ``pbtlab run --executor process`` sets it for the script it runs.
