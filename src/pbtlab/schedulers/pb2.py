@@ -14,11 +14,11 @@ upper confidence bound (GP-UCB) at the donor's time and reward. The GP is scikit
 Differences from Ray's PB2 (see docs/pb2.md):
 
 - Seeded: initial values and the acquisition's candidates come from the run's generator.
-- The acquisition is maximized over ``num_candidates`` random points (Ray: L-BFGS-B from 10 random
-  starts); the bonus is ``sqrt(beta_t) * std`` as in the paper (Ray multiplies the variance).
+- The acquisition (Ray's: ``mean + sqrt(beta_t) * variance``) is maximized over ``num_candidates`` random
+  points (Ray: L-BFGS-B from 10 random starts).
 - The GP keeps the most recent 200 reward changes (Ray picks a window of 200 or more by marginal
   likelihood once it has more than 200).
-- Each explore event records why: ``op`` is ``pb2 ucb=... mean=... std=... (N candidates, M points)``.
+- Each explore event records why: ``op`` is ``pb2 ucb=... mean=... var=... (N candidates, M points)``.
 """
 
 from __future__ import annotations
@@ -317,10 +317,11 @@ class PB2(PopulationBasedTraining):
         mean = model.predict(points)
         _, std = variance_model.predict(points, return_std=True)
         kappa = math.sqrt(_UCB_C1 + max(0.0, math.log(_UCB_C2 * len(X))))
-        ucb = mean + kappa * std
+        variance = std ** 2
+        ucb = mean + kappa * variance  # Ray's bonus: the variance (the paper's GP-UCB takes the std, exploring more)
         best = int(np.argmax(ucb))
         chosen = low + candidates[best] * (high - low)
-        why = (f"pb2 ucb={ucb[best]:.3f} mean={mean[best]:.3f} std={std[best]:.3f} "
+        why = (f"pb2 ucb={ucb[best]:.3f} mean={mean[best]:.3f} var={variance[best]:.3f} "
                f"({len(candidates)} candidates, {len(X)} points)")
         return chosen, why
 
