@@ -182,3 +182,25 @@ def test_time_varying_kernel_forgets_with_time_and_distance():
     assert K[0, 1] == pytest.approx(0.64)  # (1 - 0.36) ** (2 / 2)
     assert K[0, 2] == pytest.approx(np.exp(-0.5))  # exp(-0.25 / (2 * 0.25))
     assert np.allclose(np.diag(K), 1.0) and np.allclose(kernel.diag(points), 1.0)
+
+
+def test_a_pb2_run_resumes_as_pb2_with_its_gp_data(tmp_path):
+    results = run_pb2(tmp_path, iterations=20)
+    path = results.experiment_path
+    with open(os.path.join(path, "state.json")) as f:
+        state = json.load(f)
+    saved_points = len(state["scheduler"]["pb2"]["observations"])
+    assert saved_points >= 12  # 4 trials checked at 5, 10, 15 (and 20 if saved after it)
+    for trial in state["trials"]:  # rewind to "every trial still running", as after a crash; continue to 30
+        trial["status"] = "RUNNING"
+        state["scheduler"]["members"][trial["trial_id"]]["finished"] = False
+    with open(os.path.join(path, "state.json"), "w") as f:
+        json.dump(state, f)
+    again = Tuner.restore(path, triangle_lr, run_config=RunConfig(stop={"training_iteration": 30}, verbose=0)).fit()
+    log = events(again)
+    resume_at = next(i for i, e in enumerate(log) if e["event"] == "experiment_resume")
+    later = [e for e in log[resume_at:] if e["event"] == "explore"]
+    assert later, "the resumed PB2 explored again"
+    points = [int(c["op"].split(", ")[1].split()[0]) for e in later for c in e["changes"] if "ucb=" in c["op"]]
+    assert points and min(points) > 6  # the GP kept the data from before the resume
+    assert all(r.metrics["training_iteration"] == 30 for r in again)
