@@ -241,3 +241,13 @@ def test_swap_imports_rewrites_what_it_should():
         if True:
             pass
         """)
+
+
+def test_ray_example_modules_load_from_the_wheel_with_pbtlabs_tune():
+    path = _ray_example("pbt_function.py")
+    with ray_modules():
+        from ray.tune.examples.pbt_function import pbt_function
+
+        assert pbt_function.__code__.co_filename == path
+        assert pbt_function.__globals__["tune"] is sys.modules["ray.tune"]
+        assert sys.modules["ray.tune"].report is pbtlab.tune.report
