@@ -65,17 +65,23 @@ class Executor(Protocol):
 
     name: str
 
-    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None: ...
+    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
+        """Prepare to run ``trainable`` (once, before the first ``start``)."""
 
-    def start(self, spec: StartSpec) -> None: ...
+    def start(self, spec: StartSpec) -> None:
+        """Start a worker for ``spec.trial_id``; it runs to the function's first message."""
 
-    def send(self, trial_id: str, command: Command) -> None: ...
+    def send(self, trial_id: str, command: Command) -> None:
+        """Answer the trial's last message: CONTINUE, RESTART, STOP or SAVE (see the module docstring)."""
 
-    def wait(self) -> tuple[str, WorkerMessage]: ...
+    def wait(self) -> tuple[str, WorkerMessage]:
+        """The next ``(trial_id, message)``; ``ExecutorError`` when no trial is running."""
 
-    def default_concurrency(self, num_trials: int) -> int: ...
+    def default_concurrency(self, num_trials: int) -> int:
+        """How many trials run at once when ``TuneConfig(max_concurrent_trials)`` is not set."""
 
-    def shutdown(self) -> None: ...
+    def shutdown(self) -> None:
+        """Stop every worker."""
 
 
 def make_executor(executor: Any) -> Executor:
