@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -164,7 +165,24 @@ def run_script_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run]
+def add_tensorboard(sub: Any) -> None:
+    p = sub.add_parser("tensorboard", help="write TensorBoard curves that follow each trial's lineage across exploits")
+    p.add_argument("run_dir", help="a pbtlab or Ray Tune experiment directory")
+    p.add_argument("-o", "--output", default=None,
+                   help="folder to write (default: <run>/tensorboard_lineage; ./<name>_tensorboard_lineage for Ray)")
+    p.set_defaults(func=tensorboard_command)
+
+
+def tensorboard_command(args: argparse.Namespace) -> int:
+    from pbtlab.lineage_tensorboard import write_lineage_tensorboard
+
+    folders = write_lineage_tensorboard(args.run_dir, args.output)
+    print(f"Wrote {len(folders)} lineage curves; view them with: tensorboard --logdir {os.path.dirname(folders[0])}"
+          if folders else "No trials to write")
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run, add_tensorboard]
 
 
 def build_parser() -> argparse.ArgumentParser:

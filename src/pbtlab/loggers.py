@@ -8,7 +8,8 @@
 - TensorBoard event files (``events.out.tfevents.*``), when ``tensorboardX`` is installed
   (``pip install 'pbtlab[tensorboard]'``): every numeric result field at ``training_iteration``, under
   ``ray/tune/<field>`` as Ray names them, so
-  ``tensorboard --logdir <run>`` shows every trial.
+  ``tensorboard --logdir <run>`` shows every trial; and at the end, one curve per lineage, stitched
+  across exploits, under ``<run>/tensorboard_lineage`` (``pbtlab.lineage_tensorboard``).
 
 They are callbacks added by default, as in Ray; ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` turns them off.
 
@@ -175,6 +176,10 @@ class TBXLoggerCallback(Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        if len(trials):  # one curve per lineage, stitched across exploits (<run>/tensorboard_lineage)
+            from pbtlab.lineage_tensorboard import write_lineage_tensorboard
+
+            write_lineage_tensorboard(os.path.dirname(trials[0].path))
 
 
 def tensorboardx_available() -> bool:

@@ -176,10 +176,9 @@ class Controller:
                 self._finish()
 
     def _finish(self) -> None:
-        """The run's last steps, whatever ended it: callbacks' ``on_experiment_end``, the final state."""
+        """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
+        (so a callback that reads the run directory sees every row)."""
         try:
-            self.callbacks.call("on_experiment_end", trials=self.views)
-        finally:
             if self._num_dirty == 0:
                 self.save_state(durable=True)
             else:
@@ -188,6 +187,8 @@ class Controller:
                 self.store.flush()
                 logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
                                f"trainable) or `pbtlab resume {self.store.path}`")
+            self.callbacks.call("on_experiment_end", trials=self.views)
+        finally:
             self.reporter.close(self)
 
     def _over_budget(self) -> bool:
