@@ -55,7 +55,8 @@ def _kept_rows(trial_dir: str) -> list[dict[str, Any]]:
 class JsonLoggerCallback(Callback):
     """``result.json`` in each trial's directory: the same JSON lines as ``result.jsonl``."""
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         self._copies: list[str] = []
         for trial in info.get("trials", ()):
             self._link(trial.path)
@@ -89,7 +90,8 @@ class CSVLoggerCallback(Callback):
 
     FLUSH_ROWS = 1000
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         """``info["trials"]``: every trial; a resumed run's files are rewritten from the rows it kept."""
         self._header: dict[str, list[str]] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -145,7 +147,8 @@ def _cells(row: dict[str, Any]) -> dict[str, Any]:
 class TBXLoggerCallback(Callback):
     """TensorBoard event files per trial (tensorboardX): numeric result fields against ``training_iteration``."""
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         self._writers: dict[str, Any] = {}
 
     def _writer(self, directory: str) -> Any:
