@@ -18,15 +18,7 @@ import os
 from typing import Any
 
 from pbtlab.analysis.lineage import ancestry, run_data
-
-
-def _tensorboardx() -> Any:
-    try:
-        from tensorboardX.proto.summary_pb2 import Summary
-        from tensorboardX.writer import FileWriter
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("lineage curves for TensorBoard need tensorboardX: pip install 'pbtlab[tensorboard]'") from None
-    return Summary, FileWriter
+from pbtlab.loggers import tensorboardx
 
 
 def default_output(results: Any) -> str:
@@ -38,7 +30,8 @@ def default_output(results: Any) -> str:
 
 def write_lineage_tensorboard(results: Any, output: str | os.PathLike[str] | None = None) -> list[str]:
     """Write one TensorBoard run per trial under ``output`` (see the module docstring); returns the folders."""
-    Summary, FileWriter = _tensorboardx()
+    tbx = tensorboardx()
+    Summary, FileWriter = tbx.Summary, tbx.FileWriter
     run = run_data(results)
     output = os.fspath(output) if output is not None else default_output(results)
     by_id = {t.trial_id: t for t in run.trials}

@@ -154,21 +154,18 @@ class TBXLoggerCallback(Callback):
     def _writer(self, directory: str) -> Any:
         writer = self._writers.get(directory)
         if writer is None:
-            from tensorboardX import SummaryWriter
-
-            writer = self._writers[directory] = SummaryWriter(logdir=directory, flush_secs=30)
+            writer = self._writers[directory] = tensorboardx().FileWriter(directory, flush_secs=30)
         return writer
 
     def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        from tensorboardX.proto.summary_pb2 import Summary
-
+        summary = tensorboardx().Summary
         writer = self._writer(trial.path)
         step = int(result.get("training_iteration", 0))
         # One event per report holding every value (not one per value): about 10x cheaper than add_scalar.
-        values = [Summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
+        values = [summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
                   for key, value in flatten(result).items()
                   if not key.startswith("config/") and not isinstance(value, bool) and isinstance(value, (int, float))]
-        writer._get_file_writer().add_summary(Summary(value=values), step)
+        writer.add_summary(summary(value=values), step)
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
         writer = self._writers.pop(trial.path, None)
@@ -183,6 +180,40 @@ class TBXLoggerCallback(Callback):
             from pbtlab.lineage_tensorboard import write_lineage_tensorboard
 
             write_lineage_tensorboard(os.path.dirname(trials[0].path))
+
+
+class _TensorBoardX:
+    """tensorboardX's event-file writer and Summary proto (``pip install 'pbtlab[tensorboard]'``)."""
+
+    def __init__(self) -> None:
+        import sys
+
+        # tensorboardX imports torch when it is installed (seconds), only to accept tensors; we write floats.
+        # Where the trainable has not imported torch, hide it during this import, then put things back.
+        blocked = "torch" not in sys.modules
+        if blocked:
+            sys.modules["torch"] = None  # type: ignore[assignment]
+        try:
+            from tensorboardX.proto.summary_pb2 import Summary
+            from tensorboardX.writer import FileWriter
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("TensorBoard files need tensorboardX: pip install 'pbtlab[tensorboard]'") from None
+        finally:
+            if blocked:
+                del sys.modules["torch"]
+        self.Summary = Summary
+        self.FileWriter = FileWriter
+
+
+_TBX: _TensorBoardX | None = None
+
+
+def tensorboardx() -> _TensorBoardX:
+    """The one place tensorboardX is imported."""
+    global _TBX
+    if _TBX is None:
+        _TBX = _TensorBoardX()
+    return _TBX
 
 
 def tensorboardx_available() -> bool:

@@ -37,6 +37,7 @@ from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
+from pbtlab.progress import logger
 from pbtlab.records import (
     EventKind,
     ExperimentResume,
@@ -170,12 +171,14 @@ def _experiment_path(trainable: Any, run_config: RunConfig) -> str:
     storage = os.path.abspath(os.fspath(run_config.storage_path or DEFAULT_STORAGE))
     path = os.path.join(storage, name)
     if os.path.exists(os.path.join(path, EXPERIMENT_FILE)):
-        if run_config.name:
-            raise ConfigError(
-                f"RunConfig(name={name!r}): an experiment already exists at {path}; choose another name, "
-                f"or continue it with Tuner.restore({path!r}, trainable)")
+        # Never write into another run. A script run twice with the same RunConfig(name) (as Ray users do)
+        # gets the next free folder, and the log says where it went and how to continue the old run.
         for n in range(1, 10_000):
             if not os.path.exists(f"{path}_{n}"):
+                if run_config.name:
+                    logger.warning(f"[pbtlab] RunConfig(name={name!r}): an experiment already exists at {path}; "
+                                   f"this run goes to {path}_{n}. To continue the old one instead: "
+                                   f"Tuner.restore({path!r}, trainable)")
                 return f"{path}_{n}"
         raise ExperimentError(f"cannot find a free experiment directory next to {path}")
     return path
