@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbtlab.errors import PbtlabError
+from pbtlab.serve.command import add_serve
 
 
 def _positive_int(text: str) -> int:
@@ -156,7 +157,7 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume]
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,38 @@
+"""``pbtlab serve``: watch PBT runs live in a browser (population, curves, lineage, schedule, event log).
+
+    $ pbtlab serve pbtlab_results                 # http://127.0.0.1:8375
+    >>> from pbtlab.serve import start_server      # doctest: +SKIP
+    >>> server = start_server(["pbtlab_results"])  # doctest: +SKIP   (a background thread; server.url)
+
+Starlette, uvicorn and plotly come with the ``[serve]`` extra; ``require_serve_stack`` is the one place
+that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and needs none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_STACK = ("starlette", "uvicorn", "plotly")
+
+
+def require_serve_stack() -> dict[str, Any]:
+    """The web stack's modules by name; a clear error naming the extra when one is missing."""
+    modules = {}
+    for name in _STACK:
+        try:
+            modules[name] = importlib.import_module(name)
+        except ImportError:
+            raise ImportError(f"pbtlab serve needs {name} (not installed): pip install 'pbtlab[serve]'") from None
+    return modules
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("create_app", "start_server", "serve_forever", "RunningServer"):
+        from pbtlab.serve import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'pbtlab.serve' has no attribute {name!r}")
+
+
+__all__ = ["RunningServer", "create_app", "require_serve_stack", "serve_forever", "start_server"]

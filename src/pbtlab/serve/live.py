@@ -1,0 +1,272 @@
+"""One browser's view of one experiment: a snapshot, then only what was appended (per-client byte offsets).
+
+    >>> from pbtlab.examples.runs import run_toy_pbt
+    >>> grid = run_toy_pbt(population=2, seed=0, storage_path=getfixture("tmp_path"))
+    >>> view = LiveView(grid.experiment_path)
+    >>> snapshot = view.snapshot()
+    >>> snapshot["status"]["state"], len(snapshot["trials"]), view.poll()
+    ('finished', 2, None)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pbtlab.serve.runs import (
+    DEFAULT_STALE_SECONDS,
+    DamagedLine,
+    FileTail,
+    fold_status,
+    read_json_file,
+    run_state,
+    trial_result_path,
+)
+from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE
+
+#: Events sent with the first page; older ones are fetched when the log is filtered.
+SNAPSHOT_EVENTS = 300
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NaN and infinities as the strings "NaN", "Infinity", "-Infinity" (browsers reject them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else
+                                                   ("Infinity" if value > 0 else "-Infinity"))
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def config_value(config: Any, param: str) -> Any:
+    value = config
+    for part in param.split("/"):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+class LiveView:
+    """Follows one experiment directory for one client: ``snapshot()`` once, then ``poll()`` on a timer.
+
+    ``poll`` stats the files and reads only bytes appended since the last call; a half-written last
+    line is left for a later poll. It returns None when nothing changed.
+    """
+
+    def __init__(self, experiment_dir: str, stale_after: float = DEFAULT_STALE_SECONDS) -> None:
+        self.experiment_dir = experiment_dir
+        self.stale_after = stale_after
+        self.id = secrets.token_urlsafe(12)
+        self.lock = threading.Lock()
+        self.last_used = time.monotonic()
+        self.events = FileTail(os.path.join(experiment_dir, EVENTS_FILE))
+        self.tails: dict[str, FileTail] = {}
+        self.trial_order: list[str] = []
+        self.experiment: dict[str, Any] = {}
+        self.metric: str | None = None
+        self.param_columns: list[str] = []
+        self.checkpoints: dict[str, tuple[int, float | None]] = {}
+        self.last_event: dict[str, Any] | None = None
+        self.status: dict[str, Any] = {}
+        self.pending: dict[str, int] = {}
+        self.announced = 0
+
+    # -- trials ------------------------------------------------------------------------------------------
+    def _add_trial(self, trial_id: Any, problems: list[str]) -> None:
+        trial_id = str(trial_id)
+        if trial_id in self.tails or trial_id in self.trial_order:
+            return
+        path = trial_result_path(self.experiment_dir, trial_id)
+        if path is None:
+            problems.append(f"trial id {trial_id!r} does not name a folder inside the experiment; not read")
+            return
+        self.trial_order.append(trial_id)
+        self.tails[trial_id] = FileTail(path, f"{trial_id}/result.jsonl")
+
+    def _slim(self, trial_id: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The fields the page needs from a result row; a restart also carries the cloned checkpoint's point."""
+        iteration = row.get("training_iteration")
+        metric_value = _finite(row.get(self.metric)) if self.metric else None
+        checkpoint = row.get("checkpoint_dir_name")
+        if isinstance(checkpoint, str):
+            self.checkpoints[f"{trial_id}/{checkpoint}"] = (iteration, metric_value)
+        restored = row.get("restored_from") if isinstance(row.get("restored_from"), dict) else None
+        clone = None
+        if restored and isinstance(restored.get("checkpoint"), str):
+            found = self.checkpoints.get(restored["checkpoint"].replace(os.sep, "/"))
+            if found is not None and found[1] is not None:
+                clone = [found[0], found[1]]
+        config = row.get("config") if isinstance(row.get("config"), dict) else {}
+        return {"t": trial_id, "i": iteration, "m": metric_value,
+                "c": {p: config_value(config, p) for p in self.param_columns},
+                "r": restored, "cp": clone, "k": checkpoint if isinstance(checkpoint, str) else None}
+
+    # -- first page ----------------------------------------------------------------------------------------
+    def read_run(self) -> tuple[Any, list[str], dict[str, str]]:
+        """Read every complete line now on disk: ``(RunData or None, problems, trial statuses)``.
+
+        Byte offsets are kept, so ``poll`` continues from here.
+        """
+        from pbtlab.viz.data import RunData, TrialRecord
+
+        problems: list[str] = []
+        experiment, problem = read_json_file(os.path.join(self.experiment_dir, EXPERIMENT_FILE))
+        if problem or not isinstance(experiment, dict):
+            return None, [problem or "experiment.json is not a JSON object"], {}
+        self.experiment = experiment
+        self.metric = experiment.get("metric") if isinstance(experiment.get("metric"), str) else None
+        columns = experiment.get("param_columns")
+        self.param_columns = [str(c) for c in columns] if isinstance(columns, list) else []
+        for trial_id in experiment.get("trial_ids") or []:
+            self._add_trial(trial_id, problems)
+        chunk = self.events.read()
+        events = chunk.records
+        damaged: list[DamagedLine] = list(chunk.damaged)
+        self.pending = {EVENTS_FILE: chunk.pending_bytes}
+        statuses = {tid: "PENDING" for tid in self.trial_order}
+        for event in events:
+            if event.get("event") == "trial_add":
+                self._add_trial(event.get("trial_id"), problems)
+            fold_status(statuses, event)
+        self.last_event = events[-1] if events else None
+        records = []
+        for index, trial_id in enumerate(self.trial_order):
+            tail = self.tails[trial_id]
+            rows = []
+            while True:
+                part = tail.read()
+                rows.extend(part.records)
+                damaged.extend(part.damaged)
+                self.pending[tail.label] = part.pending_bytes
+                if not part.records and not part.damaged:
+                    break
+            for row in rows:
+                self._slim(trial_id, row)
+            params, _ = read_json_file(os.path.join(self.experiment_dir, trial_id, "params.json"))
+            initial = params if isinstance(params, dict) else (rows[0].get("config") if rows else {}) or {}
+            records.append(TrialRecord(trial_id, index, dict(initial), tuple(rows), statuses.get(trial_id, "")))
+        problems.extend(d.describe() for d in damaged)
+        return RunData(self.experiment_dir, experiment, tuple(records), tuple(events)), problems, statuses
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the experiment page starts from, and the byte offsets the stream continues from."""
+        from pbtlab.serve.figures import build_figures
+
+        with self.lock:
+            run, problems, statuses = self.read_run()
+            if run is None:
+                return {"id": self.id, "fatal": problems[0]}
+            experiment, records, events = run.experiment, run.trials, run.events
+            try:
+                figures = build_figures(run)
+            except Exception as error:  # a damaged log can break the lineage logic: show it, keep serving
+                figures = None
+                problems.append(f"the figures could not be built from these files: {type(error).__name__}: {error}")
+            self.status = run_state(self.experiment_dir, self.last_event, self.stale_after)
+            counts: dict[str, int] = {}
+            for event in events:
+                counts[str(event.get("event"))] = counts.get(str(event.get("event")), 0) + 1
+            trials = []
+            for record in records:
+                last = record.rows[-1] if record.rows else {}
+                config = last.get("config") if isinstance(last.get("config"), dict) else record.initial_config
+                trials.append({"id": record.trial_id, "index": record.index,
+                               "status": statuses.get(record.trial_id, ""),
+                               "iteration": last.get("training_iteration", 0),
+                               "metric": _finite(last.get(self.metric)) if self.metric else None,
+                               "config": {p: config_value(config, p) for p in self.param_columns}})
+            self.announced = len(self.trial_order)
+            return jsonable({
+                "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
+                "param_columns": self.param_columns, "status": self.status, "trials": trials, "figures": figures,
+                "events": events[-SNAPSHOT_EVENTS:], "num_events": len(events), "event_counts": counts,
+                "problems": problems, "incomplete": self._incomplete()})
+
+    def _incomplete(self) -> list[str]:
+        return [f"{name}: the last line is not complete yet ({size} bytes)" for name, size in self.pending.items()
+                if size]
+
+    # -- updates ---------------------------------------------------------------------------------------------
+    def poll(self) -> dict[str, Any] | None:
+        """What was appended since the last call, as ``{"rows", "events", "status", "problems"}``; None if nothing.
+
+        ``{"reset": True}`` when a file shrank (a resumed run truncates to its saved state): reload the page data.
+        """
+        with self.lock:
+            self.last_used = time.monotonic()
+            problems: list[str] = []
+            chunk = self.events.read()
+            if chunk.reset:
+                return {"reset": True}
+            events = chunk.records
+            damaged = list(chunk.damaged)
+            pending_before = dict(self.pending)
+            self.pending[EVENTS_FILE] = chunk.pending_bytes
+            for event in events:
+                if event.get("event") == "trial_add":
+                    self._add_trial(event.get("trial_id"), problems)
+            rows = []
+            for trial_id in self.trial_order:
+                tail = self.tails[trial_id]
+                part = tail.read()
+                if part.reset:
+                    return {"reset": True}
+                damaged.extend(part.damaged)
+                self.pending[tail.label] = part.pending_bytes
+                rows.extend(self._slim(trial_id, row) for row in part.records)
+            if events:
+                self.last_event = events[-1]
+            status = run_state(self.experiment_dir, self.last_event, self.stale_after)
+            status_changed = status["state"] != self.status.get("state")
+            self.status = status
+            problems.extend(d.describe() for d in damaged)
+            pending_changed = {k: v for k, v in self.pending.items() if v} != \
+                {k: v for k, v in pending_before.items() if v}
+            if not (events or rows or problems or status_changed or pending_changed):
+                return None
+            delta: dict[str, Any] = {"rows": rows, "events": events, "status": status, "problems": problems,
+                                     "new_trials": self.trial_order[self.announced:]}
+            self.announced = len(self.trial_order)
+            if pending_changed:
+                delta["incomplete"] = self._incomplete()
+            return jsonable(delta)
+
+
+class LiveViews:
+    """The open views, by id; views nobody polled for ``idle_seconds`` are dropped, at most ``limit`` kept."""
+
+    def __init__(self, idle_seconds: float = 600.0, limit: int = 256) -> None:
+        self.idle_seconds = idle_seconds
+        self.limit = limit
+        self._views: dict[str, LiveView] = {}
+        self._lock = threading.Lock()
+
+    def add(self, view: LiveView) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for key in [k for k, v in self._views.items() if now - v.last_used > self.idle_seconds]:
+                del self._views[key]
+            while len(self._views) >= self.limit:
+                oldest = min(self._views, key=lambda k: self._views[k].last_used)
+                del self._views[oldest]
+            self._views[view.id] = view
+
+    def get(self, view_id: str) -> LiveView | None:
+        with self._lock:
+            return self._views.get(view_id)
