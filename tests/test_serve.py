@@ -371,3 +371,29 @@ def test_a_missing_stack_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     with pytest.raises(ImportError, match=r"pip install 'pbtlab\[serve\]'"):
         require_serve_stack()
+
+
+def test_a_restart_waits_until_its_donors_checkpoint_row_is_read(tmp_path, finished):
+    source = finished / "runs" / "p2"
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    first, second = json.loads((source / "experiment.json").read_text())["trial_ids"]
+    rows = {t: (source / t / "result.jsonl").read_bytes().splitlines(keepends=True) for t in (first, second)}
+    restart = next(i for i, line in enumerate(rows[first]) if json.loads(line)["restored_from"])
+    donor_checkpoint = json.loads(rows[first][restart])["restored_from"]["checkpoint"]
+    assert donor_checkpoint.startswith(second + "/")
+    (copy / first / "result.jsonl").write_bytes(b"".join(rows[first][:restart]))
+    (copy / second / "result.jsonl").write_bytes(b"")
+    view = LiveView(str(copy))
+    view.snapshot()
+    with open(copy / first / "result.jsonl", "ab") as handle:  # the target's restart is on disk first
+        handle.write(rows[first][restart])
+    delta = view.poll()
+    assert delta is None or [r for r in delta["rows"] if r["t"] == first] == []
+    with open(copy / second / "result.jsonl", "ab") as handle:
+        handle.write(b"".join(rows[second][:restart]))
+    delta = view.poll()
+    (sent,) = [r for r in delta["rows"] if r["t"] == first]
+    donor_row = next(json.loads(line) for line in rows[second]
+                     if json.loads(line)["checkpoint_dir_name"] == donor_checkpoint.split("/")[1])
+    assert sent["cp"] == [donor_row["training_iteration"], donor_row["Q"]]

@@ -86,6 +86,8 @@ class LiveView:
         self.status: dict[str, Any] = {}
         self.pending: dict[str, int] = {}
         self.announced = 0
+        self.deferred: dict[str, list[dict[str, Any]]] = {}
+        self.waits: dict[str, int] = {}
 
     # -- trials ------------------------------------------------------------------------------------------
     def _add_trial(self, trial_id: Any, problems: list[str]) -> None:
@@ -99,13 +101,33 @@ class LiveView:
         self.trial_order.append(trial_id)
         self.tails[trial_id] = FileTail(path, f"{trial_id}/result.jsonl")
 
+    def _register(self, trial_id: str, row: dict[str, Any]) -> None:
+        """Remember a checkpointed row's (iteration, metric): a later restart from it starts its curve there."""
+        checkpoint = row.get("checkpoint_dir_name")
+        if isinstance(checkpoint, str):
+            metric_value = _finite(row.get(self.metric)) if self.metric else None
+            self.checkpoints[f"{trial_id}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
+
+    def _ready(self, trial_id: str, rows: list[dict[str, Any]]) -> int:
+        """How many of a trial's new rows can be sent: a restart whose cloned checkpoint was not read yet (the
+        donor's file is read later than the target's during one flush) waits for the next poll, a few at most."""
+        for index, row in enumerate(rows):
+            restored = row.get("restored_from")
+            if isinstance(restored, dict) and isinstance(restored.get("checkpoint"), str) \
+                    and restored["checkpoint"].replace(os.sep, "/") not in self.checkpoints:
+                waited = self.waits.get(trial_id, 0)
+                if waited < 3:
+                    self.waits[trial_id] = waited + 1
+                    return index
+        self.waits.pop(trial_id, None)
+        return len(rows)
+
     def _slim(self, trial_id: str, row: dict[str, Any]) -> dict[str, Any]:
-        """The fields the page needs from a result row; a restart also carries the cloned checkpoint's point."""
+        """The fields the page needs from a result row; a restart also carries the cloned checkpoint's point
+        (rows read together are registered first, as a donor's checkpoint may come later in the same read)."""
         iteration = row.get("training_iteration")
         metric_value = _finite(row.get(self.metric)) if self.metric else None
         checkpoint = row.get("checkpoint_dir_name")
-        if isinstance(checkpoint, str):
-            self.checkpoints[f"{trial_id}/{checkpoint}"] = (iteration, metric_value)
         restored = row.get("restored_from") if isinstance(row.get("restored_from"), dict) else None
         clone = None
         if restored and isinstance(restored.get("checkpoint"), str):
@@ -157,7 +179,7 @@ class LiveView:
                 if not part.records and not part.damaged:
                     break
             for row in rows:
-                self._slim(trial_id, row)
+                self._register(trial_id, row)
             params, _ = read_json_file(os.path.join(self.experiment_dir, trial_id, "params.json"))
             initial = params if isinstance(params, dict) else (rows[0].get("config") if rows else {}) or {}
             records.append(TrialRecord(trial_id, index, dict(initial), tuple(rows), statuses.get(trial_id, "")))
@@ -221,7 +243,7 @@ class LiveView:
             for event in events:
                 if event.get("event") == "trial_add":
                     self._add_trial(event.get("trial_id"), problems)
-            rows = []
+            read: dict[str, list[dict[str, Any]]] = {}
             for trial_id in self.trial_order:
                 tail = self.tails[trial_id]
                 part = tail.read()
@@ -229,7 +251,17 @@ class LiveView:
                     return {"reset": True}
                 damaged.extend(part.damaged)
                 self.pending[tail.label] = part.pending_bytes
-                rows.extend(self._slim(trial_id, row) for row in part.records)
+                for row in part.records:
+                    self._register(trial_id, row)
+                read[trial_id] = part.records
+            appended: list[tuple[str, dict[str, Any]]] = []
+            for trial_id in self.trial_order:
+                new_rows = self.deferred.pop(trial_id, []) + read[trial_id]
+                ready = self._ready(trial_id, new_rows)
+                appended.extend((trial_id, row) for row in new_rows[:ready])
+                if ready < len(new_rows):
+                    self.deferred[trial_id] = new_rows[ready:]
+            rows = [self._slim(trial_id, row) for trial_id, row in appended]
             if events:
                 self.last_event = events[-1]
             status = run_state(self.experiment_dir, self.last_event, self.stale_after)
