@@ -397,3 +397,24 @@ def test_a_restart_waits_until_its_donors_checkpoint_row_is_read(tmp_path, finis
     donor_row = next(json.loads(line) for line in rows[second]
                      if json.loads(line)["checkpoint_dir_name"] == donor_checkpoint.split("/")[1])
     assert sent["cp"] == [donor_row["training_iteration"], donor_row["Q"]]
+
+
+def test_a_second_visitor_reads_only_what_was_appended_and_continues_from_there(tmp_path, finished):
+    from pbtlab.serve.live import SnapshotReaders
+
+    source = finished / "runs" / "p2"
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    readers = SnapshotReaders()
+    first, first_view = readers.open(str(copy))
+    reader, _ = readers._reader(str(copy))
+    with open(copy / "events.jsonl", "ab") as handle:
+        handle.write(b"".join(events[50:60]))
+    read_before = reader.events.offset
+    second, second_view = readers.open(str(copy))
+    assert reader.events.offset - read_before == len(b"".join(events[50:60]))  # only the new bytes were read
+    assert (first["num_events"], second["num_events"]) == (50, 60) and first["id"] != second["id"]
+    assert second_view.poll() is None
+    assert [e["seq"] for e in first_view.poll()["events"]] == list(range(50, 60))

@@ -38,7 +38,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route  # noqa: E402
 
 from pbtlab.serve.figures import ancestry_traces, plotly_js_path, schedule_figure  # noqa: E402
-from pbtlab.serve.live import LiveView, LiveViews, jsonable  # noqa: E402
+from pbtlab.serve.live import LiveViews, SnapshotReaders, jsonable  # noqa: E402
 
 DEFAULT_PORT = 8375
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -94,6 +94,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         raise ConfigError(f"poll_interval must be seconds in [0.05, 60], got {describe(poll_interval)}")
     roots = check_roots(directories, allow_missing)
     views = LiveViews()
+    readers = SnapshotReaders(stale_after)
 
     def experiment_dir(request: Request) -> str:
         return resolve_experiment(roots, request.query_params.get("id", ""))
@@ -124,8 +125,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             path = experiment_dir(request)
         except PathRefused as refusal:
             return _refused(str(refusal))
-        view = LiveView(path, stale_after)
-        payload = await anyio.to_thread.run_sync(view.snapshot)
+        payload, view = await anyio.to_thread.run_sync(readers.open, path)
         views.add(view)
         return _json(payload)
 
@@ -196,7 +196,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         trial = request.query_params.get("trial") or None
 
         def compute() -> dict[str, Any]:
-            run, problems, _ = LiveView(path, stale_after).read_run()
+            run, problems, _ = readers.run(path)
             if run is None:
                 return {"error": problems[0]}
             if trial is not None and trial not in run.trial_ids:

@@ -62,6 +62,23 @@ def config_value(config: Any, param: str) -> Any:
     return value
 
 
+def indexed_run(path: str, experiment: dict[str, Any], trials: list[Any], events: list[dict[str, Any]]) -> Any:
+    """A ``RunData`` whose ``trial(id)`` is a dict lookup (the lineage logic asks once per exploit and per
+    checkpoint: a linear search made 1,024-trial runs take seconds)."""
+    from pbtlab.viz.data import RunData
+
+    class IndexedRunData(RunData):
+        __slots__ = ("_by_id",)
+
+        def trial(self, trial_id: str) -> Any:
+            found = self._by_id.get(trial_id)
+            return found if found is not None else RunData.trial(self, trial_id)
+
+    run = IndexedRunData(path, experiment, tuple(trials), tuple(events))
+    object.__setattr__(run, "_by_id", {t.trial_id: t for t in trials})
+    return run
+
+
 class LiveView:
     """Follows one experiment directory for one client: ``snapshot()`` once, then ``poll()`` on a timer.
 
@@ -87,6 +104,10 @@ class LiveView:
         self.pending: dict[str, int] = {}
         self.announced = 0
         self.deferred: dict[str, list[dict[str, Any]]] = {}
+        self.all_events: list[dict[str, Any]] = []
+        self.all_rows: dict[str, list[dict[str, Any]]] = {}
+        self.all_damaged: list[str] = []
+        self.initial: dict[str, dict[str, Any]] = {}
         self.waits: dict[str, int] = {}
 
     # -- trials ------------------------------------------------------------------------------------------
@@ -140,12 +161,36 @@ class LiveView:
                 "r": restored, "cp": clone, "k": checkpoint if isinstance(checkpoint, str) else None}
 
     # -- first page ----------------------------------------------------------------------------------------
-    def read_run(self) -> tuple[Any, list[str], dict[str, str]]:
-        """Read every complete line now on disk: ``(RunData or None, problems, trial statuses)``.
+    def _read_all(self, tail: FileTail) -> tuple[list[dict[str, Any]], list[DamagedLine], bool]:
+        """Every complete record appended to ``tail`` since its offset (in chunks); ``True`` if the file shrank."""
+        records: list[dict[str, Any]] = []
+        damaged: list[DamagedLine] = []
+        while True:
+            part = tail.read()
+            if part.reset:
+                return records, damaged, True
+            records.extend(part.records)
+            damaged.extend(part.damaged)
+            self.pending[tail.label] = part.pending_bytes
+            if not part.records and not part.damaged:
+                return records, damaged, False
 
-        Byte offsets are kept, so ``poll`` continues from here.
+    def _forget(self) -> None:
+        """Start over from byte 0 (a file shrank: a resumed run truncated what followed its saved state)."""
+        self.events = FileTail(self.events.path)
+        self.tails = {}
+        self.trial_order = []
+        self.checkpoints = {}
+        self.pending = {}
+        self.all_events, self.all_rows, self.all_damaged = [], {}, []
+
+    def read_run(self) -> tuple[Any, list[str], dict[str, str]]:
+        """Everything on disk as ``(RunData or None, problems, trial statuses)``, reading only what was appended
+        since the previous call (the server keeps one such reader per experiment for first pages).
+
+        Byte offsets are kept, so ``poll`` (or a ``fork``) continues from here.
         """
-        from pbtlab.viz.data import RunData, TrialRecord
+        from pbtlab.viz.data import TrialRecord
 
         problems: list[str] = []
         experiment, problem = read_json_file(os.path.join(self.experiment_dir, EXPERIMENT_FILE))
@@ -155,36 +200,60 @@ class LiveView:
         self.metric = experiment.get("metric") if isinstance(experiment.get("metric"), str) else None
         columns = experiment.get("param_columns")
         self.param_columns = [str(c) for c in columns] if isinstance(columns, list) else []
-        for trial_id in experiment.get("trial_ids") or []:
-            self._add_trial(trial_id, problems)
-        chunk = self.events.read()
-        events = chunk.records
-        damaged: list[DamagedLine] = list(chunk.damaged)
-        self.pending = {EVENTS_FILE: chunk.pending_bytes}
-        statuses = {tid: "PENDING" for tid in self.trial_order}
-        for event in events:
-            if event.get("event") == "trial_add":
-                self._add_trial(event.get("trial_id"), problems)
-            fold_status(statuses, event)
-        self.last_event = events[-1] if events else None
-        records = []
-        for index, trial_id in enumerate(self.trial_order):
-            tail = self.tails[trial_id]
-            rows = []
-            while True:
-                part = tail.read()
-                rows.extend(part.records)
-                damaged.extend(part.damaged)
-                self.pending[tail.label] = part.pending_bytes
-                if not part.records and not part.damaged:
-                    break
+        for attempt in range(2):
+            for trial_id in experiment.get("trial_ids") or []:
+                self._add_trial(trial_id, problems)
+            events, damaged, reset = self._read_all(self.events)
+            for event in events:
+                if event.get("event") == "trial_add":
+                    self._add_trial(event.get("trial_id"), problems)
+            appended: dict[str, list[dict[str, Any]]] = {}
+            for trial_id in self.trial_order:
+                rows, bad, shrank = self._read_all(self.tails[trial_id])
+                appended[trial_id] = rows
+                damaged.extend(bad)
+                reset = reset or shrank
+            if not reset or attempt:
+                break
+            self._forget()
+        self.all_events.extend(events)
+        self.all_damaged.extend(d.describe() for d in damaged)
+        for trial_id, rows in appended.items():
             for row in rows:
                 self._register(trial_id, row)
-            params, _ = read_json_file(os.path.join(self.experiment_dir, trial_id, "params.json"))
-            initial = params if isinstance(params, dict) else (rows[0].get("config") if rows else {}) or {}
+            self.all_rows.setdefault(trial_id, []).extend(rows)
+        if self.all_events:
+            self.last_event = self.all_events[-1]
+        statuses = {tid: "PENDING" for tid in self.trial_order}
+        for event in self.all_events:
+            fold_status(statuses, event)
+        records = []
+        for index, trial_id in enumerate(self.trial_order):
+            rows = self.all_rows.get(trial_id, [])
+            if trial_id not in self.initial:
+                params, _ = read_json_file(os.path.join(self.experiment_dir, trial_id, "params.json"))
+                if isinstance(params, dict):
+                    self.initial[trial_id] = params
+            initial = self.initial.get(trial_id) or (rows[0].get("config") if rows else {}) or {}
             records.append(TrialRecord(trial_id, index, dict(initial), tuple(rows), statuses.get(trial_id, "")))
-        problems.extend(d.describe() for d in damaged)
-        return RunData(self.experiment_dir, experiment, tuple(records), tuple(events)), problems, statuses
+        problems.extend(self.all_damaged)
+        return indexed_run(self.experiment_dir, experiment, records, self.all_events), problems, statuses
+
+    def fork(self) -> LiveView:
+        """A view for one more client that continues from this view's offsets (copied, not shared)."""
+        view = LiveView(self.experiment_dir, self.stale_after)
+        with self.lock:
+            view.events.offset, view.events.lines = self.events.offset, self.events.lines
+            for trial_id in self.trial_order:
+                tail = FileTail(self.tails[trial_id].path, self.tails[trial_id].label)
+                tail.offset, tail.lines = self.tails[trial_id].offset, self.tails[trial_id].lines
+                view.tails[trial_id] = tail
+            view.trial_order = list(self.trial_order)
+            view.experiment, view.metric, view.param_columns = self.experiment, self.metric, list(self.param_columns)
+            view.checkpoints = dict(self.checkpoints)
+            view.last_event, view.status, view.pending = self.last_event, dict(self.status), dict(self.pending)
+            view.announced = len(self.trial_order)
+        return view
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the experiment page starts from, and the byte offsets the stream continues from."""
@@ -302,3 +371,39 @@ class LiveViews:
     def get(self, view_id: str) -> LiveView | None:
         with self._lock:
             return self._views.get(view_id)
+
+
+class SnapshotReaders:
+    """One reader per experiment for first pages, so a second visitor reads only what was appended since.
+
+    ``open(path)`` returns ``(snapshot payload, LiveView)``: the view continues exactly where the payload ends.
+    At most ``limit`` experiments are kept (least recently opened dropped).
+    """
+
+    def __init__(self, stale_after: float = DEFAULT_STALE_SECONDS, limit: int = 8) -> None:
+        self.stale_after = stale_after
+        self.limit = limit
+        self._readers: dict[str, tuple[LiveView, threading.Lock]] = {}
+        self._lock = threading.Lock()
+
+    def _reader(self, path: str) -> tuple[LiveView, threading.Lock]:
+        with self._lock:
+            entry = self._readers.pop(path, None) or (LiveView(path, self.stale_after), threading.Lock())
+            self._readers[path] = entry  # most recent last
+            while len(self._readers) > self.limit:
+                self._readers.pop(next(iter(self._readers)))
+            return entry
+
+    def open(self, path: str) -> tuple[dict[str, Any], LiveView]:
+        reader, lock = self._reader(path)
+        with lock:
+            payload = reader.snapshot()
+            view = reader.fork()
+        payload["id"] = view.id
+        return payload, view
+
+    def run(self, path: str) -> tuple[Any, list[str], dict[str, str]]:
+        """The experiment's current ``RunData`` (reading only what was appended)."""
+        reader, lock = self._reader(path)
+        with lock, reader.lock:
+            return reader.read_run()

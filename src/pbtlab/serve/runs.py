@@ -101,9 +101,19 @@ class FileTail:
         end = data.rfind(b"\n")
         if end < 0:
             return TailChunk([], [], len(data))
+        lines = data[:end].split(b"\n")
+        if all(line.strip() for line in lines):  # the common case: one parse for the whole chunk
+            try:
+                values = json.loads(b"[" + b",".join(lines) + b"]")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                values = None
+            if values is not None and len(values) == len(lines) and all(isinstance(v, dict) for v in values):
+                self.lines += len(lines)
+                self.offset += end + 1
+                return TailChunk(values, [], len(data) - end - 1)
         records: list[dict[str, Any]] = []
         damaged: list[DamagedLine] = []
-        for raw in data[:end].split(b"\n"):
+        for raw in lines:
             self.lines += 1
             if not raw.strip():
                 continue

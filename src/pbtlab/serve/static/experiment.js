@@ -512,6 +512,7 @@
       return;
     }
     init(snap);
+    S.readyMs = performance.now(); // since navigation started: the first page is drawn
     openStream(snap.id);
   }
 
