@@ -19,11 +19,11 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("plotly")
 
-from pbtlab.examples.runs import run_toy_pbt  # noqa: E402
-from pbtlab.serve.figures import build_figures, interactive_html  # noqa: E402
-from pbtlab.serve.live import LiveView  # noqa: E402
-from pbtlab.serve.runs import FileTail, PathRefused, resolve_experiment, run_state  # noqa: E402
-from pbtlab.viz.data import run_data  # noqa: E402
+from pbtlab.examples.runs import run_toy_pbt
+from pbtlab.serve.figures import build_figures, interactive_html
+from pbtlab.serve.live import LiveView
+from pbtlab.serve.runs import FileTail, PathRefused, resolve_experiment, run_state
+from pbtlab.viz.data import run_data
 
 WORKER = os.path.join(os.path.dirname(__file__), "chaos_worker.py")
 XSS = "<img src=x onerror=alert(1)>"
@@ -149,7 +149,7 @@ def test_snapshot_figures_equal_the_python_figures_of_the_run(server, finished):
     assert status == 200 and snap["problems"] == []
     expected = json.loads(json.dumps(build_figures(run_data(str(finished / "runs" / "p2")))))
     assert snap["figures"] == expected
-    events = [json.loads(line) for line in open(finished / "runs" / "p2" / "events.jsonl")]
+    events = [json.loads(line) for line in (finished / "runs" / "p2" / "events.jsonl").read_text().splitlines()]
     assert snap["num_events"] == len(events) and snap["events"] == events[-300:]
     exploits = [e for e in events if e["event"] == "exploit"]
     edges = snap["figures"]["lineage"]["data"][2]
@@ -175,18 +175,19 @@ def test_killed_then_resumed_run_shows_stopped_then_finished_and_resumed(tmp_pat
     from pbtlab.serve.app import start_server
 
     storage = str(tmp_path / "runs")
-    subprocess.run([sys.executable, WORKER, storage, "run", "5", "150", "-"], capture_output=True, timeout=120)
+    subprocess.run([sys.executable, WORKER, storage, "run", "5", "150", "-"], capture_output=True, timeout=120, check=False)
     past = os.stat(os.path.join(storage, "run", "events.jsonl")).st_mtime - 3600
     for name in ("events.jsonl", "state.json", "experiment.json"):  # it died an hour ago
         os.utime(os.path.join(storage, "run", name), (past, past))
     running = start_server([storage])
     try:
         status, snap = get(running, "/api/snapshot?id=0/run")
-        assert snap["status"]["state"] == "stopped" and "experiment_end" in snap["status"]["label"]
+        assert status == 200 and snap["status"]["state"] == "stopped" and "experiment_end" in snap["status"]["label"]
         assert "RUNNING" in {t["status"] for t in snap["trials"]}  # shown as INTERRUPTED by the page
         view_id = snap["id"]
-        subprocess.run([sys.executable, WORKER, storage, "run", "5", "0", "-"], capture_output=True, timeout=120)
-        status, snap = get(running, "/api/snapshot?id=0/run")
+        subprocess.run([sys.executable, WORKER, storage, "run", "5", "0", "-"], capture_output=True, timeout=120,
+                       check=False)
+        _, snap = get(running, "/api/snapshot?id=0/run")
         assert snap["status"]["state"] == "finished" and snap["event_counts"]["experiment_resume"] == 1
         assert {t["status"] for t in snap["trials"]} == {"TERMINATED"} and snap["problems"] == []
         assert view_id != snap["id"]
@@ -251,7 +252,8 @@ def test_static_files_are_a_fixed_list_and_plotly_comes_from_the_package(server)
 
     status, body = raw_get(server, "/static/plotly.min.js")
     packaged = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
-    assert status == 200 and body == open(packaged, "rb").read()
+    with open(packaged, "rb") as handle:
+        assert status == 200 and body == handle.read()
     assert raw_get(server, "/static/app.py")[0] == 404 and raw_get(server, "/static/index.html")[0] == 404
 
 
@@ -263,8 +265,10 @@ def rename_trial(run_dir, old, new):
         for name in files:
             if name.endswith((".json", ".jsonl", ".txt")):
                 path = os.path.join(folder, name)
-                text = open(path, encoding="utf-8").read()
-                open(path, "w", encoding="utf-8").write(text.replace(old, new))
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text.replace(old, new))
 
 
 @pytest.fixture
@@ -305,8 +309,8 @@ def test_damaged_and_half_written_files_are_reported_and_the_server_stays_up(hos
         assert status == 200 and snap["fatal"].startswith("experiment.json is damaged")
         status, snap = get(running, "/api/snapshot?id=0/evil")
         assert status == 200
-        assert snap["problems"] == ["events.jsonl line 6 is damaged (Unterminated string starting at: line 1 "
-                                    "column 9 (char 8)); it is skipped"]
+        assert snap["problems"] == [("events.jsonl line 6 is damaged (Unterminated string starting at: line 1 "
+                                     "column 9 (char 8)); it is skipped")]
         trial = snap["experiment"]["trial_ids"][1]
         assert snap["incomplete"] == [f"{trial}/result.jsonl: the last line is not complete yet (35 bytes)"]
         assert snap["trials"][1]["iteration"] == 100
@@ -338,7 +342,7 @@ def _cli(*args, timeout=30):
 
 def test_cli_refuses_a_missing_folder_naming_it(tmp_path):
     process = _cli(str(tmp_path / "nope"))
-    out, err = process.communicate(timeout=30)
+    _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert f"DIR must be a folder of experiments, got '{tmp_path / 'nope'}' (does not exist)" in err
 
@@ -418,3 +422,15 @@ def test_a_second_visitor_reads_only_what_was_appended_and_continues_from_there(
     assert (first["num_events"], second["num_events"]) == (50, 60) and first["id"] != second["id"]
     assert second_view.poll() is None
     assert [e["seq"] for e in first_view.poll()["events"]] == list(range(50, 60))
+
+
+def test_non_finite_values_reach_the_browser_as_strings(tmp_path, finished):
+    from pbtlab.serve.live import to_json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished / "runs" / "p2", copy)
+    with open(copy / "events.jsonl", "a") as handle:
+        handle.write('{"seq": 999, "event": "unrankable_score", "trial_id": "x", "value": NaN, "metric": "Q"}\n')
+    text = to_json(LiveView(str(copy)).snapshot())
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON a browser accepts"))
+    assert parsed["events"][-1]["value"] == "NaN"

@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("starlette")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from pbtlab.serve.figures import build_figures  # noqa: E402
-from pbtlab.serve.live import LiveView  # noqa: E402
+from pbtlab.serve.figures import build_figures
+from pbtlab.serve.live import LiveView
 
 pytestmark = pytest.mark.browser
 
@@ -141,10 +141,10 @@ def test_live_run_table_curves_lineage_follow_the_files_and_clicks_highlight(bro
         view = LiveView(str(run_dir))
         finished, _, _ = view.read_run()
         expected = json.loads(json.dumps(build_figures(finished)))
-        events = [json.loads(line) for line in open(run_dir / "events.jsonl")]
+        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
         n = len(finished.trials)
-        watched.wait("() => !window.pbtlab.timer && window.pbtlab.dirty.size === 0 && !window.pbtlab.bestFetch",
-                     "all updates drawn")
+        watched.wait("() => !window.pbtlab.timer && window.pbtlab.dirty.size === 0 && !window.pbtlab.bestFetch "
+                     "&& !window.pbtlab.bestWait", "all updates drawn")
         metric = page_figure(watched, "metric")
         for k in range(n):  # every trial's curve, with its breaks, equals the one built from the files
             assert metric[k]["x"] == expected["metric"]["data"][k]["x"]
@@ -248,8 +248,10 @@ def test_markup_in_names_stays_text_and_damaged_files_show_as_such(browser, tmp_
         for name in files:
             if name.endswith((".json", ".jsonl", ".txt")):
                 path = os.path.join(folder, name)
-                text = open(path, encoding="utf-8").read().replace(old, XSS)
-                open(path, "w", encoding="utf-8").write(text)
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read().replace(old, XSS)
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text)
     experiment = json.loads((run_dir / "experiment.json").read_text())
     experiment["name"] = XSS
     experiment["scheduler"]["note"] = "</script><script>alert(2)</script>"
@@ -269,7 +271,7 @@ def test_markup_in_names_stays_text_and_damaged_files_show_as_such(browser, tmp_
         assert "damaged" in watched.js("() => document.querySelector('#experiments').textContent")
         watched.page.goto(server.url + "/experiment?id=0/evil")
         watched.wait("() => window.pbtlab.snap", "the snapshot")
-        watched.wait("() => !window.pbtlab.bestFetch && !window.pbtlab.timer", "the page settled")
+        watched.wait("() => !window.pbtlab.bestFetch && !window.pbtlab.bestWait && !window.pbtlab.timer", "the page settled")
         assert watched.js("() => document.getElementById('exp-name').textContent") == XSS
         assert watched.js("() => document.querySelector('#trials tbody td').textContent") == XSS
         problems = watched.js("() => document.getElementById('problems').textContent")

@@ -14,7 +14,6 @@ anything that resolves outside the served folders answers 404.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import threading
@@ -28,17 +27,17 @@ from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, PathRefused, discover, reso
 
 _stack = require_serve_stack()  # the one place the web stack is imported (with an error naming the extra)
 
-import anyio  # noqa: E402  (comes with starlette)
-from starlette.applications import Starlette  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
-from starlette.middleware.gzip import GZipMiddleware  # noqa: E402
-from starlette.middleware.trustedhost import TrustedHostMiddleware  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Route
 
-from pbtlab.serve.figures import ancestry_traces, plotly_js_path, schedule_figure  # noqa: E402
-from pbtlab.serve.live import LiveViews, SnapshotReaders, jsonable  # noqa: E402
+from pbtlab.serve.figures import ancestry_traces, plotly_js_path, schedule_figure
+from pbtlab.serve.live import LiveViews, SnapshotReaders, to_json
 
 DEFAULT_PORT = 8375
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -56,7 +55,7 @@ _SECURITY_HEADERS = {
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    body = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    body = to_json(value)
     return Response(body, status_code=status, media_type="application/json", headers=_SECURITY_HEADERS)
 
 
@@ -118,7 +117,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             return [summarize(entry, stale_after) for entry in discover(roots)]
 
         found = await anyio.to_thread.run_sync(listing)
-        return _json({"roots": roots, "experiments": jsonable(found)})
+        return _json({"roots": roots, "experiments": found})
 
     async def snapshot(request: Request) -> Response:
         try:
@@ -141,7 +140,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
                 delta = await anyio.to_thread.run_sync(view.poll)
                 if delta is not None:
                     kind = "reset" if delta.get("reset") else "delta"
-                    yield f"event: {kind}\ndata: {json.dumps(delta, separators=(',', ':'), allow_nan=False)}\n\n"
+                    yield f"event: {kind}\ndata: {to_json(delta)}\n\n"
                     quiet_since = time.monotonic()
                     if kind == "reset":
                         return
@@ -186,7 +185,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
                     break
             return {"events": found, "matching": total}
 
-        return _json(jsonable(await anyio.to_thread.run_sync(matching)))
+        return _json(await anyio.to_thread.run_sync(matching))
 
     async def best(request: Request) -> Response:
         try:
@@ -203,10 +202,10 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
                 return {"error": f"no trial {trial!r} in this experiment"}
             try:
                 return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial)}
-            except Exception as error:  # a damaged log: say so, keep serving
+            except Exception as error:  # noqa: BLE001 - a damaged log: say so, keep serving
                 return {"error": f"{type(error).__name__}: {error}"}
 
-        return _json(jsonable(await anyio.to_thread.run_sync(compute)))
+        return _json(await anyio.to_thread.run_sync(compute))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _refused("not found")

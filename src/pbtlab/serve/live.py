@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
@@ -31,6 +32,14 @@ from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE
 
 #: Events sent with the first page; older ones are fetched when the log is filtered.
 SNAPSHOT_EVENTS = 300
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON a browser can parse: NaN and infinities (rare: a diverged metric) become strings."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(jsonable(value), separators=(",", ":"), allow_nan=False)
 
 
 def jsonable(value: Any) -> Any:
@@ -266,7 +275,7 @@ class LiveView:
             experiment, records, events = run.experiment, run.trials, run.events
             try:
                 figures = build_figures(run)
-            except Exception as error:  # a damaged log can break the lineage logic: show it, keep serving
+            except Exception as error:  # noqa: BLE001 - a damaged log can break the lineage logic: show it
                 figures = None
                 problems.append(f"the figures could not be built from these files: {type(error).__name__}: {error}")
             self.status = run_state(self.experiment_dir, self.last_event, self.stale_after)
@@ -283,11 +292,11 @@ class LiveView:
                                "metric": _finite(last.get(self.metric)) if self.metric else None,
                                "config": {p: config_value(config, p) for p in self.param_columns}})
             self.announced = len(self.trial_order)
-            return jsonable({
+            return {
                 "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
                 "param_columns": self.param_columns, "status": self.status, "trials": trials, "figures": figures,
                 "events": events[-SNAPSHOT_EVENTS:], "num_events": len(events), "event_counts": counts,
-                "problems": problems, "incomplete": self._incomplete()})
+                "problems": problems, "incomplete": self._incomplete()}
 
     def _incomplete(self) -> list[str]:
         return [f"{name}: the last line is not complete yet ({size} bytes)" for name, size in self.pending.items()
@@ -346,7 +355,7 @@ class LiveView:
             self.announced = len(self.trial_order)
             if pending_changed:
                 delta["incomplete"] = self._incomplete()
-            return jsonable(delta)
+            return delta
 
 
 class LiveViews:

@@ -228,8 +228,14 @@
     S.dirty.add("schedule");
     S.dirty.add("lineage");
   }
-  async function requestBest() {
-    if (S.bestFetch) { S.bestFetchAgain = true; return; }
+  async function requestBest() { // the schedule needs the whole ancestry: asked of the server, at most every 2 s
+    if (S.bestFetch || S.bestWait) { S.bestFetchAgain = true; return; }
+    const since = performance.now() - (S.bestAt || -1e9);
+    if (since < 2000) {
+      S.bestWait = setTimeout(() => { S.bestWait = null; requestBest(); }, 2000 - since);
+      return;
+    }
+    S.bestAt = performance.now();
     S.bestFetch = (async () => {
       try {
         const response = await fetch("/api/best?id=" + encodeURIComponent(expId));
@@ -278,6 +284,46 @@
     S.dirty.add("lineage");
   }
 
+  // -- large populations: one merged trace instead of one per trial -------------------------------------------------
+  // Plotly's cost grows with the number of traces, so above MANY trials the per-trial traces (the page's model,
+  // extended by the stream) are drawn as one trace, with the best and the selected trial drawn on top.
+  const MANY = 40;
+  function merged(traces, extra) {
+    const x = [], y = [], ids = [];
+    for (const trace of traces) {
+      if (!trace.x.length) continue;
+      const id = trace.meta.trial;
+      for (let k = 0; k < trace.x.length; k++) { x.push(trace.x[k]); y.push(trace.y[k]); ids.push(id); }
+      x.push(null); y.push(null); ids.push(null);
+    }
+    return Object.assign({type: "scatter", mode: "lines", x, y, customdata: ids, meta: {trial: null}}, extra);
+  }
+  function overlay(trace, color, width, label) {
+    return Object.assign({}, trace, {line: {color, width}, opacity: 1, name: label,
+      hovertemplate: label + " " + esc(trace.meta.trial) + "<br>iter %{x}<extra></extra>"});
+  }
+  function viewFigure(name) {
+    const fig = S.figs[name];
+    const n = S.order.length;
+    if (n <= MANY || name === "schedule") return fig;
+    const own = fig.data.slice(0, n);
+    const rest = fig.data.slice(n);
+    const tops = [];
+    const bestIndex = S.best === null ? -1 : S.trials.get(S.best).index;
+    const selectedIndex = S.selected === null ? -1 : S.trials.get(S.selected).index;
+    if (name === "metric") {
+      const all = merged(own, {name: "trials", line: {width: 1, color: "rgba(70, 100, 160, 0.35)"},
+        hovertemplate: "trial %{customdata}<br>iter %{x}<br>" + esc(S.snap.metric || "") + " %{y:.6g}<extra></extra>"});
+      if (bestIndex >= 0) tops.push(overlay(own[bestIndex], "#d4a017", 2.5, "best"));
+      if (selectedIndex >= 0) tops.push(overlay(own[selectedIndex], "#e8590c", 3, "selected"));
+      return {data: [all, ...rest, ...tops], layout: fig.layout};
+    }
+    const lanes = merged(own, {name: "lanes", line: {width: 2, color: "rgba(70, 100, 160, 0.3)"},
+      hovertemplate: "trial %{customdata}<br>iter %{x}<extra></extra>"});
+    if (selectedIndex >= 0) tops.push(overlay(own[selectedIndex], "#e8590c", 4, "selected"));
+    return {data: [lanes, ...rest, ...tops], layout: fig.layout};
+  }
+
   // -- drawing (coalesced: each plot redraws at most every few hundred ms) ---------------------------------------------
   function scheduleDraw() {
     if (S.timer !== null) return;
@@ -291,6 +337,7 @@
     if (best !== S.best) {
       const before = S.best;
       S.best = best;
+      S.dirty.add("metric");
       if (before) updateTrialRow(before);
       if (best) { updateTrialRow(best); requestBest(); }
     }
@@ -302,7 +349,8 @@
       const fig = S.figs[name];
       fig.layout.datarevision = (fig.layout.datarevision || 0) + 1;
       const started = performance.now();
-      Plotly.react("plot-" + name, fig.data, fig.layout, {responsive: true, displaylogo: false});
+      const shown = viewFigure(name);
+      Plotly.react("plot-" + name, shown.data, shown.layout, {responsive: true, displaylogo: false});
       S.drawCost[name] = performance.now() - started;
       S.lastDraw[name] = performance.now();
       document.getElementById("plot-" + name).dataset.revision = String(fig.layout.datarevision);
@@ -431,12 +479,14 @@
     restyleSelection();
     for (const name of ["metric", "lineage", "schedule"]) {
       const div = document.getElementById("plot-" + name);
-      Plotly.newPlot(div, S.figs[name].data, S.figs[name].layout, {responsive: true, displaylogo: false});
+      const shown = viewFigure(name);
+      Plotly.newPlot(div, shown.data, shown.layout, {responsive: true, displaylogo: false});
       div.dataset.revision = "0";
       S.dirty.delete(name);
       div.on("plotly_click", (ev) => {
         const point = ev.points && ev.points[0];
-        const trial = point && point.data && point.data.meta && point.data.meta.trial;
+        const trial = point && (typeof point.customdata === "string" && S.trials.has(point.customdata)
+          ? point.customdata : point.data && point.data.meta && point.data.meta.trial);
         if (trial && S.trials.has(trial)) select(trial);
       });
     }
