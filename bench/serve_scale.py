@@ -9,8 +9,8 @@
    by the page from navigation start until the snapshot is drawn (table, three plots, event log). The
    first visit also downloads plotly.min.js and has the server read every file; later visits (median)
    find both cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
-3. Updates: a copy of the run is replayed by wall-clock time, as a live run would write it: half of it
-   first, then ``--steps`` slices of one perturbation round each. The page follows by server-sent events;
+3. Updates: a copy of the run is replayed as a live run writes it: the first half of the iterations,
+   then ``--steps`` synchronous rounds (every trial's next 4 rows and the events up to them). The page follows by server-sent events;
    the script reports bytes received per update, the server's work per poll (with and without new
    lines) and the page's redraw time.
 
@@ -78,42 +78,51 @@ def wait(page, expression, timeout=300.0):
 
 def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
     """Median time to a drawn page, and the snapshot's bytes (raw and gzip) and server time."""
-    loads = []
+    loads, scripts = [], []
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # one browser cache for all visits
     for _ in range(repeats):
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url + "/")  # plotly.min.js is cached from here on, as for anyone who opened the list first
+        page = context.new_page()
         page.goto(f"{url}/experiment?id={experiment_id}")
         wait(page, "() => window.pbtlab && window.pbtlab.readyMs")
         loads.append(page.evaluate("() => window.pbtlab.readyMs") / 1000)
+        scripts.append(page.evaluate("() => performance.getEntriesByType('navigation')[0]"
+                                     ".domContentLoadedEventEnd") / 1000)
         page.close()
+    context.close()
     server_times = []  # the server's shared reader has read the files already: these are repeat visits
     for _ in range(repeats):
         started = time.perf_counter()
         raw = urllib.request.urlopen(f"{url}/api/snapshot?id={experiment_id}").read()
         server_times.append(time.perf_counter() - started)
-    return {"cold_s": loads[0], "load_s": statistics.median(loads[1:] or loads), "snapshot_bytes": len(raw), "snapshot_gzip": len(gzip.compress(raw)),
+    later = list(range(1, len(loads))) or [0]
+    return {"cold_s": loads[0], "load_s": statistics.median(loads[i] for i in later),
+            "scripts_s": statistics.median(scripts[i] for i in later),
+            "own_s": statistics.median(loads[i] - scripts[i] for i in later), "snapshot_bytes": len(raw), "snapshot_gzip": len(gzip.compress(raw)),
             "snapshot_s": statistics.median(server_times)}
 
 
-def replay_slices(source: str, steps: int) -> tuple[dict, list[dict]]:
-    """The run cut by wall-clock time: what was on disk at half time, then ``steps`` later increments."""
-    events = open(os.path.join(source, "events.jsonl"), "rb").read().splitlines(keepends=True)
-    experiment = json.load(open(os.path.join(source, "experiment.json")))
-    rows = {t: open(os.path.join(source, t, "result.jsonl"), "rb").read().splitlines(keepends=True)
-            for t in experiment["trial_ids"]}
-    times = sorted(json.loads(line)["time"] for line in events)
-    exploits = [json.loads(line)["time"] for line in events if b'"event": "exploit"' in line]
-    rounds = sorted({round(t, 1) for t in exploits})  # one synchronous round's exploits share a moment
-    middle = times[len(times) // 2]
-    later = [t for t in rounds if t > middle][:steps]
-    cuts = [middle] + later
-    slices = []
-    for n, cut in enumerate(cuts):
-        lower = cuts[n - 1] if n else float("-inf")
-        part = {"events": [line for line in events if lower < json.loads(line)["time"] <= cut]}
-        part["rows"] = {t: [line for line in lines if lower < json.loads(line)["timestamp"] <= cut]
-                        for t, lines in rows.items()}
-        slices.append(part)
+def replay_slices(source: str, steps: int, interval: int = 4) -> tuple[dict, list[dict]]:
+    """The run as a live server sees it: the first half of the iterations, then ``steps`` synchronous rounds
+    (every trial's next ``interval`` rows, and the events written up to the round's last row)."""
+    def lines(*parts: str) -> list[bytes]:
+        with open(os.path.join(source, *parts), "rb") as handle:
+            return handle.read().splitlines(keepends=True)
+
+    events = lines("events.jsonl")
+    with open(os.path.join(source, "experiment.json")) as handle:
+        experiment = json.load(handle)
+    parsed = {t: [(json.loads(line), line) for line in lines(t, "result.jsonl")] for t in experiment["trial_ids"]}
+    last = max(row["training_iteration"] for rows in parsed.values() for row, _ in rows)
+    bounds = [last // 2 + interval * k for k in range(steps + 1)]
+    event_times = [(json.loads(line)["time"], line) for line in events]
+    slices, done_time, lower = [], float("-inf"), 0
+    for upper in bounds:
+        rows = {t: [line for row, line in items if lower < row["training_iteration"] <= upper]
+                for t, items in parsed.items()}
+        until = max((row["timestamp"] for items in parsed.values() for row, _ in items
+                     if lower < row["training_iteration"] <= upper), default=done_time)
+        slices.append({"rows": rows, "events": [line for t, line in event_times if done_time < t <= until]})
+        done_time, lower = until, upper
     return experiment, slices
 
 
@@ -139,6 +148,8 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
         shutil.copy(os.path.join(source, trial, "params.json"), os.path.join(target, trial))
     write_slice(target, slices[0])
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.on("console", lambda m: print("console:", m.type, m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: print("page error:", e))
     page.goto(f"{url}/experiment?id=1/replay")
     wait(page, "() => window.pbtlab && window.pbtlab.snap")
     probe = LiveView(target)  # the server's work per poll, measured on the same files
@@ -150,18 +161,23 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
         idle.append(time.perf_counter() - started)
     busy, sizes, lines, draws = [], [], [], []
     for part in slices[1:]:
-        before = page.evaluate("() => [window.pbtlab.deltas, window.pbtlab.bytes]")
+        before = page.evaluate("() => [window.pbtlab.deltas, window.pbtlab.bytes, window.pbtlab.numEvents, "
+                               "window.pbtlab.rowsSeen]")
         write_slice(target, part)
         started = time.perf_counter()
         delta = probe.poll()
         busy.append(time.perf_counter() - started)
-        lines.append(len(part["events"]) + sum(len(v) for v in part["rows"].values()))
-        wait(page, f"() => window.pbtlab.deltas > {before[0]} && !window.pbtlab.timer && "
-                   "window.pbtlab.dirty.size === 0")
+        new_rows = sum(len(v) for v in part["rows"].values())
+        lines.append(len(part["events"]) + new_rows)
+        wait(page, f"() => window.pbtlab.numEvents === {before[2] + len(part['events'])} && "
+                   f"window.pbtlab.rowsSeen >= {before[3] + new_rows}")
+        page.evaluate("() => { window.pbtlab.drawCost = {}; }")
+        wait(page, "() => !window.pbtlab.timer && window.pbtlab.dirty.size === 0")
         after = page.evaluate("() => [window.pbtlab.deltas, window.pbtlab.bytes, window.pbtlab.drawCost]")
-        sizes.append((after[1] - before[1]) / max(1, after[0] - before[0]))
-        draws.append(max(after[2].values()))
+        sizes.append(after[1] - before[1])
+        draws.append(max(after[2].values(), default=0.0))
         assert delta is not None
+        time.sleep(1.0)  # let the page settle before the next round, as a live run's rounds are apart
     page.close()
     return {"idle_poll_ms": 1000 * statistics.median(idle), "busy_poll_ms": 1000 * statistics.median(busy),
             "update_bytes": statistics.median(sizes), "lines_per_update": statistics.median(lines),
@@ -206,10 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     peer, big = results[2], results[args.trials]
     print()
     print(f"{'':32} {'2 trials':>12} {f'{args.trials} trials':>14} {'ratio':>8}")
-    rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"), ("later visits, page drawn (s)", "load_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
+    rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"), ("later visits, page drawn (s)", "load_s", "{:.2f}"),
+            ("  of which scripts loaded (s)", "scripts_s", "{:.2f}"), ("  then snapshot + drawing (s)", "own_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
             ("snapshot bytes (gzip)", "snapshot_gzip", "{:,.0f}"), ("snapshot bytes (raw JSON)", "snapshot_bytes", "{:,.0f}"),
             ("lines appended per update", "lines_per_update", "{:,.0f}"),
-            ("bytes received per update", "update_bytes", "{:,.0f}"),
+            ("bytes received per round", "update_bytes", "{:,.0f}"),
             ("server poll, nothing new (ms)", "idle_poll_ms", "{:.2f}"),
             ("server poll, one round new (ms)", "busy_poll_ms", "{:.1f}"), ("page redraw per update (ms)", "draw_ms", "{:.0f}")]
     for label, key, form in rows:

@@ -145,6 +145,9 @@ def test_live_run_table_curves_lineage_follow_the_files_and_clicks_highlight(bro
         n = len(finished.trials)
         watched.wait("() => !window.pbtlab.timer && window.pbtlab.dirty.size === 0 && !window.pbtlab.bestFetch "
                      "&& !window.pbtlab.bestWait", "all updates drawn")
+        drawn = watched.js("() => ['metric', 'lineage'].map(n => document.getElementById('plot-' + n)"
+                           "._fullLayout.xaxis.range[1])")
+        assert min(drawn) >= 60  # what Plotly drew was recomputed up to the last iteration, not only the model
         metric = page_figure(watched, "metric")
         for k in range(n):  # every trial's curve, with its breaks, equals the one built from the files
             assert metric[k]["x"] == expected["metric"]["data"][k]["x"]
@@ -282,6 +285,35 @@ def test_markup_in_names_stays_text_and_damaged_files_show_as_such(browser, tmp_
         watched.wait("() => !document.getElementById('problems').hidden", "the problem box")
         assert "cannot be shown: experiment.json is damaged" in watched.js(
             "() => document.getElementById('problems').textContent")
+        assert watched.errors == [] and watched.dialogs == []
+    finally:
+        watched.page.close()
+        server.stop()
+
+
+def test_a_large_population_is_drawn_as_one_trace_and_clicks_still_select(browser, tmp_path):
+    from pbtlab.examples.runs import run_toy_pbt
+    from pbtlab.serve.app import start_server
+
+    root = tmp_path / "root"
+    run_toy_pbt(population=48, seed=1, iterations=8, storage_path=str(root), name="many")
+    server = start_server([str(root)])
+    watched = Watched(browser)
+    try:
+        watched.page.goto(server.url + "/experiment?id=0/many")
+        watched.wait("() => window.pbtlab && window.pbtlab.readyMs", "the drawn page")
+        traces = watched.js("() => document.getElementById('plot-metric').data.map(t => t.name)")
+        assert traces[:2] == ["trials", "jumps"] and len(traces) == 3  # all trials, jumps, the best on top
+        merged = watched.js("() => document.getElementById('plot-metric').data[0]")
+        model = watched.js("() => window.pbtlab.figs.metric.data.slice(0, 48).map(t => t.x.length + 1)")
+        assert len(merged["x"]) == sum(model) and set(merged["customdata"]) - {None} == set(
+            watched.js("() => window.pbtlab.order"))
+        target = watched.js("() => window.pbtlab.order[5]")
+        watched.page.click(f"#trials tbody tr[data-trial='{target}']")
+        watched.wait("() => document.getElementById('plot-metric').data.some(t => t.name === 'selected')",
+                     "the selected trial drawn on top")
+        on_top = watched.js("() => document.getElementById('plot-metric').data.find(t => t.name === 'selected')")
+        assert on_top["meta"]["trial"] == target
         assert watched.errors == [] and watched.dialogs == []
     finally:
         watched.page.close()

@@ -4,6 +4,7 @@
     pbtlab show RUN_DIR                       settings, final table and decision counts of a run
     pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
     pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
+    pbtlab serve [DIR ...]                    watch experiments live in a browser (pbtlab[serve])
 
 Each subcommand lives in one ``add_<name>`` function below.
 """

@@ -85,7 +85,7 @@ def metric_figure(run: RunData) -> dict[str, Any]:
     layout = {**_BASE_LAYOUT, "title": {"text": f"{plotly_text(metric or 'metric')} per trial · breaks at exploits "
                                                 "· dotted: jump to the cloned checkpoint", "font": {"size": 13}},
               "xaxis": {"title": {"text": "training iteration"}},
-              "yaxis": {"title": {"text": plotly_text(metric or "")}}}
+              "yaxis": {"title": {"text": plotly_text(metric or "")}, "zerolinecolor": "#e3e3e3"}}
     return {"data": traces, "layout": layout}
 
 
@@ -183,7 +183,8 @@ def schedule_figure(run: RunData, trial: str | None = None) -> dict[str, Any]:
                        "hovertemplate": f"{plotly_text(param)} = %{{y}}<br>iter %{{x}}, trained by trial "
                                         f"%{{customdata}}<extra></extra>"})
         top = 1.0 - k * (height + gap)
-        layout[f"yaxis{axis}"] = {"title": {"text": plotly_text(param)}, "domain": [max(0.0, top - height), top]}
+        layout[f"yaxis{axis}"] = {"title": {"text": plotly_text(param)}, "domain": [max(0.0, top - height), top],
+                                  "zerolinecolor": "#e3e3e3"}
         layout[f"xaxis{axis}"] = {"anchor": f"y{axis}", "matches": "x" if k else None,
                                   "showticklabels": k == count - 1}
         if k == count - 1:

@@ -9,7 +9,7 @@
   const S = {
     snap: null, trials: new Map(), order: [], figs: null, selected: null, best: null, events: [],
     logEvents: [], numEvents: 0, counts: {}, dirty: new Set(), lastDraw: {}, drawCost: {}, timer: null,
-    bestFetch: null, bestFetchAgain: false, source: null, deltas: 0, bytes: 0, status: null,
+    bestFetch: null, bestFetchAgain: false, source: null, deltas: 0, bytes: 0, status: null, rowsSeen: 0,
   };
   window.pbtlab = S; // for tests and curious users: the page's state
 
@@ -350,7 +350,9 @@
       fig.layout.datarevision = (fig.layout.datarevision || 0) + 1;
       const started = performance.now();
       const shown = viewFigure(name);
-      Plotly.react("plot-" + name, shown.data, shown.layout, {responsive: true, displaylogo: false});
+      // new objects each time: Plotly keeps the ones it was given, and compares datarevision with them
+      Plotly.react("plot-" + name, shown.data.map((t) => Object.assign({}, t)), Object.assign({}, shown.layout),
+        {responsive: true, displaylogo: false});
       S.drawCost[name] = performance.now() - started;
       S.lastDraw[name] = performance.now();
       document.getElementById("plot-" + name).dataset.revision = String(fig.layout.datarevision);
@@ -480,7 +482,8 @@
     for (const name of ["metric", "lineage", "schedule"]) {
       const div = document.getElementById("plot-" + name);
       const shown = viewFigure(name);
-      Plotly.newPlot(div, shown.data, shown.layout, {responsive: true, displaylogo: false});
+      Plotly.newPlot(div, shown.data.map((t) => Object.assign({}, t)), Object.assign({}, shown.layout),
+        {responsive: true, displaylogo: false});
       div.dataset.revision = "0";
       S.dirty.delete(name);
       div.on("plotly_click", (ev) => {
@@ -507,6 +510,7 @@
       addTrialRow(id);
     }
     for (const row of delta.rows || []) applyRow(row);
+    S.rowsSeen += (delta.rows || []).length;
     for (const event of delta.events || []) {
       S.numEvents += 1;
       S.counts[event.event] = (S.counts[event.event] || 0) + 1;
@@ -532,7 +536,7 @@
     source.addEventListener("delta", (message) => {
       S.bytes += message.data.length;
       applyDelta(JSON.parse(message.data));
-      setText("live", "live · " + S.deltas + " updates");
+      setText("live", "live · " + S.deltas + (S.deltas === 1 ? " update" : " updates"));
     });
     source.addEventListener("reset", () => { source.close(); load(); });
     source.addEventListener("error", () => {
