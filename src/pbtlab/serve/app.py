@@ -94,6 +94,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
     roots = check_roots(directories, allow_missing)
     views = LiveViews()
     readers = SnapshotReaders(stale_after)
+    stopping = threading.Event()  # set when the server shuts down: open streams end at once
 
     def experiment_dir(request: Request) -> str:
         return resolve_experiment(roots, request.query_params.get("id", ""))
@@ -136,7 +137,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         async def messages() -> AsyncIterator[str]:
             yield "retry: 5000\n\n"
             quiet_since = time.monotonic()
-            while True:
+            while not stopping.is_set():
                 delta = await anyio.to_thread.run_sync(view.poll)
                 if delta is not None:
                     kind = "reset" if delta.get("reset") else "delta"
@@ -216,7 +217,9 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
     routes = [Route("/", page), Route("/experiment", page), Route("/static/{name}", static),
               Route("/api/experiments", experiments), Route("/api/snapshot", snapshot),
               Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best)]
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
+    app.state.stopping = stopping
+    return app
 
 
 # -- running it -------------------------------------------------------------------------------------------------
@@ -229,15 +232,22 @@ class RunningServer:
     thread: threading.Thread
 
     def stop(self) -> None:
+        self.server.config.app.state.stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
 
 def _uvicorn_server(app: Any, host: str, port: int) -> Any:
     uvicorn = _stack["uvicorn"]
+
+    class Server(uvicorn.Server):  # Ctrl-C also ends the open event streams, so shutdown does not wait on them
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.stopping.set()
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=1, lifespan="off")
-    return uvicorn.Server(config)
+                            timeout_graceful_shutdown=2, lifespan="off")
+    return Server(config)
 
 
 def start_server(directories: Sequence[str | os.PathLike[str]], host: str = "127.0.0.1", port: int = 0,
