@@ -64,9 +64,9 @@ def test_events(toy_run, capsys):
     with open(os.path.join(path, "events.jsonl"), encoding="utf-8") as handle:
         exploits = [e for e in map(json.loads, handle) if e["event"] == "exploit"]
     for line, e in zip(lines, exploits):
-        assert line == (f"#{e['seq']} exploit: {e['trial_id']} (score {e['target_score']:.6g}, iter "
+        assert line == (f"#{e['seq']} exploit: {e['trial_id']} (score {e['target_score']:.6g}, iteration "
                         f"{e['target_iteration']}) clones {e['donor']} (score {e['donor_score']:.6g}, "
-                        f"checkpoint of iter {e['donor_iteration']})")
+                        f"checkpoint of iteration {e['donor_iteration']}: {e['checkpoint']})")
 
 
 def test_events_explore_lines_and_json(toy_run, capsys):
@@ -76,7 +76,11 @@ def test_events_explore_lines_and_json(toy_run, capsys):
     assert len(records) == 24 and {r["event"] for r in records} == {"explore"}
     assert main(["events", path, "--kind", "explore"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    changes = "; ".join(f"{c['param']}: {c['old']} --({c['op']})--> {c['new']}" for c in records[0]["changes"])
+    def shown(value):  # floats to 6 significant digits, as in the status table
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    changes = "; ".join(f"{c['param']}: {shown(c['old'])} --({c['op']})--> {shown(c['new'])}"
+                        for c in records[0]["changes"])
     assert first == f"#{records[0]['seq']} explore: {records[0]['trial_id']}: {changes}"
     assert main(["events", path]) == 0
     everything = capsys.readouterr().out.splitlines()

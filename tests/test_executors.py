@@ -2,78 +2,51 @@
 
 "inprocess", "process" and "ray" must all: run trials to their stop criterion, restart an exploited
 trial in place (same worker, the donor's checkpoint, the new config), retry failed trials from their
-latest checkpoint, record errors, stop on request, and run asynchronous PBT. Ray runs on one local
-instance per module (num_cpus=2), shut down at the end.
+latest checkpoint, record errors, stop on request, run asynchronous PBT, answer SAVE (with and
+without a save hook), and refuse a wait() with nothing running. Ray runs on one local instance per
+module (num_cpus=2), shut down at the end. The trainables live in ``executor_trainables.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 
 import pytest
+from executor_trainables import counting_trainable, saving_trainable
 
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
-from pbtlab.errors import ConfigError
+from pbtlab.errors import ConfigError, ExecutorError
 from pbtlab.executors.base import make_executor
 from pbtlab.schedulers import PopulationBasedTraining
+from pbtlab.session import (
+    CONTINUE,
+    SAVE,
+    STOP,
+    Command,
+    CommandKind,
+    FinishedMessage,
+    SavedMessage,
+    StartSpec,
+)
 from pbtlab.tuner import Stopper, Tuner
 
 EXECUTORS = ["inprocess", "process", pytest.param("ray", marks=pytest.mark.ray)]
 
-_STARTS: dict[str, int] = {}  # trial dir -> how often the function started in this worker process
-
-
-def counting_trainable(config):
-    """Deterministic: ``score`` grows by ``rate`` per step; a checkpoint every ``every`` steps.
-
-    Reports how often the function started in this process (``starts``), the process id, and the step
-    it restored from. ``fail_at`` makes the first attempt fail at that step: ``fail="raise"`` raises,
-    ``fail="exit"`` kills the worker process, ``fail="always"`` raises on every attempt.
-    """
-    trial_dir = tune.get_context().get_trial_dir()
-    _STARTS[trial_dir] = _STARTS.get(trial_dir, 0) + 1
-    step, score, restored = 0, 0.0, -1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as path, open(os.path.join(path, "state.json")) as handle:
-            state = json.load(handle)
-        step, score, restored = state["step"], state["score"], state["step"]
-    every = config.get("every", 2)
-    while True:
-        step += 1
-        score += config["rate"]
-        if config.get("fail_at") == step:
-            marker = os.path.join(trial_dir, "failed_once")
-            if config.get("fail") == "always" or not os.path.exists(marker):
-                open(marker, "w").close()
-                if config.get("fail") == "exit":
-                    os._exit(3)
-                raise RuntimeError(f"planned failure at step {step}")
-        metrics = {"score": score, "step": step, "starts": _STARTS[trial_dir], "pid": os.getpid(),
-                   "restored_step": restored}
-        if step % every == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                with open(os.path.join(tmp, "state.json"), "w") as handle:
-                    json.dump({"step": step, "score": score}, handle)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-        else:
-            tune.report(metrics)
-        if config.get("max_steps") is not None and step >= config["max_steps"]:
-            return
-
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    """One local Ray for the module; workers import this test module through PYTHONPATH."""
+    """One local Ray for the module; workers import this test module (and pbtlab) through PYTHONPATH."""
     ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
     if ray.is_initialized():
         ray.shutdown()
     here = os.path.dirname(os.path.abspath(__file__))
+    # keep the caller's PYTHONPATH after ours, so workers import the same pbtlab as this process
+    path = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": here}})
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()
 
@@ -218,6 +191,11 @@ def test_worker_that_dies_is_reported_and_retried(executor, storage):
     errors = results.events_of("trial_error")
     assert [(e["trial_id"], e["error_type"], e["will_retry"]) for e in errors] == [
         (results[0].trial_id, "WorkerDied", True)]
+    died = f"the worker of trial {results[0].trial_id} died: "
+    if executor == "process":
+        assert re.fullmatch(re.escape(died) + r"process \d+ exited with code 3", errors[0]["message"])
+    else:
+        assert errors[0]["message"].startswith(died + "its Ray actor died: ")
     history = rows(results, results[0].trial_id)
     assert [row["step"] for row in history] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert len({row["pid"] for row in history[:4]}) == 1 and history[4]["pid"] != history[0]["pid"]
@@ -328,3 +306,123 @@ def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
         history = rows(results, result.trial_id)
         assert len(history) == 50
         assert history[-1]["rows_on_disk"] >= 50 - 64 // 4 - 1  # at most one flush's worth still buffered
+
+
+# -- the protocol, driven directly: SAVE, and wait() with nothing running ------------------------------------
+def protocol_executor(name):
+    """A fresh executor; on Ray the one that moves every checkpoint as bytes, so SAVE's files travel too."""
+    if name == "ray":
+        from pbtlab.executors.ray import RayExecutor
+
+        return RayExecutor(checkpoint_transport="object_store")
+    return make_executor(name)
+
+
+def replies(executor, count):
+    """The next ``count`` messages, by trial (concurrent executors may deliver them in any order)."""
+    got = dict(executor.wait() for _ in range(count))
+    assert len(got) == count
+    return got
+
+
+def state_of(path):
+    with open(os.path.join(path, "state.json")) as handle:
+        return json.load(handle)
+
+
+def test_save_asks_a_paused_trial_for_a_checkpoint(executor, tmp_path):
+    """SAVE is answered with a SavedMessage and the trial waits again: None without a save hook; with one,
+    its checkpoint persisted as the next checkpoint_<index> of the trial, like a reported one."""
+    runner = protocol_executor(executor)
+    runner.setup(saving_trainable, 2)
+    with pytest.raises(ExecutorError, match=r"wait\(\) was called while no trial is running.*start\(\) a trial"):
+        runner.wait()
+    plain, hooked = (str(tmp_path / name) for name in ("plain", "hooked"))
+    runner.start(StartSpec("plain", {"max_steps": 2}, plain, None, 0))
+    runner.start(StartSpec("hooked", {"hook": "state"}, hooked, None, 5))
+    try:
+        first = replies(runner, 2)
+        assert {t: (m.metrics["step"], m.checkpoint_index) for t, m in first.items()} == {
+            "plain": (1, None), "hooked": (1, None)}
+
+        runner.send("plain", SAVE)
+        runner.send("hooked", SAVE)
+        assert replies(runner, 2) == {"plain": SavedMessage(None, None),
+                                      "hooked": SavedMessage(os.path.join(hooked, "checkpoint_000005"), 5)}
+        assert state_of(os.path.join(hooked, "checkpoint_000005")) == {"step": 1, "by": "saved_by_hook"}
+        runner.send("hooked", SAVE)  # still paused at step 1: a second save takes the next number
+        assert replies(runner, 1) == {"hooked": SavedMessage(os.path.join(hooked, "checkpoint_000006"), 6)}
+
+        runner.send("plain", CONTINUE)
+        runner.send("hooked", CONTINUE)
+        second = replies(runner, 2)  # the report at step 2 carries a checkpoint, numbered after the saves
+        assert {t: (m.metrics["step"], m.checkpoint_index) for t, m in second.items()} == {
+            "plain": (2, 0), "hooked": (2, 7)}
+        assert state_of(second["hooked"].checkpoint_path) == {"step": 2, "by": "reported"}
+        assert sorted(p for p in os.listdir(hooked) if p.startswith("checkpoint_")) == [
+            "checkpoint_000005", "checkpoint_000006", "checkpoint_000007"]
+        assert first["hooked"].metrics["pid"] == second["hooked"].metrics["pid"]  # the same worker throughout
+
+        # the plain trial's function returns; it still answers SAVE until it is stopped or restarted
+        runner.send("plain", CONTINUE)
+        assert replies(runner, 1) == {"plain": FinishedMessage()}
+        runner.send("plain", SAVE)
+        assert replies(runner, 1) == {"plain": SavedMessage(None, None)}
+
+        # a restart from the first saved checkpoint resumes its state, in the same worker
+        runner.send("hooked", Command(CommandKind.RESTART, StartSpec(
+            "hooked", {"hook": "state"}, hooked, os.path.join(hooked, "checkpoint_000005"), 8)))
+        third = replies(runner, 1)["hooked"]
+        assert (third.metrics["step"], third.checkpoint_index, third.metrics["pid"]) == (
+            2, 8, first["hooked"].metrics["pid"])
+
+        runner.send("plain", STOP)
+        runner.send("hooked", CONTINUE)
+        runner.send("hooked", STOP)  # stopped before its turn came (or while it runs): nothing is left to wait for
+        with pytest.raises(ExecutorError, match=r"wait\(\) was called while no trial is running"):
+            runner.wait()
+        if executor == "ray":  # the saved and reported checkpoints came to the driver as bytes, and intact
+            assert runner.checkpoints_to_driver == 5  # plain: 1 report; hooked: 2 saves, 2 reports
+    finally:
+        runner.shutdown()
+
+
+def test_save_hook_outcomes(storage):
+    """A hook that raises fails the trial at that report; one that returns something else than a checkpoint
+    is a usage error; one that returns None saves nothing. After the function returned, the hook still
+    saves, a failing hook is answered with an ErrorMessage, and the trial keeps waiting for a command."""
+    runner = make_executor("inprocess")
+    runner.setup(saving_trainable, 4)
+    hooks = {"raises": "raise", "wrong": "not a checkpoint", "nothing": "nothing", "after_end": "state"}
+    for trial_id, hook in hooks.items():
+        runner.start(StartSpec(trial_id, {"hook": hook, "max_steps": 1}, os.path.join(storage, trial_id), None, 0))
+    assert {t: m.metrics["step"] for t, m in replies(runner, 4).items()} == dict.fromkeys(hooks, 1)
+    for trial_id in hooks:
+        runner.send(trial_id, SAVE)
+    answers = replies(runner, 4)
+    assert answers["nothing"] == SavedMessage(None, None)
+    assert answers["after_end"] == SavedMessage(os.path.join(storage, "after_end", "checkpoint_000000"), 0)
+    assert (answers["raises"].error_type, answers["raises"].message, answers["raises"].usage_error) == (
+        "RuntimeError", "cannot save at step 1", False)
+    assert answers["wrong"].error_type == "ReportError" and answers["wrong"].usage_error
+    assert "save hook must return a tune.Checkpoint or None, got '" in answers["wrong"].message
+    runner.send("nothing", CONTINUE)
+    assert runner.wait() == ("nothing", FinishedMessage())
+    runner.send("after_end", CONTINUE)
+    assert runner.wait() == ("after_end", FinishedMessage())
+    runner.send("after_end", SAVE)  # its function returned at step 1; its hook still saves that state
+    assert runner.wait() == ("after_end", SavedMessage(os.path.join(storage, "after_end", "checkpoint_000001"), 1))
+    assert state_of(os.path.join(storage, "after_end", "checkpoint_000001")) == {"step": 1, "by": "saved_by_hook"}
+    runner.send("raises", Command(CommandKind.RESTART, StartSpec(
+        "raises", {"hook": "raise", "max_steps": 1}, os.path.join(storage, "raises"), None, 0)))
+    assert runner.wait()[1].metrics["step"] == 1
+    runner.send("raises", CONTINUE)
+    assert runner.wait() == ("raises", FinishedMessage())
+    runner.send("raises", SAVE)  # the function has returned: the hook still runs, its error is the answer
+    trial_id, answer = runner.wait()
+    assert (trial_id, answer.error_type, answer.message) == ("raises", "RuntimeError", "cannot save at step 1")
+    runner.send("raises", SAVE)  # and it keeps waiting for a command
+    assert runner.wait()[1].error_type == "RuntimeError"
+    runner.shutdown()
+    with pytest.raises(ExecutorError, match=r"InProcessExecutor.wait\(\) was called while no trial is running"):
+        runner.wait()

@@ -53,8 +53,16 @@ def make_pbt(seed: int = 0, **kwargs: Any) -> PopulationBasedTraining:
     return pbt
 
 
-def make_population(pbt: PopulationBasedTraining, n: int, config: dict[str, Any] | None = None) -> dict[str, FakeTrial]:
-    population = {}
+class FakePopulation(dict):
+    """A PopulationView: the trials by id, and how many wait for a slot."""
+
+    @property
+    def num_waiting(self) -> int:
+        return sum(t.waiting and not t.finished for t in self.values())
+
+
+def make_population(pbt: PopulationBasedTraining, n: int, config: dict[str, Any] | None = None) -> FakePopulation:
+    population = FakePopulation()
     for i in range(n):
         tid = f"t{i}"
         cfg = pbt.on_trial_add(tid, dict(config or {"lr": 0.5}), f"{i}_tag")
@@ -117,7 +125,7 @@ def test_min_mode_flips_the_sign_of_scores():
 # -- explore (reference 1.7) --------------------------------------------------------------------------------
 def explore(mutations, config, seed=0, **kwargs):
     pbt = make_pbt(seed=seed, hyperparam_mutations=mutations, **kwargs)
-    return pbt._explore(config)
+    return pbt.explore(FakeTrial("t0", config), None, config)
 
 
 def test_domain_perturbed_by_a_factor():
@@ -188,7 +196,7 @@ def test_int_perturbation_does_not_ratchet_to_zero():
     pbt = make_pbt(seed=1, hyperparam_mutations={"n": tune.randint(1, 100)}, resample_probability=0.0)
     config = {"n": 32}
     for _ in range(50):
-        config, _ = pbt._explore(config)
+        config, _ = pbt.explore(FakeTrial("t0", config), None, config)
     assert config["n"] > 0
 
 
@@ -281,7 +289,7 @@ def test_custom_explore_fn_runs_after_the_builtin_ops():
 
 def test_custom_explore_fn_alone_is_enough():
     pbt = make_pbt(hyperparam_mutations={}, custom_explore_fn=lambda c: {**c, "lr": c["lr"] / 2})
-    new, changes = pbt._explore({"lr": 0.5})
+    new, changes = pbt.explore(FakeTrial("t0", {"lr": 0.5}), None, {"lr": 0.5})
     assert new == {"lr": 0.25} and changes == ()
 
 
@@ -639,7 +647,7 @@ def test_defaults_are_rays():
     assert (pbt.quantile_fraction, pbt.resample_probability) == (0.25, 0.25)
     assert pbt.perturbation_factors == (1.2, 0.8)
     assert (pbt.log_config, pbt.require_attrs, pbt.synch) == (True, True, False)
-    assert (pbt.clip_to_domain, pbt.exploit, pbt.explore) == (False, True, True)
+    assert (pbt.clip_to_domain, pbt.exploit_enabled, pbt.explore_enabled) == (False, True, True)
 
 
 # -- log lines (reference 1.6, 1.8) --------------------------------------------------------------------------------------

@@ -51,7 +51,10 @@ def test_layout(run):
     for result in run:
         names = sorted(os.listdir(result.path))
         checkpoints = [n for n in names if n.startswith("checkpoint_")]
-        assert names == sorted(["params.json", "result.jsonl", *checkpoints])
+        tensorboard = [n for n in names if n.startswith("events.out.tfevents.")]
+        assert len(tensorboard) <= 1  # one TensorBoard event file where tensorboardX is installed
+        assert names == sorted(["params.json", "result.jsonl", "result.json", "progress.csv", *checkpoints,
+                                *tensorboard])
         # one checkpoint every 4 iterations, numbered in order, each the tutorial's pickle
         assert checkpoints == [f"checkpoint_{i:06d}" for i in range(25)]
         for name in checkpoints:

@@ -122,8 +122,9 @@ def test_checkpoint_is_copied_at_report_time(storage):
     assert result.checkpoint.path == os.path.join(result.path, "checkpoint_000002")
     with result.checkpoint.as_directory() as path:
         assert open(os.path.join(path, "state.txt")).read() == "step 3"
-    assert sorted(os.listdir(result.path)) == ["checkpoint_000000", "checkpoint_000001", "checkpoint_000002",
-                                               "params.json", "result.jsonl"]
+    names = [n for n in sorted(os.listdir(result.path)) if not n.startswith("events.out.tfevents.")]
+    assert names == ["checkpoint_000000", "checkpoint_000001", "checkpoint_000002", "params.json", "progress.csv",
+                     "result.json", "result.jsonl"]
     assert [r["checkpoint_dir_name"] for r in result.history()] == [f"checkpoint_{i:06d}" for i in range(3)]
     copy = result.checkpoint.to_directory(os.path.join(storage, "copy"))
     assert open(os.path.join(copy, "state.txt")).read() == "step 3"

@@ -179,7 +179,7 @@ def test_grid_baseline_ends_at_the_tutorials_values(grid):
 
 def test_grid_uses_the_fifo_scheduler(grid):
     start = grid.events_of("experiment_start")[0]
-    assert start["scheduler"] == {"type": "FIFOScheduler"}
+    assert start["scheduler"] == {"type": "FIFOScheduler", "class": "pbtlab.schedulers.fifo:FIFOScheduler"}
     assert grid.events_of("experiment_end")[0]["scheduler"] == "Using FIFO scheduling algorithm."
 
 

@@ -1,23 +1,27 @@
-"""Plot data (pbtlab.viz.data) checked against the event log and the rows each trial reported."""
+"""Each figure's data function (beside its drawing in pbtlab.viz.<plot>) checked against the event log and the
+rows each trial reported; the tutorial's label checks."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 
 import numpy as np
 import pytest
+from analysis_runs import run_stale_checkpoints
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbtlab import RunConfig, TuneConfig, Tuner
-from pbtlab.analysis import load_results
+from pbtlab.analysis import lineage as al
+from pbtlab.analysis.lineage import run_data
 from pbtlab.errors import ConfigError
-from pbtlab.examples.runs import run_toy_grid, run_toy_pbt, toy_scheduler
-from pbtlab.examples.toy import train_func
-from pbtlab.viz import data as vd
-from pbtlab.viz.trajectories import marker_sizes
+from pbtlab.examples.runs import run_toy_grid, run_toy_pbt
+from pbtlab.viz.history import metric_history
+from pbtlab.viz.lineage import lineage
+from pbtlab.viz.population import population_hyperparameters
+from pbtlab.viz.report import final_table
+from pbtlab.viz.trajectories import marker_sizes, parameter_history
+from pbtlab.viz.tutorial import initial_label, label_mismatches, toy_labels
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -29,25 +33,8 @@ def runs(tmp_path_factory):
         "pbt2": run_toy_pbt(population=2, seed=0, storage_path=storage, name="pbt2"),
         "pbt4": run_toy_pbt(population=4, seed=0, storage_path=storage, name="pbt4"),
         "grid": run_toy_grid(population=2, seed=0, storage_path=storage, name="grid"),
-        "explore_only": run_toy_pbt(population=2, seed=0, storage_path=storage, name="explore_only",
-                                    scheduler=toy_scheduler(exploit=False)),
-        "stale": _run_stale_checkpoints(storage, seed=0),
+        "stale": run_stale_checkpoints(storage, seed=0),
     }
-
-
-def _run_stale_checkpoints(storage: str, seed: int, iterations: int = 24, population: int = 4):
-    """Checkpoints every 3 iterations, decisions every 4: donors are cloned from older checkpoints."""
-    from pbtlab import tune
-
-    tuner = Tuner(train_func,
-                  param_space={"lr": tune.qloguniform(5e-3, 1e-1, 5e-4),
-                               "h0": tune.grid_search([0.0, 1.0, 0.01, 0.99][:population]),
-                               "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
-                               "checkpoint_interval": 3},
-                  tune_config=TuneConfig(metric="Q", mode="max", seed=seed, scheduler=toy_scheduler(4)),
-                  run_config=RunConfig(storage_path=storage, stop={"training_iteration": iterations}, verbose=0,
-                                       name=f"stale_{seed}_{iterations}_{population}"))
-    return tuner.fit()
 
 
 def _exploit_events(grid):
@@ -67,7 +54,7 @@ def _theta_at_checkpoint(grid, checkpoint: str) -> tuple[float, float, int]:
 @pytest.mark.parametrize("key", ["pbt2", "pbt4", "stale"])
 def test_every_exploit_arrow_matches_an_exploit_event(runs, key):
     grid = runs[key]
-    history = vd.parameter_history(vd.run_data(grid), initial_point=(0.9, 0.9))
+    history = parameter_history(run_data(grid), initial_point=(0.9, 0.9))
     exploits = _exploit_events(grid)
     assert exploits, "the run should have exploited"
     arrows = {a.seq: a for a in history.arrows if a.kind == "exploit"}
@@ -98,7 +85,7 @@ def test_stale_checkpoints_clone_the_older_point(runs):
     grid = runs["stale"]
     exploits = _exploit_events(grid)
     assert any(e["donor_iteration"] < e["target_iteration"] for e in exploits)
-    history = vd.parameter_history(vd.run_data(grid), initial_point=(0.9, 0.9))
+    history = parameter_history(run_data(grid), initial_point=(0.9, 0.9))
     for arrow, event in zip([a for a in history.arrows if a.kind == "exploit"], exploits):
         donor = grid.trial(event["donor"]).metrics_dataframe
         at_decision = donor[donor["training_iteration"] == event["target_iteration"]]
@@ -107,8 +94,8 @@ def test_stale_checkpoints_clone_the_older_point(runs):
 
 
 def test_grid_search_has_no_arrows_and_labels_every_interval(runs):
-    run = vd.run_data(runs["grid"])
-    history = vd.parameter_history(run, initial_point=(0.9, 0.9), label_every=4)
+    run = run_data(runs["grid"])
+    history = parameter_history(run, initial_point=(0.9, 0.9), label_every=4)
     assert history.arrows == ()
     for trajectory in history.trajectories:
         assert [trajectory.iterations[i] for i in trajectory.labelled] == list(range(0, 101, 4))
@@ -116,26 +103,12 @@ def test_grid_search_has_no_arrows_and_labels_every_interval(runs):
 
 
 def test_labels_are_at_recorded_decision_iterations(runs):
-    run = vd.run_data(runs["pbt2"])
+    run = run_data(runs["pbt2"])
     decisions = sorted({e["target_iteration"] for e in _exploit_events(runs["pbt2"])})
-    assert vd.decision_iterations(run) == decisions
-    history = vd.parameter_history(run, initial_point=(0.9, 0.9), label_every=7)  # ignored: decisions exist
+    assert al.decision_iterations(run) == decisions
+    history = parameter_history(run, initial_point=(0.9, 0.9), label_every=7)  # ignored: decisions exist
     for trajectory in history.trajectories:
         assert sorted({trajectory.iterations[i] for i in trajectory.labelled}) == [0, *decisions]
-
-
-def test_explore_only_restarts_are_marked_as_explore_without_donor(runs):
-    grid = runs["explore_only"]
-    run = vd.run_data(grid)
-    assert not _exploit_events(grid)
-    explores = [e for e in grid.events if e["event"] == "explore"]
-    jumps = vd.jumps(run)
-    assert [j.seq for j in jumps] == [e["seq"] for e in explores]
-    for jump, event in zip(jumps, explores):
-        assert (jump.kind, jump.donor, jump.trial_id) == ("explore", None, event["trial_id"])
-        assert jump.clone == (event["trial_id"], jump.before_row)  # its own latest checkpoint
-        assert jump.new_config == event["new_config"]
-    assert vd.lineage_edges(run) == []
 
 
 def test_marker_sizes_shrink_as_a_cube_root():
@@ -146,7 +119,7 @@ def test_marker_sizes_shrink_as_a_cube_root():
 # -- metric history --------------------------------------------------------------------------------------
 def test_metric_history_is_against_training_iteration(runs):
     grid = runs["grid"]
-    for line, result in zip(vd.metric_history(vd.run_data(grid), "Q"), grid):
+    for line, result in zip(metric_history(run_data(grid), "Q"), grid):
         df = result.metrics_dataframe
         assert line.jumps == ()
         assert line.pieces == ((tuple(df["training_iteration"]), tuple(df["Q"])),)
@@ -155,9 +128,9 @@ def test_metric_history_is_against_training_iteration(runs):
 
 def test_metric_history_pieces_start_at_the_cloned_value(runs):
     grid = runs["pbt2"]
-    run = vd.run_data(grid)
+    run = run_data(grid)
     events = {(e["trial_id"], e["donor_iteration"]): e for e in _exploit_events(grid)}
-    for line in vd.metric_history(run, "Q"):
+    for line in metric_history(run, "Q"):
         assert len(line.pieces) == 1 + len(line.jumps)
         for piece, ((before_it, _), (clone_it, clone_q)) in zip(line.pieces[1:], line.jumps):
             event = events[(line.trial_id, clone_it)]
@@ -167,62 +140,28 @@ def test_metric_history_pieces_start_at_the_cloned_value(runs):
 
 
 # -- lineage ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("key", ["pbt2", "pbt4", "stale"])
-def test_lineage_edges_equal_the_exploit_events(runs, key):
-    grid = runs[key]
-    edges = vd.lineage_edges(vd.run_data(grid))
-    assert [(e.seq, e.donor, e.target, e.donor_iteration, e.target_iteration, e.checkpoint) for e in edges] == [
-        (e["seq"], e["donor"], e["trial_id"], e["donor_iteration"], e["target_iteration"], e["checkpoint"])
-        for e in _exploit_events(grid)]
-
-
-def test_lineage_ancestry_follows_the_loaded_checkpoints(runs):
+def test_lineage_plot_data_is_the_runs_segments_edges_and_best_ancestry(runs):
     grid = runs["pbt4"]
-    run = vd.run_data(grid)
-    tree = vd.lineage(run)
+    run = run_data(grid)
+    tree = lineage(run)
     best = grid.get_best_result("Q", "max")
     assert tree.best_trial == best.trial_id
-    spans = tree.ancestry
-    assert spans[0].start_iteration == 0 and spans[0].entered_by is None
-    assert spans[-1].trial_id == best.trial_id and spans[-1].end_iteration == 100
-    by_seq = {e["seq"]: e for e in _exploit_events(grid)}
-    for previous, span in itertools.pairwise(spans):
-        event = by_seq[span.entered_by]
-        assert event["trial_id"] == span.trial_id and event["donor"] == previous.trial_id
-        assert previous.end_iteration == event["donor_iteration"] == span.start_iteration
-    assert set(tree.ancestry_edges) <= {e.seq for e in tree.edges}
+    assert tree.ancestry == tuple(al.ancestry(run, best.trial_id))
+    assert [e.seq for e in tree.edges] == [e["seq"] for e in _exploit_events(grid)]
+    assert tree.trial_ids == tuple(r.trial_id for r in grid)
+    assert [(s.trial_id, s.first_row) for s in tree.segments] == [
+        (r.trial_id, i) for r in grid for i, reason in enumerate(r.metrics_dataframe["restored_from/reason"])
+        if i == 0 or isinstance(reason, str)]
+    assert tree.ancestry_edges and set(tree.ancestry_edges) <= {e.seq for e in tree.edges}
+    # another trial's tree highlights that trial's ancestry
+    chosen = lineage(run, 2)
+    assert chosen.best_trial == grid[2].trial_id and chosen.ancestry[-1].trial_id == grid[2].trial_id
 
 
-# -- schedules -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("key", ["pbt2", "pbt4"])
-def test_best_trial_schedule_equals_the_configs_it_ran_with(runs, key):
-    grid = runs[key]
-    run = vd.run_data(grid)
-    schedule = vd.hyperparameter_schedule(run)
-    assert schedule.trial_id == grid.get_best_result("Q", "max").trial_id
-    assert schedule.iterations == tuple(range(1, 101))
-    for position, (iteration, owner) in enumerate(zip(schedule.iterations, schedule.owners)):
-        df = grid.trial(owner).metrics_dataframe
-        row = df[df["training_iteration"] == iteration]
-        assert len(row) == 1
-        for param in ("lr", "h0", "h1"):
-            assert schedule.values[param][position] == row[f"config/{param}"].iloc[0]
-    # the last stretch is the best trial's own rows since its last restart
-    own = grid.trial(schedule.trial_id).metrics_dataframe
-    last_start = schedule.span_starts[-1]
-    tail = own[own["training_iteration"] >= schedule.iterations[last_start]]
-    assert list(tail["config/lr"]) == list(schedule.values["lr"][last_start:])
-    # each switch is an exploit whose explored config the new stretch ran with
-    explores = {e["seq"] - 1: e for e in grid.events if e["event"] == "explore"}  # explore follows its exploit
-    for iteration, seq in schedule.switches:
-        config = explores[seq]["new_config"]
-        position = schedule.iterations.index(iteration)
-        assert {p: schedule.values[p][position] for p in ("lr", "h0", "h1")} == {p: config[p] for p in ("lr", "h0", "h1")}
-
-
+# -- population hyperparameters -----------------------------------------------------------------------
 def test_population_series_follow_each_trials_rows(runs):
     grid = runs["pbt4"]
-    series = vd.population_hyperparameters(vd.run_data(grid), ["lr"])
+    series = population_hyperparameters(run_data(grid), ["lr"])
     for trial_series, result in zip(series["lr"], grid):
         df = result.metrics_dataframe
         flat = [v for _, values in trial_series.pieces for v in values]
@@ -234,53 +173,62 @@ def test_population_series_follow_each_trials_rows(runs):
 
 # -- labels, inputs, errors ------------------------------------------------------------------------------
 def test_tutorial_labels_are_reported_as_swapped(runs):
-    run = vd.run_data(runs["pbt2"])
-    problems = vd.label_mismatches(run, ["h = [1, 0]", "h = [0, 1]"])
+    run = run_data(runs["pbt2"])
+    problems = label_mismatches(run, ["h = [1, 0]", "h = [0, 1]"])
     assert len(problems) == 2 and "labels[0]='h = [1, 0]' describes trial 1" in problems[0]
-    assert vd.label_mismatches(run, ["h = [0, 1]", "h = [1, 0]"]) == []
-    assert vd.label_mismatches(run, ["first", "second"]) == []
+    assert label_mismatches(run, ["h = [0, 1]", "h = [1, 0]"]) == []
+    assert label_mismatches(run, ["first", "second"]) == []
 
 
-def test_run_data_accepts_a_grid_or_a_path(runs):
+def test_labels_from_the_starting_config(runs):
+    run = run_data(runs["pbt4"])
+    assert toy_labels(run) == ["h = [0, 1]", "h = [1, 0]", "h = [0.01, 0.99]", "h = [0.99, 0.01]"]
+    first = run.trials[0]
+    lr = first.initial_config["lr"]
+    assert initial_label(run, first) == f"lr={lr:.4g}, h0=0, h1=1"
+    assert initial_label(run, first, ["lr"]) == f"lr={lr:.4g}"
+
+
+def test_final_table_has_each_trials_last_row(runs):
     grid = runs["pbt2"]
-    from_path = vd.run_data(grid.experiment_path)
-    live = vd.run_data(grid)
-    assert from_path.trial_ids == live.trial_ids and from_path.events == live.events
-    assert vd.run_data(live) is live
-    assert vd.run_data(load_results(grid.experiment_path)).trials == from_path.trials
+    table = final_table(run_data(grid))
+    assert table == [{"trial_id": r.trial_id, "status": "TERMINATED", "iterations": 100, "h0": r.config["h0"],
+                      "h1": r.config["h1"], "lr": r.config["lr"], "Q": r.metrics["Q"]} for r in grid]
 
 
-@pytest.mark.parametrize("bad, message", [
-    (42, "results must be a ResultGrid or an experiment directory path, got 42 (int)"),
-    ([1, 2], "results must be a ResultGrid or an experiment directory path, got [1, 2] (list)"),
-])
-def test_run_data_rejects_other_inputs(bad, message):
-    with pytest.raises(ConfigError) as error:
-        vd.run_data(bad)
-    assert str(error.value) == message
+def test_every_plot_shares_one_lineage_computation(runs, monkeypatch):
+    run = run_data(runs["pbt4"])
+    built = []
+    original = al.RunLineage.__init__
+
+    def counting(self, data):
+        built.append(data)
+        original(self, data)
+
+    monkeypatch.setattr(al.RunLineage, "__init__", counting)
+    parameter_history(run, initial_point=(0.9, 0.9))
+    metric_history(run, "Q")
+    lineage(run)
+    population_hyperparameters(run)
+    al.hyperparameter_schedule(run)
+    assert built == [run]
 
 
 def test_clear_errors_for_bad_arguments(runs):
-    run = vd.run_data(runs["pbt2"])
+    run = run_data(runs["pbt2"])
     with pytest.raises(ConfigError, match=r"x='nope' is not reported by trial\(s\)"):
-        vd.parameter_history(run, x="nope")
+        parameter_history(run, x="nope")
     with pytest.raises(ConfigError, match=r"metric 'loss' is not reported by this experiment; it reports \["):
-        vd.metric_history(run, "loss")
-    with pytest.raises(ConfigError, match=r"trial index must be in \[0, 1\], got 5"):
-        vd.hyperparameter_schedule(run, 5)
+        metric_history(run, "loss")
     with pytest.raises(ConfigError, match=r"trial must be one of \['.*'\] \(or its index\), got 'zzz'"):
-        vd.ancestry(run, "zzz")
+        lineage(run, "zzz")
     with pytest.raises(ConfigError, match=r"params \['momentum'\] are not hyperparameters of this experiment"):
-        vd.population_hyperparameters(run, ["momentum"])
-    with pytest.raises(ConfigError, match=r"perturbation_interval must be a whole number >= 1 or None, got 0"):
-        vd.parameter_history(run, label_every=0)
-
-
-def test_missing_experiment_directory_is_a_clear_error(tmp_path):
-    from pbtlab.errors import ExperimentError
-
-    with pytest.raises(ExperimentError, match="no experiment directory"):
-        vd.run_data(str(tmp_path / "nothing"))
+        population_hyperparameters(run, ["momentum"])
+    # the data function names its own argument; the plotting functions name theirs
+    with pytest.raises(ConfigError, match=r"^label_every must be a whole number >= 1 or None, got 0 \(int\)$"):
+        parameter_history(run, label_every=0)
+    with pytest.raises(ConfigError, match=r"^label_every must be a whole number >= 1 or None, got 2.5 \(float\)$"):
+        parameter_history(run, label_every=2.5)
 
 
 # -- invariants over seeds -------------------------------------------------------------------------------
@@ -288,16 +236,16 @@ def test_missing_experiment_directory_is_a_clear_error(tmp_path):
 @given(seed=st.integers(0, 10_000), population=st.sampled_from([2, 3, 4]))
 def test_invariants_hold_for_any_seed(tmp_path_factory, seed, population):
     storage = str(tmp_path_factory.mktemp("viz_inv"))
-    grid = _run_stale_checkpoints(storage, seed=seed, iterations=16, population=min(population, 4))
-    run = vd.run_data(grid)
+    grid = run_stale_checkpoints(storage, seed=seed, iterations=16, population=min(population, 4))
+    run = run_data(grid)
     exploits = _exploit_events(grid)
-    edges = vd.lineage_edges(run)
+    edges = al.lineage_edges(run)
     assert [e.seq for e in edges] == [e["seq"] for e in exploits]
-    history = vd.parameter_history(run, initial_point=(0.9, 0.9))
+    history = parameter_history(run, initial_point=(0.9, 0.9))
     for arrow, event in zip([a for a in history.arrows if a.kind == "exploit"], exploits):
         x, y, iteration = _theta_at_checkpoint(grid, event["checkpoint"])
         assert arrow.end == (x, y) and iteration == event["donor_iteration"]
-    schedule = vd.hyperparameter_schedule(run)
+    schedule = al.hyperparameter_schedule(run)
     assert schedule.iterations == tuple(range(1, 17))
     assert all(math.isfinite(v) for v in schedule.values["lr"])
     assert os.path.isdir(grid.experiment_path)

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pbtlab.analysis.lineage import hyperparameter_schedule, run_data, trial_segments
 from pbtlab.errors import ConfigError
 from pbtlab.examples.runs import run_toy_pbt
-from pbtlab.viz import data as vd
 from pbtlab.viz._style import ANCESTRY_COLOR
+from pbtlab.viz.lineage import lineage
 from pbtlab.viz.trajectories import marker_sizes
 
 SWAPPED_IMPORT = "from pbtlab.viz import plot_parameter_history, plot_Q_history, make_animation"
@@ -185,7 +186,7 @@ def test_lineage_plot_draws_one_arrow_per_exploit_and_highlights_the_ancestry(pb
     arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
     exploits = [e for e in pbt4.events if e["event"] == "exploit"]
     assert len(arrows) == len(exploits) == 48
-    tree = vd.lineage(vd.run_data(pbt4))
+    tree = lineage(run_data(pbt4))
     highlighted = [a for a in arrows if matplotlib.colors.same_color(a.arrow_patch.get_edgecolor(), ANCESTRY_COLOR)]
     assert len(highlighted) == len(tree.ancestry_edges) > 0
     assert {(a.xyann[0], a.xy[0]) for a in arrows} == {(e["donor_iteration"], e["donor_iteration"]) for e in exploits}
@@ -197,7 +198,7 @@ def test_schedule_plot_draws_the_stitched_schedule(pbt4, tmp_path):
     from pbtlab.viz import plot_hyperparameter_schedule
 
     figure = plot_hyperparameter_schedule(pbt4)
-    schedule = vd.hyperparameter_schedule(vd.run_data(pbt4))
+    schedule = hyperparameter_schedule(run_data(pbt4))
     lr_axes = figure.axes[0]
     drawn = [(float(x), float(y)) for line in lr_axes.get_lines() if line.get_linestyle() == "-"
              for x, y in zip(line.get_xdata(), line.get_ydata())]
@@ -224,7 +225,7 @@ def test_metric_history_accepts_any_reported_metric(pbt4):
     ax = plot_metric_history(pbt4, "theta0")
     assert ax.get_ylabel() == "theta0"
     assert len([line for line in ax.get_lines() if line.get_linestyle() == "-"]) == sum(
-        len(vd.trial_segments(t)) for t in vd.run_data(pbt4).trials)
+        len(trial_segments(t)) for t in run_data(pbt4).trials)
 
 
 @pytest.mark.slow
@@ -242,9 +243,9 @@ def test_figure2_cli_writes_four_real_panels(tmp_path, capsys):
     assert sorted(finals["Grid search"]) == pytest.approx([0.39, 0.5925], abs=0.005)
     names = sorted(os.listdir(tmp_path / "runs"))
     assert names == ["figure2_exploit_only", "figure2_explore_only", "figure2_grid", "figure2_pbt"]
-    exploit_only = vd.run_data(str(tmp_path / "runs" / "figure2_exploit_only"))
+    exploit_only = run_data(str(tmp_path / "runs" / "figure2_exploit_only"))
     assert all(e["changes"] == [] for e in exploit_only.events_of("explore"))  # copies without perturbing
-    explore_only = vd.run_data(str(tmp_path / "runs" / "figure2_explore_only"))
+    explore_only = run_data(str(tmp_path / "runs" / "figure2_explore_only"))
     assert explore_only.events_of("exploit") == [] and explore_only.events_of("explore")
 
 
@@ -263,6 +264,11 @@ def test_bad_arguments_say_what_is_allowed(pbt4):
         make_animation(pbt4, None, None, fps=0)
     with pytest.raises(ConfigError, match=r"plot_until_iter must be a number of points >= 0 or None"):
         plot_parameter_history(pbt4, plot_until_iter=-1)
+    interval_error = r"^perturbation_interval must be a whole number >= 1 or None, got "
+    with pytest.raises(ConfigError, match=interval_error + r"0 \(int\)$"):
+        plot_parameter_history(pbt4, perturbation_interval=0)
+    with pytest.raises(ConfigError, match=interval_error + r"'x' \(str\)$"):
+        make_animation(pbt4, None, None, perturbation_interval="x", filename="pbt.gif")
 
 
 def test_plot_until_iter_shows_the_first_points(pbt4):
@@ -273,7 +279,8 @@ def test_plot_until_iter_shows_the_first_points(pbt4):
 
 
 def test_importing_pbtlab_and_the_viz_cli_does_not_import_matplotlib():
-    code = ("import sys, pbtlab, pbtlab.viz, pbtlab.viz.cli, pbtlab.viz.data, pbtlab.cli; pbtlab.cli.build_parser(); "
+    code = ("import sys, pbtlab, pbtlab.viz, pbtlab.viz.cli, pbtlab.analysis.lineage, pbtlab.analysis.events, "
+            "pbtlab.viz.tutorial, pbtlab.cli; pbtlab.cli.build_parser(); "
             "print([m for m in ('matplotlib', 'PIL', 'pandas') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,7 +17,20 @@ from pbtlab.tuner import Tuner
 __version__ = "0.1.0"
 
 __all__ = [
-    "Checkpoint", "CheckpointConfig", "ConfigError", "ExperimentError", "FailureConfig", "PbtlabError",
-    "ReportError", "Result", "ResultGrid", "RunConfig", "TrialError", "TuneConfig", "Tuner",
-    "load_results", "tune", "__version__",
+    "Checkpoint",
+    "CheckpointConfig",
+    "ConfigError",
+    "ExperimentError",
+    "FailureConfig",
+    "PbtlabError",
+    "ReportError",
+    "Result",
+    "ResultGrid",
+    "RunConfig",
+    "TrialError",
+    "TuneConfig",
+    "Tuner",
+    "__version__",
+    "load_results",
+    "tune",
 ]

@@ -61,7 +61,7 @@ class Checkpoint:
         return isinstance(other, Checkpoint) and os.path.normpath(self.path) == os.path.normpath(other.path)
 
     def __hash__(self) -> int:
-        return hash(self.path)
+        return hash(os.path.normpath(self.path))  # equal checkpoints hash alike, as __eq__ compares normpaths
 
     def __repr__(self) -> str:
         return f"Checkpoint(path={self.path!r})"

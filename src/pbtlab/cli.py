@@ -72,7 +72,7 @@ def show_command(args: argparse.Namespace) -> int:
 
 def summarize_run(grid: Any) -> str:
     """A plain-text summary of a run: settings, one line per trial, and decision counts."""
-    from pbtlab.progress import lookup_column, render_plain
+    from pbtlab.progress import format_value, lookup_column, render_plain
 
     exp = grid.experiment
     lines = [f"Experiment {exp.get('name')}  ({grid.experiment_path})",
@@ -84,10 +84,10 @@ def summarize_run(grid: Any) -> str:
     header = ["trial", "status", "iter", *columns, *( [metric] if metric else [])]
     rows = []
     for result in grid:
-        config_values = [_short(lookup_column(result.config, column)) for column in columns]
+        config_values = [format_value(lookup_column(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
-            row.append(_short(result.metrics.get(metric)))
+            row.append(format_value(result.metrics.get(metric)))
         rows.append(row)
     lines.append(render_plain("Trials", header, rows))
     counts: dict[str, int] = {}
@@ -95,13 +95,8 @@ def summarize_run(grid: Any) -> str:
         counts[event["event"]] = counts.get(event["event"], 0) + 1
     lines.append("")
     lines.append("Events: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    lines += [f"Data gap: {gap}" for gap in exp.get("gaps") or []]  # what a Ray Tune run did not keep
     return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
 
 
 def add_events(sub: Any) -> None:
@@ -114,6 +109,7 @@ def add_events(sub: Any) -> None:
 
 def events_command(args: argparse.Namespace) -> int:
     from pbtlab.analysis import load_results
+    from pbtlab.analysis.events import format_event
 
     grid = load_results(args.run_dir)
     for event in grid.events:
@@ -121,21 +117,6 @@ def events_command(args: argparse.Namespace) -> int:
             continue
         print(json.dumps(event) if args.json else format_event(event))
     return 0
-
-
-def format_event(event: dict[str, Any]) -> str:
-    """One readable line for an event record."""
-    kind = event["event"]
-    if kind == "exploit":
-        return (f"#{event['seq']} exploit: {event['trial_id']} (score {event['target_score']:.6g}, iter "
-                f"{event['target_iteration']}) clones {event['donor']} (score {event['donor_score']:.6g}, "
-                f"checkpoint of iter {event['donor_iteration']})")
-    if kind == "explore":
-        changes = "; ".join(f"{c['param']}: {c['old']} --({c['op']})--> {c['new']}" for c in event["changes"])
-        return f"#{event['seq']} explore: {event['trial_id']}: {changes or 'no change'}"
-    details = {k: v for k, v in event.items() if k not in ("seq", "event", "time", "traceback", "config",
-                                                            "old_config", "donor_config", "new_config")}
-    return f"#{event['seq']} {kind}: " + ", ".join(f"{k}={v}" for k, v in details.items())
 
 
 # -- resume ----------------------------------------------------------------------------------------------
@@ -150,7 +131,7 @@ def add_resume(sub: Any) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    from pbtlab.resume import resume_run
+    from pbtlab.tuner import resume_run
 
     results = resume_run(args.run_dir, trainable=args.trainable, verbose=1 if args.quiet else None,
                          restart_errored=args.restart_errored)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pbtlab.callbacks import check_callbacks
 from pbtlab.errors import ConfigError, describe
 
 
@@ -83,15 +84,35 @@ class FailureConfig:
 
 @dataclasses.dataclass
 class CheckpointConfig:
-    """How many of each trial's checkpoints to keep (the most recent; None keeps all).
+    """Which checkpoints to keep, and when class trainables save them (Ray's ``CheckpointConfig``).
 
-    A checkpoint a PBT clone still needs is kept until the clone has restored, whatever this says.
+    ``num_to_keep``: how many of each trial's checkpoints to keep (None keeps all): the most recent
+    ones, or the best by ``checkpoint_score_attribute`` (a reported metric) in
+    ``checkpoint_score_order`` ("max" or "min"). A checkpoint a PBT clone still needs, and the trial's
+    latest, are kept whatever this says.
+    ``checkpoint_frequency``: a class trainable saves every N iterations (0: never by itself);
+    ``checkpoint_at_end``: it saves when it ends. Function trainables decide for themselves.
     """
 
     num_to_keep: int | None = None
+    checkpoint_score_attribute: str | None = None
+    checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: bool | None = None
 
     def __post_init__(self) -> None:
         _check_int("CheckpointConfig(num_to_keep=...)", self.num_to_keep, 1, allow_none=True)
+        if self.checkpoint_score_attribute is not None and (
+                not isinstance(self.checkpoint_score_attribute, str) or not self.checkpoint_score_attribute):
+            raise ConfigError("CheckpointConfig(checkpoint_score_attribute=...) must be a metric name or None, got "
+                              f"{describe(self.checkpoint_score_attribute)}")
+        if self.checkpoint_score_order not in ("max", "min"):
+            raise ConfigError(f"CheckpointConfig(checkpoint_score_order=...) must be 'max' or 'min', got "
+                              f"{describe(self.checkpoint_score_order)}")
+        _check_int("CheckpointConfig(checkpoint_frequency=...)", self.checkpoint_frequency, 0)
+        if self.checkpoint_at_end is not None and not isinstance(self.checkpoint_at_end, bool):
+            raise ConfigError(f"CheckpointConfig(checkpoint_at_end=...) must be True, False or None, got "
+                              f"{describe(self.checkpoint_at_end)}")
 
 
 StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
@@ -107,6 +128,7 @@ class RunConfig:
     ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
     ``state_save_period_s``: the least time between two saves of the experiment's state (it is saved
     at consistent moments, at most this often, and always at the end); 0 saves at every such moment.
+    ``callbacks``: ``tune.Callback`` objects whose hooks are called as the run progresses (``pbtlab.callbacks``).
     """
 
     name: str | None = None
@@ -118,8 +140,10 @@ class RunConfig:
     executor: Any = None
     progress_interval_s: float = 5.0
     state_save_period_s: float = 1.0
+    callbacks: list[Any] | None = None
 
     def __post_init__(self) -> None:
+        self.callbacks = check_callbacks(self.callbacks)
         if self.name is not None and (not isinstance(self.name, str) or not self.name or os.sep in self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"RunConfig(name=...) must be a folder name without '{os.sep}', got {describe(self.name)}")
@@ -160,6 +184,12 @@ class RunConfig:
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
     """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
+    if isinstance(trainable, type) and not any(c.__name__ == "Trainable" and c.__module__ == "pbtlab.trainable"
+                                               for c in trainable.__mro__):
+        raise ConfigError(
+            f"{where}(trainable) got the class {trainable.__qualname__}, which is not a tune.Trainable: subclass "
+            "pbtlab.tune.Trainable (setup/step/save_checkpoint/load_checkpoint), or pass a function "
+            "trainable(config) that calls tune.report(...)")
     if not callable(trainable):
         raise ConfigError(f"{where}(trainable) needs a function trainable(config), got {describe(trainable)}")
     if param_space is not None and not isinstance(param_space, Mapping):

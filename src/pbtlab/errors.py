@@ -40,6 +40,21 @@ class ExperimentError(PbtlabError, RuntimeError):
     """An experiment directory is missing, damaged or not a pbtlab experiment."""
 
 
+class CallbackError(PbtlabError, RuntimeError):
+    """A ``tune.Callback`` raised; the run stopped and kept its last consistent state."""
+
+    def __init__(self, callback: str, hook: str, error: BaseException) -> None:
+        super().__init__(f"callback {callback}.{hook} raised {type(error).__name__}: {error}. The run stopped; "
+                         "its last consistent state is kept, so Tuner.restore(path, trainable) continues it "
+                         "once the callback is fixed")
+        self.callback = callback
+        self.hook = hook
+
+
+class ExecutorError(PbtlabError, RuntimeError):
+    """An executor was driven out of its protocol, e.g. ``wait()`` while no trial is running."""
+
+
 def describe(value: Any) -> str:
     """Short repr for error messages: ``describe([1, 2]) == "[1, 2] (list)"``."""
     text = repr(value)

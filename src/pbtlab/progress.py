@@ -13,10 +13,10 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+from pbtlab.records import AUTO_RESULT_FIELDS
+
 logger = logging.getLogger("pbtlab")
 
-_AUTO = {"training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "trial_id", "done",
-         "iterations_since_restore", "time_since_restore", "config", "checkpoint_dir_name", "restored_from"}
 
 
 def ensure_log_handler() -> None:
@@ -77,7 +77,9 @@ def metric_columns(trials: Sequence[Any], metric: str | None, limit: int = 3) ->
         for key, value in (trial.last_result or {}).items():
             if len(columns) >= limit:
                 return columns
-            if key in _AUTO or key in columns or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in AUTO_RESULT_FIELDS or key in columns:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if key in trial.config:
                 continue

@@ -5,6 +5,10 @@ Every executor runs it through :func:`run_trial`, which talks to the driver thro
 :class:`Channel`: each ``report`` sends one message and blocks until the driver answers with a
 :class:`Command` (continue, stop, or restart with a new config and checkpoint). That handshake is
 what lets PBT pause, clone and restart a trial at a report boundary without killing its worker.
+
+While a trial waits for a command, the driver may also ask it to ``SAVE``: the trial answers with a
+:class:`SavedMessage` (the checkpoint that :attr:`TrialSession.save_hook` made, persisted like a
+reported one; none for a plain function) and waits again, for the command that ends the pause.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ class ReportMessage:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SavedMessage:
+    """The answer to ``SAVE``: the checkpoint saved now, or None (no save hook, or it had nothing to save).
+
+    ``checkpoint_path`` is the persisted directory (``<trial_dir>/checkpoint_<index:06d>``), numbered in
+    the same sequence as reported checkpoints; ``checkpoint_index`` is that index.
+    """
+
+    checkpoint_path: str | None
+    checkpoint_index: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class FinishedMessage:
     """The function returned."""
 
@@ -54,13 +70,16 @@ class ErrorMessage:
     usage_error: bool  # a ReportError: retrying cannot help
 
 
-WorkerMessage = ReportMessage | FinishedMessage | ErrorMessage
+WorkerMessage = ReportMessage | SavedMessage | FinishedMessage | ErrorMessage
 
 
 class CommandKind(enum.Enum):
-    CONTINUE = "continue"
-    STOP = "stop"
-    RESTART = "restart"
+    """The driver's answer to a trial's message (see ``pbtlab.executors.base`` for the protocol)."""
+
+    CONTINUE = "continue"  # run to the next report
+    STOP = "stop"  # unwind the function and end the worker
+    RESTART = "restart"  # unwind the function and call it again with Command.spec
+    SAVE = "save"  # save a checkpoint now, answer with a SavedMessage, and wait for the next command
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +90,10 @@ class Command:
 
 CONTINUE = Command(CommandKind.CONTINUE)
 STOP = Command(CommandKind.STOP)
+SAVE = Command(CommandKind.SAVE)
+
+#: What ``TrialSession.save_hook`` holds: no arguments, returns the checkpoint of the trial's state now.
+SaveHook = Callable[[], Checkpoint | None]
 
 
 class Channel(Protocol):
@@ -103,13 +126,22 @@ class TrialContext:
 
 
 class TrialSession:
-    """State of one run of a trial's function; reached through ``tune.report`` and friends."""
+    """State of one run of a trial's function; reached through ``tune.report`` and friends.
+
+    ``save_hook`` (None by default) is how a wrapper that owns the trial's state answers ``SAVE``: a
+    function with no arguments that returns a :class:`~pbtlab.checkpoint.Checkpoint` of the state now, or
+    None. The session persists that checkpoint like a reported one. Set it from inside the trial::
+
+        session = current_session()
+        session.save_hook = lambda: Checkpoint.from_directory(trainable.save(tmp_dir))
+    """
 
     def __init__(self, spec: StartSpec, channel: Channel) -> None:
         self.spec = spec
         self.channel = channel
         self.checkpoint = Checkpoint(spec.checkpoint_path) if spec.checkpoint_path else None
         self.next_checkpoint_index = spec.next_checkpoint_index
+        self.save_hook: SaveHook | None = None
         self.mark = time.perf_counter()
 
     def report(self, metrics: Any, checkpoint: Checkpoint | None = None) -> None:
@@ -127,11 +159,8 @@ class TrialSession:
         if checkpoint is not None:
             if not os.path.isdir(checkpoint.path):
                 raise ReportError(f"tune.report(checkpoint=...): directory {checkpoint.path!r} does not exist")
-            index = self.next_checkpoint_index
-            saved_path = persist_directory(checkpoint.path, self.spec.trial_dir, f"checkpoint_{index:06d}")
-            self.next_checkpoint_index += 1
-            self.checkpoint = Checkpoint(saved_path)
-        command = self.channel.exchange(ReportMessage(dict(metrics), saved_path, index, elapsed))
+            saved_path, index = self._persist(checkpoint)
+        command = self.exchange(ReportMessage(dict(metrics), saved_path, index, elapsed))
         self.mark = time.perf_counter()
         if command.kind is CommandKind.CONTINUE:
             return
@@ -139,6 +168,39 @@ class TrialSession:
             assert command.spec is not None  # internal invariant, not user input
             raise _RestartTrial(command.spec)
         raise _StopTrial()
+
+    def exchange(self, message: WorkerMessage) -> Command:
+        """Send ``message``; answer every ``SAVE`` that comes back; return the first other command.
+
+        A save hook that raises propagates: inside ``tune.report`` it fails the trial like any error.
+        """
+        command = self.channel.exchange(message)
+        while command.kind is CommandKind.SAVE:
+            command = self.channel.exchange(self.save())
+        return command
+
+    def save(self) -> SavedMessage:
+        """Checkpoint the trial now through :attr:`save_hook` (nothing to save without one)."""
+        if self.save_hook is None:
+            return SavedMessage(None, None)
+        checkpoint = self.save_hook()
+        if checkpoint is None:
+            return SavedMessage(None, None)
+        if not isinstance(checkpoint, Checkpoint):
+            raise ReportError(
+                f"the trial's save hook must return a tune.Checkpoint or None, got {describe(checkpoint)}")
+        if not os.path.isdir(checkpoint.path):
+            raise ReportError(f"the trial's save hook returned a checkpoint whose directory {checkpoint.path!r} "
+                              "does not exist")
+        return SavedMessage(*self._persist(checkpoint))
+
+    def _persist(self, checkpoint: Checkpoint) -> tuple[str, int]:
+        """Copy ``checkpoint`` into the trial directory as the next ``checkpoint_<index:06d>`` (atomically)."""
+        index = self.next_checkpoint_index
+        saved_path = persist_directory(checkpoint.path, self.spec.trial_dir, f"checkpoint_{index:06d}")
+        self.next_checkpoint_index += 1
+        self.checkpoint = Checkpoint(saved_path)
+        return saved_path, index
 
 
 _local = threading.local()
@@ -174,7 +236,11 @@ def get_context() -> TrialContext:
 
 
 def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None:
-    """Run a trial's function until the driver says stop; restart it in place when told to."""
+    """Run a trial's function until the driver says stop; restart it in place when told to.
+
+    After the function returned or raised, the trial still answers ``SAVE`` (through the hook it set, if
+    any) until the driver restarts or stops it; a hook that raises then is answered with an ErrorMessage.
+    """
     while True:
         session = TrialSession(spec, channel)
         _local.session = session
@@ -187,11 +253,23 @@ def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None
         except _StopTrial:
             return
         except BaseException as error:  # noqa: BLE001 - a trial's failure is data for the driver
-            message = ErrorMessage(type(error).__name__, str(error), traceback.format_exc(),
-                                   isinstance(error, ReportError))
+            message = _error_message(error)
         finally:
             _local.session = None
         command = channel.exchange(message)
+        while command.kind is CommandKind.SAVE:
+            _local.session = session  # the hook may use tune.get_context() as it could during the run
+            try:
+                answer: WorkerMessage = session.save()
+            except BaseException as error:  # noqa: BLE001 - as above
+                answer = _error_message(error)
+            finally:
+                _local.session = None
+            command = channel.exchange(answer)
         if command.kind is not CommandKind.RESTART or command.spec is None:
             return
         spec = command.spec
+
+
+def _error_message(error: BaseException) -> ErrorMessage:
+    return ErrorMessage(type(error).__name__, str(error), traceback.format_exc(), isinstance(error, ReportError))

@@ -118,6 +118,8 @@ class Normal(Domain):
         return _quantize(float(rng.normal(self.mean, self.sd)), self.q)
 
     def __repr__(self) -> str:
+        if self.q is not None:
+            return f"tune.qrandn({self.mean}, {self.sd}, {self.q})"
         return f"tune.randn({self.mean}, {self.sd})"
 
 

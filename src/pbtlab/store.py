@@ -93,16 +93,19 @@ def iter_jsonl(path: str, what: str, limit: int | None = None) -> Iterator[dict[
             yield value
 
 
-def truncate_lines(path: str, keep: int) -> None:
-    """Keep only the first ``keep`` lines of a file (drop what was written after the last state save)."""
+def truncate_lines(path: str, keep: int) -> int:
+    """Keep only the first ``keep`` lines of a file (drop what was written after the last state save).
+
+    Returns how many lines were dropped (a half-written last line counts as one)."""
     if not os.path.exists(path):
-        return
+        return 0
     with open(path, "rb") as handle:
         lines = handle.readlines()
     if len(lines) <= keep and all(line.endswith(b"\n") for line in lines):
-        return
+        return 0
     with open(path, "wb") as handle:
         handle.writelines(lines[:keep])
+    return max(0, len(lines) - keep)
 
 
 class ExperimentStore:

@@ -8,14 +8,15 @@ Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the 
 functions, and the same ``Tuner``/config objects as the top-level package.
 """
 
+from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.session import get_checkpoint, get_context, report
 from pbtlab.space import (
     choice,
     grid_search,
-    loguniform,
     lograndint,
+    loguniform,
     qloguniform,
     qrandint,
     qrandn,
@@ -25,10 +26,32 @@ from pbtlab.space import (
     sample_from,
     uniform,
 )
+from pbtlab.trainable import Trainable
 from pbtlab.tuner import Stopper, Tuner
 
 __all__ = [
-    "Checkpoint", "CheckpointConfig", "FailureConfig", "RunConfig", "Stopper", "TuneConfig", "Tuner",
-    "choice", "get_checkpoint", "get_context", "grid_search", "loguniform", "lograndint", "qloguniform",
-    "qrandint", "qrandn", "quniform", "randint", "randn", "report", "sample_from", "uniform",
+    "Callback",
+    "Checkpoint",
+    "CheckpointConfig",
+    "FailureConfig",
+    "RunConfig",
+    "Stopper",
+    "Trainable",
+    "TuneConfig",
+    "Tuner",
+    "choice",
+    "get_checkpoint",
+    "get_context",
+    "grid_search",
+    "lograndint",
+    "loguniform",
+    "qloguniform",
+    "qrandint",
+    "qrandn",
+    "quniform",
+    "randint",
+    "randn",
+    "report",
+    "sample_from",
+    "uniform",
 ]

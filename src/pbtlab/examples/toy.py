@@ -19,17 +19,17 @@ import numpy as np
 from pbtlab import tune
 
 
-def Q(theta: np.ndarray) -> Any:  # noqa: N802 - the paper's name
+def Q(theta: np.ndarray) -> Any:
     """The true reward: an elliptic paraboloid with its maximum 1.2 at (0, 0)."""
     return 1.2 - (3 / 4 * theta[0] ** 2 + theta[1] ** 2)
 
 
-def Qhat(theta: np.ndarray, h: np.ndarray) -> Any:  # noqa: N802
+def Qhat(theta: np.ndarray, h: np.ndarray) -> Any:
     """The surrogate reward the trainer ascends, biased by the hyperparameters ``h``."""
     return 1.2 - (h[0] * theta[0] ** 2 + h[1] * theta[1] ** 2)
 
 
-def grad_Qhat(theta: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:  # noqa: N802
+def grad_Qhat(theta: np.ndarray, h: np.ndarray) -> dict[str, np.ndarray]:
     """Gradients of ``Qhat`` (with the tutorial's 3/4 factor on the first coordinate)."""
     theta_grad = -2 * h * theta
     theta_grad[0] *= 3 / 4
@@ -43,7 +43,7 @@ def get_init_theta() -> np.ndarray:
     return np.array([0.9, 0.9])
 
 
-def Q_batch(theta: np.ndarray) -> np.ndarray:  # noqa: N802
+def Q_batch(theta: np.ndarray) -> np.ndarray:
     """``Q`` for a (B, 2) array of parameters (used for contour plots)."""
     return 1.2 - (3 / 4 * theta[:, 0] ** 2 + theta[:, 1] ** 2)
 

@@ -1,17 +1,51 @@
 """The executor interface: how trial functions are run and talked to.
 
 An executor owns workers; each worker runs one trial's function through
-:func:`pbtlab.session.run_trial`. The controller drives it with four calls:
+:func:`pbtlab.session.run_trial`. The controller drives it with these calls:
 
+- ``setup(trainable, max_concurrent)``: once, before the first ``start``.
 - ``start(spec)``: start a worker for a trial; it runs until the function's first message.
-- ``send(trial_id, command)``: answer the trial's last message. ``CONTINUE`` and ``RESTART``
-  let it run to its next message; ``STOP`` ends the worker.
-- ``wait()``: block until some trial has a message; return ``(trial_id, message)``.
+- ``send(trial_id, command)``: answer the trial's last message (its one unanswered message):
+
+  - ``CONTINUE``: run to the next message (a report, or the end of the function).
+  - ``RESTART`` (with ``Command.spec``): unwind the function and call it again with the spec's config
+    and checkpoint, in the same worker; if the worker died, a new one is started.
+  - ``STOP``: unwind the function and end the worker; no message follows.
+  - ``SAVE``: checkpoint the trial now. The trial answers with a
+    :class:`~pbtlab.session.SavedMessage` ``(checkpoint_path, checkpoint_index)`` and then waits for
+    the next command, exactly as before the ``SAVE``. A plain function has nothing to save
+    (``checkpoint_path=None``); a trial whose session has a ``save_hook`` calls it and persists the
+    checkpoint it returns like a reported one (``checkpoint_<index:06d>`` in the trial directory,
+    the next index of the trial's sequence). If the hook raises, the answer is an
+    :class:`~pbtlab.session.ErrorMessage` instead (at a report: the trial failed there). ``SAVE``
+    may be sent after any message, including ``FinishedMessage`` and ``ErrorMessage``.
+
+- ``wait()``: block until some trial has a message; return ``(trial_id, message)``. Of the trials
+  whose messages are in, the one that was started or answered first. Raises
+  :class:`~pbtlab.errors.ExecutorError` when no trial is running, i.e. every trial's last message
+  was already returned and not answered since (waiting would block forever).
 - ``shutdown()``: stop every worker.
 
-A trial sends exactly one message per ``start``/``CONTINUE``/``RESTART`` and then waits, so the
-controller always knows which trials are running. The in-process executor runs one trial at a time,
-in the order they were started or answered, which makes a seeded run deterministic.
+A trial sends exactly one message per ``start``/``CONTINUE``/``RESTART``/``SAVE`` and then waits, so
+the controller always knows which trials are running. A worker that dies without a message is
+reported as an ``ErrorMessage`` with ``error_type="WorkerDied"``. The in-process executor runs one
+trial at a time, in the order they were started or answered, which makes a seeded run deterministic.
+
+    >>> from pbtlab import tune
+    >>> from pbtlab.session import CONTINUE, SAVE, STOP, StartSpec
+    >>> def trainable(config):
+    ...     while True:
+    ...         tune.report({"x": config["x"]})
+    >>> executor = make_executor("inprocess")
+    >>> executor.setup(trainable, max_concurrent=1)
+    >>> executor.start(StartSpec("t0", {"x": 1}, str(getfixture("tmp_path")), None, 0))
+    >>> executor.wait()
+    ('t0', ReportMessage(metrics={'x': 1}, checkpoint_path=None, checkpoint_index=None, time_this_iter_s=...))
+    >>> executor.send("t0", SAVE)
+    >>> executor.wait()
+    ('t0', SavedMessage(checkpoint_path=None, checkpoint_index=None))
+    >>> executor.send("t0", STOP)
+    >>> executor.shutdown()
 """
 
 from __future__ import annotations
@@ -19,11 +53,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from pbtlab.errors import ConfigError, ExecutorError, describe
 from pbtlab.session import Command, StartSpec, WorkerMessage
+
+__all__ = ["Executor", "ExecutorError", "make_executor"]
 
 
 @runtime_checkable
 class Executor(Protocol):
+    """What the controller needs from an executor (the protocol is in this module's docstring)."""
+
     name: str
 
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None: ...
@@ -41,8 +80,6 @@ class Executor(Protocol):
 
 def make_executor(executor: Any) -> Executor:
     """Turn ``RunConfig(executor=...)`` (a name or an object) into an executor."""
-    from pbtlab.errors import ConfigError, describe
-
     if executor is None or executor == "inprocess":
         from pbtlab.executors.inprocess import InProcessExecutor
 

@@ -8,61 +8,13 @@ nothing: its thread is simply parked inside ``tune.report``.
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage, run_trial
-
-
-class _Exited:
-    """The worker thread has returned (after STOP)."""
-
-
-_EXITED = _Exited()
-
-
-class _ThreadWorker:
-    """A trial thread and the two locks that pass control back and forth."""
-
-    def __init__(self, trainable: Callable[..., Any], spec: StartSpec) -> None:
-        self._to_worker = threading.Lock()
-        self._to_worker.acquire()
-        self._to_driver = threading.Lock()
-        self._to_driver.acquire()
-        self._command: Command | None = None
-        self._message: Any = None
-        self._thread = threading.Thread(target=self._main, args=(trainable, spec),
-                                        name=f"pbtlab-trial-{spec.trial_id}", daemon=True)
-        self._thread.start()
-
-    # worker side ---------------------------------------------------------------------------
-    def _main(self, trainable: Callable[..., Any], spec: StartSpec) -> None:
-        self._to_worker.acquire()
-        try:
-            run_trial(trainable, spec, self)
-        finally:
-            self._message = _EXITED
-            try:
-                self._to_driver.release()
-            except RuntimeError:  # the driver was interrupted mid-handoff (Ctrl-C): nobody waits for this
-                pass
-
-    def exchange(self, message: WorkerMessage) -> Command:
-        self._message = message
-        self._to_driver.release()
-        self._to_worker.acquire()
-        assert self._command is not None
-        return self._command
-
-    # driver side ---------------------------------------------------------------------------
-    def step(self, command: Command | None) -> Any:
-        """Hand control to the trial with ``command`` (None at start); return its next message."""
-        self._command = command
-        self._to_worker.release()
-        self._to_driver.acquire()
-        return self._message
+from pbtlab.errors import ConfigError, ExecutorError, describe
+from pbtlab.executors.threads import EXITED, ThreadWorker
+from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
 
 class InProcessExecutor:
@@ -82,8 +34,6 @@ class InProcessExecutor:
 
     def __init__(self, pin_cpu: int | None = None) -> None:
         if pin_cpu is not None:
-            from pbtlab.errors import ConfigError, describe
-
             if not hasattr(os, "sched_setaffinity"):
                 raise ConfigError("InProcessExecutor(pin_cpu=...) needs Linux (os.sched_setaffinity); use pin_cpu=None")
             allowed = sorted(os.sched_getaffinity(0))
@@ -94,7 +44,7 @@ class InProcessExecutor:
         self.pin_cpu = pin_cpu
         self._saved_affinity: set[int] | None = None
         self._trainable: Callable[..., Any] | None = None
-        self._workers: dict[str, _ThreadWorker] = {}
+        self._workers: dict[str, ThreadWorker] = {}
         self._runnable: deque[tuple[str, Command | None]] = deque()
 
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
@@ -109,7 +59,7 @@ class InProcessExecutor:
 
     def start(self, spec: StartSpec) -> None:
         assert self._trainable is not None
-        self._workers[spec.trial_id] = _ThreadWorker(self._trainable, spec)
+        self._workers[spec.trial_id] = ThreadWorker(self._trainable, spec)
         self._runnable.append((spec.trial_id, None))
 
     def send(self, trial_id: str, command: Command) -> None:
@@ -121,13 +71,17 @@ class InProcessExecutor:
         self._runnable.append((trial_id, command))
 
     def wait(self) -> tuple[str, WorkerMessage]:
-        trial_id, command = self._runnable.popleft()
-        while trial_id not in self._workers:  # stopped after it was queued
+        while self._runnable:
             trial_id, command = self._runnable.popleft()
+            if trial_id in self._workers:  # else: stopped after it was queued
+                break
+        else:
+            raise ExecutorError("InProcessExecutor.wait() was called while no trial is running: every trial's last "
+                                "message was already returned; start() a trial or send() a command first")
         message = self._workers[trial_id].step(command)
-        if message is _EXITED:  # the function returned after a command other than STOP
+        if message is EXITED:  # the function returned after a command other than STOP
             self._workers.pop(trial_id, None)
-            raise RuntimeError(f"trial {trial_id} worker exited unexpectedly")
+            raise ExecutorError(f"trial {trial_id} worker exited unexpectedly")
         return trial_id, message
 
     def shutdown(self) -> None:

@@ -26,7 +26,9 @@ the driver runs threads of its own, e.g. a GPU runtime) start a fresh interprete
 must be picklable: a function defined at module level of an importable module (a script guarded by
 ``if __name__ == "__main__":`` is fine). Choose with ``ProcessExecutor(start_method="spawn")``.
 
-A worker that dies (killed, segfault, ``os._exit``) is reported to the controller as an
+The driver side (one record per trial, dispatch order, retries on a fresh worker) is
+:class:`~pbtlab.executors.dispatch.DispatchExecutor`'s; this module is the transport: a process and a
+pipe per trial. A worker that dies (killed, segfault, ``os._exit``) is reported to the controller as an
 :class:`~pbtlab.session.ErrorMessage` with ``error_type="WorkerDied"``, so ``FailureConfig(max_failures)``
 retries it; the retry starts a new process from the trial's latest checkpoint. Checkpoints are
 directories in the experiment folder, which every worker on this machine sees: nothing is copied
@@ -36,6 +38,7 @@ between workers.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -48,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
 from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage, run_trial
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -105,26 +109,23 @@ def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, t
 
 
 # -- driver side ------------------------------------------------------------------------------------
-class _Worker:
-    __slots__ = ("busy_since", "conn", "dead", "process", "trial_id")
+@dataclasses.dataclass(slots=True, eq=False, kw_only=True)
+class ProcessWorker(WorkerRecord):
+    """A trial's worker process and the driver's end of its pipe."""
 
-    def __init__(self, trial_id: str, process: Any, conn: multiprocessing.connection.Connection) -> None:
-        self.trial_id = trial_id
-        self.process = process
-        self.conn = conn
-        self.busy_since: int | None = None  # dispatch number of the command it is working on
-        self.dead = False
+    process: Any
+    conn: multiprocessing.connection.Connection
 
 
-def _describe_exit(exitcode: int | None) -> str:
+def _describe_exit(pid: int | None, exitcode: int | None) -> str:
     if exitcode is None:
-        return "its pipe closed"
+        return f"process {pid} closed its pipe"
     if exitcode < 0:
         try:
-            return f"killed by {signal.Signals(-exitcode).name}"
+            return f"process {pid} was killed by {signal.Signals(-exitcode).name}"
         except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
+            return f"process {pid} was killed by signal {-exitcode}"
+    return f"process {pid} exited with code {exitcode}"
 
 
 _LIVE_PROCESSES: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -143,7 +144,7 @@ def _kill_leftovers() -> None:
         process.join(timeout=1.0)
 
 
-class ProcessExecutor:
+class ProcessExecutor(DispatchExecutor[ProcessWorker]):
     """Runs each trial in its own local process; up to ``max_concurrent`` at once.
 
     Args:
@@ -164,14 +165,13 @@ class ProcessExecutor:
                               f"it has {', '.join(multiprocessing.get_all_start_methods())}")
         if isinstance(stop_grace_s, bool) or not isinstance(stop_grace_s, (int, float)) or stop_grace_s < 0:
             raise ConfigError(f"ProcessExecutor(stop_grace_s=...) must be a number >= 0, got {describe(stop_grace_s)}")
+        super().__init__()
         self.start_method = start_method or _default_start_method()
         self.stop_grace_s = float(stop_grace_s)
         self._context = multiprocessing.get_context(self.start_method)
         self._trainable: Any = None
         self._pickled = False
-        self._workers: dict[str, _Worker] = {}
         self._stopping: list[Any] = []  # processes told to stop, to reap
-        self._dispatch = 0
         self.processes_started = 0
 
     # -- protocol ----------------------------------------------------------------------------------
@@ -192,10 +192,12 @@ class ProcessExecutor:
     def default_concurrency(self, num_trials: int) -> int:
         return max(1, min(num_trials, available_cores()))
 
-    def start(self, spec: StartSpec) -> None:
-        old = self._workers.pop(spec.trial_id, None)
-        if old is not None:
-            self._retire(old, stop=not old.dead)
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._reap(self.stop_grace_s)
+
+    # -- transport: a process and a pipe per trial ---------------------------------------------------
+    def _launch(self, spec: StartSpec) -> ProcessWorker:
         driver_end, worker_end = self._context.Pipe(duplex=True)
         forked = self.start_method == "fork"
         process = self._context.Process(  # type: ignore[attr-defined]
@@ -205,79 +207,30 @@ class ProcessExecutor:
         worker_end.close()
         self.processes_started += 1
         _LIVE_PROCESSES.add(process)
-        worker = _Worker(spec.trial_id, process, driver_end)
-        self._workers[spec.trial_id] = worker
-        self._mark_busy(worker)
+        return ProcessWorker(spec.trial_id, process=process, conn=driver_end)
 
-    def send(self, trial_id: str, command: Command) -> None:
-        worker = self._workers.get(trial_id)
-        if command.kind is CommandKind.STOP:
-            if worker is not None:
-                del self._workers[trial_id]
-                self._retire(worker, stop=not worker.dead)
-            return
-        if worker is None or worker.dead:
-            if command.kind is CommandKind.RESTART and command.spec is not None:
-                self.start(command.spec)  # the old process died: a retry gets a fresh one
-                return
-            raise RuntimeError(f"trial {trial_id} has no live worker to {command.kind.value}")
+    def _deliver(self, worker: ProcessWorker, command: Command) -> None:
         try:
             worker.conn.send(command)
         except OSError:
-            worker.dead = True  # wait() reports it as WorkerDied
-        self._mark_busy(worker)
+            raise WorkerLost(self._bury(worker)) from None
 
-    def wait(self) -> tuple[str, WorkerMessage]:
-        busy = sorted((w for w in self._workers.values() if w.busy_since is not None),
-                      key=lambda w: w.busy_since or 0)
-        if not busy:
-            raise RuntimeError("ProcessExecutor.wait() was called while no trial is running")
-        for worker in busy:  # a worker whose pipe broke while sending a command
-            if worker.dead:
-                return worker.trial_id, self._died(worker)
+    def _collect(self, busy: list[ProcessWorker]) -> list[ProcessWorker]:
         handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
         ready = set(multiprocessing.connection.wait(handles))
-        for worker in busy:  # messages first, in dispatch order (as the in-process executor would)
-            if worker.conn in ready:
-                try:
-                    message = worker.conn.recv()
-                except (EOFError, OSError):
-                    return worker.trial_id, self._died(worker)
-                worker.busy_since = None
-                return worker.trial_id, message
-        for worker in busy:
-            if worker.process.sentinel in ready:
-                if worker.conn.poll():  # it wrote its last message just before exiting
-                    try:
-                        message = worker.conn.recv()
-                        worker.busy_since = None
-                        return worker.trial_id, message
-                    except (EOFError, OSError):
-                        pass
-                return worker.trial_id, self._died(worker)
-        raise RuntimeError("multiprocessing.connection.wait returned no ready worker")  # pragma: no cover
+        with_message = [w for w in busy if w.conn in ready]  # messages first (a pipe at EOF counts here too)
+        return with_message or [w for w in busy if w.process.sentinel in ready]
 
-    def shutdown(self) -> None:
-        for trial_id in list(self._workers):
-            self.send(trial_id, Command(CommandKind.STOP))
-        self._reap(self.stop_grace_s)
+    def _receive(self, worker: ProcessWorker) -> WorkerMessage:
+        if worker.conn.poll():  # ready, or it wrote its last message just before exiting
+            try:
+                return worker.conn.recv()
+            except (EOFError, OSError):
+                pass
+        raise WorkerLost(self._bury(worker))
 
-    # -- helpers -------------------------------------------------------------------------------------
-    def _mark_busy(self, worker: _Worker) -> None:
-        self._dispatch += 1
-        worker.busy_since = self._dispatch
-
-    def _died(self, worker: _Worker) -> ErrorMessage:
-        worker.dead = True
-        worker.busy_since = None
-        worker.process.join(timeout=1.0)
-        how = _describe_exit(worker.process.exitcode)
-        return ErrorMessage("WorkerDied", f"the worker process of trial {worker.trial_id} died ({how})",
-                            f"WorkerDied: process {worker.process.pid} of trial {worker.trial_id} ended ({how}) "
-                            "without a message to the driver\n", False)
-
-    def _retire(self, worker: _Worker, stop: bool) -> None:
-        if stop:
+    def _retire(self, worker: ProcessWorker, final: bool) -> None:
+        if not worker.dead:
             try:
                 worker.conn.send(Command(CommandKind.STOP))
             except OSError:
@@ -285,6 +238,12 @@ class ProcessExecutor:
         worker.conn.close()
         self._stopping.append(worker.process)
         self._reap(0.0)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _bury(self, worker: ProcessWorker) -> str:
+        """Join a worker process that is gone or going; say how it ended."""
+        worker.process.join(timeout=1.0)
+        return _describe_exit(worker.process.pid, worker.process.exitcode)
 
     def _reap(self, grace_s: float) -> None:
         """Join stopped workers; after ``grace_s`` seconds kill those still running the user's code."""

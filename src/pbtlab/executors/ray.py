@@ -5,12 +5,14 @@
 
 This is the only module that imports ``ray``, and only when a ``RayExecutor`` is set up.
 
-Each trial runs in one actor for as long as it lives: the actor runs the trial's function in a thread
-through :func:`pbtlab.session.run_trial` (the same thread-and-lock handoff as the in-process executor),
-and every actor call returns the trial's next message. A PBT exploit sends ``RESTART`` with the donor's
-checkpoint and the new config to the same actor, which restarts the function in place. A new actor is
-created only for a new trial or after an actor died (reported as ``WorkerDied``, so
-``FailureConfig(max_failures)`` retries it on a fresh actor).
+Each trial runs in one actor for as long as it lives: the actor runs the trial's function in a
+:class:`~pbtlab.executors.threads.ThreadWorker` (the same thread-and-lock handoff as the in-process
+executor), and every actor call returns the trial's next message. A PBT exploit sends ``RESTART`` with
+the donor's checkpoint and the new config to the same actor, which restarts the function in place. A
+new actor is created only for a new trial or after an actor died (reported as ``WorkerDied``, so
+``FailureConfig(max_failures)`` retries it on a fresh actor). The driver side (one record per trial,
+dispatch order, ``WorkerDied``) is :class:`~pbtlab.executors.dispatch.DispatchExecutor`'s; this module
+is the transport and the checkpoint traffic.
 
 Where checkpoints live (``checkpoint_transport``):
 
@@ -49,7 +51,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
-from pbtlab.session import Command, CommandKind, ErrorMessage, ReportMessage, StartSpec, WorkerMessage
+from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
+from pbtlab.executors.threads import EXITED, ThreadWorker
+from pbtlab.session import Command, CommandKind, ReportMessage, SavedMessage, StartSpec, WorkerMessage
 
 TRANSPORTS = ("auto", "shared", "object_store")
 
@@ -134,23 +138,20 @@ class _TrialActor:
         return dataclasses.replace(spec, trial_dir=trial_dir, checkpoint_path=checkpoint)
 
     def _reply(self, message: Any) -> _Reply:
-        from pbtlab.executors.inprocess import _EXITED
-
-        if message is _EXITED:
+        if message is EXITED:
             self.worker = None
             return _Reply(None, None, self.node_id)
         files = None
-        if isinstance(message, ReportMessage) and message.checkpoint_path is not None and not self.direct:
+        if isinstance(message, (ReportMessage, SavedMessage)) and message.checkpoint_path is not None \
+                and not self.direct:
             files = pack_directory(message.checkpoint_path)
             message = dataclasses.replace(message, checkpoint_path=self._to_driver(message.checkpoint_path))
         return _Reply(message, files, self.node_id)
 
     # calls from the driver ------------------------------------------------------------------------------
     def start(self, spec: StartSpec, files: bytes | None) -> _Reply:
-        from pbtlab.executors.inprocess import _ThreadWorker
-
         self._bind(spec)
-        self.worker = _ThreadWorker(self.trainable, self._localize(spec, files))
+        self.worker = ThreadWorker(self.trainable, self._localize(spec, files))
         return self._reply(self.worker.step(None))
 
     def step(self, command: Command, files: bytes | None) -> _Reply:
@@ -166,16 +167,16 @@ class _TrialActor:
 
 
 # -- the driver side ----------------------------------------------------------------------------------------
-@dataclasses.dataclass(slots=True)
-class _ActorRecord:
-    trial_id: str
+@dataclasses.dataclass(slots=True, eq=False, kw_only=True)
+class ActorWorker(WorkerRecord):
+    """A trial's Ray actor and the reply it owes the driver."""
+
     handle: Any
+    reply: Any = None  # the object ref of the outstanding actor call, while busy
     node_id: str | None = None  # known after its first reply
-    busy: bool = False
-    dead: bool = False
 
 
-class RayExecutor:
+class RayExecutor(DispatchExecutor[ActorWorker]):
     """Runs each trial in a Ray actor that lives as long as the trial (see the module docstring).
 
     Args:
@@ -203,6 +204,7 @@ class RayExecutor:
                               f"got {describe(actor_options)}")
         if init_kwargs is not None and not isinstance(init_kwargs, Mapping):
             raise ConfigError(f"RayExecutor(init_kwargs=...) must be a dict, got {describe(init_kwargs)}")
+        super().__init__()
         self.address = address
         self.checkpoint_transport = checkpoint_transport
         self.actor_options = actor_options
@@ -211,9 +213,6 @@ class RayExecutor:
         self._actor_class: Any = None
         self._trainable_ref: Any = None
         self._driver_node = ""
-        self._actors: dict[str, _ActorRecord] = {}
-        self._pending: dict[Any, tuple[int, str]] = {}  # object ref -> (dispatch number, trial id)
-        self._dispatch = 0
         self._node_has: dict[str, set[str]] = {}  # node id -> checkpoint paths (driver paths) it holds
         #: Where each trial's actor ran last (node ids), and how many checkpoints crossed nodes.
         self.trial_nodes: dict[str, str] = {}
@@ -247,10 +246,8 @@ class RayExecutor:
         cpus = int(self._ensure_ray().cluster_resources().get("CPU", 1))
         return max(1, min(num_trials, cpus))
 
-    def start(self, spec: StartSpec) -> None:
-        old = self._actors.pop(spec.trial_id, None)
-        if old is not None:
-            self._retire(old)
+    # -- transport: an actor per trial, one outstanding call each --------------------------------------------
+    def _launch(self, spec: StartSpec) -> ActorWorker:
         options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
         extra = self.actor_options(spec.trial_id) if callable(self.actor_options) else self.actor_options
         if extra is not None and not isinstance(extra, Mapping):
@@ -260,78 +257,70 @@ class RayExecutor:
         handle = self._actor_class.options(**options).remote(
             self._trainable_ref, self._driver_node, self.checkpoint_transport)
         self.actors_started += 1
-        record = _ActorRecord(spec.trial_id, handle)
-        self._actors[spec.trial_id] = record
+        worker = ActorWorker(spec.trial_id, handle=handle)
         # Its node is not known yet: ship the checkpoint it starts from, if any (cheap when it is local).
-        files = self._files_for(record, spec.checkpoint_path)
-        self._submit(record, handle.start.remote(spec, files))
+        files = self._files_for(worker, spec.checkpoint_path)
+        worker.reply = handle.start.remote(spec, files)
+        return worker
 
-    def send(self, trial_id: str, command: Command) -> None:
-        record = self._actors.get(trial_id)
-        if command.kind is CommandKind.STOP:
-            if record is not None:
-                del self._actors[trial_id]
-                self._retire(record)
-            return
-        if record is None or record.dead:
-            if command.kind is CommandKind.RESTART and command.spec is not None:
-                self.start(command.spec)  # the old actor died: a retry gets a fresh one
-                return
-            raise RuntimeError(f"trial {trial_id} has no live actor to {command.kind.value}")
+    def _deliver(self, worker: ActorWorker, command: Command) -> None:
         files = None
         if command.kind is CommandKind.RESTART and command.spec is not None:
-            files = self._files_for(record, command.spec.checkpoint_path)
-        self._submit(record, record.handle.step.remote(command, files))
+            files = self._files_for(worker, command.spec.checkpoint_path)
+        worker.reply = worker.handle.step.remote(command, files)
 
-    def wait(self) -> tuple[str, WorkerMessage]:
+    def _collect(self, busy: list[ActorWorker]) -> list[ActorWorker]:
         ray = self._ray
-        if not self._pending:
-            raise RuntimeError("RayExecutor.wait() was called while no trial is running")
-        refs = list(self._pending)
+        refs = [w.reply for w in busy]
         ready, _ = ray.wait(refs, num_returns=1)
-        if len(refs) > 1:  # of all replies already in, take the earliest dispatched (as in-process would)
+        if len(refs) > 1:  # all replies already in, so that wait() can take the earliest dispatched
             more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = more or ready
-        ref = min(ready, key=lambda r: self._pending[r][0])
-        _, trial_id = self._pending.pop(ref)
-        record = self._actors.get(trial_id)
-        if record is None:  # pragma: no cover - a STOP was sent while running; the controller forgot it
-            raise RuntimeError(f"reply from trial {trial_id}, which has no actor")
-        record.busy = False
+        arrived = set(ready)
+        return [w for w in busy if w.reply in arrived]
+
+    def _receive(self, worker: ActorWorker) -> WorkerMessage:
+        ray = self._ray
+        ref, worker.reply = worker.reply, None
         try:
             reply: _Reply = ray.get(ref)
         except ray.exceptions.RayActorError as error:
-            return trial_id, self._died(record, f"its Ray actor died: {error}")
+            raise WorkerLost(self._kill(worker, f"its Ray actor died: {error}")) from None
         except ray.exceptions.RayError as error:
-            return trial_id, self._died(record, f"its Ray actor failed: {error}")
+            raise WorkerLost(self._kill(worker, f"its Ray actor failed: {error}")) from None
         if reply.message is None:  # pragma: no cover - the function ended without a STOP
-            return trial_id, self._died(record, "its function ended without a message")
-        record.node_id = reply.node_id
-        self.trial_nodes[trial_id] = reply.node_id
+            raise WorkerLost(self._kill(worker, "its function ended without a message"))
+        worker.node_id = reply.node_id
+        self.trial_nodes[worker.trial_id] = reply.node_id
         message = reply.message
-        if isinstance(message, ReportMessage) and message.checkpoint_path is not None:
+        if isinstance(message, (ReportMessage, SavedMessage)) and message.checkpoint_path is not None:
             if reply.files is not None:
                 unpack_directory(reply.files, message.checkpoint_path)
                 self.checkpoints_to_driver += 1
             self._node_has.setdefault(reply.node_id, set()).add(message.checkpoint_path)
-        return trial_id, message
+        return message
 
-    def shutdown(self) -> None:
-        for trial_id in list(self._actors):
-            self._retire(self._actors.pop(trial_id), remove_scratch=True)
-        self._pending.clear()
+    def _retire(self, worker: ActorWorker, final: bool) -> None:
+        """Stop a trial's actor: a parked one unwinds its function and exits; a busy one is killed.
+
+        Scratch directories are shared by the trials on a node, so they are removed only at shutdown.
+        """
+        if worker.dead:
+            return
+        if worker.busy_since is not None:
+            self._ray.kill(worker.handle, no_restart=True)
+            return
+        worker.handle.step.remote(Command(CommandKind.STOP), None)
+        if final:
+            worker.handle.remove_scratch.remote()
+        worker.handle.__ray_terminate__.remote()
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _submit(self, record: _ActorRecord, ref: Any) -> None:
-        self._dispatch += 1
-        self._pending[ref] = (self._dispatch, record.trial_id)
-        record.busy = True
-
-    def _files_for(self, record: _ActorRecord, checkpoint_path: str | None) -> bytes | None:
+    def _files_for(self, worker: ActorWorker, checkpoint_path: str | None) -> bytes | None:
         """The checkpoint's files if the actor's node may not hold them (None when it does or may read them)."""
         if checkpoint_path is None or self.checkpoint_transport == "shared":
             return None
-        node = record.node_id
+        node = worker.node_id
         if node is not None and checkpoint_path in self._node_has.get(node, ()):
             return None
         if node is not None and node == self._driver_node and self.checkpoint_transport == "auto":
@@ -343,28 +332,8 @@ class RayExecutor:
             self._node_has.setdefault(node, set()).add(checkpoint_path)
         return pack_directory(checkpoint_path)
 
-    def _died(self, record: _ActorRecord, how: str) -> ErrorMessage:
-        record.dead = True
-        record.busy = False
+    def _kill(self, worker: ActorWorker, how: str) -> str:
+        """Make sure a failed actor is gone; return ``how``."""
         with contextlib.suppress(Exception):  # it is gone already
-            self._ray.kill(record.handle, no_restart=True)
-        return ErrorMessage("WorkerDied", f"the worker of trial {record.trial_id} died: {how}",
-                            f"WorkerDied: trial {record.trial_id}: {how}\n", False)
-
-    def _retire(self, record: _ActorRecord, remove_scratch: bool = False) -> None:
-        """Stop a trial's actor: a parked one unwinds its function and exits; a busy one is killed.
-
-        Scratch directories are shared by the trials on a node, so they are removed only at shutdown.
-        """
-        if record.dead:
-            return
-        for ref, (_, trial_id) in list(self._pending.items()):
-            if trial_id == record.trial_id:
-                del self._pending[ref]
-        if record.busy:
-            self._ray.kill(record.handle, no_restart=True)
-            return
-        record.handle.step.remote(Command(CommandKind.STOP), None)
-        if remove_scratch:
-            record.handle.remove_scratch.remote()
-        record.handle.__ray_terminate__.remote()
+            self._ray.kill(worker.handle, no_restart=True)
+        return how

@@ -1,15 +1,18 @@
-"""Schedulers: ``FIFOScheduler`` (the default) and ``PopulationBasedTraining``."""
+"""Schedulers: ``FIFOScheduler`` (the default) and ``PopulationBasedTraining``; the contract is in ``base``."""
 
 from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,
     Decision,
-    FIFOScheduler,
     HyperparamChange,
     Note,
     Perturbation,
+    PopulationView,
     TrialScheduler,
+    TrialView,
 )
+from pbtlab.schedulers.explore import perturb_config
+from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.schedulers.pbt import PopulationBasedTraining
 
 __all__ = [
@@ -21,5 +24,8 @@ __all__ = [
     "Note",
     "Perturbation",
     "PopulationBasedTraining",
+    "PopulationView",
     "TrialScheduler",
+    "TrialView",
+    "perturb_config",
 ]

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.records import AUTO_RESULT_FIELDS, EventKind
 from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,
@@ -38,12 +39,13 @@ from pbtlab.schedulers.base import (
     HyperparamChange,
     Note,
     Perturbation,
+    PopulationView,
     TrialScheduler,
     TrialView,
+    class_path,
 )
+from pbtlab.schedulers.explore import Mutation, perturb_config
 from pbtlab.space import Domain, Function, GridSearch, from_spec, to_spec
-
-Mutation = Any  # dict | list | tuple | Domain | Callable[[], Any]
 
 
 @dataclasses.dataclass(slots=True)
@@ -144,6 +146,9 @@ class PopulationBasedTraining(TrialScheduler):
         exploit: clone the donor's checkpoint and config (False: explore-only, a trial perturbs its
             own hyperparameters and keeps its own weights; the PBT paper's Figure 2 ablation).
         explore: perturb the cloned config (False: exploit-only, copy without perturbing).
+
+    To change how configs are explored, override :meth:`explore` in a subclass; the subclass is
+    recorded in experiment.json as itself and resumes as itself.
     """
 
     checks_metric = True
@@ -202,11 +207,12 @@ class PopulationBasedTraining(TrialScheduler):
         self.hyperparam_mutations = dict(hyperparam_mutations)
         self.custom_explore_fn = custom_explore_fn
         self.log_config = bool(log_config)
+        self.writes_policy_log = self.log_config
         self.require_attrs = bool(require_attrs)
         self.synch = bool(synch)
         self.clip_to_domain = bool(clip_to_domain)
-        self.exploit = bool(exploit)
-        self.explore = bool(explore)
+        self.exploit_enabled = bool(exploit)
+        self.explore_enabled = bool(explore)
         self.rng = np.random.default_rng()
         self._members: dict[str, _MemberState] = {}
         self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
@@ -268,12 +274,12 @@ class PopulationBasedTraining(TrialScheduler):
     def _metric_op(self) -> float:
         return 1.0 if self.mode == "max" else -1.0
 
-    def on_trial_result(self, trial: TrialView, result: dict[str, Any],
-                        population: Mapping[str, TrialView]) -> Decision:
+    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any],
+                        population: PopulationView) -> Decision:
         missing = [name for name in (self.time_attr, self.metric) if name not in result]
         if missing:
             if self.require_attrs:
-                reported = sorted(k for k in result if k not in _AUTO_FIELDS)
+                reported = sorted(k for k in result if k not in AUTO_RESULT_FIELDS)
                 raise ConfigError(
                     f"PopulationBasedTraining needs {', '.join(repr(m) for m in missing)} in every report, "
                     f"but trial {trial.trial_id} reported {reported} (plus the automatic fields). Report it, "
@@ -297,16 +303,28 @@ class PopulationBasedTraining(TrialScheduler):
             lower, upper = self._quantiles()
             self._checkpoint_or_exploit(trial.trial_id, population, upper, lower, decision)
             exploited = any(p.target == trial.trial_id for p in decision.perturbations)
-            num_waiting = getattr(population, "num_waiting", None)  # the controller's Population knows it
-            waiting = num_waiting > 0 if num_waiting is not None else any(
-                not t.is_finished and getattr(t, "is_waiting", False) for t in population.values())
-            decision.action = Action.PAUSE if exploited or waiting else Action.CONTINUE
+            decision.action = Action.PAUSE if exploited or population.num_waiting > 0 else Action.CONTINUE
             return decision
         decision.action = Action.PAUSE
         if self._barrier_blocked(trial.trial_id):
             return decision
         self._run_barrier(time_value, population, decision)
         return decision
+
+    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
+        """A trial is checked at this report and has no checkpoint of its current state: PBT wants one,
+        so that the trial can be a donor (Ray saves upper-quantile class trainables the same way)."""
+        state = self._members.get(trial.trial_id)
+        if state is None or self.time_attr not in result:
+            return False
+        try:
+            time_value = float(result[self.time_attr])
+        except (TypeError, ValueError):
+            return False
+        if time_value < self.burn_in_period or time_value - state.last_perturbation_time < self.perturbation_interval:
+            return False
+        latest = trial.latest_checkpoint
+        return latest is None or latest.iteration < trial.iteration
 
     def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
                     trial: TrialView, decision: Decision) -> None:
@@ -317,7 +335,7 @@ class PopulationBasedTraining(TrialScheduler):
             score = math.nan
         if not math.isfinite(score):
             decision.notes.append(Note(
-                "unrankable_score", trial.trial_id,
+                EventKind.UNRANKABLE_SCORE, trial.trial_id,
                 f"[pbt]: trial {trial.trial_id} reported {self.metric}={raw!r}, which cannot be ranked; "
                 "it will not be a donor and ranks below every finite score",
                 {"metric": self.metric, "value": repr(raw)}))
@@ -350,7 +368,7 @@ class PopulationBasedTraining(TrialScheduler):
             return any(self._behind(t) for t in order[self._cursor + 1:])
         return False
 
-    def _run_barrier(self, time_value: float, population: Mapping[str, TrialView], decision: Decision) -> None:
+    def _run_barrier(self, time_value: float, population: PopulationView, decision: Decision) -> None:
         lower, upper = self._quantiles()
         ranked = set(lower) | set(upper)
         middle = [tid for tid, s in self._members.items() if not s.finished and tid not in ranked]
@@ -362,7 +380,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._cursor = 0
         self._epoch += 1
 
-    def on_trial_complete(self, trial_id: str, population: Mapping[str, TrialView]) -> Decision:
+    def on_trial_complete(self, trial_id: str, population: PopulationView) -> Decision:
         decision = Decision()
         state = self._members.get(trial_id)
         if state is not None and not state.finished:
@@ -424,7 +442,7 @@ class PopulationBasedTraining(TrialScheduler):
         upper = [tid for _, _, tid in self._ranking[max(0, len(self._ranking) - n):]]
         return lower, upper
 
-    def _checkpoint_or_exploit(self, trial_id: str, population: Mapping[str, TrialView],
+    def _checkpoint_or_exploit(self, trial_id: str, population: PopulationView,
                                upper: list[str], lower: list[str], decision: Decision) -> None:
         state = self._members[trial_id]
         trial = population[trial_id]
@@ -435,7 +453,7 @@ class PopulationBasedTraining(TrialScheduler):
             state.last_checkpoint = None
         if trial_id not in lower or not upper:
             return
-        if not self.exploit:
+        if not self.exploit_enabled:
             self._explore_only(trial, state, decision)
             return
         donor_id = upper[int(self.rng.integers(len(upper)))]
@@ -443,20 +461,21 @@ class PopulationBasedTraining(TrialScheduler):
         checkpoint = donor_state.last_checkpoint
         if checkpoint is None:
             decision.notes.append(Note(
-                "exploit_skipped", trial_id,
+                EventKind.EXPLOIT_SKIPPED, trial_id,
                 f"[pbt]: no checkpoint for trial {donor_id}. Skip exploit for Trial {trial_id}",
                 {"donor": donor_id, "reason": "donor has no checkpoint"}))
             return
         donor = population[donor_id]
-        if self.explore:
-            new_config, changes = self._explore(donor.config)
+        donor_config = donor.config
+        if self.explore_enabled:
+            new_config, changes = self.explore(trial, donor, donor.config)
         else:
-            new_config, changes = copy.deepcopy(donor.config), ()
+            new_config, changes = copy.deepcopy(donor_config), ()
         decision.perturbations.append(Perturbation(
             target=trial_id, donor=donor_id, checkpoint=checkpoint,
             target_iteration=trial.iteration, target_score=state.last_score,
-            donor_score=donor_state.last_score, old_config=copy.deepcopy(trial.config),
-            donor_config=copy.deepcopy(donor.config), new_config=new_config, changes=changes,
+            donor_score=donor_state.last_score, old_config=trial.config,
+            donor_config=donor_config, new_config=new_config, changes=tuple(changes),
             time_attr=self.time_attr, time_value=state.last_train_time))
         state.last_perturbation_time = donor_state.last_perturbation_time
         state.last_train_time = donor_state.last_train_time
@@ -466,81 +485,31 @@ class PopulationBasedTraining(TrialScheduler):
         checkpoint = trial.latest_checkpoint
         if checkpoint is None:
             decision.notes.append(Note(
-                "exploit_skipped", trial.trial_id,
+                EventKind.EXPLOIT_SKIPPED, trial.trial_id,
                 f"[pbt]: no checkpoint for trial {trial.trial_id}. Skip explore for Trial {trial.trial_id}",
                 {"donor": None, "reason": "trial has no checkpoint to restart from"}))
             return
-        new_config, changes = self._explore(trial.config)
+        new_config, changes = self.explore(trial, None, trial.config)
         decision.perturbations.append(Perturbation(
             target=trial.trial_id, donor=None, checkpoint=checkpoint,
             target_iteration=trial.iteration, target_score=state.last_score, donor_score=None,
-            old_config=copy.deepcopy(trial.config), donor_config=copy.deepcopy(trial.config),
-            new_config=new_config, changes=changes, time_attr=self.time_attr,
+            old_config=trial.config, donor_config=trial.config,
+            new_config=new_config, changes=tuple(changes), time_attr=self.time_attr,
             time_value=state.last_train_time))
         self._num_perturbations += 1
 
-    def _explore(self, config: dict[str, Any]) -> tuple[dict[str, Any], tuple[HyperparamChange, ...]]:
-        changes: list[HyperparamChange] = []
-        new_config = self._explore_level(config, self.hyperparam_mutations, "", changes)
-        if self.custom_explore_fn is not None:
-            explored = self.custom_explore_fn(new_config)
-            if not isinstance(explored, dict):
-                raise ConfigError(
-                    f"custom_explore_fn must return the new config dict, got {describe(explored)}")
-            new_config = explored
-        return new_config, tuple(changes)
+    def explore(self, target: TrialView, donor: TrialView | None,
+                config: dict[str, Any]) -> tuple[dict[str, Any], Sequence[HyperparamChange]]:
+        """The config ``target`` restarts with, made from ``config`` (``donor``'s; the target's own in
+        explore-only mode, where ``donor`` is None), and the changes made. Override to explore differently;
+        draw randomness from ``self.rng`` so runs stay reproducible.
 
-    def _explore_level(self, config: dict[str, Any], mutations: Mapping[str, Mutation], prefix: str,
-                       changes: list[HyperparamChange]) -> dict[str, Any]:
-        new_config = copy.deepcopy(config)
-        rng = self.rng
-        for key, distribution in mutations.items():
-            name = f"{prefix}{key}"
-            if key not in config:
-                raise ConfigError(
-                    f"hyperparam_mutations names {name!r}, but the trial's config has no such key "
-                    f"(it has {sorted(map(str, config))}); add it to param_space")
-            old = config[key]
-            if isinstance(distribution, Mapping):
-                new_config[key] = self._explore_level(old, distribution, f"{name}/", changes)
-                continue
-            if isinstance(distribution, (list, tuple)):
-                values = list(distribution)
-                if rng.random() < self.resample_probability or old not in values:
-                    new = copy.deepcopy(values[int(rng.integers(len(values)))])
-                    op = "resample"
-                else:
-                    shift = (-1, 1)[int(rng.integers(2))]
-                    old_index = values.index(old)
-                    new_index = min(max(old_index + shift, 0), len(values) - 1)
-                    new = values[new_index]
-                    op = "shift left" if shift == -1 else "shift right"
-                    if new_index == old_index:
-                        op += " (noop)"
-            else:
-                if rng.random() < self.resample_probability:
-                    new = distribution.sample(rng) if isinstance(distribution, Domain) else distribution()
-                    op = "resample"
-                else:
-                    factor = self.perturbation_factors[int(rng.integers(len(self.perturbation_factors)))]
-                    try:
-                        new = old * factor
-                    except TypeError as error:
-                        raise ConfigError(
-                            f"cannot perturb {name}={old!r} by multiplying it by {factor}: {error}. "
-                            f"Give hyperparam_mutations[{key!r}] as a list to treat it as categories") from error
-                    op = f"* {factor}"
-                if isinstance(old, bool):
-                    new = bool(new)
-                elif isinstance(old, (int, np.integer)):
-                    new = int(round(new))
-                if self.clip_to_domain and isinstance(distribution, Domain):
-                    new = distribution.clip(new)
-            if isinstance(new, np.generic):
-                new = new.item()
-            new_config[key] = new
-            changes.append(HyperparamChange(name, old, op, new))
-        return new_config
+        By default: Ray's explore (:func:`pbtlab.schedulers.explore.perturb_config`), then ``custom_explore_fn``.
+        """
+        return perturb_config(
+            config, self.hyperparam_mutations, self.rng, resample_probability=self.resample_probability,
+            perturbation_factors=self.perturbation_factors, clip_to_domain=self.clip_to_domain,
+            custom_explore_fn=self.custom_explore_fn)
 
     # -- slots -------------------------------------------------------------------------------------
     def choose_trial_to_run(self, candidates: Sequence[TrialView], allow_any: bool = False) -> str | None:
@@ -585,7 +554,7 @@ class PopulationBasedTraining(TrialScheduler):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "type": "PopulationBasedTraining", "time_attr": self.time_attr, "metric": self.metric,
+            "type": type(self).__name__, "class": class_path(type(self)), "time_attr": self.time_attr, "metric": self.metric,
             "mode": self.mode, "perturbation_interval": self.perturbation_interval,
             "burn_in_period": self.burn_in_period,
             "hyperparam_mutations": _describe_mutations(self.hyperparam_mutations),
@@ -594,11 +563,12 @@ class PopulationBasedTraining(TrialScheduler):
             "quantile_fraction": self.quantile_fraction, "resample_probability": self.resample_probability,
             "perturbation_factors": list(self.perturbation_factors), "synch": self.synch,
             "custom_explore_fn": getattr(self.custom_explore_fn, "__qualname__", None),
-            "clip_to_domain": self.clip_to_domain, "exploit": self.exploit, "explore": self.explore,
+            "clip_to_domain": self.clip_to_domain, "exploit": self.exploit_enabled,
+            "explore": self.explore_enabled,
         }
 
     @classmethod
-    def from_description(cls, description: Mapping[str, Any]) -> PopulationBasedTraining:
+    def from_description(cls, description: Mapping[str, Any]) -> PopulationBasedTraining:  # type: ignore[override]
         """Rebuild a scheduler from ``describe()`` output (experiment.json), for resuming a run."""
         if description.get("custom_explore_fn"):
             raise ConfigError(
@@ -653,10 +623,3 @@ def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
         else:
             out[key] = getattr(value, "__qualname__", repr(value))
     return out
-
-
-_AUTO_FIELDS = frozenset({
-    "training_iteration", "time_total_s", "time_this_iter_s", "timestamp", "trial_id",
-    "iterations_since_restore", "time_since_restore", "done", "config", "checkpoint_dir_name",
-    "date", "restored_from",
-})

@@ -24,7 +24,7 @@ _EXPORTS = {
     "Animation": "pbtlab.viz.animation",
     "plot_lineage": "pbtlab.viz.lineage",
     "plot_hyperparameter_schedule": "pbtlab.viz.schedule",
-    "plot_population_hyperparameters": "pbtlab.viz.schedule",
+    "plot_population_hyperparameters": "pbtlab.viz.population",
     "plot_figure2": "pbtlab.viz.figure2",
     "run_figure2": "pbtlab.viz.figure2",
     "write_report": "pbtlab.viz.report",

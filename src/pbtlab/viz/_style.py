@@ -6,8 +6,9 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from pbtlab.analysis.lineage import RunData
 from pbtlab.errors import ConfigError, describe
-from pbtlab.viz.data import RunData, initial_label, label_mismatches
+from pbtlab.viz.tutorial import initial_label, label_mismatches
 
 #: Default trial colours (tab10 without orange, which is reserved for the best trial's ancestry).
 DEFAULT_COLORS = ("tab:blue", "black", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
@@ -45,12 +46,3 @@ def trial_labels(run: RunData, labels: Sequence[Any] | None, warn: bool = True) 
             warnings.warn(problem, UserWarning, stacklevel=3)
     return [str(label) for label in labels]
 
-
-def toy_labels(run: RunData) -> list[str]:
-    """The tutorial's label style from each trial's starting config, e.g. ``"h = [0, 1]"``."""
-    out = []
-    for trial in run.trials:
-        h0, h1 = trial.initial_config.get("h0"), trial.initial_config.get("h1")
-        out.append(f"h = [{h0:.3g}, {h1:.3g}]" if isinstance(h0, (int, float)) and isinstance(h1, (int, float))
-                   else initial_label(run, trial))
-    return out

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab.analysis.lineage import run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
-from pbtlab.viz.data import run_data
 from pbtlab.viz.trajectories import ParameterArtists, parameter_setup
 
 

@@ -33,7 +33,8 @@ def add_viz_commands(sub: Any) -> None:
 
     p = sub.add_parser("report", help="one self-contained HTML report of an experiment directory")
     p.add_argument("run_dir", help="experiment directory (e.g. pbtlab_results/<name>)")
-    p.add_argument("-o", "--output", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    p.add_argument("-o", "--output", default=None,
+                   help="HTML file to write (default RUN_DIR/report.html; ./<name>_report.html for a Ray Tune run)")
     p.add_argument("--no-animation", dest="animation", action="store_false",
                    help="do not render the parameter animation (toy problem only)")
     p.set_defaults(func=report_command)
@@ -56,7 +57,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
 
 def figure2_command(args: argparse.Namespace) -> int:
-    from pbtlab.viz.data import run_data
+    from pbtlab.analysis.lineage import run_data
     from pbtlab.viz.figure2 import PANELS, final_values, plot_figure2, run_figure2
 
     def make(storage: str) -> None:

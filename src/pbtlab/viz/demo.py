@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pbtlab.analysis.lineage import RunData, run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
-from pbtlab.viz._style import toy_labels
-from pbtlab.viz.data import RunData, run_data
+from pbtlab.viz.tutorial import TUTORIAL_COLORS, toy_labels
 
-#: The tutorial's colours, in trial order.
-TUTORIAL_COLORS = ["red", "black", "blue", "green"]
 #: Experiment names inside ``<output>/runs``.
 RUN_NAMES = {"pbt2": "pbt_2_trials", "grid": "grid_search", "pbt4": "pbt_4_trials",
              "exploit_only": "figure2_exploit_only", "explore_only": "figure2_explore_only"}
@@ -74,8 +72,9 @@ def run_demo(output_dir: str | os.PathLike[str] = "pbtlab_demo", seed: int = 0, 
     from pbtlab.viz.animation import make_animation
     from pbtlab.viz.figure2 import plot_figure2, run_figure2, save_png
     from pbtlab.viz.lineage import plot_lineage
+    from pbtlab.viz.population import plot_population_hyperparameters
     from pbtlab.viz.report import write_report
-    from pbtlab.viz.schedule import plot_hyperparameter_schedule, plot_population_hyperparameters
+    from pbtlab.viz.schedule import plot_hyperparameter_schedule
 
     if not isinstance(output_dir, (str, os.PathLike)):
         raise ConfigError(f"output_dir must be a folder path, got {describe(output_dir)}")

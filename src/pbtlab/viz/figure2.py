@@ -18,11 +18,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pbtlab.analysis.lineage import RunData, run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
-from pbtlab.viz._style import toy_labels, trial_colors, trial_labels
-from pbtlab.viz.data import RunData, run_data
+from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.trajectories import ParameterArtists, parameter_setup
+from pbtlab.viz.tutorial import TOY_PARAMETERS, toy_labels
 
 #: Panel keys and titles, left to right.
 PANELS: tuple[tuple[str, str], ...] = (
@@ -82,7 +83,7 @@ def plot_figure2(runs: Mapping[str, Any], output: str | os.PathLike[str] | None 
     contour = None
     for ax, (key, title) in zip(axes, PANELS):
         run = run_data(runs[key])
-        history, objective = parameter_setup(run, "theta0", "theta1", "auto", "auto", None)
+        history, objective = parameter_setup(run, *TOY_PARAMETERS, "auto", "auto", None)
         panel_labels = trial_labels(run, labels) if labels is not None else toy_labels(run)
         artists = ParameterArtists(ax, history, trial_colors(run, colors), panel_labels, objective, title=None,
                                    label_fontsize=6)

@@ -1,4 +1,5 @@
-"""A metric over training iterations, one line per trial (the tutorial's right panel).
+"""A metric over training iterations, one line per trial (the tutorial's right panel): the data
+(``metric_history``, no matplotlib) and its drawing (``plot_metric_history``, ``plot_Q_history``).
 
     >>> from pbtlab.viz import plot_metric_history
     >>> ax = plot_metric_history("pbtlab_results/my_run", "Q")  # doctest: +SKIP
@@ -6,12 +7,63 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from pbtlab.analysis.lineage import RunData, run_data
+from pbtlab.analysis.results import finite_number
+from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
-from pbtlab.viz.data import metric_history, run_data
+
+
+# -- metric history (the tutorial's right panel) -----------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricLine:
+    """A trial's metric against ``training_iteration``: continuous pieces, and dashed jump connectors."""
+
+    trial_id: str
+    pieces: tuple[tuple[tuple[int, ...], tuple[float, ...]], ...]
+    jumps: tuple[tuple[tuple[int, float], tuple[int, float]], ...]
+
+
+def metric_history(run: RunData, metric: str) -> list[MetricLine]:
+    """Each trial's ``metric`` against ``training_iteration`` (not the row number).
+
+    After a jump the piece starts at the cloned checkpoint's (iteration, value), so the line shows
+    what the trial continued from; the jump itself is a connector from the trial's own last value.
+    """
+    if not isinstance(metric, str):
+        raise ConfigError(f"metric must be the name of a reported value (str), got {describe(metric)}")
+    reported = {k for t in run.trials for r in t.rows[:1] for k in r}
+    if metric not in reported:
+        shown = sorted(k for t in run.trials[:1] for r in t.rows[:1] for k in r if not isinstance(r[k], dict))
+        raise ConfigError(f"metric {metric!r} is not reported by this experiment; it reports {shown}")
+    lines = []
+    for trial in run.trials:
+        pieces, connectors = [], []
+        for segment in run.lineage.segments(trial.trial_id):
+            rows = trial.rows[segment.first_row:segment.last_row + 1]
+            its = [int(r["training_iteration"]) for r in rows if finite_number(r.get(metric)) is not None]
+            values = [float(r[metric]) for r in rows if finite_number(r.get(metric)) is not None]
+            if segment.reason is not None and segment.source_checkpoint:
+                clone = run.lineage.checkpoint_row(segment.source_checkpoint)
+                if clone is not None:
+                    clone_value = finite_number(clone[0].rows[clone[1]].get(metric))
+                    if clone_value is not None:
+                        start = (int(clone[0].rows[clone[1]]["training_iteration"]), clone_value)
+                        its.insert(0, start[0])
+                        values.insert(0, start[1])
+                        before_value = finite_number(trial.rows[segment.first_row - 1].get(metric)) \
+                            if segment.first_row > 0 else None
+                        if before_value is not None:
+                            before_it = int(trial.rows[segment.first_row - 1]["training_iteration"])
+                            connectors.append(((before_it, before_value), start))
+            if its:
+                pieces.append((tuple(its), tuple(values)))
+        lines.append(MetricLine(trial.trial_id, tuple(pieces), tuple(connectors)))
+    return lines
 
 
 def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None = None,

@@ -1,17 +1,51 @@
 """The population's family tree: one lane per trial, an arrow per exploit, the winner's ancestry highlighted.
 
+The data (``lineage``, from ``pbtlab.analysis.lineage``; no matplotlib) and its drawing (``draw_lineage``,
+``plot_lineage``).
+
     >>> from pbtlab.viz import plot_lineage
     >>> ax = plot_lineage("pbtlab_results/my_run")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from pbtlab.analysis.lineage import AncestrySpan, LineageEdge, RunData, Segment, ancestry, resolve_trial, run_data
+from pbtlab.errors import ConfigError
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
-from pbtlab.viz.data import Lineage, lineage, run_data
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Lineage:
+    """Everything the family-tree plot draws: every trial's segments, the exploit edges, the best
+    (or chosen) trial and its ancestry (oldest first)."""
+
+    trial_ids: tuple[str, ...]
+    segments: tuple[Segment, ...]
+    edges: tuple[LineageEdge, ...]
+    best_trial: str | None
+    ancestry: tuple[AncestrySpan, ...]
+
+    @property
+    def ancestry_edges(self) -> tuple[int, ...]:
+        return tuple(span.entered_by for span in self.ancestry if span.entered_by is not None)
+
+
+def lineage(run: RunData, trial: str | int | None = None) -> Lineage:
+    """The family tree's data; ``trial`` None highlights the best final trial (none if it cannot be ranked)."""
+    try:
+        best = resolve_trial(run, trial).trial_id
+    except ConfigError:
+        if trial is not None:
+            raise
+        best = None
+    segments = tuple(s for t in run.trials for s in run.lineage.segments(t.trial_id))
+    return Lineage(tuple(run.trial_ids), segments, run.lineage.edges, best,
+                   tuple(ancestry(run, best)) if best is not None else ())
 
 
 def plot_lineage(results: Any, trial: str | int | None = None, colors: Sequence[Any] | None = None,

@@ -12,25 +12,25 @@ import base64
 import datetime
 import html
 import io
-import json
-import math
 import os
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from pbtlab.analysis.events import describe_event
+from pbtlab.analysis.events import format_value as _fmt
+from pbtlab.analysis.lineage import RunData, ancestry, best_trial, hyperparameter_schedule, run_data
 from pbtlab.errors import ConfigError, describe
+from pbtlab.progress import lookup_column
+from pbtlab.records import EventKind
 from pbtlab.viz import _mpl
-from pbtlab.viz._style import toy_labels, trial_colors, trial_labels
-from pbtlab.viz.data import (
-    RunData,
-    ancestry,
-    best_trial,
-    final_table,
-    hyperparameter_schedule,
-    lineage,
-    run_data,
-)
+from pbtlab.viz._style import trial_colors, trial_labels
+from pbtlab.viz.history import plot_metric_history
+from pbtlab.viz.lineage import draw_lineage, lineage
+from pbtlab.viz.population import plot_population_hyperparameters
+from pbtlab.viz.schedule import draw_schedule
+from pbtlab.viz.trajectories import plot_parameter_history
+from pbtlab.viz.tutorial import has_toy_parameters, toy_labels
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#222;
@@ -48,14 +48,6 @@ nav a{margin-right:1em}
 def _e(value: Any) -> str:
     """Escape anything for HTML text and attribute values."""
     return html.escape(value if isinstance(value, str) else _fmt(value), quote=True)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else repr(value)
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
-    return "" if value is None else str(value)
 
 
 def _png(figure: Any, dpi: int = 90) -> str:
@@ -78,22 +70,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], row_classes: Se
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def describe_event(event: dict[str, Any]) -> str:
-    """One readable line for an event record (plain text; escape before putting it in HTML)."""
-    kind = event.get("event")
-    if kind == "exploit":
-        return (f"{event.get('trial_id')} (score {_fmt(event.get('target_score'))}, iteration "
-                f"{event.get('target_iteration')}) clones {event.get('donor')} (score {_fmt(event.get('donor_score'))}, "
-                f"checkpoint of iteration {event.get('donor_iteration')}: {event.get('checkpoint')})")
-    if kind == "explore":
-        changes = "; ".join(f"{c.get('param')}: {_fmt(c.get('old'))} --({c.get('op')})--> {_fmt(c.get('new'))}"
-                            for c in event.get("changes") or [])
-        who = "" if event.get("donor") is not None else " (explore only: own weights)"
-        return f"{event.get('trial_id')}{who}: {changes or 'no change'}"
-    skip = {"seq", "event", "time", "traceback", "config", "old_config", "donor_config", "new_config"}
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in event.items() if k not in skip)
-
-
 def _settings_rows(run: RunData) -> list[tuple[str, Any]]:
     experiment = run.experiment
     keys = ["name", "trainable", "seed", "metric", "mode", "num_samples", "stop", "max_failures", "executor",
@@ -103,21 +79,12 @@ def _settings_rows(run: RunData) -> list[tuple[str, Any]]:
     return rows
 
 
-def _has_toy_parameters(run: RunData) -> bool:
-    return bool(run.trials) and all(t.rows and "theta0" in t.rows[0] and "theta1" in t.rows[0] for t in run.trials)
-
-
 def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, colors: Sequence[Any] | None = None,
                 labels: Sequence[str] | None = None, title: str | None = None) -> str:
     """The report as one HTML string (see ``write_report``)."""
-    from pbtlab.viz.history import plot_metric_history
-    from pbtlab.viz.lineage import draw_lineage
-    from pbtlab.viz.schedule import draw_schedule, plot_population_hyperparameters
-    from pbtlab.viz.trajectories import plot_parameter_history
-
     run = run_data(results)
     colors = trial_colors(run, colors)
-    toy = _has_toy_parameters(run)
+    toy = has_toy_parameters(run)
     if labels is None:
         labels = toy_labels(run) if toy and all("h0" in t.initial_config for t in run.trials) else None
     labels = trial_labels(run, labels)
@@ -218,7 +185,7 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
                                   "checkpoint's iteration) to the target; highlighted: the best final trial's "
                                   "ancestry."))
     if best is not None:
-        exploit_by_seq = {e["seq"]: e for e in run.events_of("exploit")}
+        exploit_by_seq = {e["seq"]: e for e in run.events_of(EventKind.EXPLOIT)}
         span_rows: list[tuple[str, int, int, str]] = []
         for span in ancestry(run, best):
             exploit = exploit_by_seq.get(span.entered_by) if span.entered_by is not None else None
@@ -252,6 +219,21 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     return "\n".join(parts)
 
 
+def final_table(run: RunData) -> list[dict[str, Any]]:
+    """One row per trial: id, status, last iteration, final hyperparameters and last metric value."""
+    table = []
+    for trial in run.trials:
+        row = trial.final_row
+        entry: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status,
+                                 "iterations": row.get("training_iteration", 0)}
+        for p in run.param_columns:
+            entry[p] = lookup_column(row.get("config") or trial.initial_config, p)
+        if run.metric:
+            entry[run.metric] = row.get(run.metric)
+        table.append(entry)
+    return table
+
+
 def write_report(results: Any, output: str | os.PathLike[str] | None = None,
                  animation: bool | str | os.PathLike[str] = True,
                  colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> str:
@@ -266,8 +248,9 @@ def write_report(results: Any, output: str | os.PathLike[str] | None = None,
     if not isinstance(animation, bool) and not os.path.isfile(animation):
         raise ConfigError(f"animation must be True, False or the path of an existing GIF, got {os.fspath(animation)!r}")
     run = run_data(results)
-    if output is None:
-        output = os.path.join(run.path, "report.html")
+    if output is None:  # a Ray Tune directory is only read: its report goes to the current folder
+        output = f"{run.experiment['name']}_report.html" if run.experiment.get("source") == "ray" \
+            else os.path.join(run.path, "report.html")
     if not isinstance(output, (str, os.PathLike)):
         raise ConfigError(f"output must be a file path ending in .html, got {describe(output)}")
     path = os.fspath(output)

@@ -1,8 +1,8 @@
-"""Hyperparameters over time: the best trial's stitched schedule, and the whole population's.
+"""The best trial's stitched hyperparameter schedule: its data (``hyperparameter_schedule``, from
+``pbtlab.analysis.lineage``) and its drawing (``draw_schedule``, ``plot_hyperparameter_schedule``).
 
-    >>> from pbtlab.viz import plot_hyperparameter_schedule, plot_population_hyperparameters
+    >>> from pbtlab.viz import plot_hyperparameter_schedule
     >>> fig = plot_hyperparameter_schedule("pbtlab_results/my_run")     # doctest: +SKIP
-    >>> fig = plot_population_hyperparameters("pbtlab_results/my_run")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -11,20 +11,13 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from pbtlab.errors import ConfigError, describe
+from pbtlab.analysis.lineage import RunData, Schedule, hyperparameter_schedule, run_data
+from pbtlab.errors import ConfigError
 from pbtlab.viz import _mpl
-from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
-from pbtlab.viz.data import (
-    RunData,
-    Schedule,
-    hyperparameter_schedule,
-    population_hyperparameters,
-    resolve_trial,
-    run_data,
-)
+from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors
 
 
-def _axes_for(params: Sequence[str], axes: Any, title_height: float = 0.0) -> tuple[Any, list[Any]]:
+def axes_for(params: Sequence[str], axes: Any, title_height: float = 0.0) -> tuple[Any, list[Any]]:
     if axes is None:
         plt = _mpl.pyplot()
         figure, made = plt.subplots(len(params), 1, figsize=(10, 0.6 + title_height + 2.0 * len(params)),
@@ -37,7 +30,7 @@ def _axes_for(params: Sequence[str], axes: Any, title_height: float = 0.0) -> tu
     return axes[0].figure, axes[:len(params)]
 
 
-def _numeric(values: Sequence[Any]) -> bool:
+def is_numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
 
 
@@ -55,7 +48,7 @@ def plot_hyperparameter_schedule(results: Any, trial: str | int | None = None, p
     schedule = hyperparameter_schedule(run, trial, params)
     if not schedule.params:
         raise ConfigError("this experiment has no hyperparameters to show (its param_columns are empty)")
-    figure, axes = _axes_for(schedule.params, axes)
+    figure, axes = axes_for(schedule.params, axes)
     draw_schedule(axes, run, schedule, trial_colors(run, colors))
     return figure
 
@@ -68,7 +61,7 @@ def draw_schedule(axes: Sequence[Any], run: RunData, schedule: Schedule, colors:
     final = run.trial(schedule.trial_id).final_row.get(metric) if metric else None
     for ax, param in zip(axes, schedule.params):
         values = schedule.values[param]
-        if not _numeric(values):
+        if not is_numeric(values):
             values = tuple(str(v) for v in values)
         seen: set[str] = set()
         for start, end in itertools.pairwise(bounds):
@@ -90,53 +83,3 @@ def draw_schedule(axes: Sequence[Any], run: RunData, schedule: Schedule, colors:
     score = f", final {metric} = {final:.6g}" if isinstance(final, (int, float)) else ""
     axes[0].set_title(f"Hyperparameter schedule of trial {schedule.trial_id}{score} "
                       f"({len(schedule.switches)} exploits in its ancestry, dashed)", fontsize=10)
-
-
-def plot_population_hyperparameters(results: Any, params: Sequence[str] | None = None, colors: Sequence[Any] | None = None,
-                                    labels: Sequence[str] | None = None, axes: Any = None,
-                                    highlight: str | int | None = None, show_best: bool = True) -> Any:
-    """Every trial's hyperparameters over training iterations, one panel per hyperparameter.
-
-    Each trial's line breaks at its restarts; a small marker shows each recorded perturbation.
-    With ``show_best`` the best final trial's stitched schedule (or ``highlight``'s) is overlaid
-    as a thick dashed line. Returns the figure.
-
-        >>> plot_population_hyperparameters(grid, params=["lr", "h0"])  # doctest: +SKIP
-    """
-    if not isinstance(show_best, bool):
-        raise ConfigError(f"show_best must be True or False, got {describe(show_best)}")
-    run = run_data(results)
-    series = population_hyperparameters(run, params)
-    if not series:
-        raise ConfigError("this experiment has no hyperparameters to show (its param_columns are empty)")
-    colors = trial_colors(run, colors)
-    labels = trial_labels(run, labels, warn=False)
-    figure, axes = _axes_for(list(series), axes)
-    schedule = None
-    if show_best:
-        try:
-            schedule = hyperparameter_schedule(run, highlight, list(series))
-        except ConfigError:
-            if highlight is not None:
-                raise
-    for ax, (param, per_trial) in zip(axes, series.items()):
-        for trial_series, color, label in zip(per_trial, colors, labels):
-            for n, (iterations, values) in enumerate(trial_series.pieces):
-                ax.step(iterations, values, where="post", color=color, alpha=0.8, linewidth=1.2,
-                        label=label if n == 0 else None)
-            marks = [(it, new) for it, _old, new in trial_series.perturbations if new is not None]
-            if marks and _numeric([m[1] for m in marks]):
-                ax.plot([m[0] for m in marks], [m[1] for m in marks], linestyle="none", marker="o", markersize=2.5,
-                        color=color, alpha=0.8)
-        if schedule is not None:
-            ax.step(schedule.iterations, schedule.values[param], where="post", color=ANCESTRY_COLOR, linewidth=2.5,
-                    linestyle="--", alpha=0.9, label=f"schedule of best trial {schedule.trial_id}", zorder=5)
-        ax.set_ylabel(param)
-        ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("Training Iteration")
-    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="trials (start config)",
-                   title_fontsize=7)
-    if highlight is not None:
-        resolve_trial(run, highlight)
-    axes[0].set_title("Hyperparameters of every trial over time (breaks at exploits; dots: new values)", fontsize=10)
-    return figure

@@ -1,4 +1,5 @@
-"""Parameter trajectories over the true objective's contours (the tutorial's left panel).
+"""Parameter trajectories over the true objective's contours (the tutorial's left panel): the data
+(``parameter_history``, no matplotlib) and its drawing (``ParameterArtists``, ``plot_parameter_history``).
 
     >>> from pbtlab.viz import plot_parameter_history
     >>> artists = plot_parameter_history("pbtlab_results/my_run", None, None)  # doctest: +SKIP
@@ -6,17 +7,131 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from pbtlab.analysis.lineage import RunData, run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
-from pbtlab.viz.data import ParameterHistory, RunData, parameter_history, run_data
+from pbtlab.viz.tutorial import TOY_PARAMETERS, toy_initial_point, toy_objective
 
 PARAMETER_TITLE = "Parameter History and True Reward Q(theta) Contour"
+
+
+# -- parameter trajectories (the tutorial's left panel and animation) ---------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class Arrow:
+    """A jump drawn in parameter space: from the point before it to the cloned point."""
+
+    seq: int
+    kind: str
+    trial_id: str
+    donor: str | None
+    decision_iteration: int
+    clone_iteration: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    point_index: int | None  # index in the trajectory of the first point after the jump
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Trajectory:
+    """A trial's points in parameter space; point 0 is the initial point when one is given.
+
+    ``pieces`` are index ranges of points trained continuously (each starts at its cloned point,
+    given in ``piece_starts``), so lines never connect across a jump.
+    """
+
+    trial_id: str
+    iterations: tuple[int, ...]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    pieces: tuple[tuple[int, int], ...]
+    piece_starts: tuple[tuple[float, float] | None, ...]
+    labelled: tuple[int, ...]  # point indices that get an iteration label
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParameterHistory:
+    x: str
+    y: str
+    trajectories: tuple[Trajectory, ...]
+    arrows: tuple[Arrow, ...]
+
+
+def parameter_history(run: RunData, x: str = "theta0", y: str = "theta1",
+                      initial_point: Sequence[float] | None = None,
+                      label_every: int | None = None) -> ParameterHistory:
+    """Trajectories of two reported values and the recorded jumps between them.
+
+    Iteration labels go on each trial's points at the recorded decision iterations (and at 0);
+    a run with no decisions (grid search) is labelled every ``label_every`` iterations if given.
+    """
+    for name, value in (("x", x), ("y", y)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be the name of a reported value (str), got {describe(value)}")
+        missing = [t.trial_id for t in run.trials if t.rows and value not in t.rows[0]]
+        if missing:
+            reported = sorted(k for k in run.trials[0].rows[0] if not isinstance(run.trials[0].rows[0][k], dict))
+            raise ConfigError(f"{name}={value!r} is not reported by trial(s) {missing}; they report {reported}")
+    if label_every is not None and (isinstance(label_every, bool) or not isinstance(label_every, int)
+                                    or label_every < 1):
+        raise ConfigError(f"label_every must be a whole number >= 1 or None, got {describe(label_every)}")
+    all_jumps = run.lineage.jumps
+    decisions = {j.decision_iteration for j in all_jumps}
+    offset = 1 if initial_point is not None else 0
+    trajectories = []
+    for trial in run.trials:
+        xs = [float(r[x]) for r in trial.rows]
+        ys = [float(r[y]) for r in trial.rows]
+        iterations = [int(r.get("training_iteration", i + 1)) for i, r in enumerate(trial.rows)]
+        if initial_point is not None:
+            xs.insert(0, float(initial_point[0]))
+            ys.insert(0, float(initial_point[1]))
+            iterations.insert(0, 0)
+        pieces: list[tuple[int, int]] = []
+        starts: list[tuple[float, float] | None] = []
+        for segment in run.lineage.segments(trial.trial_id):
+            first, last = segment.first_row + offset, segment.last_row + offset
+            if segment.reason is None:
+                pieces.append((0, last))
+                starts.append(None)
+                continue
+            clone = run.lineage.checkpoint_row(segment.source_checkpoint) if segment.source_checkpoint else None
+            if clone is not None:
+                row = clone[0].rows[clone[1]]
+                starts.append((float(row[x]), float(row[y])))
+            elif initial_point is not None and segment.source_checkpoint is None:
+                starts.append((float(initial_point[0]), float(initial_point[1])))
+            else:
+                starts.append(None)
+            pieces.append((first, last))
+        if not trial.rows:
+            pieces, starts = ([(0, 0)], [None]) if initial_point is not None else ([], [])
+        if decisions:
+            labelled = [i for i, it in enumerate(iterations) if it in decisions or (it == 0 and offset)]
+        elif label_every:
+            labelled = [i for i, it in enumerate(iterations) if it % label_every == 0]
+        else:
+            labelled = [0] if offset else []
+        trajectories.append(Trajectory(trial.trial_id, tuple(iterations), tuple(xs), tuple(ys), tuple(pieces),
+                                       tuple(starts), tuple(labelled)))
+    arrows = []
+    for jump in all_jumps:
+        if jump.before_row is None or jump.clone is None:
+            continue
+        target = run.trial(jump.trial_id)
+        before = target.rows[jump.before_row]
+        clone_row = run.trial(jump.clone[0]).rows[jump.clone[1]]
+        arrows.append(Arrow(
+            jump.seq, jump.kind, jump.trial_id, jump.donor, jump.decision_iteration, jump.clone_iteration,
+            (float(before[x]), float(before[y])), (float(clone_row[x]), float(clone_row[y])),
+            None if jump.after_row is None else jump.after_row + offset))
+    return ParameterHistory(x, y, tuple(trajectories), tuple(arrows))
 
 
 def marker_sizes(iterations: Sequence[int]) -> np.ndarray:
@@ -28,19 +143,6 @@ def marker_sizes(iterations: Sequence[int]) -> np.ndarray:
         [100.0, 50.0, 21.5]
     """
     return 100.0 / (np.asarray(iterations, dtype=float) + 1.0) ** (1.0 / 3.0)
-
-
-def _toy_objective() -> Callable[[np.ndarray], np.ndarray]:
-    from pbtlab.examples.toy import Q_batch
-
-    return Q_batch
-
-
-def _toy_initial_point() -> tuple[float, float]:
-    from pbtlab.examples.toy import get_init_theta
-
-    theta = get_init_theta()
-    return float(theta[0]), float(theta[1])
 
 
 class ParameterArtists:
@@ -209,21 +311,27 @@ def _check_points(plot_until_iter: Any) -> None:
 def parameter_setup(run: RunData, x: str, y: str, initial_point: Sequence[float] | None | str,
                     objective: Any, perturbation_interval: Any) -> tuple[ParameterHistory, Any]:
     """Resolve the toy defaults (start point, contour) and compute the plot data."""
-    toy = (x, y) == ("theta0", "theta1")
+    toy = (x, y) == TOY_PARAMETERS
     start: Sequence[float] | None
     if isinstance(initial_point, str):
         if initial_point != "auto":
             raise ConfigError(f"initial_point must be (x, y), None or 'auto', got {initial_point!r}")
-        start = _toy_initial_point() if toy else None
+        start = toy_initial_point() if toy else None
     else:
         start = initial_point
     if isinstance(objective, str) and objective == "auto":
-        objective = _toy_objective() if toy else None
+        objective = toy_objective() if toy else None
     if objective is not None and not callable(objective):
         raise ConfigError(f"objective must be a function of a (B, 2) array, None or 'auto', got {describe(objective)}")
     if perturbation_interval is not None and not isinstance(perturbation_interval, bool) \
             and isinstance(perturbation_interval, float) and perturbation_interval.is_integer():
         perturbation_interval = int(perturbation_interval)
+    interval_ok = perturbation_interval is None or (
+        not isinstance(perturbation_interval, bool) and isinstance(perturbation_interval, int)
+        and perturbation_interval >= 1)
+    if not interval_ok:
+        raise ConfigError(f"perturbation_interval must be a whole number >= 1 or None, "
+                          f"got {describe(perturbation_interval)}")
     history = parameter_history(run, x, y, start, perturbation_interval)
     return history, objective
 

@@ -11,13 +11,51 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
 from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, read_json
+
+_T = TypeVar("_T")
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (non-numbers, NaN and infinities).
+
+        >>> finite_number("0.5"), finite_number(float("nan")), finite_number(None)
+        (0.5, None, None)
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def mode_sign(mode: str) -> float:
+    """+1 for ``"max"``, -1 for ``"min"``: multiply a score by it and higher is better."""
+    return 1.0 if mode == "max" else -1.0
+
+
+def pick_best(scored: Iterable[tuple[_T, float | None]], filter_nan_and_inf: bool = True) -> _T | None:
+    """The item with the highest sign-adjusted score (the first one on ties), skipping items without a score.
+
+    The one rule for "the best trial", used by ``ResultGrid.get_best_result`` and the figures.
+
+        >>> pick_best([("a", 1.0), ("b", 3.0), ("c", 3.0), ("d", None)])
+        'b'
+    """
+    best: _T | None = None
+    best_value = -math.inf
+    for item, value in scored:
+        if value is None or (filter_nan_and_inf and not math.isfinite(value)):
+            continue
+        if best is None or value > best_value:
+            best, best_value = item, value
+    return best
 
 
 def _pandas() -> Any:
@@ -54,8 +92,20 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        return [(Checkpoint(os.path.join(self._experiment_path, c["path"])), {"training_iteration": c["iteration"]})
-                for c in self._record.get("checkpoints", [])]
+        """The checkpoints kept (``CheckpointConfig``), oldest first, each with the result reported with it."""
+        kept = self._record.get("checkpoints", [])
+        if not kept:
+            return []
+        rows = self.history()
+        by_name = {row.get("checkpoint_dir_name"): row for row in rows if row.get("checkpoint_dir_name")}
+        out = []
+        for ref in kept:
+            name = os.path.basename(ref["path"])
+            row = by_name.get(name) or next((r for r in reversed(rows)
+                                            if r.get("training_iteration") == ref["iteration"]), None)
+            out.append((Checkpoint(os.path.join(self._experiment_path, ref["path"])),
+                        dict(row) if row is not None else {"training_iteration": ref["iteration"]}))
+        return out
 
     def history(self) -> list[dict[str, Any]]:
         """Every row the trial reported, in order, including rows from before it was exploited."""
@@ -89,16 +139,14 @@ class ResultGrid(Sequence[Result]):
 
     def __init__(self, experiment_path: str, experiment: Mapping[str, Any], trial_records: list[Mapping[str, Any]],
                  rows_written: Mapping[str, int] | None = None, events_written: int | None = None) -> None:
+        """A grid from plain values: the experiment directory, its settings (experiment.json as a dict), one
+        record per trial (``Trial.to_dict()``: trial_id, config, status, last_result, latest, checkpoints,
+        error), and optionally how many rows per trial and events were written when the state was saved
+        (readers stop there; None: read everything)."""
         self.experiment_path = experiment_path
         self.experiment = dict(experiment)
         self._events_limit = events_written
         self._results = [Result(experiment_path, r, (rows_written or {}).get(r["trial_id"])) for r in trial_records]
-
-    @classmethod
-    def from_controller(cls, controller: Any) -> ResultGrid:
-        experiment = read_json(os.path.join(controller.store.path, EXPERIMENT_FILE), "experiment settings")
-        records = [t.to_dict() for t in controller.trials]
-        return cls(controller.store.path, experiment, records)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> ResultGrid:
@@ -148,18 +196,10 @@ class ResultGrid(Sequence[Result]):
                 f"got metric={metric!r}, mode={mode!r}")
         if scope not in ("last", "all", "avg", "last-5-avg", "last-10-avg"):
             raise ConfigError(f"scope must be 'last', 'all', 'avg', 'last-5-avg' or 'last-10-avg', got {scope!r}")
-        best: Result | None = None
-        best_value = -math.inf
-        sign = 1.0 if mode == "max" else -1.0
-        reported: set[str] = set()
-        for result in self._results:
-            reported.update(result.metrics)
-            value = self._scope_value(result, metric, scope, sign)
-            if value is None or (filter_nan_and_inf and not math.isfinite(value)):
-                continue
-            if best is None or value > best_value:
-                best, best_value = result, value
+        sign = mode_sign(mode)
+        best = pick_best(((r, self._scope_value(r, metric, scope, sign)) for r in self._results), filter_nan_and_inf)
         if best is None:
+            reported = {key for result in self._results for key in result.metrics}
             raise ConfigError(
                 f"no trial reported a usable value of metric {metric!r}; the trials reported "
                 f"{sorted(k for k in reported if k != 'config')}")
@@ -197,7 +237,7 @@ class ResultGrid(Sequence[Result]):
             if filter_metric is not None:
                 if filter_mode not in ("min", "max"):
                     raise ConfigError(f"get_dataframe(filter_mode=...) must be 'min' or 'max', got {filter_mode!r}")
-                history = [r for r in result.history() if _is_number(r.get(filter_metric))]
+                history = [r for r in result.history() if finite_number(r.get(filter_metric)) is not None]
                 if history:
                     pick = max if filter_mode == "max" else min
                     row = pick(history, key=lambda r: float(r[filter_metric]))
@@ -223,17 +263,3 @@ class ResultGrid(Sequence[Result]):
 
     def __repr__(self) -> str:
         return f"ResultGrid({len(self)} trials at {self.experiment_path!r})"
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def load_results(path: str | os.PathLike[str]) -> ResultGrid:
-    """Load an experiment directory into a ``ResultGrid``."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigError(f"load_results(path) needs an experiment directory path, got {describe(path)}")
-    return ResultGrid.from_path(path)

@@ -1,0 +1,28 @@
+"""``load_results``: any run pbtlab can read, as a ``ResultGrid``.
+
+    >>> load_results(42)
+    Traceback (most recent call last):
+    ...
+    pbtlab.errors.ConfigError: load_results(path) needs an experiment directory path, got 42 (int)
+
+A pbtlab run directory, a Ray Tune experiment directory, or a live Ray ``ResultGrid`` /
+``ExperimentAnalysis`` (read without importing or unpickling anything of Ray's).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pbtlab.analysis import ray_runs
+from pbtlab.analysis.results import ResultGrid
+from pbtlab.errors import ConfigError, describe
+
+
+def load_results(path: str | os.PathLike[str] | Any) -> ResultGrid:
+    """Load a run into a ``ResultGrid`` (a Ray Tune directory or ResultGrid works too)."""
+    if ray_runs.is_ray_object(path) or isinstance(path, (str, os.PathLike)) and ray_runs.is_ray_experiment(path):
+        return ray_runs.load_ray_results(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"load_results(path) needs an experiment directory path, got {describe(path)}")
+    return ResultGrid.from_path(path)

@@ -1,0 +1,350 @@
+"""The one place a controller is built: :func:`new_run` for a new experiment, :func:`resumed_run` to continue one.
+
+Resuming (``Tuner.restore(path, trainable)``, ``pbtlab resume``) works from ``state.json``, written at
+*consistent cuts* (every live trial exactly at a checkpoint, every row and event flushed):
+
+1. rows and events written after the last saved state are dropped (the training they describe was
+   lost with the driver; the resumed trials report them again);
+2. every unfinished trial restarts from the checkpoint the state names (its own latest, or the donor's
+   when an exploit was decided but not yet carried out);
+3. the scheduler is rebuilt as its own class from ``experiment.json`` (or taken from the caller) and
+   gets back its state (synchronous barrier, scores, random generator);
+4. the time budget continues from the time already spent.
+
+So a seeded synchronous run that is killed and resumed makes the same decisions as one that never
+stopped. Nothing here unpickles anything: every file is JSON.
+
+    >>> controller = resumed_run("pbtlab_results/train_func_2026-11-28_12-00-00", train_func)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.engine import policy_log
+from pbtlab.engine.controller import Controller, format_tag_value
+from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus
+from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.executors.base import make_executor
+from pbtlab.records import (
+    EventKind,
+    ExperimentResume,
+    ExperimentSpec,
+    ExperimentStart,
+    RunState,
+    TrialAdd,
+)
+from pbtlab.schedulers.base import TrialScheduler, class_path
+from pbtlab.schedulers.fifo import FIFOScheduler
+from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
+from pbtlab.store import (
+    EVENTS_FILE,
+    EXPERIMENT_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+    ExperimentStore,
+    iter_jsonl,
+    read_json,
+    truncate_lines,
+)
+from pbtlab.trainable import wrap_trainable
+
+DEFAULT_STORAGE = "pbtlab_results"
+
+#: Schedulers experiment.json named by type only (written before ``describe()`` recorded the class).
+_KNOWN_SCHEDULERS = {
+    "PopulationBasedTraining": "pbtlab.schedulers.pbt:PopulationBasedTraining",
+    "FIFOScheduler": "pbtlab.schedulers.fifo:FIFOScheduler",
+}
+
+
+# -- a new run ------------------------------------------------------------------------------------------
+
+
+def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_config: TuneConfig,
+            run_config: RunConfig) -> Controller:
+    """Sample the trials, create the experiment directory and record the start; returns the controller."""
+    scheduler = tune_config.scheduler or FIFOScheduler()
+    if not scheduler.set_search_properties(tune_config.metric, tune_config.mode):
+        raise ConfigError(
+            f"metric/mode are set both in the scheduler ({scheduler.metric!r}, {scheduler.mode!r}) and in "
+            f"TuneConfig ({tune_config.metric!r}, {tune_config.mode!r}); set them in one place")
+    scheduler.validate()
+    metric = tune_config.metric or scheduler.metric
+    mode = tune_config.mode or scheduler.mode
+    seed = tune_config.seed if tune_config.seed is not None else int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
+    sample_rng, scheduler_rng = _streams(seed)
+    configs = resolve_param_space(param_space, tune_config.num_samples, sample_rng)
+    scheduler.set_rng(scheduler_rng)
+    executor = make_executor(run_config.executor)
+    path = _experiment_path(trainable, run_config)
+    store = ExperimentStore(path)
+    prefix = hashlib.sha1(f"{seed}".encode()).hexdigest()[:5]
+    varying = resolved_leaves(param_space)
+    trials = []
+    for index, config in enumerate(configs):
+        trial_id = f"{prefix}_{index:05d}"
+        tag = _make_tag(index, config, varying)
+        config = scheduler.on_trial_add(trial_id, config, tag)
+        trials.append(Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}",
+                            path=store.trial_dir(trial_id)))
+    mutated = list(getattr(scheduler, "hyperparam_mutations", {}) or {})
+    columns = ["/".join(map(str, p)) for p in varying]
+    columns += [k for k in mutated if k not in columns]
+    failure = run_config.failure_config or FailureConfig()
+    spec = ExperimentSpec(
+        name=os.path.basename(path), trainable=spec_name(trainable),
+        trainable_path=_import_path(trainable), seed=seed, metric=metric, mode=mode,
+        num_samples=tune_config.num_samples, param_space=_describe_space(param_space),
+        scheduler=scheduler.describe(),
+        stop=run_config.stop if isinstance(run_config.stop, Mapping) else repr(run_config.stop),
+        max_failures=failure.max_failures, fail_fast=failure.fail_fast,
+        num_to_keep=run_config.checkpoint_config.num_to_keep if run_config.checkpoint_config else None,
+        executor=executor.name, param_columns=columns, verbose=run_config.verbose,
+        max_concurrent_trials=tune_config.max_concurrent_trials, time_budget_s=tune_config.time_budget_s,
+        progress_interval_s=run_config.progress_interval_s, state_save_period_s=run_config.state_save_period_s,
+        trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    store.create(spec.to_dict())
+    runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
+    controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
+                            columns, metric, mode)
+    controller.emit(ExperimentStart, name=spec.name, seed=seed, num_trials=len(trials),
+                    scheduler=spec.scheduler, executor=executor.name)
+    for trial in trials:
+        store.add_trial(trial.trial_id, trial.config)
+        controller.emit(TrialAdd, trial_id=trial.trial_id, config=trial.config, tag=trial.tag)
+    return controller
+
+
+def spec_name(trainable: Any) -> str:
+    """The trainable's name, as in Ray's trial names (``train_func_a1b2c_00000``)."""
+    return str(getattr(trainable, "__name__", None) or type(trainable).__name__)
+
+
+def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The run's two random streams: sampling the search space, and the scheduler's choices."""
+    sample_seq, scheduler_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(sample_seq), np.random.default_rng(scheduler_seq)
+
+
+def _experiment_path(trainable: Any, run_config: RunConfig) -> str:
+    name = run_config.name or f"{getattr(trainable, '__name__', 'trainable')}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    storage = os.path.abspath(os.fspath(run_config.storage_path or DEFAULT_STORAGE))
+    path = os.path.join(storage, name)
+    if os.path.exists(os.path.join(path, EXPERIMENT_FILE)):
+        if run_config.name:
+            raise ConfigError(
+                f"RunConfig(name={name!r}): an experiment already exists at {path}; choose another name, "
+                f"or continue it with Tuner.restore({path!r}, trainable)")
+        for n in range(1, 10_000):
+            if not os.path.exists(f"{path}_{n}"):
+                return f"{path}_{n}"
+        raise ExperimentError(f"cannot find a free experiment directory next to {path}")
+    return path
+
+
+def _make_tag(index: int, config: Mapping[str, Any], paths: list[tuple[Any, ...]]) -> str:
+    parts = []
+    for path in paths:
+        value: Any = config
+        for key in path:
+            value = value[key] if isinstance(value, (dict, list)) else None
+        parts.append(f"{'/'.join(map(str, path))}={format_tag_value(value)}")
+    text = ",".join(parts)
+    return f"{index}_{text}" if text else str(index)
+
+
+def _import_path(fn: Any) -> str | None:
+    """``module:qualname`` of a function that can be imported again (for ``pbtlab resume``), else None."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
+
+
+def _describe_space(space: Any) -> Any:
+    if isinstance(space, Mapping):
+        return {str(k): _describe_space(v) for k, v in space.items()}
+    if isinstance(space, list):
+        return [_describe_space(v) for v in space]
+    if isinstance(space, (Domain, GridSearch)):
+        return repr(space)
+    if isinstance(space, (int, float, str, bool)) or space is None:
+        if isinstance(space, float) and not math.isfinite(space):
+            return repr(space)
+        return space
+    return repr(space)
+
+
+# -- a resumed run --------------------------------------------------------------------------------------
+
+
+def read_run(path: str) -> tuple[ExperimentSpec, RunState]:
+    """The experiment's settings and its last saved state; clear errors for a missing or foreign directory."""
+    if not os.path.isdir(path):
+        raise ExperimentError(f"no experiment directory at {path}")
+    experiment_file = os.path.join(path, EXPERIMENT_FILE)
+    state_file = os.path.join(path, STATE_FILE)
+    experiment = read_json(experiment_file, "experiment settings (experiment.json)")
+    state = read_json(state_file, "experiment state (state.json)")
+    if not isinstance(experiment, Mapping):
+        raise ExperimentError(f"{experiment_file} is not a pbtlab experiment.json (not a JSON object)")
+    return ExperimentSpec.from_dict(experiment, experiment_file), RunState.from_dict(state, state_file)
+
+
+def can_restore(path: str | os.PathLike[str]) -> bool:
+    """Is there an experiment at ``path`` that ``Tuner.restore`` can continue?"""
+    try:
+        read_run(os.path.abspath(os.fspath(path)))
+    except (ExperimentError, OSError):
+        return False
+    return True
+
+
+def scheduler_from_description(description: Mapping[str, Any]) -> TrialScheduler:
+    """Rebuild the scheduler a run used, as its own class, from ``describe()`` output in experiment.json."""
+    kind = description.get("type")
+    spec = description.get("class") or _KNOWN_SCHEDULERS.get(str(kind))
+    if not spec:
+        raise ConfigError(
+            f"cannot rebuild a {kind} scheduler from experiment.json; pass it: "
+            "Tuner.restore(path, trainable, tune_config=TuneConfig(scheduler=...))")
+    cls = _import_object(str(spec), "the run's scheduler")
+    if not (isinstance(cls, type) and issubclass(cls, TrialScheduler)):
+        raise ConfigError(f"experiment.json names the scheduler {spec!r}, which is not a TrialScheduler class")
+    return cls.from_description(description)
+
+
+def _import_object(spec: str, what: str) -> Any:
+    module_name, _, qualname = spec.partition(":")
+    if not module_name or not qualname:
+        raise ConfigError(f"{what} must look like 'package.module:Name', got {spec!r}")
+    try:
+        value: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"cannot import {what} from module {module_name!r}: {error}") from None
+    for part in qualname.split("."):
+        if not hasattr(value, part):
+            raise ConfigError(f"module {module_name!r} has no {qualname!r} ({what}: {spec!r})")
+        value = getattr(value, part)
+    return value
+
+
+def import_trainable(spec: str) -> Callable[..., Any]:
+    """The trainable named ``package.module:function`` (``pbtlab resume --trainable``)."""
+    value = _import_object(spec, "--trainable")
+    if not callable(value):
+        raise ConfigError(f"--trainable {spec!r} is not a function, got {describe(value)}")
+    return value  # type: ignore[no-any-return]
+
+
+def _resumed_scheduler(experiment: ExperimentSpec, tune_config: TuneConfig | None) -> TrialScheduler:
+    if tune_config is not None and tune_config.scheduler is not None:
+        scheduler: TrialScheduler = tune_config.scheduler
+        recorded = experiment.scheduler.get("class") or experiment.scheduler.get("type")
+        given = class_path(type(scheduler)) if experiment.scheduler.get("class") else type(scheduler).__name__
+        if recorded != given:
+            raise ConfigError(
+                f"the run used a {experiment.scheduler.get('type')} scheduler ({recorded}); Tuner.restore got a "
+                f"{type(scheduler).__name__} ({given}); pass the same kind of scheduler")
+        return scheduler
+    return scheduler_from_description(experiment.scheduler)
+
+
+def _resumed_run_config(experiment: ExperimentSpec, path: str, run_config: RunConfig | None,
+                        verbose: int | None) -> RunConfig:
+    if run_config is not None:
+        config = RunConfig(**{**run_config.__dict__, "name": os.path.basename(path),
+                              "storage_path": os.path.dirname(path)})
+    else:
+        stop = experiment.stop
+        if stop is not None and not isinstance(stop, Mapping):
+            raise ConfigError(
+                f"the run stopped trials with a function ({stop}), which cannot be rebuilt from experiment.json; "
+                "pass it again: Tuner.restore(path, trainable, run_config=RunConfig(stop=...))")
+        config = RunConfig(
+            name=os.path.basename(path), storage_path=os.path.dirname(path), stop=stop,
+            failure_config=FailureConfig(max_failures=int(experiment.max_failures),
+                                         fail_fast=bool(experiment.fail_fast)),
+            checkpoint_config=CheckpointConfig(num_to_keep=experiment.num_to_keep),
+            executor=experiment.executor, verbose=experiment.verbose,
+            progress_interval_s=experiment.progress_interval_s, state_save_period_s=experiment.state_save_period_s)
+    if verbose is not None:
+        config.verbose = verbose
+    return config
+
+
+def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneConfig | None = None,
+                run_config: RunConfig | None = None, restart_errored: bool = False,
+                verbose: int | None = None) -> Controller:
+    """A controller that continues the experiment at ``path`` from its saved state (see the module docstring)."""
+    path = os.path.abspath(path)
+    experiment, state = read_run(path)
+    scheduler = _resumed_scheduler(experiment, tune_config)
+    metric, mode = experiment.metric, experiment.mode
+    if not scheduler.set_search_properties(metric, mode):
+        raise ConfigError(f"the scheduler's metric/mode differ from the run's ({metric!r}, {mode!r})")
+    scheduler.set_rng(_streams(int(experiment.seed))[1])
+    scheduler.load_state_dict(state.scheduler)
+    if tune_config is None:
+        tune_config = TuneConfig(metric=metric, mode=mode, seed=int(experiment.seed),
+                                 max_concurrent_trials=experiment.max_concurrent_trials,
+                                 time_budget_s=experiment.time_budget_s)
+    run_config = _resumed_run_config(experiment, path, run_config, verbose)
+
+    store = ExperimentStore(path)
+    dropped = {}
+    for trial_id in experiment.trial_ids:
+        kept = state.rows_written.get(trial_id, 0)
+        dropped[trial_id] = truncate_lines(os.path.join(path, trial_id, RESULT_FILE), kept)
+    truncate_lines(os.path.join(path, EVENTS_FILE), state.events_written)
+    store.rows_written = {tid: state.rows_written.get(tid, 0) for tid in experiment.trial_ids}
+    store._results = {tid: [] for tid in experiment.trial_ids}
+    store.events_written = state.events_written
+    events = list(iter_jsonl(os.path.join(path, EVENTS_FILE), "event log (events.jsonl)"))
+    _finish_deletions(path, events)
+    if scheduler.writes_policy_log:
+        policy_log.rebuild(path, events)
+
+    trials = [Trial.from_dict(record) for record in state.trials]
+    resumed = []
+    for trial in trials:
+        trial.path = store.trial_dir(trial.trial_id)
+        trial.name = trial.name or f"{experiment.trainable}_{trial.trial_id}"
+        if trial.status is TrialStatus.ERROR and restart_errored:
+            trial.error = None
+            trial.num_failures = 0
+            trial.status = TrialStatus.PENDING
+        if trial.is_finished:
+            continue
+        if trial.restart is None or not trial.restart.is_decision:
+            trial.restart = PendingRestart(trial.latest, "resume")
+        trial.status = TrialStatus.PENDING
+        resumed.append(trial.trial_id)
+    executor = make_executor(run_config.executor)
+    runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
+    controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
+                            list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s)
+    controller.emit(ExperimentResume, resumed_trials=resumed, state_saved_at=state.saved_at,
+                    dropped_rows=dropped, events_kept=state.events_written)
+    return controller
+
+
+def _finish_deletions(path: str, events: list[dict[str, Any]]) -> None:
+    """Finish checkpoint deletions that were recorded but cut short by the crash."""
+    for event in events:
+        if event.get("event") == EventKind.CHECKPOINT_DELETED:
+            target = os.path.join(path, event["checkpoint"])
+            if os.path.isdir(target):
+                shutil.rmtree(target, ignore_errors=True)

@@ -1,0 +1,529 @@
+"""The loop: fill slots, wait for a trial's message, ask the scheduler, carry out its decision, save state.
+
+The controller is the one place where decisions become side effects. Everything it does is recorded
+as an event (``pbtlab.records``); what a report becomes is in ``reports.py``, whether a failure is
+retried in ``failures.py``, which checkpoints go in ``retention.py``. It is built by ``build.py``.
+
+It runs with any executor; the tests drive it with a scripted fake one (``tests/engine_fakes.py``).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import os
+import time
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pbtlab.callbacks import CallbackList
+from pbtlab.checkpoint import Checkpoint
+from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
+from pbtlab.engine import policy_log
+from pbtlab.engine.failures import RetryPolicy
+from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_budget, result_row
+from pbtlab.engine.retention import Retention
+from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
+from pbtlab.errors import TrialError as TrialFailed
+from pbtlab.executors.base import Executor
+from pbtlab.loggers import default_loggers
+from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
+from pbtlab.records import (
+    EVENT_TYPES,
+    FORMAT_VERSION,
+    CheckpointDeleted,
+    CheckpointMissing,
+    CheckpointSaved,
+    Event,
+    EventKind,
+    ExperimentEnd,
+    Exploit,
+    Explore,
+    ForcedStart,
+    TrialComplete,
+    TrialError,
+    TrialRestore,
+    TrialStart,
+)
+from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
+from pbtlab.session import (
+    CONTINUE,
+    SAVE,
+    STOP,
+    Command,
+    CommandKind,
+    ErrorMessage,
+    FinishedMessage,
+    ReportMessage,
+    SavedMessage,
+    StartSpec,
+    WorkerMessage,
+)
+from pbtlab.store import ExperimentStore
+
+
+def format_tag_value(value: Any) -> str:
+    """How a value appears in an experiment tag (``lr=0.0500``)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+class Controller:
+    """Runs an experiment: asks the scheduler, tells the executor, records everything.
+
+    ``elapsed_s`` is the run time already spent (a resumed run continues its time budget from it).
+    """
+
+    def __init__(self, trainable: Callable[..., Any], store: ExperimentStore, trials: list[Trial],
+                 scheduler: TrialScheduler, executor: Executor, tune_config: TuneConfig,
+                 run_config: RunConfig, param_columns: list[str], metric: str | None, mode: str | None,
+                 elapsed_s: float = 0.0) -> None:
+        self.trainable = trainable
+        self.store = store
+        self.trials = trials
+        self.scheduler = scheduler
+        self.executor = executor
+        self.tune_config = tune_config
+        self.run_config = run_config
+        self.param_columns = param_columns
+        self.metric = metric
+        self.mode = mode
+        self.verbose = 2 if run_config.verbose is None else run_config.verbose
+        self.retry = RetryPolicy(run_config.failure_config)
+        self.stop_criteria = StopCriteria(run_config.stop)
+        checkpoint_config = run_config.checkpoint_config or CheckpointConfig()
+        self.score_attribute = checkpoint_config.checkpoint_score_attribute
+        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.absolute, self._record_deleted,
+                                   checkpoint_config.checkpoint_score_order if self.score_attribute else None)
+        self.running: set[str] = set()
+        self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
+        self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
+        self.population = Population(self.by_id, self.waiting)
+        user_callbacks = list(run_config.callbacks or [])
+        self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks))
+        self.views = TrialViews(trials)
+        self.step = 0  # Ray's loop iteration, passed to callbacks
+        #: class trainables answer SAVE: PBT's donors and checkpoint_at_end get a checkpoint when needed
+        self.saves_on_request = bool(getattr(trainable, "saves_on_request", False))
+        self.checkpoint_at_end = bool((run_config.checkpoint_config or CheckpointConfig()).checkpoint_at_end)
+        self._stash: collections.deque[tuple[str, WorkerMessage]] = collections.deque()
+        self._unchecked: list[str] = list(self.waiting)
+        self._failed_epoch: int | None = None
+        self._seq = store.num_events
+        self._num_dirty = 0
+        self._abort: BaseException | None = None
+        self.start_time = time.monotonic() - elapsed_s
+        self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
+        self._metric_checked: set[str] = set()
+        self._last_save = float("-inf")
+        self._save_cost = 0.0
+
+    # -- events --------------------------------------------------------------------------------------
+    def emit(self, kind: type[Event], **fields: Any) -> None:
+        """Record an event of ``kind`` (a class from ``pbtlab.records``) with the next ``seq``."""
+        record = kind(seq=self._seq, time=time.time(), **fields)
+        self._seq += 1
+        self.store.append_event(record.to_dict())
+
+    def log(self, message: str) -> None:
+        if self.verbose >= 2:
+            logger.info(message)
+
+    def status_counts(self) -> str:
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.status.value] = counts.get(trial.status.value, 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+    # -- main loop -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        if self.verbose >= 2:
+            ensure_log_handler()
+        self.save_state()  # before the executor starts: a run whose set-up fails can still be restored
+        self.callbacks.call("setup", stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
+                            total_num_samples=len(self.trials), trials=self.views)
+        self.executor.setup(self.trainable, self.max_concurrent)
+        self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
+        try:
+            while True:
+                self._fill_slots()
+                if not self.running:
+                    if not self.waiting or not self._force_one():
+                        break
+                if self.callbacks:
+                    self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
+                trial_id, message = self._stash.popleft() if self._stash else self.executor.wait()
+                self._handle(self.by_id[trial_id], message)
+                if self._abort is not None:
+                    raise self._abort
+                if self.stop_criteria.stop_all or self._over_budget():
+                    self._stop_everything()
+                    break
+                if self.callbacks:
+                    self.callbacks.call("on_step_end", iteration=self.step, trials=self.views)
+                self.step += 1
+                self.reporter.update(self)
+        finally:
+            try:
+                self.executor.shutdown()
+            finally:
+                for trial in self.trials:
+                    trial.has_worker = False
+                self.emit(ExperimentEnd, scheduler=self.scheduler.debug_string(),
+                          statuses={t.trial_id: t.status.value for t in self.trials})
+                self._finish()
+
+    def _finish(self) -> None:
+        """The run's last steps, whatever ended it: callbacks' ``on_experiment_end``, the final state."""
+        try:
+            self.callbacks.call("on_experiment_end", trials=self.views)
+        finally:
+            if self._num_dirty == 0:
+                self.save_state(durable=True)
+            else:
+                # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
+                # what was reported since is on disk, and a resume drops and re-runs it.
+                self.store.flush()
+                logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
+                               f"trainable) or `pbtlab resume {self.store.path}`")
+            self.reporter.close(self)
+
+    def _over_budget(self) -> bool:
+        return elapsed_budget(self.start_time, self.tune_config.time_budget_s)
+
+    def _stop_everything(self) -> None:
+        for trial in self.trials:
+            if not trial.is_finished:
+                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget")
+
+    def _force_one(self) -> bool:
+        """Nothing runs but trials wait: start the least advanced one rather than hang (logged)."""
+        chosen = self.scheduler.choose_trials_to_run([TrialView(t) for t in self.waiting.values()], 1, True)
+        if not chosen:
+            return False
+        self.log(f"[pbtlab] No trial was eligible to run; starting {chosen[0]} so the run does not hang.")
+        self.emit(ForcedStart, trial_id=chosen[0])
+        self._launch(self.by_id[chosen[0]])
+        return True
+
+    def _fill_slots(self) -> None:
+        free = self.max_concurrent - len(self.running)
+        if free <= 0 or not self.waiting:
+            return
+        epoch = self.scheduler.selection_epoch
+        if epoch == self._failed_epoch:
+            ids = [tid for tid in self._unchecked if tid in self.waiting]
+        else:
+            ids = list(self.waiting)
+        self._unchecked = []
+        if not ids:
+            return
+        chosen = self.scheduler.choose_trials_to_run([TrialView(self.waiting[tid]) for tid in ids], free)
+        self._failed_epoch = epoch if len(chosen) < free else None
+        for trial_id in chosen:
+            self._launch(self.by_id[trial_id])
+
+    def _set_waiting(self, trial: Trial, status: TrialStatus) -> None:
+        trial.status = status
+        self.running.discard(trial.trial_id)
+        self.waiting[trial.trial_id] = trial
+        self._unchecked.append(trial.trial_id)
+
+    def _launch(self, trial: Trial) -> None:
+        self.waiting.pop(trial.trial_id, None)
+        if trial.status is TrialStatus.PENDING or trial.restart is not None:
+            checkpoint, reason = self._prepare_restart(trial)
+            spec = StartSpec(trial.trial_id, copy.deepcopy(trial.config), self.store.trial_dir(trial.trial_id),
+                             self.store.absolute(checkpoint.path) if checkpoint else None,
+                             trial.next_checkpoint_index)
+            self.emit(TrialStart, trial_id=trial.trial_id, config=trial.config, iteration=trial.iteration,
+                      checkpoint=checkpoint.path if checkpoint else None, reason=reason)
+            trial.restart = None
+            if self.callbacks:
+                view = TrialView(trial)
+                if checkpoint is not None:
+                    self.callbacks.call("on_trial_restore", iteration=self.step, trials=self.views, trial=view)
+                self.callbacks.call("on_trial_start", iteration=self.step, trials=self.views, trial=view)
+            if trial.has_worker:
+                self.executor.send(trial.trial_id, Command(CommandKind.RESTART, spec))
+            else:
+                self.executor.start(spec)
+                trial.has_worker = True
+        else:
+            self.executor.send(trial.trial_id, CONTINUE)
+        trial.status = TrialStatus.RUNNING
+        self.running.add(trial.trial_id)
+
+    def _prepare_restart(self, trial: Trial) -> tuple[CheckpointRef | None, str | None]:
+        """Set the trial's clocks to the checkpoint it restarts from; returns (checkpoint, reason)."""
+        restart = trial.restart
+        checkpoint = restart.checkpoint if restart else None
+        reason = restart.reason if restart else None
+        if checkpoint is not None and not os.path.isdir(self.store.absolute(checkpoint.path)):
+            checkpoint = self._fall_back(trial, checkpoint, reason)
+        if checkpoint is None:
+            if reason is not None and trial.iteration > 0:
+                # From scratch after progress: the next row says so, so plots show the break.
+                trial.restored_from = {"trial_id": None, "checkpoint": None, "iteration": 0, "reason": reason}
+            trial.iteration = 0
+            trial.time_total_s = 0.0
+        else:
+            trial.iteration = checkpoint.iteration
+            trial.time_total_s = checkpoint.time_total_s
+            trial.latest = checkpoint
+            trial.restored_from = {"trial_id": checkpoint.trial_id, "checkpoint": checkpoint.path,
+                                   "iteration": checkpoint.iteration, "reason": reason}
+            self.emit(TrialRestore, trial_id=trial.trial_id, checkpoint=checkpoint.path,
+                      from_trial=checkpoint.trial_id, iteration=checkpoint.iteration, reason=reason)
+        trial.iterations_since_restore = 0
+        trial.time_since_restore = 0.0
+        self._set_dirty(trial, False)
+        self.retention.prune_all(self.trials)
+        return checkpoint, reason
+
+    def _fall_back(self, trial: Trial, missing: CheckpointRef, reason: str | None) -> CheckpointRef | None:
+        """The checkpoint to restart from was deleted outside pbtlab: use the trial's newest own checkpoint
+        that still exists (or start from scratch), and say so."""
+        trial.checkpoints = [c for c in trial.checkpoints if os.path.isdir(self.store.absolute(c.path))]
+        fallback = trial.checkpoints[-1] if trial.checkpoints else None
+        trial.restart = PendingRestart(fallback, reason or "resume")
+        if trial.latest is not None and trial.latest.path == missing.path:
+            trial.latest = fallback
+        where = f"its own checkpoint {fallback.path} (iteration {fallback.iteration})" if fallback else "scratch"
+        logger.warning(f"[pbtlab] Checkpoint {missing.path} needed to restart trial {trial.trial_id} is missing "
+                       f"(deleted outside pbtlab); the trial restarts from {where} with its current config")
+        self.emit(CheckpointMissing, trial_id=trial.trial_id, checkpoint=missing.path,
+                  fallback=fallback.path if fallback else None, reason=reason)
+        return fallback
+
+    # -- messages ------------------------------------------------------------------------------------
+    def _handle(self, trial: Trial, message: WorkerMessage) -> None:
+        if isinstance(message, ReportMessage):
+            self._on_report(trial, message)
+        elif isinstance(message, FinishedMessage):
+            self._on_finished(trial)
+        elif isinstance(message, ErrorMessage):
+            self._on_error(trial, message)
+        else:  # pragma: no cover - executor bug
+            raise RuntimeError(f"unexpected message from trial {trial.trial_id}: {message!r}")
+
+    def _set_dirty(self, trial: Trial, dirty: bool) -> None:
+        if trial.dirty != dirty:
+            self._num_dirty += 1 if dirty else -1
+            trial.dirty = dirty
+
+    def _on_report(self, trial: Trial, message: ReportMessage) -> None:
+        if trial.trial_id not in self._metric_checked:
+            self._metric_checked.add(trial.trial_id)
+            check_metric_reported(self.metric, trial.trial_id, message.metrics, self.scheduler.checks_metric)
+        trial.iteration += 1
+        trial.iterations_since_restore += 1
+        trial.time_total_s += message.time_this_iter_s
+        trial.time_since_restore += message.time_this_iter_s
+        checkpoint_name = os.path.basename(message.checkpoint_path) if message.checkpoint_path is not None else None
+        result = result_row(message.metrics, trial, message.time_this_iter_s, checkpoint_name)
+        trial.restored_from = None
+        if message.checkpoint_path is not None:
+            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
+        else:
+            self._set_dirty(trial, True)
+        stop = self.stop_criteria.should_stop(trial.trial_id, result)
+        if stop:
+            result["done"] = True
+        self.store.append_result(trial.trial_id, result)
+        trial.last_result = result
+        if self.callbacks:
+            self._report_to_callbacks(trial, result, message.checkpoint_path)
+        if stop:
+            self._terminate(trial, "stop_criterion")
+            self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
+            self._maybe_save()
+            return
+        seen = types.MappingProxyType({**result, "config": copy.deepcopy(trial.config)})
+        if self.saves_on_request and message.checkpoint_path is None \
+                and self.scheduler.wants_checkpoint(TrialView(trial), seen):
+            self._request_checkpoint(trial, "scheduler")
+        decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
+        self._apply(decision)
+        if decision.action is Action.STOP:
+            self._terminate(trial, "scheduler")
+            self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
+        elif decision.action is Action.PAUSE or trial.restart is not None:
+            self._set_waiting(trial, TrialStatus.PAUSED)
+        else:
+            self.executor.send(trial.trial_id, CONTINUE)
+        self._maybe_save()
+
+    def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
+        view = TrialView(trial)
+        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view, result=result)
+        if checkpoint_path is not None:
+            self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
+                                checkpoint=Checkpoint(checkpoint_path))
+            self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
+
+    def _on_finished(self, trial: Trial) -> None:
+        if trial.last_result is not None:
+            trial.last_result["done"] = True
+        self._terminate(trial, "function_returned")
+        self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
+        self._maybe_save()
+
+    def _on_error(self, trial: Trial, message: ErrorMessage) -> None:
+        trial.num_failures += 1
+        retry = self.retry.should_retry(trial.num_failures, message.usage_error)
+        self.emit(TrialError, trial_id=trial.trial_id, iteration=trial.iteration, error_type=message.error_type,
+                  message=message.message, traceback=message.traceback, num_failures=trial.num_failures,
+                  will_retry=retry)
+        self.running.discard(trial.trial_id)
+        if retry:
+            trial.restart = PendingRestart(trial.latest, "failure")
+            where = f"from checkpoint {trial.latest.path} (iteration {trial.latest.iteration})" if trial.latest \
+                else "from scratch (it has no checkpoint yet)"
+            logger.warning(f"[pbtlab] Trial {trial.trial_id} failed ({message.error_type}: {message.message}); "
+                           f"restart {trial.num_failures}/{self.retry.describe_limit()} {where}")
+            self._set_waiting(trial, TrialStatus.PENDING)
+            if self.callbacks:
+                self.callbacks.call("on_trial_recover", iteration=self.step, trials=self.views, trial=TrialView(trial))
+            return
+        trial.error = {"error_type": message.error_type, "message": message.message,
+                       "traceback": message.traceback, "iteration": trial.iteration}
+        trial.status = TrialStatus.ERROR
+        self.waiting.pop(trial.trial_id, None)
+        self._set_dirty(trial, False)
+        self.executor.send(trial.trial_id, STOP)
+        trial.has_worker = False
+        logger.error(f"[pbtlab] Trial {trial.trial_id} errored after {trial.num_failures} failure(s): "
+                     f"{message.error_type}: {message.message}\n{message.traceback}")
+        if self.callbacks:
+            self.callbacks.call("on_trial_error", iteration=self.step, trials=self.views, trial=TrialView(trial))
+        self._apply(self.scheduler.on_trial_error(trial.trial_id, self.population))
+        if self.retry.fail_fast:
+            self._abort = TrialFailed(trial.trial_id, f"{message.error_type}: {message.message}", message.traceback)
+        self._maybe_save()
+
+    def _request_checkpoint(self, trial: Trial, reason: str) -> None:
+        """Ask a trial that waits at its report for a checkpoint now (``SAVE``), and register it.
+
+        Messages other trials send meanwhile are kept, in order, for the main loop."""
+        self.executor.send(trial.trial_id, SAVE)
+        while True:
+            trial_id, message = self.executor.wait()
+            if trial_id == trial.trial_id:
+                break
+            self._stash.append((trial_id, message))
+        if not isinstance(message, SavedMessage):  # the save failed the trial: handled as its next message
+            self._stash.appendleft((trial_id, message))
+            return
+        if message.checkpoint_path is None:
+            return
+        ref = self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, trial.last_result)
+        self.emit(CheckpointSaved, trial_id=trial.trial_id, checkpoint=ref.path, iteration=ref.iteration,
+                  reason=reason)
+        if self.callbacks:
+            view = TrialView(trial)
+            self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
+                                checkpoint=Checkpoint(message.checkpoint_path))
+            self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
+
+    def _add_checkpoint(self, trial: Trial, path: str, index: int | None,
+                        result: Mapping[str, Any] | None) -> CheckpointRef:
+        """Register a persisted checkpoint, taken with ``result`` (its score for ``checkpoint_score_attribute``)."""
+        score = None
+        if self.score_attribute is not None and result is not None:
+            value = result.get(self.score_attribute)
+            score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        ref = CheckpointRef(trial.trial_id, self.store.relative(path), trial.iteration, trial.time_total_s,
+                            int(index or 0), score)
+        trial.checkpoints.append(ref)
+        trial.latest = ref
+        trial.next_checkpoint_index = ref.index + 1
+        self._set_dirty(trial, False)
+        if self.retention.needs_prune(trial):
+            self.retention.prune(trial, self.retention.pinned(self.trials))
+        return ref
+
+    def _terminate(self, trial: Trial, reason: str) -> None:
+        if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
+                and trial.restart is None:
+            self._request_checkpoint(trial, "end")
+        was_running = trial.trial_id in self.running
+        trial.status = TrialStatus.TERMINATED
+        self.running.discard(trial.trial_id)
+        self.waiting.pop(trial.trial_id, None)
+        self._set_dirty(trial, False)
+        if trial.has_worker:
+            self.executor.send(trial.trial_id, STOP)
+            trial.has_worker = False
+        self.emit(TrialComplete, trial_id=trial.trial_id, iteration=trial.iteration, reason=reason,
+                  was_running=was_running)
+        if self.callbacks:
+            self.callbacks.call("on_trial_complete", iteration=self.step, trials=self.views, trial=TrialView(trial))
+
+    # -- decisions -------------------------------------------------------------------------------------
+    def _apply(self, decision: Decision) -> None:
+        for note in decision.notes:
+            self._note(note)
+        for perturbation in decision.perturbations:
+            self._perturb(perturbation)
+
+    def _note(self, note: Note) -> None:
+        self.emit(EVENT_TYPES[EventKind(note.kind)], trial_id=note.trial_id, message=note.message, **note.data)
+        self.log(note.message)
+
+    def _perturb(self, p: Perturbation) -> None:
+        target = self.by_id[p.target]
+        if p.donor is not None:
+            self.emit(Exploit, trial_id=p.target, donor=p.donor, target_iteration=p.target_iteration,
+                      target_tag=target.orig_tag, donor_tag=self.by_id[p.donor].orig_tag,
+                      donor_iteration=p.checkpoint.iteration, checkpoint=p.checkpoint.path,
+                      target_score=p.target_score, donor_score=p.donor_score, old_config=p.old_config,
+                      donor_config=p.donor_config, time_attr=p.time_attr, time_value=p.time_value)
+            self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = {p.donor_score:4f}) "
+                     f"into trial {p.target} (score = {p.target_score:4f})")
+        self.emit(Explore, trial_id=p.target, donor=p.donor, iteration=p.checkpoint.iteration,
+                  target_iteration=p.target_iteration,
+                  changes=[{"param": c.param, "old": c.old, "op": c.op, "new": c.new} for c in p.changes],
+                  new_config=p.new_config)
+        self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
+                 f"{p.target}:\n{summarize_changes(p.changes)}\n")
+        if self.scheduler.writes_policy_log and p.donor is not None:
+            row = [target.orig_tag, self.by_id[p.donor].orig_tag, p.target_iteration, p.checkpoint.iteration,
+                   p.donor_config, p.new_config]
+            policy_log.append_exploit(self.store, p.target, p.donor, row)
+        target.config = p.new_config
+        values = ",".join(f"{c.param}={format_tag_value(c.new)}" for c in p.changes)
+        target.tag = f"{target.orig_tag}@perturbed[{values}]"
+        target.restart = PendingRestart(p.checkpoint, "exploit" if p.donor is not None else "explore")
+
+    # -- checkpoints and state -------------------------------------------------------------------------
+    def _record_deleted(self, ref: CheckpointRef) -> None:
+        self.emit(CheckpointDeleted, trial_id=ref.trial_id, checkpoint=ref.path, iteration=ref.iteration)
+
+    def _maybe_save(self) -> None:
+        """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose);
+        at most once per ``RunConfig(state_save_period_s)``, and (as Ray's automatic period) rarely
+        enough that saving takes at most 5% of the run."""
+        if self._num_dirty:
+            return
+        period = max(self.run_config.state_save_period_s, 20 * self._save_cost) \
+            if self.run_config.state_save_period_s > 0 else 0.0
+        if time.monotonic() - self._last_save >= period:
+            self.save_state()
+
+    def save_state(self, durable: bool = False) -> None:
+        """Write ``state.json`` (a ``pbtlab.records.RunState``), then delete checkpoints it no longer names."""
+        started = time.monotonic()
+        self.store.save_state({
+            "format_version": FORMAT_VERSION,
+            "trials": [t.to_dict() for t in self.trials],
+            "scheduler": self.scheduler.state_dict(),
+            "next_seq": self._seq,
+            "saved_at": time.time(),
+            "elapsed_s": started - self.start_time,
+        }, durable=durable)
+        self.retention.after_state_save()
+        self._last_save = time.monotonic()
+        self._save_cost = self._last_save - started

@@ -1,0 +1,104 @@
+"""A trainable's report becomes a result row, and stop criteria are checked against it.
+
+    >>> criteria = StopCriteria({"training_iteration": 3})
+    >>> criteria.should_stop("t0", {"training_iteration": 2}), criteria.should_stop("t0", {"training_iteration": 3})
+    (False, True)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pbtlab.errors import ConfigError
+from pbtlab.records import AUTO_RESULT_FIELDS
+
+__all__ = ["AUTO_RESULT_FIELDS", "StopCriteria", "Stopper", "result_row"]
+
+
+def result_row(metrics: dict[str, Any], trial: Any, time_this_iter_s: float,
+               checkpoint_dir_name: str | None) -> dict[str, Any]:
+    """The row written to ``result.jsonl``: the trainable's metrics plus the automatic fields.
+
+    ``trial`` has already counted this report (its ``iteration`` and clocks include it).
+    ``restored_from`` is set on the first row after the trial's state was replaced.
+    """
+    result = metrics
+    result.setdefault("training_iteration", trial.iteration)
+    result["time_this_iter_s"] = time_this_iter_s
+    result["time_total_s"] = trial.time_total_s
+    result["timestamp"] = int(time.time())
+    result["trial_id"] = trial.trial_id
+    result["iterations_since_restore"] = trial.iterations_since_restore
+    result["time_since_restore"] = trial.time_since_restore
+    result["done"] = False
+    result["config"] = trial.config
+    result["restored_from"] = trial.restored_from
+    result["checkpoint_dir_name"] = checkpoint_dir_name
+    return result
+
+
+class Stopper:
+    """Ray-compatible stopper base: ``__call__(trial_id, result) -> bool`` and ``stop_all() -> bool``."""
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class StopCriteria:
+    """``RunConfig(stop=...)``: a dict of thresholds (stop once a field reaches its value), or a function
+    / ``Stopper`` called with ``(trial_id, result)``; a ``Stopper.stop_all()`` that returns True ends the run."""
+
+    def __init__(self, stop: Any) -> None:
+        self.stop = stop
+        self.stop_all = False
+
+    def should_stop(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        stop = self.stop
+        if stop is None:
+            return False
+        if isinstance(stop, Mapping):
+            return self._reached(stop, trial_id, result)
+        decision = bool(stop(trial_id, result))
+        stop_all = getattr(stop, "stop_all", None)
+        if callable(stop_all) and stop_all():
+            self.stop_all = True
+        return decision
+
+    @staticmethod
+    def _reached(stop: Mapping[str, Any], trial_id: str, result: Mapping[str, Any]) -> bool:
+        for key, value in stop.items():
+            if key not in result:
+                reported = sorted(k for k in result if k != "config")
+                raise ConfigError(
+                    f"RunConfig(stop={dict(stop)!r}) names {key!r}, but trial {trial_id} did not report it; "
+                    f"it reported {reported}")
+            try:
+                reached = result[key] >= value
+            except TypeError:
+                raise ConfigError(
+                    f"RunConfig(stop={dict(stop)!r}) compares {key!r} with a number, but trial {trial_id} "
+                    f"reported {key}={result[key]!r}") from None
+            if reached:
+                return True
+        return False
+
+
+def check_metric_reported(metric: str | None, trial_id: str, reported: Mapping[str, Any],
+                          scheduler_checks: bool) -> None:
+    """On a trial's first report: the metric to rank by must be there (Ray checks this too)."""
+    if metric and metric not in reported and not scheduler_checks:
+        raise ConfigError(
+            f"TuneConfig(metric={metric!r}) is not in trial {trial_id}'s report: it reported "
+            f"{sorted(reported)} (plus the automatic fields). Report it, or set TuneConfig(metric=...) "
+            "to one of those")
+
+
+def elapsed_budget(started: float, budget_s: float | None) -> bool:
+    """Has ``TuneConfig(time_budget_s)`` run out for a run whose clock started at ``started`` (monotonic)?"""
+    return budget_s is not None and math.isfinite(budget_s) and time.monotonic() - started > budget_s

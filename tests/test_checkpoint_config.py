@@ -1,0 +1,63 @@
+"""CheckpointConfig: num_to_keep by recency or by score, Result.best_checkpoints; pinning still wins."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from engine_fakes import FakeExecutor
+from pbtlab import tune
+from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
+from pbtlab.errors import ConfigError
+from pbtlab.tuner import Tuner
+
+SCORES = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]  # the score reported at iterations 1..6, each with a checkpoint
+
+
+def never_called(config):
+    raise AssertionError("not run")
+
+
+def run(storage, **checkpoint):
+    def script(tid, start, n):
+        return ("report", {"score": SCORES[start + n]}, True)
+
+    return Tuner(never_called, param_space={"x": 1},
+                 tune_config=TuneConfig(metric="score", mode="max", seed=0),
+                 run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=FakeExecutor(script),
+                                      stop={"training_iteration": 6},
+                                      checkpoint_config=CheckpointConfig(**checkpoint))).fit()
+
+
+def kept(result):
+    return [int(os.path.basename(c.path)[-6:]) for c, _ in result.best_checkpoints]
+
+
+def on_disk(result):
+    return sorted(int(n[-6:]) for n in os.listdir(result.path) if n.startswith("checkpoint_"))
+
+
+def test_num_to_keep_keeps_the_most_recent_by_default(storage):
+    (result,) = run(storage, num_to_keep=2)
+    assert kept(result) == [4, 5] == on_disk(result)
+
+
+@pytest.mark.parametrize(("order", "expected"), [("max", [2, 4, 5]), ("min", [1, 5])])
+def test_num_to_keep_by_score_keeps_the_best_and_the_latest(storage, order, expected):
+    # checkpoint_00000k was taken at iteration k+1, with score SCORES[k]
+    (result,) = run(storage, num_to_keep=2, checkpoint_score_attribute="score", checkpoint_score_order=order)
+    assert kept(result) == expected == on_disk(result)  # the two best, and the latest (never deleted)
+    for checkpoint, metrics in result.best_checkpoints:
+        assert metrics["score"] == SCORES[int(os.path.basename(checkpoint.path)[-6:])]
+        assert metrics["checkpoint_dir_name"] == os.path.basename(checkpoint.path)
+
+
+def test_checkpoint_config_arguments_are_checked():
+    with pytest.raises(ConfigError, match=r"checkpoint_score_order=...\) must be 'max' or 'min', got 'best'"):
+        CheckpointConfig(checkpoint_score_order="best")
+    with pytest.raises(ConfigError, match=r"checkpoint_frequency"):
+        CheckpointConfig(checkpoint_frequency=-1)
+    with pytest.raises(ConfigError, match=r"checkpoint_score_attribute"):
+        CheckpointConfig(checkpoint_score_attribute=3)
+    assert tune.CheckpointConfig is CheckpointConfig

@@ -1,0 +1,77 @@
+"""The files Ray writes per trial: result.json, progress.csv, TensorBoard events; rebuilt on resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import struct
+
+import pytest
+
+from pbtlab.examples.runs import run_toy_pbt
+from pbtlab.loggers import tensorboardx_available
+from pbtlab.tuner import Tuner
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_toy_pbt(population=2, seed=0, iterations=12, storage_path=str(tmp_path_factory.mktemp("r")),
+                       name="run")
+
+
+def test_result_json_has_the_same_rows_as_result_jsonl(run):
+    for result in run:
+        with open(os.path.join(result.path, "result.json"), encoding="utf-8") as a, \
+                open(os.path.join(result.path, "result.jsonl"), encoding="utf-8") as b:
+            assert a.read() == b.read()
+        assert len(result.history()) == 12
+
+
+def test_progress_csv_has_a_row_per_report_with_flattened_config(run):
+    for result in run:
+        with open(os.path.join(result.path, "progress.csv"), encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(r["training_iteration"]) for r in rows] == list(range(1, 13))
+        assert [float(r["Q"]) for r in rows] == [row["Q"] for row in result.history()]
+        assert [float(r["config/lr"]) for r in rows] == [row["config"]["lr"] for row in result.history()]
+
+
+def tensorboard_scalars(directory):
+    """Read TensorBoard scalars back from the event file (TFRecord framing, Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    (name,) = [n for n in os.listdir(directory) if n.startswith("events.out.tfevents.")]
+    values = {}
+    with open(os.path.join(directory, name), "rb") as handle:
+        data = handle.read()
+    offset = 0
+    while offset < len(data):
+        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        event = Event.FromString(data[offset + 12:offset + 12 + length])
+        offset += 12 + length + 4
+        for value in event.summary.value:
+            values.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return values
+
+
+@pytest.mark.skipif(not tensorboardx_available(), reason="tensorboardX is not installed")
+def test_tensorboard_has_every_trials_metric_per_iteration(run):
+    for result in run:
+        scalars = tensorboard_scalars(result.path)
+        assert [step for step, _ in scalars["ray/tune/Q"]] == list(range(1, 13))
+        assert [v for _, v in scalars["ray/tune/Q"]] == pytest.approx([r["Q"] for r in result.history()], rel=1e-6)
+
+
+def test_files_are_rebuilt_from_the_kept_rows_on_resume(tmp_path):
+    results = run_toy_pbt(population=2, seed=0, iterations=8, storage_path=str(tmp_path), name="run")
+    path = results.experiment_path
+    for result in results:  # as if the driver died after writing more than the saved state holds
+        with open(os.path.join(result.path, "progress.csv"), "a", encoding="utf-8") as handle:
+            handle.write("garbage,row\n")
+    from pbtlab.examples.toy import train_func
+
+    again = Tuner.restore(path, train_func).fit()
+    for result in again:
+        with open(os.path.join(result.path, "progress.csv"), encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [int(r["training_iteration"]) for r in rows] == list(range(1, 9))
