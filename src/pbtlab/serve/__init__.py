@@ -1,8 +1,13 @@
 """``pbtlab serve``: watch PBT runs live in a browser (population, curves, lineage, schedule, event log).
 
-    $ pbtlab serve pbtlab_results                 # http://127.0.0.1:8375
-    >>> from pbtlab.serve import start_server      # doctest: +SKIP
-    >>> server = start_server(["pbtlab_results"])  # doctest: +SKIP   (a background thread; server.url)
+From the shell: ``pbtlab serve pbtlab_results`` (then open http://127.0.0.1:8375). From Python, in a
+background thread:
+
+    >>> from pbtlab.serve import start_server
+    >>> server = start_server([str(getfixture("tmp_path"))])
+    >>> server.url.startswith("http://127.0.0.1:")
+    True
+    >>> server.stop()
 
 Starlette, uvicorn and plotly come with the ``[serve]`` extra; ``require_serve_stack`` is the one place
 that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and needs none of them.

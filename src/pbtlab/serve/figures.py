@@ -4,11 +4,11 @@ The same figures serve ``pbtlab serve`` (the page extends them as rows and event
 self-contained HTML report (``interactive_html`` inlines plotly.min.js from the ``plotly`` package).
 
     >>> from pbtlab.examples.runs import run_toy_pbt
-    >>> from pbtlab.viz.data import run_data
+    >>> from pbtlab.analysis.lineage import run_data
     >>> run = run_data(run_toy_pbt(population=2, seed=0, storage_path=getfixture("tmp_path")))
     >>> figures = build_figures(run)
     >>> sorted(figures), [t["meta"]["trial"] for t in figures["metric"]["data"][:2]]
-    (['lineage', 'metric', 'schedule'], ['00000', '00001'])
+    (['lineage', 'metric', 'schedule'], ['b6589_00000', 'b6589_00001'])
 
 Trace layout (the page relies on it): ``metric`` has one trace per trial (in trial order, pieces separated
 by ``None`` at every restart) and then one ``jumps`` trace; ``lineage`` has one lane trace per trial, then
@@ -24,16 +24,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from pbtlab.errors import ConfigError
-from pbtlab.viz.data import (
+from pbtlab.analysis.lineage import (
     RunData,
     Schedule,
     ancestry,
     best_trial,
     hyperparameter_schedule,
     lineage_edges,
-    metric_history,
     trial_segments,
 )
+from pbtlab.viz.history import metric_history
 
 #: Colour of the best trial's ancestry (as in the static lineage plot).
 ANCESTRY_COLOR = "#d4a017"
@@ -222,7 +222,8 @@ def interactive_html(run: RunData, names: Sequence[str] = ("metric", "lineage", 
     """An HTML fragment with the run's interactive figures, working offline (for ``pbtlab report``).
 
     plotly.min.js (about 4.6 MB) is inlined once when ``include_plotly``; figure JSON is embedded with
-    ``<`` escaped, so no value from the run can close the script element.
+    ``<`` escaped, so no value from the run can close the script element. ``run`` is a
+    ``pbtlab.analysis.lineage.RunData`` (``run_data(path_or_grid)``).
     """
     figures = build_figures(run)
     unknown = [n for n in names if n not in figures]

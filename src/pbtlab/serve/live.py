@@ -71,23 +71,6 @@ def config_value(config: Any, param: str) -> Any:
     return value
 
 
-def indexed_run(path: str, experiment: dict[str, Any], trials: list[Any], events: list[dict[str, Any]]) -> Any:
-    """A ``RunData`` whose ``trial(id)`` is a dict lookup (the lineage logic asks once per exploit and per
-    checkpoint: a linear search made 1,024-trial runs take seconds)."""
-    from pbtlab.viz.data import RunData
-
-    class IndexedRunData(RunData):
-        __slots__ = ("_by_id",)
-
-        def trial(self, trial_id: str) -> Any:
-            found = self._by_id.get(trial_id)
-            return found if found is not None else RunData.trial(self, trial_id)
-
-    run = IndexedRunData(path, experiment, tuple(trials), tuple(events))
-    object.__setattr__(run, "_by_id", {t.trial_id: t for t in trials})
-    return run
-
-
 class LiveView:
     """Follows one experiment directory for one client: ``snapshot()`` once, then ``poll()`` on a timer.
 
@@ -199,7 +182,7 @@ class LiveView:
 
         Byte offsets are kept, so ``poll`` (or a ``fork``) continues from here.
         """
-        from pbtlab.viz.data import TrialRecord
+        from pbtlab.analysis.lineage import RunData, TrialRecord
 
         problems: list[str] = []
         experiment, problem = read_json_file(os.path.join(self.experiment_dir, EXPERIMENT_FILE))
@@ -246,7 +229,7 @@ class LiveView:
             initial = self.initial.get(trial_id) or (rows[0].get("config") if rows else {}) or {}
             records.append(TrialRecord(trial_id, index, dict(initial), tuple(rows), statuses.get(trial_id, "")))
         problems.extend(self.all_damaged)
-        return indexed_run(self.experiment_dir, experiment, records, self.all_events), problems, statuses
+        return RunData(self.experiment_dir, experiment, tuple(records), tuple(self.all_events)), problems, statuses
 
     def fork(self) -> LiveView:
         """A view for one more client that continues from this view's offsets (copied, not shared)."""

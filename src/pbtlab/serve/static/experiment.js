@@ -321,7 +321,9 @@
     const lanes = merged(own, {name: "lanes", line: {width: 2, color: "rgba(70, 100, 160, 0.3)"},
       hovertemplate: "trial %{customdata}<br>iter %{x}<extra></extra>"});
     if (selectedIndex >= 0) tops.push(overlay(own[selectedIndex], "#e8590c", 4, "selected"));
-    return {data: [lanes, ...rest, ...tops], layout: fig.layout};
+    // thousands of arrowheads would each be an SVG element: plain lines instead
+    const arrows = Object.assign({}, rest[0], {mode: "lines", line: {width: 0.6, color: "rgba(90, 90, 90, 0.35)"}});
+    return {data: [lanes, arrows, ...rest.slice(1), ...tops], layout: fig.layout};
   }
 
   // -- drawing (coalesced: each plot redraws at most every few hundred ms) ---------------------------------------------
