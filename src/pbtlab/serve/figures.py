@@ -23,7 +23,6 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from pbtlab.errors import ConfigError
 from pbtlab.analysis.lineage import (
     RunData,
     Schedule,
@@ -33,6 +32,7 @@ from pbtlab.analysis.lineage import (
     lineage_edges,
     trial_segments,
 )
+from pbtlab.errors import ConfigError
 from pbtlab.viz.history import metric_history
 
 #: Colour of the best trial's ancestry (as in the static lineage plot).
