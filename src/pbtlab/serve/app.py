@@ -212,8 +212,8 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         return _refused("not found")
 
     middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
-    if host in LOOPBACK_HOSTS:  # DNS rebinding: a page elsewhere must not reach a loopback-only server by name
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"]))
+    if host in ("127.0.0.1", "localhost"):  # DNS rebinding: a page elsewhere must not reach us by another name
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"]))
     routes = [Route("/", page), Route("/experiment", page), Route("/static/{name}", static),
               Route("/api/experiments", experiments), Route("/api/snapshot", snapshot),
               Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best)]
