@@ -370,7 +370,7 @@ def test_building_the_parser_does_not_import_the_web_stack():
 
 
 def test_a_missing_stack_names_the_extra(monkeypatch):
-    from pbtlab.serve import require_serve_stack
+    from pbtlab.serve.stack import require_serve_stack
 
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     with pytest.raises(ImportError, match=r"pip install 'pbtlab\[serve\]'"):

@@ -9,27 +9,16 @@ background thread:
     True
     >>> server.stop()
 
-Starlette, uvicorn and plotly come with the ``[serve]`` extra; ``require_serve_stack`` is the one place
-that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and needs none of them.
+Starlette, uvicorn and plotly come with the ``[serve]`` extra; ``pbtlab.serve.stack.require_serve_stack`` is
+the one place that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and
+needs none of them.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-_STACK = ("starlette", "uvicorn", "plotly")
-
-
-def require_serve_stack() -> dict[str, Any]:
-    """The web stack's modules by name; a clear error naming the extra when one is missing."""
-    modules = {}
-    for name in _STACK:
-        try:
-            modules[name] = importlib.import_module(name)
-        except ImportError:
-            raise ImportError(f"pbtlab serve needs {name} (not installed): pip install 'pbtlab[serve]'") from None
-    return modules
+from pbtlab.serve.stack import require_serve_stack
 
 
 def __getattr__(name: str) -> Any:

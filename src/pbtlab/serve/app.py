@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
-from pbtlab.serve import require_serve_stack
 from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, PathRefused, discover, resolve_experiment, summarize
+from pbtlab.serve.stack import require_serve_stack
 
 _stack = require_serve_stack()  # the one place the web stack is imported (with an error naming the extra)
 

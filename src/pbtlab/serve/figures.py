@@ -208,7 +208,7 @@ def build_figures(run: RunData) -> dict[str, dict[str, Any]]:
 
 def plotly_js_path() -> str:
     """The path of plotly.min.js inside the installed ``plotly`` package (the ``[serve]`` extra)."""
-    from pbtlab.serve import require_serve_stack
+    from pbtlab.serve.stack import require_serve_stack
 
     plotly = require_serve_stack()["plotly"]
     path = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
