@@ -13,7 +13,7 @@ $(PY):
 
 # Each install step is re-run only when pyproject.toml changes.
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
-	$(PIP) install -e ".[viz,cli,analysis]"
+	$(PIP) install -e ".[viz,cli,analysis,serve]"
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(PY)

@@ -5,6 +5,8 @@
     pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
     pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
     pbtlab run SCRIPT.py [ARGS...]            run an unmodified Ray Tune script on pbtlab
+    pbtlab serve [DIR ...]                    watch experiments live in a browser (pbtlab[serve])
+    pbtlab tensorboard RUN_DIR                TensorBoard curves that follow each trial's lineage
 
 Each subcommand lives in one ``add_<name>`` function below.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbtlab.errors import PbtlabError
+from pbtlab.serve.command import add_serve
 
 
 def _positive_int(text: str) -> int:
@@ -182,7 +185,8 @@ def tensorboard_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run, add_tensorboard]
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run, add_serve,
+                                          add_tensorboard]
 
 
 def build_parser() -> argparse.ArgumentParser:

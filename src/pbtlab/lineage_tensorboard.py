@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from pbtlab.analysis.lineage import ancestry, run_data
-from pbtlab.loggers import tensorboardx
+from pbtlab.tbx import tensorboardx
 
 
 def default_output(results: Any) -> str:
