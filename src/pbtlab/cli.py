@@ -4,6 +4,7 @@
     pbtlab show RUN_DIR                       settings, final table and decision counts of a run
     pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
     pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
+    pbtlab compare RUN_DIR...                 methods at equal compute: best metric so far, over seeds
 
 Each subcommand lives in one ``add_<name>`` function below.
 """
@@ -156,7 +157,32 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume]
+# -- compare ---------------------------------------------------------------------------------------------
+def add_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="best metric against compute, per method, mean and 95%% interval over seeds")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--metric", default=None, help="metric to compare (default: the runs' TuneConfig metric)")
+    p.add_argument("--mode", choices=["max", "min"], default=None, help="default: the runs' mode")
+    p.add_argument("--group-pattern", default=None,
+                   help="regex on the run directory name whose first group is the method, e.g. '^(.*)_seed\\d+$' "
+                        "(default: PBT / other scheduler type / grid search / random search from experiment.json)")
+    p.add_argument("--figure", default=None, help="also draw the figure to this file (needs the [viz] extra)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.set_defaults(func=compare_command)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from pbtlab.compare import compare_runs, format_comparison, plot_comparison
+
+    comparison = compare_runs(args.run_dirs, metric=args.metric, mode=args.mode, group_pattern=args.group_pattern)
+    print(format_comparison(comparison))
+    if args.figure:
+        plot_comparison(comparison, title=args.title).savefig(args.figure, dpi=110, bbox_inches="tight")
+        print(f"Figure: {args.figure}")
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_compare]
 
 
 def build_parser() -> argparse.ArgumentParser:
