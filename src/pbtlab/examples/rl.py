@@ -145,11 +145,14 @@ class CartPoleRun:
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch_.nn.utils.clip_grad_norm_(self.agent.parameters(), 10.0)
-        self.optimizer.step()
+        grad_norm = torch_.nn.utils.clip_grad_norm_(self.agent.parameters(), 10.0)
+        diverged = not bool(torch_.isfinite(loss)) or not bool(torch_.isfinite(grad_norm))
+        if not diverged:  # a non-finite step would poison the weights: skip it (and report it)
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
         self.iteration += 1
         return {"episode_return_mean": sum(lengths) / len(lengths), "episode_return_max": max(lengths),
-                "episodes": len(lengths), "env_steps": len(rewards), "entropy": float(entropy.detach()),
+                "episodes": len(lengths), "env_steps": len(rewards), "entropy": float(entropy.detach()), "skipped_update": int(diverged),
                 "iteration": self.iteration}
 
     def save(self, directory: str) -> None:
