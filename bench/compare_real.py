@@ -101,10 +101,35 @@ def report(workload: str, paths: list[str], docs: str | None) -> None:
         figure = plot_comparison(comparison, title=f"{workload}: best {comparison.metric} so far "
                                                    f"(mean and 95% interval over seeds)")
         figure.savefig(os.path.join(docs, f"real_{workload}_compare.png"), dpi=110, bbox_inches="tight")
-        best = comparison.best_run("PBT")
-        schedule = plot_hyperparameter_schedule(best)
-        schedule.suptitle(f"{workload}: the schedule of the best PBT trial ({os.path.basename(best)})")
+        run, trial, value = best_exploited_trial(comparison, workload)
+        params = ["lr", "momentum", "weight_decay", "batch_size", "dropout"] if workload == "convnet" else \
+            ["lr", "entropy_coef", "gamma", "value_coef"]
+        schedule = plot_hyperparameter_schedule(run, trial=trial, params=params)
+        schedule.suptitle(f"{workload}: schedule of the best PBT trial that was exploited at least once\n"
+                          f"({os.path.basename(run)}, trial {trial}, final {comparison.metric} {value:.4g})")
         schedule.savefig(os.path.join(docs, f"real_{workload}_schedule.png"), dpi=110, bbox_inches="tight")
+        print(f"\nschedule figure: {os.path.basename(run)} trial {trial} ({comparison.metric} {value:.4g}); "
+              f"overall best PBT run: {os.path.basename(comparison.best_run('PBT'))}")
+
+
+def best_exploited_trial(comparison: Any, workload: str) -> tuple[str, str, float]:
+    """(run, trial, final metric) of the best final trial, over the PBT runs, that took over a donor's state."""
+    best: tuple[str, str, float] | None = None
+    for curve in comparison.runs:
+        if curve.method != "PBT":
+            continue
+        with open(os.path.join(curve.path, "experiment.json"), encoding="utf-8") as handle:
+            trial_ids = json.load(handle)["trial_ids"]
+        for trial_id in trial_ids:
+            with open(os.path.join(curve.path, trial_id, "result.jsonl"), encoding="utf-8") as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+            if rows and any(row.get("restored_from") for row in rows):
+                value = rows[-1][comparison.metric]
+                if best is None or value > best[2]:
+                    best = (curve.path, trial_id, value)
+    if best is None:
+        raise SystemExit(f"{workload}: no PBT trial was ever exploited")
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:

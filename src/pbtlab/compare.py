@@ -314,7 +314,8 @@ def _difference(method: MethodCurve, reference: MethodCurve) -> str:
 
 def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = None, show_runs: bool = True) -> Any:
     """Best metric so far against total trial-iterations: a line (mean) and band (95% interval) per method,
-    and each run thin. Returns the figure.
+    and each run thin (methods differ in colour and line style, so overlapping means stay visible).
+    Returns the figure.
 
         >>> plot_comparison(compare_runs(paths)).savefig("compare.png")  # doctest: +SKIP
     """
@@ -330,7 +331,7 @@ def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = 
             for row in method.values:
                 ax.plot(comparison.compute, row, color=color, alpha=0.18, linewidth=0.8, drawstyle="steps-post")
         ax.plot(comparison.compute, method.mean, color=color, linewidth=2, drawstyle="steps-post",
-                label=f"{method.method} (n={method.n})")
+                linestyle=["-", "--", ":", "-."][index % 4], label=f"{method.method} (n={method.n})")
         if method.n > 1:
             ax.fill_between(comparison.compute, method.low, method.high, color=color, alpha=0.2, step="post",
                             linewidth=0)
