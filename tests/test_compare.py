@@ -120,7 +120,12 @@ def test_bad_inputs_are_named(tmp_path):
 
 def test_plot_draws_a_line_and_band_per_method(tmp_path):
     pytest.importorskip("matplotlib")
-    figure = plot_comparison(compare_runs(_three_seeds(tmp_path)), title="t")
+    comparison = compare_runs(_three_seeds(tmp_path))
+    figure = plot_comparison(comparison, title="t")
+    assert len(figure.axes) == 2  # the whole budget, and its last half zoomed
+    assert figure.axes[1].get_xlim()[0] == 2.0
+    single = plot_comparison(comparison, zoom=False)
+    assert len(single.axes) == 1
     ax = figure.axes[0]
     labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert labels == ["PBT (n=3)", "random search (n=2)"]

@@ -312,9 +312,11 @@ def _difference(method: MethodCurve, reference: MethodCurve) -> str:
     return f"{diff:+.3g} [{diff - half:+.3g}, {diff + half:+.3g}]"
 
 
-def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = None, show_runs: bool = True) -> Any:
+def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = None, show_runs: bool = True,
+                    zoom: bool = True) -> Any:
     """Best metric so far against total trial-iterations: a line (mean) and band (95% interval) per method,
-    and each run thin (methods differ in colour and line style, so overlapping means stay visible).
+    and each run thin (methods differ in colour and line style, so overlapping means stay visible). With
+    ``zoom`` (and no ``ax`` given) a second panel shows the last half of the budget, where methods separate.
     Returns the figure.
 
         >>> plot_comparison(compare_runs(paths)).savefig("compare.png")  # doctest: +SKIP
@@ -322,8 +324,28 @@ def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = 
     from pbtlab.viz import _mpl
 
     if ax is None:
-        figure = _mpl.new_figure(figsize=(8, 4.8))
-        ax = figure.add_subplot(1, 1, 1)
+        figure = _mpl.new_figure(figsize=(13, 4.8) if zoom else (8, 4.8))
+        axes = [figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)] if zoom else [figure.add_subplot(1, 1, 1)]
+    else:
+        axes, zoom = [ax], False
+    for panel in axes:
+        _draw_methods(panel, comparison, show_runs)
+    if zoom:
+        half = comparison.compute >= comparison.compute[-1] / 2
+        values = np.concatenate([np.concatenate([m.low[half], m.high[half]]) for m in comparison.methods])
+        values = values[np.isfinite(values)]
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            margin = (high - low) * 0.1 or abs(high) * 0.01 or 0.01
+            axes[1].set_xlim(comparison.compute[-1] / 2, comparison.compute[-1] * 1.01)
+            axes[1].set_ylim(low - margin, high + margin)
+        axes[1].set_title("last half of the budget", fontsize=10)
+    if title:
+        axes[0].figure.suptitle(title) if zoom else axes[0].set_title(title)
+    return axes[0].figure
+
+
+def _draw_methods(ax: Any, comparison: Comparison, show_runs: bool) -> None:
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     for index, method in enumerate(comparison.methods):
         color = colors[index % len(colors)]
@@ -339,6 +361,3 @@ def plot_comparison(comparison: Comparison, ax: Any = None, title: str | None = 
     ax.set_ylabel(f"best {comparison.metric} so far ({comparison.mode})")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right" if comparison.mode == "max" else "upper right")
-    if title:
-        ax.set_title(title)
-    return ax.figure
