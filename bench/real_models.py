@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -100,6 +99,7 @@ def checkpoint_dirs(path: str) -> list[str]:
 # -- one measurement (in a child process) ------------------------------------------------------------------
 def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
     import torch  # noqa: F401 - imported before the clock starts, as by every method
+
     from pbtlab.examples.convnet import load_digits_split
 
     load_digits_split()

@@ -14,10 +14,10 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("gymnasium")
 
-from pbtlab import RunConfig, TuneConfig, Tuner  # noqa: E402
-from pbtlab.errors import ConfigError  # noqa: E402
-from pbtlab.examples import _torch, convnet, rl  # noqa: E402
-from pbtlab.store import is_wall_clock_field  # noqa: E402
+from pbtlab import RunConfig, TuneConfig, Tuner
+from pbtlab.errors import ConfigError
+from pbtlab.examples import _torch, convnet, rl
+from pbtlab.store import is_wall_clock_field
 
 
 def _strip(value):

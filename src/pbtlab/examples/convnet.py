@@ -49,9 +49,13 @@ def load_digits_split(seed: int = 0) -> tuple[Any, Any, Any, Any]:
     images = digits.images.astype("float32") / 16.0
     x_train, x_val, y_train, y_val = model_selection.train_test_split(
         images, digits.target, test_size=0.2, random_state=seed, stratify=digits.target)
-    as_x = lambda a: torch_.from_numpy(a).unsqueeze(1).contiguous()  # noqa: E731
-    as_y = lambda a: torch_.from_numpy(a.astype("int64"))  # noqa: E731
-    return as_x(x_train), as_y(y_train), as_x(x_val), as_y(y_val)
+    def as_images(array: Any) -> Any:
+        return torch_.from_numpy(array).unsqueeze(1).contiguous()
+
+    def as_labels(array: Any) -> Any:
+        return torch_.from_numpy(array.astype("int64"))
+
+    return as_images(x_train), as_labels(y_train), as_images(x_val), as_labels(y_val)
 
 
 def build_model(width: int = 16, dropout: float = 0.25, extra_state_mb: float = 0) -> Any:
