@@ -1,7 +1,7 @@
 """The cost of the tool on a real workload: the digits convnet under no tool, pbtlab and Ray Tune.
 
     python bench/real_models.py                    # 3 repeats of everything (about 10 minutes on 2 cores)
-    python bench/real_models.py --repeats 5 --epochs 8 --population 4
+    python bench/real_models.py --repeats 5 --ray-repeats 2 --epochs 8 --population 4
     python bench/real_models.py --skip-ray         # without Ray Tune
     python bench/real_models.py --only checkpoints # only the large-state checkpoint table
 
@@ -16,7 +16,8 @@ from the same 4 configs (lr 0.01, 0.03, 0.1, 0.3):
   default, 1 CPU per trial on ``ray.init(num_cpus=2)``.
 
 Each measurement is a fresh Python process; the figure is the wall time of the training part only (the
-loop, or ``Tuner.fit()``), after imports and ``ray.init()``. "to target" is the time until any trial first
+loop, or ``Tuner.fit()``), after imports, a warm-up epoch of a tiny model (torch's lazy first-use work) and
+``ray.init()``. CPU time is that of the process and its reaped children (pbtlab's workers; not Ray's). "to target" is the time until any trial first
 reports ``val_accuracy >= --target`` (written by the trainable to a log file as it reports). Figures are
 medians over the repeats; ratios divide by the bare loop's median from the same invocation.
 
@@ -98,11 +99,12 @@ def checkpoint_dirs(path: str) -> list[str]:
 
 # -- one measurement (in a child process) ------------------------------------------------------------------
 def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
-    import torch  # noqa: F401 - imported before the clock starts, as by every method
+    from pbtlab.examples.convnet import ConvnetRun, load_digits_split
 
-    from pbtlab.examples.convnet import load_digits_split
-
+    # Warm up before the clock, as for every method: imports, the digits, and torch's lazy first-use work
+    # (the first optimizer imports torch._dynamo, about 1 s of CPU). Forked pbtlab workers inherit it.
     load_digits_split()
+    ConvnetRun({"width": 2, "num_threads": 1, "device": "cpu"}).train_epoch()
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "timing.log")
     extra = {"extra_state_mb": args.state_mb, "width": 2} if args.large else {}
@@ -118,8 +120,6 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
 
     cpu_start = cpu_now()
     if method == "bare":
-        from pbtlab.examples.convnet import ConvnetRun
-
         start = time.time()
         for config in configs:
             run = ConvnetRun(config)
@@ -220,11 +220,13 @@ def wall_table(args: argparse.Namespace) -> list[str]:
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     for repeat in range(args.repeats):
         for method in methods:  # interleaved, so a slow spell of the machine hits every method alike
+            if method.startswith("ray") and repeat >= args.ray_repeats:
+                continue
             runs[method].append(child(method, args, common))
             print(f"  repeat {repeat + 1}: {method}: {runs[method][-1]['wall']:.2f} s", file=sys.stderr, flush=True)
     bare = median([r["wall"] for r in runs["bare"]])
     lines = [f"Wall time, {args.population} trials x {args.epochs} epochs of the digits convnet "
-             f"(median of {args.repeats}; target val_accuracy >= {args.target})", "",
+             f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats}; target val_accuracy >= {args.target})", "",
              "| method | wall | ratio to bare | ideal | ratio to ideal | to target | exploits | CPU time | CPU ratio |",
              "|---|---|---|---|---|---|---|---|---|"]
     bare_cpu = median([r.get("cpu") for r in runs["bare"]])
@@ -254,13 +256,15 @@ def checkpoint_table(args: argparse.Namespace) -> list[str]:
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for repeat in range(args.repeats):
         for tool in tools:
+            if tool.startswith("ray") and repeat >= args.ray_repeats:
+                continue
             for variant, extra in variants.items():
                 runs.setdefault((tool, variant), []).append(child(tool, args, extra))
                 print(f"  repeat {repeat + 1}: {tool} {variant}: {runs[(tool, variant)][-1]['wall']:.2f} s",
                       file=sys.stderr, flush=True)
     save = measure_save(args.state_mb)
     lines = [f"Checkpoints of a {args.state_mb} MB state dict: 2 trials x 4 epochs, one checkpoint per report "
-             f"(median of {args.repeats})", "",
+             f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats})", "",
              "| tool | reports | time per report | disk per report | exploits | time per exploit | "
              "disk added per exploit |", "|---|---|---|---|---|---|---|"]
     for tool in tools:
@@ -302,6 +306,7 @@ def measure_save(state_mb: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ray-repeats", type=int, default=None, help="repeats of the Ray Tune runs (default --repeats)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--population", type=int, default=4)
     parser.add_argument("--target", type=float, default=0.95)
@@ -314,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.ray_repeats is None:
+        args.ray_repeats = args.repeats
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args, args.out)), flush=True)
         return 0
