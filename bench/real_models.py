@@ -10,6 +10,7 @@ the same budget: ``population`` trials x ``epochs`` epochs, each epoch one repor
 from the same 4 configs (lr 0.01, 0.03, 0.1, 0.3):
 
 - bare: a plain loop over the trials and epochs, no tool, no checkpoints (one process, one core);
+- bare-2proc: two such loops in two forked processes, half the trials each: what 2 cores give right now;
 - pbtlab in-process: ``Tuner`` with synchronous PBT (interval 2), ``executor="inprocess"``;
 - pbtlab process: the same with ``executor="process"`` (2 workers on the 2 cores);
 - Ray Tune: the same with Ray's PBT, ``reuse_actors=True`` (its fastest documented setting) and at its
@@ -128,6 +129,25 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
                 with open(log, "a", encoding="utf-8") as handle:
                     handle.write(f"{time.time()} {metrics['val_accuracy']}\n")
         result["wall"] = time.time() - start
+    elif method == "bare-2proc":  # the achievable ideal on this machine now: 2 forked bare loops, half the trials each
+        import multiprocessing
+
+        def half(share: list[dict[str, Any]]) -> None:
+            for config in share:
+                run = ConvnetRun(config)
+                for _ in range(epochs):
+                    metrics = run.train_epoch()
+                    with open(log, "a", encoding="utf-8") as handle:
+                        handle.write(f"{time.time()} {metrics['val_accuracy']}\n")
+
+        context = multiprocessing.get_context("fork")
+        start = time.time()
+        workers = [context.Process(target=half, args=(configs[i::2],)) for i in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        result["wall"] = time.time() - start
     elif method.startswith("pbtlab"):
         from pbtlab import RunConfig, TuneConfig, Tuner, tune
         from pbtlab.schedulers import PopulationBasedTraining
@@ -213,7 +233,7 @@ def fmt(value: float | None, unit: str = "s") -> str:
 
 
 def wall_table(args: argparse.Namespace) -> list[str]:
-    methods = ["bare", "pbtlab-inprocess", "pbtlab-process"]
+    methods = ["bare", "bare-2proc", "pbtlab-inprocess", "pbtlab-process"]
     if not args.skip_ray:
         methods += ["ray-reuse", "ray-default"]
     common = ["--epochs", str(args.epochs), "--population", str(args.population), "--target", str(args.target)]
@@ -232,7 +252,7 @@ def wall_table(args: argparse.Namespace) -> list[str]:
     bare_cpu = median([r.get("cpu") for r in runs["bare"]])
     for method in methods:
         wall = median([r["wall"] for r in runs[method]])
-        ideal = bare / 2 if method in ("pbtlab-process", "ray-reuse", "ray-default") else bare
+        ideal = bare / 2 if method in ("bare-2proc", "pbtlab-process", "ray-reuse", "ray-default") else bare
         exploits = median([r.get("exploits") for r in runs[method]])
         cpu = median([r.get("cpu") for r in runs[method]])
         lines.append(f"| {method} | {fmt(wall)} | {wall / bare:.2f}x | {fmt(ideal)} | {wall / ideal:.2f}x | "
