@@ -7,6 +7,7 @@
     pbtlab run SCRIPT.py [ARGS...]            run an unmodified Ray Tune script on pbtlab
     pbtlab serve [DIR ...]                    watch experiments live in a browser (pbtlab[serve])
     pbtlab tensorboard RUN_DIR                TensorBoard curves that follow each trial's lineage
+    pbtlab compare RUN_DIR...                 methods at equal compute: best metric so far, over seeds
 
 Each subcommand lives in one ``add_<name>`` function below.
 """
@@ -185,8 +186,33 @@ def tensorboard_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- compare ---------------------------------------------------------------------------------------------
+def add_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="best metric against compute, per method, mean and 95%% interval over seeds")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--metric", default=None, help="metric to compare (default: the runs' TuneConfig metric)")
+    p.add_argument("--mode", choices=["max", "min"], default=None, help="default: the runs' mode")
+    p.add_argument("--group-pattern", default=None,
+                   help="regex on the run directory name whose first group is the method, e.g. '^(.*)_seed\\d+$' "
+                        "(default: PBT / other scheduler type / grid search / random search from experiment.json)")
+    p.add_argument("--figure", default=None, help="also draw the figure to this file (needs the [viz] extra)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.set_defaults(func=compare_command)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from pbtlab.compare import compare_runs, format_comparison, plot_comparison
+
+    comparison = compare_runs(args.run_dirs, metric=args.metric, mode=args.mode, group_pattern=args.group_pattern)
+    print(format_comparison(comparison))
+    if args.figure:
+        plot_comparison(comparison, title=args.title).savefig(args.figure, dpi=110, bbox_inches="tight")
+        print(f"Figure: {args.figure}")
+    return 0
+
+
 COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run, add_serve,
-                                          add_tensorboard]
+                                          add_tensorboard, add_compare]
 
 
 def build_parser() -> argparse.ArgumentParser:
