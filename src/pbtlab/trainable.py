@@ -217,7 +217,7 @@ class ClassTrainableRunner:
         try:
             while True:
                 result = trainable.train()
-                done = bool(result.pop("done", False))
+                done = bool(result.get("done", False))  # reported too: RunConfig(stop={"done": True}) sees it
                 due = self.checkpoint_frequency and trainable.iteration % self.checkpoint_frequency == 0
                 if due or (done and self.checkpoint_at_end):
                     with tempfile.TemporaryDirectory(prefix="pbtlab_ckpt_") as directory:
