@@ -149,8 +149,9 @@ def with_resources(trainable: Any, resources: Any) -> Any:
     """
     where = "tune.with_resources(trainable, resources)"
     _check_trainable(where, trainable)
+    from_ray = (getattr(type(resources), "__module__", "") or "").startswith("ray.")
     request: ResourceRequest = resources if callable(resources) and not isinstance(resources, Mapping) \
-        else Resources.parse(resources, where)
+        and not from_ray else Resources.parse(resources, where)
     if isinstance(trainable, type):
         return _subclass(trainable, {RESOURCES_ATTRIBUTE: request})
     if isinstance(trainable, WrappedFunction):

@@ -114,7 +114,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trainable_path=_import_path(trainable), seed=seed, metric=metric, mode=mode,
         num_samples=tune_config.num_samples, param_space=_describe_space(param_space),
         scheduler=scheduler.describe(),
-        stop=run_config.stop if isinstance(run_config.stop, Mapping) else repr(run_config.stop),
+        stop=run_config.stop if run_config.stop is None or isinstance(run_config.stop, Mapping)
+        else repr(run_config.stop),
         max_failures=failure.max_failures, fail_fast=failure.fail_fast,
         num_to_keep=run_config.checkpoint_config.num_to_keep if run_config.checkpoint_config else None,
         executor=executor.name, param_columns=columns, verbose=run_config.verbose,
