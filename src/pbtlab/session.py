@@ -331,22 +331,23 @@ def log_paths(spec: StartSpec) -> tuple[str | None, str | None]:
 
 def redirect_descriptors(spec: StartSpec) -> None:
     """In a worker process of its own: send file descriptors 1 and 2 (so C code's output too) to the trial's
-    log files, appending. ``sys.stdout``/``sys.stderr`` are flushed first and line-buffered after."""
+    log files, appending, and point ``sys.stdout``/``sys.stderr`` at them (line-buffered), whatever
+    stream objects they were (a test runner's capture, Ray's)."""
     import sys
 
     paths = log_paths(spec)
     opened: dict[str, int] = {}
-    for fd, path, stream in ((1, paths[0], sys.stdout), (2, paths[1], sys.stderr)):
+    for fd, path, name in ((1, paths[0], "stdout"), (2, paths[1], "stderr")):
         if path is None:
             continue
+        stream = getattr(sys, name)
         if stream is not None:
             stream.flush()
         if path not in opened:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(opened[path], fd)
-        if stream is not None and hasattr(stream, "reconfigure"):
-            stream.reconfigure(line_buffering=True)
+        setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", closefd=False))  # noqa: SIM115
     for descriptor in opened.values():
         os.close(descriptor)
 
