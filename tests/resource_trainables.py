@@ -93,3 +93,30 @@ class ParameterClass(tune.Trainable):
 
     def step(self):
         return {"total": self.total, "done": True}
+
+
+def gpu_pbt_trainable(config):
+    """Counts up by ``rate`` with a checkpoint at every step; each step is 'work' counted in ``running/``,
+    and each report says which GPUs the process sees."""
+    step, score = 0, 0.0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with open(os.path.join(checkpoint.path, "state.json")) as handle:
+            step, score = json.load(handle)
+    running = os.path.join(config["probe_dir"], "running")
+    os.makedirs(running, exist_ok=True)
+    marker = os.path.join(running, tune.get_context().get_trial_id())
+    while step < 6:
+        step += 1
+        score += config["rate"]
+        open(marker, "w").close()
+        at_once = len(os.listdir(running))
+        time.sleep(0.05)
+        at_once = max(at_once, len(os.listdir(running)))
+        os.remove(marker)
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "state.json"), "w") as handle:
+                json.dump([step, score], handle)
+            tune.report({"score": score, "at_once": at_once, "pid": os.getpid(),
+                         "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")},
+                        checkpoint=tune.Checkpoint.from_directory(tmp))

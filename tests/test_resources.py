@@ -215,3 +215,25 @@ def test_ray_run_with_one_cpu_per_trial(tmp_path):
             f"stdout of {s['trial_id']}\nfd1 of {s['trial_id']}\n"
         assert open(os.path.join(result.path, "err.txt")).read() == f"stderr of {s['trial_id']}\n"
     assert sys.modules["resource_trainables"] is resource_trainables
+
+
+def test_synchronous_pbt_pauses_give_gpus_back_and_workers_keep_their_devices(tmp_path):
+    from resource_trainables import gpu_pbt_trainable
+
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2, synch=True,
+                                  hyperparam_mutations={"rate": [0.5, 1.0, 2.0]}, quantile_fraction=0.25)
+    space = {"rate": tune.grid_search([0.5, 1.0, 2.0, 0.5]), "probe_dir": str(tmp_path / "probe")}
+    results = Tuner(tune.with_resources(gpu_pbt_trainable, {"cpu": 1, "gpu": 1}), param_space=space,
+                    tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt, seed=0),
+                    run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                              executor=ProcessExecutor(num_cpus=4, gpu_ids=["0", "1"]))).fit()
+    assert [r.status for r in results] == ["TERMINATED"] * 4
+    events = [json.loads(line) for line in open(os.path.join(results.experiment_path, "events.jsonl"))]
+    assert any(e["event"] == "exploit" for e in events)
+    devices_per_worker: dict[int, set[str]] = {}
+    for result in results:
+        rows = result.metrics_dataframe
+        assert max(rows["at_once"]) <= 2
+        for pid, cuda in zip(rows["pid"], rows["cuda"]):
+            devices_per_worker.setdefault(pid, set()).add(str(cuda))
+    assert all(len(d) == 1 and d <= {"0", "1"} for d in devices_per_worker.values())
