@@ -14,6 +14,15 @@ from pbtlab.errors import ReportError
 from pbtlab.tuner import Tuner
 
 
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    return json.loads(read_text(path))
+
+
 class ContextClass(tune.Trainable):
     def setup(self, config):
         context = tune.get_context()
@@ -34,7 +43,7 @@ def test_function_trainable_context(tmp_path, executor):
                                               executor=executor)).fit()
     for result in results:
         trial_id = result.metrics["trial_id"]
-        seen = json.load(open(tmp_path / "probe" / f"{trial_id}.json"))
+        seen = read_json(tmp_path / "probe" / f"{trial_id}.json")
         assert seen["trial_name"] == f"probe_trainable_{trial_id}"
         assert seen["trial_dir"] == result.path and os.path.isdir(result.path)
         assert seen["experiment_name"] == "ctx"

@@ -23,14 +23,27 @@ from pbtlab.engine.build import resumed_run
 from pbtlab.errors import ConfigError
 from pbtlab.executors.process import ProcessExecutor
 from pbtlab.executors.ray import RayExecutor
-from pbtlab.resources import Resources, ResourcePool, resources_for
+from pbtlab.resources import ResourcePool, Resources, resources_for
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.session import StartSpec
 from pbtlab.tuner import Tuner
 
 
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    return json.loads(read_text(path))
+
+
+def read_events(experiment_path):
+    return [json.loads(line) for line in read_text(os.path.join(experiment_path, "events.jsonl")).splitlines()]
+
+
 def probes(probe_dir):
-    return {name[:-5]: json.load(open(os.path.join(probe_dir, name)))
+    return {name[:-5]: read_json(os.path.join(probe_dir, name))
             for name in os.listdir(probe_dir) if name.endswith(".json")}
 
 
@@ -88,7 +101,7 @@ def test_with_parameters_passes_the_same_objects_through_pbt_restarts(tmp_path):
     results = Tuner(trainable, param_space={"rate": tune.grid_search([0.5, 2.0])},
                     tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt, seed=0),
                     run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0, executor="process")).fit()
-    events = [json.loads(line) for line in open(os.path.join(results.experiment_path, "events.jsonl"))]
+    events = read_events(results.experiment_path)
     assert any(e["event"] == "trial_start" and e["reason"] == "exploit" for e in events)
     ids_per_worker: dict[int, set[int]] = {}
     for result in results:
@@ -119,7 +132,7 @@ def test_resources_are_recorded_and_a_resume_keeps_them(tmp_path):
     trainable = tune.with_resources(probe_trainable, case_resources)
     space = {"case": tune.grid_search([0, 2]), "probe_dir": str(tmp_path / "probe"), "work_s": 0.0}
     results = fit(trainable, space, tmp_path, "inprocess")
-    experiment = json.load(open(os.path.join(results.experiment_path, "experiment.json")))
+    experiment = read_json(os.path.join(results.experiment_path, "experiment.json"))
     assert sorted(experiment["trial_resources"].values(), key=str) == [{"cpu": 1.0, "gpu": 0.5},
                                                                       {"cpu": 2.0, "gpu": 1.0}]
     controller = resumed_run(results.experiment_path, probe_trainable)  # the plain function: recorded ones
@@ -171,8 +184,8 @@ def test_legacy_run_passes_resources_per_trial_and_log_to_file(tmp_path):
     trial_dir = analysis.trials[0].path
     seen = list(probes(tmp_path / "probe").values())
     assert (seen[0]["cpu"], seen[0]["gpu"]) == (2.0, 0.0)
-    assert open(os.path.join(trial_dir, "stdout")).read() == f"stdout of {seen[0]['trial_id']}\n"
-    experiment = json.load(open(os.path.join(analysis.experiment_path, "experiment.json")))
+    assert read_text(os.path.join(trial_dir, "stdout")) == f"stdout of {seen[0]['trial_id']}\n"
+    experiment = read_json(os.path.join(analysis.experiment_path, "experiment.json"))
     assert experiment["log_to_file"] is True and list(experiment["trial_resources"].values()) == [
         {"cpu": 2.0, "gpu": 0.0}]
 
@@ -210,10 +223,10 @@ def test_ray_run_with_one_cpu_per_trial(tmp_path):
         s = seen[result.metrics["trial_id"]]
         assert (s["cpu"], s["gpu"], s["trial_dir"], s["cwd"]) == (1.0, 0.0, result.path, result.path)
         assert s["trial_name"] == f"probe_trainable_{s['trial_id']}" and s["experiment_name"] == "run"
-        assert open(os.path.join(result.path, "my_model", "weights.txt")).read() == s["trial_id"]
-        assert open(os.path.join(result.path, "out.txt")).read() == \
+        assert read_text(os.path.join(result.path, "my_model", "weights.txt")) == s["trial_id"]
+        assert read_text(os.path.join(result.path, "out.txt")) == \
             f"stdout of {s['trial_id']}\nfd1 of {s['trial_id']}\n"
-        assert open(os.path.join(result.path, "err.txt")).read() == f"stderr of {s['trial_id']}\n"
+        assert read_text(os.path.join(result.path, "err.txt")) == f"stderr of {s['trial_id']}\n"
     assert sys.modules["resource_trainables"] is resource_trainables
 
 
@@ -228,7 +241,7 @@ def test_synchronous_pbt_pauses_give_gpus_back_and_workers_keep_their_devices(tm
                     run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0,
                                               executor=ProcessExecutor(num_cpus=4, gpu_ids=["0", "1"]))).fit()
     assert [r.status for r in results] == ["TERMINATED"] * 4
-    events = [json.loads(line) for line in open(os.path.join(results.experiment_path, "events.jsonl"))]
+    events = read_events(results.experiment_path)
     assert any(e["event"] == "exploit" for e in events)
     devices_per_worker: dict[int, set[str]] = {}
     for result in results:

@@ -20,6 +20,15 @@ from pbtlab.errors import ConfigError
 from pbtlab.tuner import Tuner
 
 
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    return json.loads(read_text(path))
+
+
 def run(tmp_path, executor, log_to_file, relative_write=False, raw_write=False, n=2):
     space = {"i": tune.grid_search(list(range(n))), "probe_dir": str(tmp_path / "probe"), "work_s": 0.0,
              "relative_write": relative_write, "raw_write": raw_write}
@@ -29,7 +38,7 @@ def run(tmp_path, executor, log_to_file, relative_write=False, raw_write=False, 
     seen = {}
     for name in os.listdir(tmp_path / "probe"):
         if name.endswith(".json"):
-            seen[name[:-5]] = json.load(open(tmp_path / "probe" / name))
+            seen[name[:-5]] = read_json(tmp_path / "probe" / name)
     return results, seen
 
 

@@ -30,7 +30,6 @@ from pbtlab.errors import TrialError as TrialFailed
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
-from pbtlab.resources import Resources
 from pbtlab.records import (
     EVENT_TYPES,
     FORMAT_VERSION,
@@ -48,6 +47,7 @@ from pbtlab.records import (
     TrialRestore,
     TrialStart,
 )
+from pbtlab.resources import Resources
 from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
