@@ -42,18 +42,13 @@ def run(tmp_path, executor, log_to_file, relative_write=False, raw_write=False, 
     return results, seen
 
 
-def read(path):
-    with open(path) as handle:
-        return handle.read()
-
-
 def test_process_trials_run_in_their_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     results, seen = run(tmp_path, "process", False, relative_write=True)
     for result in results:
         trial_id = result.metrics["trial_id"]
         assert seen[trial_id]["cwd"] == result.path
-        assert read(os.path.join(result.path, "my_model", "weights.txt")) == trial_id
+        assert read_text(os.path.join(result.path, "my_model", "weights.txt")) == trial_id
     assert not os.path.exists(tmp_path / "my_model")  # nothing landed in the driver's directory
     assert os.getcwd() == str(tmp_path)
 
@@ -73,11 +68,11 @@ def test_process_log_to_file_redirects_descriptors(tmp_path, log_to_file, out_na
         tid = result.metrics["trial_id"]
         out, err = f"stdout of {tid}\nfd1 of {tid}\n", f"stderr of {tid}\n"
         if out_name == err_name:
-            text = read(os.path.join(result.path, out_name))
+            text = read_text(os.path.join(result.path, out_name))
             assert sorted(text.splitlines()) == sorted((out + err).splitlines())
         else:
-            assert read(os.path.join(result.path, out_name)) == out
-            assert read(os.path.join(result.path, err_name)) == err
+            assert read_text(os.path.join(result.path, out_name)) == out
+            assert read_text(os.path.join(result.path, err_name)) == err
 
 
 def test_in_process_log_to_file_routes_each_trials_prints_and_restores_the_streams(tmp_path, capsys):
@@ -88,8 +83,8 @@ def test_in_process_log_to_file_routes_each_trials_prints_and_restores_the_strea
     assert (sys.stdout, sys.stderr) == before
     for result in results:
         tid = result.metrics["trial_id"]
-        assert read(os.path.join(result.path, "stdout")) == f"stdout of {tid}\n"
-        assert read(os.path.join(result.path, "stderr")) == f"stderr of {tid}\n"
+        assert read_text(os.path.join(result.path, "stdout")) == f"stdout of {tid}\n"
+        assert read_text(os.path.join(result.path, "stderr")) == f"stderr of {tid}\n"
     captured = capsys.readouterr()
     assert captured.out == "driver before\ndriver after\n" and "stderr of" not in captured.err
 

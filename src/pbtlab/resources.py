@@ -179,7 +179,7 @@ def with_parameters(trainable: Any, **parameters: Any) -> Any:
                           "e.g. tune.with_parameters(train, data=data)")
     if isinstance(trainable, type):
         merged = {**getattr(trainable, PARAMETERS_ATTRIBUTE, {}), **parameters}
-        base_setup = trainable.setup
+        base_setup = getattr(trainable, "setup")  # noqa: B009 - a Trainable subclass (checked above)
 
         def setup(self: Any, config: dict[str, Any]) -> None:
             base_setup(self, config, **merged)
