@@ -75,6 +75,10 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
     """The executor protocol over a transport (see the module docstring); one worker per trial."""
 
     name: str
+    #: True when the executor chooses the GPU ids itself (processes); Ray assigns them on its own.
+    _assigns_gpus = False
+    #: What a trial without ``tune.with_resources`` holds (None: it is not counted).
+    _default_resources: Resources | None = Resources()
 
     def __init__(self) -> None:
         self._workers: dict[str, Worker] = {}
@@ -89,9 +93,10 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
 
     def fits(self, trial_id: str, resources: Resources | None) -> bool:
         """Is there room for the trial now, next to what running trials hold?"""
-        if self._pool is None or trial_id in self._pool.held:
+        resources = resources or self._default_resources
+        if self._pool is None or resources is None or trial_id in self._pool.held:
             return True
-        return self._pool.fits(resources or Resources(), self._pinned_gpus(trial_id))
+        return self._pool.fits(resources, self._pinned_gpus(trial_id))
 
     def release(self, trial_id: str) -> None:
         """The trial does not run for now (paused, or failed and waiting for its retry): free what it holds."""
@@ -111,8 +116,11 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         held = self._pool.held.get(trial_id)
         if held is not None and not new_worker:
             return held
+        asked = self._resources.get(trial_id) or self._default_resources
+        if asked is None:
+            return None
         prefer = None if new_worker else self._pinned_gpus(trial_id)
-        return self._pool.allocate(trial_id, self._resources.get(trial_id) or Resources(), prefer)
+        return self._pool.allocate(trial_id, asked, prefer)
 
     # -- protocol ----------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -132,9 +140,6 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         worker.gpu_ids = spec.gpu_ids
         self._workers[spec.trial_id] = worker
         self._mark_busy(worker)
-
-    #: True when the executor chooses the GPU ids itself (processes); Ray assigns them on its own.
-    _assigns_gpus = False
 
     def send(self, trial_id: str, command: Command) -> None:
         worker = self._workers.get(trial_id)

@@ -210,6 +210,7 @@ class RayExecutor(DispatchExecutor[ActorWorker]):
     """
 
     name = "ray"
+    _default_resources = None  # without tune.with_resources, max_concurrent_trials alone limits (see above)
 
     def __init__(self, address: str | None = None, *, checkpoint_transport: str = "auto",
                  actor_options: Mapping[str, Any] | Callable[[str], Mapping[str, Any]] | None = None,
