@@ -250,3 +250,16 @@ def test_synchronous_pbt_pauses_give_gpus_back_and_workers_keep_their_devices(tm
         for pid, cuda in zip(rows["pid"], rows["cuda"]):
             devices_per_worker.setdefault(pid, set()).add(str(cuda))
     assert all(len(d) == 1 and d <= {"0", "1"} for d in devices_per_worker.values())
+
+
+def test_spawned_workers_rebuild_parameterized_trainables(tmp_path):
+    from resource_trainables import ParameterClass
+
+    classy = tune.with_resources(tune.with_parameters(ParameterClass, data=[1, 2], offset=1), {"cpu": 1})
+    function = tune.with_parameters(parameter_trainable, data=[5], tag="spawned")
+    executor = ProcessExecutor(start_method="spawn", num_cpus=2, gpu_ids=[])
+    results = fit(tune.with_resources(function, {"cpu": 1}), {"rate": 1.0}, tmp_path, executor,
+                  stop={"training_iteration": 1})
+    assert (results[0].metrics["data_sum"], results[0].metrics["tag"]) == (5, "spawned")
+    results = fit(classy, {}, tmp_path, ProcessExecutor(start_method="spawn"), name="classy")
+    assert results[0].metrics["total"] == 4.0

@@ -16,6 +16,7 @@ in-process executor runs trials one at a time whatever they ask for.
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import math
 import os
@@ -130,10 +131,41 @@ def _check_trainable(where: str, trainable: Any) -> None:
                           f"got {describe(trainable)}")
 
 
-def _subclass(cls: type, attributes: dict[str, Any]) -> type:
-    """A subclass of the user's Trainable with the same name, carrying ``attributes``."""
-    return type(cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
-                                       **attributes})
+class _DerivedTrainableType(type):
+    """The metaclass of the subclasses ``with_parameters``/``with_resources`` build: pickled as the recipe
+    (the user's class, the parameters, the resources), so that ``spawn`` workers can rebuild them."""
+
+
+def _subclass(cls: type, parameters: Mapping[str, Any] | None, resources: ResourceRequest | None) -> type:
+    """A subclass of the user's Trainable with the same name, carrying parameters and resources."""
+    base = getattr(cls, "_pbtlab_base", cls)
+    parameters = dict(parameters if parameters is not None else getattr(cls, PARAMETERS_ATTRIBUTE, {}))
+    resources = resources if resources is not None else getattr(cls, RESOURCES_ATTRIBUTE, None)
+    attributes: dict[str, Any] = {"__module__": base.__module__, "__qualname__": base.__qualname__,
+                                  "_pbtlab_base": base, PARAMETERS_ATTRIBUTE: parameters,
+                                  RESOURCES_ATTRIBUTE: resources}
+    if parameters:
+        base_setup = getattr(base, "setup")  # noqa: B009 - a Trainable subclass
+
+        def setup(self: Any, config: dict[str, Any]) -> None:
+            base_setup(self, config, **parameters)
+
+        attributes["setup"] = setup
+    # the user's own metaclass, if any, is kept (such a subclass then pickles only through cloudpickle)
+    metaclass = _DerivedTrainableType if type(base) is type else type(base)
+    return metaclass(base.__name__, (base,), attributes)
+
+
+def _rebuild_subclass(base: type, parameters: dict[str, Any], resources: ResourceRequest | None) -> type:
+    return _subclass(base, parameters, resources)
+
+
+def _reduce_subclass(cls: type) -> tuple[Any, ...]:
+    return _rebuild_subclass, (getattr(cls, "_pbtlab_base"), getattr(cls, PARAMETERS_ATTRIBUTE),  # noqa: B009
+                               getattr(cls, RESOURCES_ATTRIBUTE))
+
+
+copyreg.pickle(_DerivedTrainableType, _reduce_subclass)
 
 
 def with_resources(trainable: Any, resources: Any) -> Any:
@@ -153,7 +185,7 @@ def with_resources(trainable: Any, resources: Any) -> Any:
     request: ResourceRequest = resources if callable(resources) and not isinstance(resources, Mapping) \
         and not from_ray else Resources.parse(resources, where)
     if isinstance(trainable, type):
-        return _subclass(trainable, {RESOURCES_ATTRIBUTE: request})
+        return _subclass(trainable, None, request)
     if isinstance(trainable, WrappedFunction):
         return WrappedFunction(trainable.fn, getattr(trainable, PARAMETERS_ATTRIBUTE), request)
     return WrappedFunction(trainable, {}, request)
@@ -178,13 +210,7 @@ def with_parameters(trainable: Any, **parameters: Any) -> Any:
         raise ConfigError("tune.with_parameters(trainable, **parameters) got no parameters; pass them by name, "
                           "e.g. tune.with_parameters(train, data=data)")
     if isinstance(trainable, type):
-        merged = {**getattr(trainable, PARAMETERS_ATTRIBUTE, {}), **parameters}
-        base_setup = getattr(trainable, "setup")  # noqa: B009 - a Trainable subclass (checked above)
-
-        def setup(self: Any, config: dict[str, Any]) -> None:
-            base_setup(self, config, **merged)
-
-        return _subclass(trainable, {PARAMETERS_ATTRIBUTE: merged, "setup": setup})
+        return _subclass(trainable, {**getattr(trainable, PARAMETERS_ATTRIBUTE, {}), **parameters}, None)
     if isinstance(trainable, WrappedFunction):
         return WrappedFunction(trainable.fn, {**getattr(trainable, PARAMETERS_ATTRIBUTE), **parameters},
                                getattr(trainable, RESOURCES_ATTRIBUTE))
