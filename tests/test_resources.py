@@ -96,7 +96,7 @@ def test_pool_shares_fractional_gpus_and_never_oversubscribes():
 def test_with_parameters_passes_the_same_objects_through_pbt_restarts(tmp_path):
     data = list(range(1000))
     trainable = tune.with_parameters(parameter_trainable, data=data, tag="big")
-    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2, synch=True,
                                   hyperparam_mutations={"rate": [0.5, 1.0, 2.0]}, quantile_fraction=0.5)
     results = Tuner(trainable, param_space={"rate": tune.grid_search([0.5, 2.0])},
                     tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt, seed=0),
@@ -222,6 +222,7 @@ def test_ray_run_with_one_cpu_per_trial(tmp_path):
     for result in results:
         s = seen[result.metrics["trial_id"]]
         assert (s["cpu"], s["gpu"], s["trial_dir"], s["cwd"]) == (1.0, 0.0, result.path, result.path)
+        assert s["gpu_ids"] == []  # what Ray gave the actor (no GPU here)
         assert s["trial_name"] == f"probe_trainable_{s['trial_id']}" and s["experiment_name"] == "run"
         assert read_text(os.path.join(result.path, "my_model", "weights.txt")) == s["trial_id"]
         assert read_text(os.path.join(result.path, "out.txt")) == \

@@ -119,11 +119,14 @@ class WrappedFunction:
         return f"<trainable {self.__qualname__} with {sorted(getattr(self, PARAMETERS_ATTRIBUTE))}>"
 
 
-def _check_trainable(where: str, trainable: Any) -> None:
-    from pbtlab.trainable import Trainable
+def _is_trainable_class(cls: type) -> bool:
+    """A ``pbtlab.tune.Trainable`` subclass (by its bases, so this module imports no trainable code)."""
+    return any(c.__name__ == "Trainable" and c.__module__ == "pbtlab.trainable" for c in cls.__mro__)
 
+
+def _check_trainable(where: str, trainable: Any) -> None:
     if isinstance(trainable, type):
-        if not issubclass(trainable, Trainable):
+        if not _is_trainable_class(trainable):
             raise ConfigError(f"{where} got the class {trainable.__qualname__}, which is not a tune.Trainable; "
                               "pass a function trainable(config) or a pbtlab.tune.Trainable subclass")
     elif not callable(trainable):

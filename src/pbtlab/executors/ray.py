@@ -126,6 +126,7 @@ class _TrialActor:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.direct = transport == "shared" or (transport == "auto" and self.node_id == driver_node)
         self.worker: Any = None
+        self.gpu_ids: tuple[str, ...] = ()
         self.driver_dir = ""  # the experiment directory on the driver
         self.local_dir = ""  # where this actor keeps it (the same path when direct)
 
@@ -169,6 +170,9 @@ class _TrialActor:
     def start(self, spec: StartSpec, files: bytes | None) -> _Reply:
         self._bind(spec)
         spec = self._localize(spec, files)
+        gpu_ids = tuple(str(g) for g in import_ray().get_gpu_ids())  # what Ray gave this actor
+        self.gpu_ids = gpu_ids
+        spec = dataclasses.replace(spec, gpu_ids=gpu_ids)
         if spec.log_to_file != (None, None):
             redirect_descriptors(spec)  # this worker process serves this one trial
         self.worker = ThreadWorker(self.trainable, spec, chdir=True)
@@ -178,7 +182,8 @@ class _TrialActor:
         if self.worker is None:
             return _Reply(None, None, self.node_id)
         if command.kind is CommandKind.RESTART and command.spec is not None:
-            command = Command(CommandKind.RESTART, self._localize(command.spec, files))
+            spec = dataclasses.replace(self._localize(command.spec, files), gpu_ids=self.gpu_ids)
+            command = Command(CommandKind.RESTART, spec)
         return self._reply(self.worker.step(command))
 
     def remove_scratch(self) -> None:
