@@ -60,7 +60,7 @@ class Trainable:
         self._time_total = 0.0
         session = current_session()
         self._trial_id = session.spec.trial_id if session else "default"
-        self._trial_name = f"{type(self).__name__}_{self._trial_id}"
+        self._trial_name = (session.spec.trial_name if session else "") or f"{type(self).__name__}_{self._trial_id}"
         self._logdir = session.spec.trial_dir if session else os.getcwd()
         self.setup(copy.deepcopy(self.config))
 
