@@ -13,10 +13,12 @@ $(PY):
 
 # Each install step is re-run only when pyproject.toml changes.
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
-	$(PIP) install -e ".[viz,cli,analysis]"
+	$(PIP) install -e ".[viz,cli,analysis,serve]"
 	touch $@
 
+# torch is pinned first to the CPU build (the [torch] extra's range is then met without a CUDA download).
 $(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[test,ray]"
 	touch $@
 

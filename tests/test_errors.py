@@ -162,13 +162,17 @@ def test_sample_from_error_names_the_missing_key(storage):
            "sample_from at x failed", "nokey")
 
 
-def test_existing_experiment_name(storage):
+def test_existing_experiment_name_gets_the_next_free_folder_and_says_so(storage, caplog):
     def one(config):
         tune.report({"a": 1})
 
     run = lambda: Tuner(one, run_config=tune.RunConfig(storage_path=storage, name="exp", verbose=0)).fit()  # noqa: E731
-    run()
-    raises(ConfigError, run, "RunConfig(name='exp'): an experiment already exists at", "choose another name")
+    first = run()
+    with caplog.at_level("WARNING", logger="pbtlab"):
+        second = run()
+    assert os.path.basename(first.experiment_path) == "exp" and os.path.basename(second.experiment_path) == "exp_1"
+    assert "an experiment already exists at" in caplog.text and "Tuner.restore(" in caplog.text
+    assert len(first[0].history()) == 1  # the first run is untouched
 
 
 # -- errors while trials run ----------------------------------------------------------------------------------------

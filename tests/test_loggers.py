@@ -75,3 +75,24 @@ def test_files_are_rebuilt_from_the_kept_rows_on_resume(tmp_path):
         with open(os.path.join(result.path, "progress.csv"), encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert [int(r["training_iteration"]) for r in rows] == list(range(1, 9))
+
+
+@pytest.mark.skipif(not tensorboardx_available(), reason="tensorboardX is not installed")
+def test_lineage_curves_follow_the_ancestry_across_exploits(run, tmp_path, capsys):
+    from pbtlab.analysis.lineage import ancestry, run_data
+    from pbtlab.cli import main
+
+    data = run_data(run)
+    rows = {t.trial_id: t.rows for t in data.trials}
+    for result in run:  # written at the end of the run, by the TensorBoard logger
+        scalars = tensorboard_scalars(os.path.join(run.experiment_path, "tensorboard_lineage", result.trial_id))
+        expected = [row["Q"] for span in ancestry(data, result.trial_id)
+                    for row in rows[span.trial_id][span.first_row:span.last_row + 1]]
+        assert [v for _, v in scalars["lineage/Q"]] == pytest.approx(expected, rel=1e-6)
+        assert [step for step, _ in scalars["lineage/Q"]] == list(range(1, 13))
+        assert "lineage/config/lr" in scalars
+    owners = [{s.trial_id for s in ancestry(data, r.trial_id)} for r in run]
+    assert max(len(o) for o in owners) == 2  # a curve really switches trials at an exploit
+    assert main(["tensorboard", run.experiment_path, "-o", str(tmp_path / "tb")]) == 0
+    assert sorted(os.listdir(tmp_path / "tb")) == sorted(r.trial_id for r in run)
+    assert "tensorboard --logdir" in capsys.readouterr().out

@@ -214,6 +214,7 @@ def test_a_result_grid_whose_directory_is_gone_is_read_from_memory(ray_runs, tmp
     assert grid.events_of("exploit") == []
     gaps = [g["what"] for g in grid.events_of("data_gap")]
     assert gaps[0] == "experiment directory"
-    # each exploit Ray made shows as a restart with a new config (where Ray's rows keep the config)
-    assert 0 < gaps.count("exploit not logged") <= len(on_disk.events_of("exploit"))
+    # an exploit Ray made shows as a restart with a new config where Ray's in-memory rows kept the config
+    # change (they do not always: Ray drops rows at restarts), never more than Ray logged on disk
+    assert gaps.count("exploit not logged") <= len(on_disk.events_of("exploit"))
     assert vl.lineage(al.run_data(grid)).edges == ()

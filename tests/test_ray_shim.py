@@ -225,6 +225,41 @@ def test_rays_pbt_function_example_with_imports_swapped(tmp_path):
         assert len([e for e in events if e["event"] == "exploit"]) > 0
 
 
+def _check_pbt_example_run(done, cwd):
+    """Ray's class-API example, full run: 8 trials of PBTBenchmarkExample until each reports done
+    (accuracy > 200), which it reaches only with PBT's schedule; never an exploit skipped."""
+    assert done.returncode == 0, done.stderr
+    assert "Best hyperparameters found were:" in done.stdout
+    (run_dir,) = glob.glob(os.path.join(cwd, "pbtlab_results", "pbt_class_api_example*"))
+    events = events_of(run_dir)
+    completes = [e for e in events if e["event"] == "trial_complete"]
+    assert len(completes) == 8 and all(10 < e["iteration"] < 1000 for e in completes)
+    assert len([e for e in events if e["event"] == "exploit"]) > 8
+    assert not [e for e in events if e["event"] == "exploit_skipped"]
+    for trial_id in {e["trial_id"] for e in completes}:
+        with open(os.path.join(run_dir, trial_id, "result.jsonl")) as f:
+            last = json.loads(f.readlines()[-1])
+        assert last["done"] is True and last["mean_accuracy"] > 200
+    return events
+
+
+@pytest.mark.ray
+def test_rays_class_api_example_unmodified_through_pbtlab_run(tmp_path):
+    done = pbtlab_cli("run", _ray_example("pbt_example.py"), cwd=tmp_path)
+    _check_pbt_example_run(done, tmp_path)
+
+
+@pytest.mark.ray
+def test_rays_class_api_example_with_imports_swapped(tmp_path):
+    with open(_ray_example("pbt_example.py")) as f:
+        swapped = swap_imports(f.read())
+    (tmp_path / "pbt_example_on_pbtlab.py").write_text(swapped)
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run([sys.executable, "pbt_example_on_pbtlab.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    _check_pbt_example_run(done, tmp_path)
+
+
 def test_swap_imports_rewrites_what_it_should():
     source = textwrap.dedent("""\
         import ray

@@ -61,13 +61,17 @@ def _images(text: str) -> list[tuple[str, bytes]]:
 def test_report_is_self_contained_and_complete(toy_run, tmp_path):
     path = write_report(toy_run, tmp_path / "report.html")
     text = _read(path)
-    assert "<script" not in text and "http://" not in text and "https://" not in text and "<link" not in text
+    assert "<link" not in text and 'src="http' not in text and "src='http" not in text and "@import" not in text
     images = _images(text)
     assert [mime for mime, _ in images] == ["image/png", "image/gif", "image/png", "image/png", "image/png"]
     assert all(data[:4] in (b"\x89PNG", b"GIF8") and len(data) > 5_000 for _, data in images)
     assert text.count("<img ") == len(images)  # every image is embedded
-    for heading in ("Settings", "Final table", "Figures", "Lineage", "Event log"):
+    for heading in ("Settings", "Final table", "Interactive plots", "Figures", "Lineage", "Event log"):
         assert f">{heading}</h2>" in text
+    # the interactive plots: plotly.js once, one Plotly figure per plot, nothing loaded from elsewhere
+    assert text.count("Plotly.newPlot(") == 3 and text.count('class="pbtlab-plot"') == 3
+    static = write_report(toy_run, tmp_path / "static.html", interactive=False, animation=False)
+    assert "<script" not in _read(static) and os.path.getsize(static) < os.path.getsize(path) / 3
     exploits = [e for e in toy_run.events if e["event"] == "exploit"]
     assert text.count('class="kind-exploit"') == len(exploits)
     assert f"All {len(exploits)} exploit edges" in text
@@ -94,7 +98,7 @@ def test_report_cli_defaults_to_the_run_directory(toy_run, capsys, monkeypatch):
     path = os.path.join(toy_run.experiment_path, "report.html")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
     text = _read(path)
-    assert "image/gif" not in text and len(_images(text)) == 4
+    assert "data:image/gif" not in text and len(_images(text)) == 4
 
 
 def test_report_bad_arguments(toy_run, tmp_path, capsys):

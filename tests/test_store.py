@@ -46,8 +46,9 @@ def test_layout(run):
     path = run.experiment_path
     ids = [r.trial_id for r in run]
     assert os.path.basename(path) == "exp"
+    tensorboard = [n for n in os.listdir(path) if n == "tensorboard_lineage"]  # with tensorboardX installed
     assert sorted(os.listdir(path)) == sorted(["experiment.json", "events.jsonl", "state.json", "pbt_global.txt",
-                                               *[f"pbt_policy_{t}.txt" for t in ids], *ids])
+                                               *[f"pbt_policy_{t}.txt" for t in ids], *ids, *tensorboard])
     for result in run:
         names = sorted(os.listdir(result.path))
         checkpoints = [n for n in names if n.startswith("checkpoint_")]

@@ -5,6 +5,9 @@
     pbtlab events RUN_DIR [--kind exploit]    the recorded decisions, one line each
     pbtlab resume RUN_DIR                     continue a run whose driver was stopped or killed
     pbtlab run SCRIPT.py [ARGS...]            run an unmodified Ray Tune script on pbtlab
+    pbtlab serve [DIR ...]                    watch experiments live in a browser (pbtlab[serve])
+    pbtlab tensorboard RUN_DIR                TensorBoard curves that follow each trial's lineage
+    pbtlab compare RUN_DIR...                 methods at equal compute: best metric so far, over seeds
 
 Each subcommand lives in one ``add_<name>`` function below.
 """
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbtlab.errors import PbtlabError
+from pbtlab.serve.command import add_serve
 
 
 def _positive_int(text: str) -> int:
@@ -164,7 +169,50 @@ def run_script_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run]
+def add_tensorboard(sub: Any) -> None:
+    p = sub.add_parser("tensorboard", help="write TensorBoard curves that follow each trial's lineage across exploits")
+    p.add_argument("run_dir", help="a pbtlab or Ray Tune experiment directory")
+    p.add_argument("-o", "--output", default=None,
+                   help="folder to write (default: <run>/tensorboard_lineage; ./<name>_tensorboard_lineage for Ray)")
+    p.set_defaults(func=tensorboard_command)
+
+
+def tensorboard_command(args: argparse.Namespace) -> int:
+    from pbtlab.lineage_tensorboard import write_lineage_tensorboard
+
+    folders = write_lineage_tensorboard(args.run_dir, args.output)
+    print(f"Wrote {len(folders)} lineage curves; view them with: tensorboard --logdir {os.path.dirname(folders[0])}"
+          if folders else "No trials to write")
+    return 0
+
+
+# -- compare ---------------------------------------------------------------------------------------------
+def add_compare(sub: Any) -> None:
+    p = sub.add_parser("compare", help="best metric against compute, per method, mean and 95%% interval over seeds")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--metric", default=None, help="metric to compare (default: the runs' TuneConfig metric)")
+    p.add_argument("--mode", choices=["max", "min"], default=None, help="default: the runs' mode")
+    p.add_argument("--group-pattern", default=None,
+                   help="regex on the run directory name whose first group is the method, e.g. '^(.*)_seed\\d+$' "
+                        "(default: PBT / other scheduler type / grid search / random search from experiment.json)")
+    p.add_argument("--figure", default=None, help="also draw the figure to this file (needs the [viz] extra)")
+    p.add_argument("--title", default=None, help="figure title")
+    p.set_defaults(func=compare_command)
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from pbtlab.compare import compare_runs, format_comparison, plot_comparison
+
+    comparison = compare_runs(args.run_dirs, metric=args.metric, mode=args.mode, group_pattern=args.group_pattern)
+    print(format_comparison(comparison))
+    if args.figure:
+        plot_comparison(comparison, title=args.title).savefig(args.figure, dpi=110, bbox_inches="tight")
+        print(f"Figure: {args.figure}")
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [add_toy, add_show, add_events, add_resume, add_run, add_serve,
+                                          add_tensorboard, add_compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -185,6 +185,9 @@ class RunConfig:
     ``state_save_period_s``: the least time between two saves of the experiment's state (it is saved
     at consistent moments, at most this often, and always at the end); 0 saves at every such moment.
     ``callbacks``: ``tune.Callback`` objects whose hooks are called as the run progresses (``pbtlab.callbacks``).
+    ``log_to_file`` (Ray's): False (default) leaves each trial's output where it goes; True writes its stdout
+    and stderr to ``stdout`` and ``stderr`` in the trial's directory; a file name writes both into that file;
+    a tuple ``(stdout_name, stderr_name)`` names each (names are relative to the trial directory).
     """
 
     name: str | None = None
@@ -197,6 +200,7 @@ class RunConfig:
     progress_interval_s: float = 5.0
     state_save_period_s: float = 1.0
     callbacks: list[Any] | None = None
+    log_to_file: bool | str | tuple[str, str] | list[str] = False
     # Ray-only arguments: accepted by name so that each gives a clear error (see _RAY_ONLY_RUN).
     storage_filesystem: Any = None
     sync_config: Any = None
@@ -207,6 +211,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.callbacks = check_callbacks(self.callbacks)
+        log_file_names(self.log_to_file)  # raises a clear ConfigError for anything else
         if self.name is not None and (not isinstance(self.name, str) or not self.name or os.sep in self.name
                                       or self.name in (".", "..")):
             raise ConfigError(f"RunConfig(name=...) must be a folder name without '{os.sep}', got {describe(self.name)}")
@@ -255,6 +260,23 @@ class RunConfig:
             raise ConfigError(
                 f"RunConfig(state_save_period_s=...) must be a number >= 0, got {describe(self.state_save_period_s)}")
         reject_ray_only("RunConfig", self, _RAY_ONLY_RUN)
+
+
+def log_file_names(log_to_file: Any) -> tuple[str | None, str | None]:
+    """``RunConfig(log_to_file=...)`` as (stdout file, stderr file) names in the trial directory.
+
+    >>> log_file_names(True), log_file_names("out.log"), log_file_names(False)
+    (('stdout', 'stderr'), ('out.log', 'out.log'), (None, None))
+    """
+    if log_to_file is None or log_to_file is False:
+        return None, None
+    if log_to_file is True:
+        return "stdout", "stderr"
+    names = [log_to_file, log_to_file] if isinstance(log_to_file, str) else log_to_file
+    if isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) and n.strip() for n in names):
+        return str(names[0]), str(names[1])
+    raise ConfigError(f"RunConfig(log_to_file=...) must be False, True, a file name or a tuple (stdout_name, "
+                      f"stderr_name), got {describe(log_to_file)}")
 
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:

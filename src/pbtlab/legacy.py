@@ -216,7 +216,7 @@ class ExperimentAnalysis:
 
     @staticmethod
     def _frame(rows: list[dict[str, Any]]) -> Any:
-        from pbtlab.analysis import _pandas
+        from pbtlab.analysis.results import _pandas
 
         frame = _pandas().json_normalize(rows, sep="/")
         return frame.set_index("trial_id") if "trial_id" in frame.columns else frame

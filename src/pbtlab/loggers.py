@@ -8,7 +8,8 @@
 - TensorBoard event files (``events.out.tfevents.*``), when ``tensorboardX`` is installed
   (``pip install 'pbtlab[tensorboard]'``): every numeric result field at ``training_iteration``, under
   ``ray/tune/<field>`` as Ray names them, so
-  ``tensorboard --logdir <run>`` shows every trial.
+  ``tensorboard --logdir <run>`` shows every trial; and at the end, one curve per lineage, stitched
+  across exploits, under ``<run>/tensorboard_lineage`` (``pbtlab.lineage_tensorboard``).
 
 They are callbacks added by default, as in Ray; ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` turns them off.
 
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback
+from pbtlab.tbx import tensorboardx
 
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
@@ -54,7 +56,8 @@ def _kept_rows(trial_dir: str) -> list[dict[str, Any]]:
 class JsonLoggerCallback(Callback):
     """``result.json`` in each trial's directory: the same JSON lines as ``result.jsonl``."""
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         self._copies: list[str] = []
         for trial in info.get("trials", ()):
             self._link(trial.path)
@@ -88,7 +91,8 @@ class CSVLoggerCallback(Callback):
 
     FLUSH_ROWS = 1000
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         """``info["trials"]``: every trial; a resumed run's files are rewritten from the rows it kept."""
         self._header: dict[str, list[str]] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -144,27 +148,25 @@ def _cells(row: dict[str, Any]) -> dict[str, Any]:
 class TBXLoggerCallback(Callback):
     """TensorBoard event files per trial (tensorboardX): numeric result fields against ``training_iteration``."""
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
         self._writers: dict[str, Any] = {}
 
     def _writer(self, directory: str) -> Any:
         writer = self._writers.get(directory)
         if writer is None:
-            from tensorboardX import SummaryWriter
-
-            writer = self._writers[directory] = SummaryWriter(logdir=directory, flush_secs=30)
+            writer = self._writers[directory] = tensorboardx().FileWriter(directory, flush_secs=30)
         return writer
 
     def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        from tensorboardX.proto.summary_pb2 import Summary
-
+        summary = tensorboardx().Summary
         writer = self._writer(trial.path)
         step = int(result.get("training_iteration", 0))
         # One event per report holding every value (not one per value): about 10x cheaper than add_scalar.
-        values = [Summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
+        values = [summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
                   for key, value in flatten(result).items()
                   if not key.startswith("config/") and not isinstance(value, bool) and isinstance(value, (int, float))]
-        writer._get_file_writer().add_summary(Summary(value=values), step)
+        writer.add_summary(summary(value=values), step)
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
         writer = self._writers.pop(trial.path, None)
@@ -175,6 +177,10 @@ class TBXLoggerCallback(Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+        if len(trials):  # one curve per lineage, stitched across exploits (<run>/tensorboard_lineage)
+            from pbtlab.lineage_tensorboard import write_lineage_tensorboard
+
+            write_lineage_tensorboard(os.path.dirname(trials[0].path))
 
 
 def tensorboardx_available() -> bool:

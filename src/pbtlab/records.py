@@ -347,6 +347,9 @@ class ExperimentSpec:
     trial_ids: list[str]
     created: str
     trial_dirs: dict[str, str] = dataclasses.field(default_factory=dict)  # where a trial's folder is not its id
+    #: ``tune.with_resources``: each trial's ``{"cpu": ..., "gpu": ...}`` (empty: the executor's default)
+    trial_resources: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    log_to_file: Any = False  # RunConfig(log_to_file=...)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -364,7 +367,7 @@ class ExperimentSpec:
             "param_space": {}, "stop": None, "max_failures": 0, "fail_fast": False, "num_to_keep": None,
             "executor": "inprocess", "param_columns": [], "verbose": None, "max_concurrent_trials": None,
             "time_budget_s": None, "progress_interval_s": 5.0, "state_save_period_s": 1.0, "created": "",
-            "trial_dirs": {},
+            "trial_dirs": {}, "trial_resources": {}, "log_to_file": False,
             "format_version": FORMAT_VERSION,
         }
         names = {f.name for f in dataclasses.fields(cls)}

@@ -24,17 +24,29 @@ from typing import Any, Protocol
 
 from pbtlab.checkpoint import Checkpoint, persist_directory
 from pbtlab.errors import ReportError, describe
+from pbtlab.resources import Resources
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StartSpec:
-    """Everything a worker needs to (re)start a trial's function. Picklable."""
+    """Everything a worker needs to (re)start a trial's function. Picklable.
+
+    ``trial_name`` and ``experiment_name`` are what ``tune.get_context()`` reports; ``resources`` what the
+    trial asked for (``tune.with_resources``; None: the executor's default) and ``gpu_ids`` the devices the
+    executor gave it; ``log_to_file`` the files (relative to ``trial_dir``) its stdout and stderr go to
+    (``RunConfig(log_to_file=...)``; None: not redirected).
+    """
 
     trial_id: str
     config: dict[str, Any]
     trial_dir: str
     checkpoint_path: str | None
     next_checkpoint_index: int
+    trial_name: str = ""
+    experiment_name: str = ""
+    resources: Resources | None = None
+    gpu_ids: tuple[str, ...] = ()
+    log_to_file: tuple[str | None, str | None] = (None, None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,16 +125,42 @@ class _RestartTrial(BaseException):
 
 
 class TrialContext:
-    """What ``tune.get_context()`` returns inside a trial."""
+    """What ``tune.get_context()`` returns inside a trial (Ray's ``TuneContext`` getters).
+
+        >>> def train(config):
+        ...     context = tune.get_context()
+        ...     with open(os.path.join(context.get_trial_dir(), "notes.txt"), "w") as notes:
+        ...         notes.write(f"{context.get_trial_name()} of {context.get_experiment_name()}")
+    """
 
     def __init__(self, session: TrialSession) -> None:
         self._session = session
 
     def get_trial_id(self) -> str:
+        """The trial's id (``a1b2c_00000``)."""
         return self._session.spec.trial_id
 
+    def get_trial_name(self) -> str:
+        """The trial's name: ``<trainable>_<trial_id>``, or what ``TuneConfig(trial_name_creator)`` returned."""
+        return self._session.spec.trial_name or self._session.spec.trial_id
+
     def get_trial_dir(self) -> str:
+        """The trial's own directory (absolute). Write files here: in-process trials share one working
+        directory, so a relative path is not per trial there."""
         return self._session.spec.trial_dir
+
+    def get_trial_resources(self) -> Resources:
+        """What the trial asked for (``tune.with_resources``; else one CPU), as a :class:`~pbtlab.resources.Resources`
+        (``.cpu``, ``.gpu``, and Ray's ``.required_resources``)."""
+        return self._session.spec.resources or Resources()
+
+    def get_trial_gpu_ids(self) -> list[str]:
+        """The GPU ids the executor gave the trial (the process executor also sets ``CUDA_VISIBLE_DEVICES``)."""
+        return list(self._session.spec.gpu_ids)
+
+    def get_experiment_name(self) -> str:
+        """The experiment's name (its folder under ``storage_path``)."""
+        return self._session.spec.experiment_name
 
 
 class TrialSession:
@@ -231,20 +269,34 @@ def get_checkpoint() -> Checkpoint | None:
 
 
 def get_context() -> TrialContext:
-    """The running trial's id and directory."""
+    """The running trial's id, name, directory and resources, and the experiment's name."""
     return TrialContext(_require_session("tune.get_context()"))
 
 
-def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None:
+def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel, chdir: bool = False) -> None:
     """Run a trial's function until the driver says stop; restart it in place when told to.
 
     After the function returned or raised, the trial still answers ``SAVE`` (through the hook it set, if
     any) until the driver restarts or stops it; a hook that raises then is answered with an ErrorMessage.
+    With ``chdir`` (a worker of its own: process or Ray actor) the function runs inside the trial's
+    directory, so relative paths are per trial; the working directory is restored when the trial ends.
     """
+    previous_cwd = os.getcwd() if chdir else None
+    try:
+        _run_trial(fn, spec, channel, chdir)
+    finally:
+        if previous_cwd is not None:
+            os.chdir(previous_cwd)
+
+
+def _run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel, chdir: bool) -> None:
     while True:
         session = TrialSession(spec, channel)
         _local.session = session
         try:
+            if chdir:
+                os.makedirs(spec.trial_dir, exist_ok=True)
+                os.chdir(spec.trial_dir)
             fn(spec.config)
             message: WorkerMessage = FinishedMessage()
         except _RestartTrial as restart:
@@ -269,6 +321,35 @@ def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel) -> None
         if command.kind is not CommandKind.RESTART or command.spec is None:
             return
         spec = command.spec
+
+
+def log_paths(spec: StartSpec) -> tuple[str | None, str | None]:
+    """Absolute paths of the trial's stdout and stderr files (``RunConfig(log_to_file=...)``), or None each."""
+    out, err = spec.log_to_file
+    return (os.path.join(spec.trial_dir, out) if out else None, os.path.join(spec.trial_dir, err) if err else None)
+
+
+def redirect_descriptors(spec: StartSpec) -> None:
+    """In a worker process of its own: send file descriptors 1 and 2 (so C code's output too) to the trial's
+    log files, appending, and point ``sys.stdout``/``sys.stderr`` at them (line-buffered), whatever
+    stream objects they were (a test runner's capture, Ray's)."""
+    import sys
+
+    paths = log_paths(spec)
+    opened: dict[str, int] = {}
+    for fd, path, name in ((1, paths[0], "stdout"), (2, paths[1], "stderr")):
+        if path is None:
+            continue
+        stream = getattr(sys, name)
+        if stream is not None:
+            stream.flush()
+        if path not in opened:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(opened[path], fd)
+        setattr(sys, name, open(fd, "w", buffering=1, encoding="utf-8", closefd=False))  # noqa: SIM115
+    for descriptor in opened.values():
+        os.close(descriptor)
 
 
 def _error_message(error: BaseException) -> ErrorMessage:

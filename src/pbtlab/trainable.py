@@ -60,7 +60,7 @@ class Trainable:
         self._time_total = 0.0
         session = current_session()
         self._trial_id = session.spec.trial_id if session else "default"
-        self._trial_name = f"{type(self).__name__}_{self._trial_id}"
+        self._trial_name = (session.spec.trial_name if session else "") or f"{type(self).__name__}_{self._trial_id}"
         self._logdir = session.spec.trial_dir if session else os.getcwd()
         self.setup(copy.deepcopy(self.config))
 
@@ -217,7 +217,7 @@ class ClassTrainableRunner:
         try:
             while True:
                 result = trainable.train()
-                done = bool(result.pop("done", False))
+                done = bool(result.get("done", False))  # reported too: RunConfig(stop={"done": True}) sees it
                 due = self.checkpoint_frequency and trainable.iteration % self.checkpoint_frequency == 0
                 if due or (done and self.checkpoint_at_end):
                     with tempfile.TemporaryDirectory(prefix="pbtlab_ckpt_") as directory:

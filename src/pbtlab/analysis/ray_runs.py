@@ -251,10 +251,10 @@ def tuner_settings(path: str) -> dict[str, Any]:
                 memo[len(memo)] = last
                 continue
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[int(arg)] = last
+                memo[int(arg or 0)] = last
                 continue
             elif name in ("BINGET", "LONG_BINGET", "GET"):
-                last = memo.get(int(arg))
+                last = memo.get(int(arg or 0))
             else:
                 last = _NOT_SCALAR
             values.append(last)
@@ -355,14 +355,15 @@ def read_ray_experiment(path: str | os.PathLike[str], metric: str | None = None,
         relative = str(logdir or trial["trial_id"])
         tag = str(trial.get("experiment_tag") or "")
         unresolved = trial.get("_Trial__unresolved_config")
-        config = trial.get("config") if isinstance(trial.get("config"), dict) else {}
+        found = trial.get("config")
+        config: dict[str, Any] = found if isinstance(found, dict) else {}
         trials.append(_Trial(str(trial["trial_id"]), 0, tag, relative, str(trial["status"]), dict(config),
                              dict(unresolved) if isinstance(unresolved, dict) else {}, meta,
                              trial.get("stopping_criterion")))
     trials.sort(key=lambda t: t.trial_id)
-    for index, trial in enumerate(trials):
-        trial.index = index
-        _read_rows(folder, trial, gaps)
+    for index, entry in enumerate(trials):
+        entry.index = index
+        _read_rows(folder, entry, gaps)
     return _assemble(folder, trials, _trainable(trial_states), state, state_files, settings, metric, mode, gaps)
 
 
@@ -890,9 +891,9 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
         timed.append((start, 0, [{"event": "data_gap", "trial_id": gap.get("trial_id"), "what": gap["what"],
                                   "message": gap["message"]}]))
     if len(state_files) > 1:
-        resumed_at = _session_time(state_files[-1]) or start
-        timed.append((resumed_at, 0, [{"event": "experiment_resume", "resumed_trials": [
-            t.trial_id for t in trials if any((r.get("timestamp") or 0) >= resumed_at for r in t.rows)],
+        session_at: float = _session_time(state_files[-1]) or start
+        timed.append((session_at, 0, [{"event": "experiment_resume", "resumed_trials": [
+            t.trial_id for t in trials if any((r.get("timestamp") or 0) >= session_at for r in t.rows)],
             "state_saved_at": None, "dropped_rows": None, "events_kept": None}]))
     timed.sort(key=lambda item: (item[0], item[1]))
     events: list[dict[str, Any]] = [{"event": "experiment_start", "name": os.path.basename(folder), "seed": None,
@@ -921,7 +922,7 @@ def _stopped(stop: Any, row: Mapping[str, Any]) -> bool:
         return False
     for key, limit in stop.items():
         try:
-            if float(row.get(key)) >= float(limit):
+            if float(row.get(key, "nan")) >= float(limit):
                 return True
         except (TypeError, ValueError):
             continue

@@ -37,6 +37,7 @@ from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
+from pbtlab.progress import logger
 from pbtlab.records import (
     EventKind,
     ExperimentResume,
@@ -45,6 +46,7 @@ from pbtlab.records import (
     RunState,
     TrialAdd,
 )
+from pbtlab.resources import Resources, declares_resources, resources_for
 from pbtlab.schedulers.base import TrialScheduler, class_path
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
@@ -103,6 +105,7 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         _apply_creators(trial, tune_config, store)
         trial.path = store.trial_dir(trial_id)
         trials.append(trial)
+    resources = {t.trial_id: r for t in trials if (r := resources_for(trainable, t.config)) is not None}
     mutated = list(getattr(scheduler, "hyperparam_mutations", {}) or {})
     columns = ["/".join(map(str, p)) for p in varying]
     columns += [k for k in mutated if k not in columns]
@@ -112,24 +115,30 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trainable_path=_import_path(trainable), seed=seed, metric=metric, mode=mode,
         num_samples=tune_config.num_samples, param_space=_describe_space(param_space),
         scheduler=scheduler.describe(),
-        stop=run_config.stop if isinstance(run_config.stop, Mapping) else repr(run_config.stop),
+        stop=run_config.stop if run_config.stop is None or isinstance(run_config.stop, Mapping)
+        else repr(run_config.stop),
         max_failures=failure.max_failures, fail_fast=failure.fail_fast,
         num_to_keep=run_config.checkpoint_config.num_to_keep if run_config.checkpoint_config else None,
         executor=executor.name, param_columns=columns, verbose=run_config.verbose,
         max_concurrent_trials=tune_config.max_concurrent_trials, time_budget_s=tune_config.time_budget_s,
         progress_interval_s=run_config.progress_interval_s, state_save_period_s=run_config.state_save_period_s,
         trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        trial_dirs=dict(store.trial_dirs))
+        trial_dirs=dict(store.trial_dirs), trial_resources={k: r.to_dict() for k, r in resources.items()},
+        log_to_file=_jsonable_log_to_file(run_config.log_to_file))
     store.create(spec.to_dict())
     runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
     controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
-                            columns, metric, mode)
+                            columns, metric, mode, resources=resources)
     controller.emit(ExperimentStart, name=spec.name, seed=seed, num_trials=len(trials),
                     scheduler=spec.scheduler, executor=executor.name)
     for trial in trials:
         store.add_trial(trial.trial_id, trial.config)
         controller.emit(TrialAdd, trial_id=trial.trial_id, config=trial.config, tag=trial.tag)
     return controller
+
+
+def _jsonable_log_to_file(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _apply_creators(trial: Trial, tune_config: TuneConfig, store: ExperimentStore) -> None:
@@ -170,12 +179,14 @@ def _experiment_path(trainable: Any, run_config: RunConfig) -> str:
     storage = os.path.abspath(os.fspath(run_config.storage_path or DEFAULT_STORAGE))
     path = os.path.join(storage, name)
     if os.path.exists(os.path.join(path, EXPERIMENT_FILE)):
-        if run_config.name:
-            raise ConfigError(
-                f"RunConfig(name={name!r}): an experiment already exists at {path}; choose another name, "
-                f"or continue it with Tuner.restore({path!r}, trainable)")
+        # Never write into another run. A script run twice with the same RunConfig(name) (as Ray users do)
+        # gets the next free folder, and the log says where it went and how to continue the old run.
         for n in range(1, 10_000):
             if not os.path.exists(f"{path}_{n}"):
+                if run_config.name:
+                    logger.warning(f"[pbtlab] RunConfig(name={name!r}): an experiment already exists at {path}; "
+                                   f"this run goes to {path}_{n}. To continue the old one instead: "
+                                   f"Tuner.restore({path!r}, trainable)")
                 return f"{path}_{n}"
         raise ExperimentError(f"cannot find a free experiment directory next to {path}")
     return path
@@ -307,7 +318,8 @@ def _resumed_run_config(experiment: ExperimentSpec, path: str, run_config: RunCo
                                          fail_fast=bool(experiment.fail_fast)),
             checkpoint_config=CheckpointConfig(num_to_keep=experiment.num_to_keep),
             executor=experiment.executor, verbose=experiment.verbose,
-            progress_interval_s=experiment.progress_interval_s, state_save_period_s=experiment.state_save_period_s)
+            progress_interval_s=experiment.progress_interval_s, state_save_period_s=experiment.state_save_period_s,
+            log_to_file=experiment.log_to_file)
     if verbose is not None:
         config.verbose = verbose
     return config
@@ -385,12 +397,21 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     executor = make_executor(run_config.executor)
     runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
     controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
-                            list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s)
+                            list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s,
+                            resources=_resumed_resources(experiment, trials, trainable))
     controller.emit(ExperimentResume, resumed_trials=resumed, state_saved_at=state.saved_at,
                     dropped_rows=dropped, events_kept=state.events_written)
     for trial in not_resumed:
         controller.retire(trial, "not_resumed")
     return controller
+
+
+def _resumed_resources(experiment: ExperimentSpec, trials: list[Trial], trainable: Any) -> dict[str, Resources]:
+    """Each trial's resources: the trainable's ``with_resources`` if it declares them, else as recorded."""
+    if declares_resources(trainable):
+        return {t.trial_id: r for t in trials if (r := resources_for(trainable, t.config)) is not None}
+    return {trial_id: Resources.parse(value, "experiment.json trial_resources")
+            for trial_id, value in experiment.trial_resources.items()}
 
 
 def _finish_deletions(path: str, events: list[dict[str, Any]]) -> None:

@@ -19,12 +19,13 @@ from typing import Any
 
 from pbtlab.callbacks import CallbackList
 from pbtlab.checkpoint import Checkpoint
-from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
+from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig, log_file_names
 from pbtlab.engine import policy_log
 from pbtlab.engine.failures import RetryPolicy
 from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_budget, result_row
 from pbtlab.engine.retention import Retention
 from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
+from pbtlab.errors import ConfigError
 from pbtlab.errors import TrialError as TrialFailed
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
@@ -46,6 +47,7 @@ from pbtlab.records import (
     TrialRestore,
     TrialStart,
 )
+from pbtlab.resources import Resources
 from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
@@ -74,12 +76,14 @@ class Controller:
     """Runs an experiment: asks the scheduler, tells the executor, records everything.
 
     ``elapsed_s`` is the run time already spent (a resumed run continues its time budget from it).
+    ``resources``: what each trial asked for (``tune.with_resources``); a trial starts only when the
+    executor says it fits (its optional ``fits``/``release``, see ``executors/base.py``).
     """
 
     def __init__(self, trainable: Callable[..., Any], store: ExperimentStore, trials: list[Trial],
                  scheduler: TrialScheduler, executor: Executor, tune_config: TuneConfig,
                  run_config: RunConfig, param_columns: list[str], metric: str | None, mode: str | None,
-                 elapsed_s: float = 0.0) -> None:
+                 elapsed_s: float = 0.0, resources: Mapping[str, Resources] | None = None) -> None:
         self.trainable = trainable
         self.store = store
         self.trials = trials
@@ -116,6 +120,9 @@ class Controller:
         self._abort: BaseException | None = None
         self.start_time = time.monotonic() - elapsed_s
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
+        self.resources: dict[str, Resources] = dict(resources or {})
+        self.log_to_file = log_file_names(run_config.log_to_file)
+        self.experiment_name = os.path.basename(store.path)
         self._metric_checked: set[str] = set()
         self._last_save = float("-inf")
         self._save_cost = 0.0
@@ -145,6 +152,7 @@ class Controller:
         self.callbacks.call("setup", stop=self.run_config.stop, num_samples=self.tune_config.num_samples,
                             total_num_samples=len(self.trials), trials=self.views)
         self.executor.setup(self.trainable, self.max_concurrent)
+        self._check_capacity()
         self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
         try:
             while True:
@@ -176,10 +184,9 @@ class Controller:
                 self._finish()
 
     def _finish(self) -> None:
-        """The run's last steps, whatever ended it: callbacks' ``on_experiment_end``, the final state."""
+        """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
+        (so a callback that reads the run directory sees every row)."""
         try:
-            self.callbacks.call("on_experiment_end", trials=self.views)
-        finally:
             if self._num_dirty == 0:
                 self.save_state(durable=True)
             else:
@@ -188,6 +195,8 @@ class Controller:
                 self.store.flush()
                 logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
                                f"trainable) or `pbtlab resume {self.store.path}`")
+            self.callbacks.call("on_experiment_end", trials=self.views)
+        finally:
             self.reporter.close(self)
 
     def _over_budget(self) -> bool:
@@ -208,6 +217,22 @@ class Controller:
         self._launch(self.by_id[chosen[0]])
         return True
 
+    def _check_capacity(self) -> None:
+        """A trial that asks for more than the executor has could never start: say so before running."""
+        check = getattr(self.executor, "capacity_error", None)
+        if check is None:
+            return
+        for trial_id, resources in self.resources.items():
+            problem = check(resources)
+            if problem is not None:
+                raise ConfigError(f"tune.with_resources: trial {trial_id} asks for {problem}; it could never "
+                                  f"run on the {self.executor.name} executor (lower the request or declare more)")
+
+    def _fits(self, trial_id: str) -> bool:
+        """Does the executor have room for the trial now (executors without ``fits`` always do)?"""
+        fits = getattr(self.executor, "fits", None)
+        return fits is None or bool(fits(trial_id, self.resources.get(trial_id)))
+
     def _fill_slots(self) -> None:
         free = self.max_concurrent - len(self.running)
         if free <= 0 or not self.waiting:
@@ -223,10 +248,16 @@ class Controller:
         chosen = self.scheduler.choose_trials_to_run([TrialView(self.waiting[tid]) for tid in ids], free)
         self._failed_epoch = epoch if len(chosen) < free else None
         for trial_id in chosen:
+            if not self._fits(trial_id):  # it waits, in its turn, until running trials give resources back
+                self._failed_epoch = None
+                return
             self._launch(self.by_id[trial_id])
 
     def _set_waiting(self, trial: Trial, status: TrialStatus) -> None:
         trial.status = status
+        release = getattr(self.executor, "release", None)
+        if release is not None:  # a paused or failed trial holds no resources until it runs again
+            release(trial.trial_id)
         self.running.discard(trial.trial_id)
         self.waiting[trial.trial_id] = trial
         self._unchecked.append(trial.trial_id)
@@ -237,7 +268,9 @@ class Controller:
             checkpoint, reason = self._prepare_restart(trial)
             spec = StartSpec(trial.trial_id, copy.deepcopy(trial.config), self.store.trial_dir(trial.trial_id),
                              self.store.absolute(checkpoint.path) if checkpoint else None,
-                             trial.next_checkpoint_index)
+                             trial.next_checkpoint_index, trial_name=trial.name or trial.trial_id,
+                             experiment_name=self.experiment_name, resources=self.resources.get(trial.trial_id),
+                             log_to_file=self.log_to_file)
             self.emit(TrialStart, trial_id=trial.trial_id, config=trial.config, iteration=trial.iteration,
                       checkpoint=checkpoint.path if checkpoint else None, reason=reason)
             trial.restart = None

@@ -25,6 +25,26 @@ An executor owns workers; each worker runs one trial's function through
   :class:`~pbtlab.errors.ExecutorError` when no trial is running, i.e. every trial's last message
   was already returned and not answered since (waiting would block forever).
 - ``shutdown()``: stop every worker.
+- ``default_concurrency(num_trials)``: how many trials may run at once when
+  ``TuneConfig(max_concurrent_trials)`` is not set.
+
+Resources (optional; an executor without these methods runs whatever the controller starts):
+
+- ``capacity_error(resources) -> str | None``: asked once per trial before the run, with what the trial
+  asked for (``tune.with_resources``, a :class:`~pbtlab.resources.Resources`); a text such as
+  ``"4 CPUs, but the executor has 2"`` when it could never run, which the controller raises as a
+  ``ConfigError``.
+- ``fits(trial_id, resources) -> bool``: could the trial start (or resume) now, next to the trials that
+  are running? ``resources`` is None for a trial that asked for nothing (the executor's default: one
+  CPU). The controller asks before every ``start``, and before the ``CONTINUE``/``RESTART`` that
+  resumes a paused trial; a trial that does not fit waits (in the scheduler's order) until running
+  trials give resources back. A trial holds its resources from that command until it is released,
+  stopped (``STOP``) or its worker died.
+- ``release(trial_id)``: the trial stopped running for now (paused, or failed and waiting for its
+  retry); its resources are free for others.
+
+The process executor implements them against the declared CPUs and GPU ids, the Ray executor against
+the cluster's totals; the in-process executor runs one trial at a time, so resources never limit it.
 
 A trial sends exactly one message per ``start``/``CONTINUE``/``RESTART``/``SAVE`` and then waits, so
 the controller always knows which trials are running. A worker that dies without a message is
@@ -65,17 +85,23 @@ class Executor(Protocol):
 
     name: str
 
-    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None: ...
+    def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
+        """Prepare to run ``trainable`` (once, before the first ``start``)."""
 
-    def start(self, spec: StartSpec) -> None: ...
+    def start(self, spec: StartSpec) -> None:
+        """Start a worker for ``spec.trial_id``; it runs to the function's first message."""
 
-    def send(self, trial_id: str, command: Command) -> None: ...
+    def send(self, trial_id: str, command: Command) -> None:
+        """Answer the trial's last message: CONTINUE, RESTART, STOP or SAVE (see the module docstring)."""
 
-    def wait(self) -> tuple[str, WorkerMessage]: ...
+    def wait(self) -> tuple[str, WorkerMessage]:
+        """The next ``(trial_id, message)``; ``ExecutorError`` when no trial is running."""
 
-    def default_concurrency(self, num_trials: int) -> int: ...
+    def default_concurrency(self, num_trials: int) -> int:
+        """How many trials run at once when ``TuneConfig(max_concurrent_trials)`` is not set."""
 
-    def shutdown(self) -> None: ...
+    def shutdown(self) -> None:
+        """Stop every worker."""
 
 
 def make_executor(executor: Any) -> Executor:

@@ -15,6 +15,11 @@ methods: launch a worker, deliver a command, wait for replies, take one reply, r
         def _collect(self, busy): ...         # block until some of `busy` have a reply (or died)
         def _receive(self, worker): ...       # its reply, or raise WorkerLost(how)
         def _retire(self, worker, final): ... # end it: parked, busy or dead
+
+Resources: a subclass that sets ``self._pool`` (a :class:`~pbtlab.resources.ResourcePool`) gets
+``fits``/``release``/``capacity_error`` (see :mod:`pbtlab.executors.base`): a trial holds its resources
+from its start (or the command that resumes it) until it is released, stopped or its worker died, and
+a worker started with GPU ids gets the same ids back whenever its trial runs again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pbtlab.errors import ExecutorError
+from pbtlab.resources import Allocation, ResourcePool, Resources
 from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage
 
 
@@ -41,6 +47,7 @@ class WorkerRecord:
     busy_since: int | None = None
     lost: str | None = None
     dead: bool = False
+    gpu_ids: tuple[str, ...] = ()  # the devices the worker was started with
 
 
 class WorkerLost(Exception):
@@ -68,10 +75,52 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
     """The executor protocol over a transport (see the module docstring); one worker per trial."""
 
     name: str
+    #: True when the executor chooses the GPU ids itself (processes); Ray assigns them on its own.
+    _assigns_gpus = False
+    #: What a trial without ``tune.with_resources`` holds (None: it is not counted).
+    _default_resources: Resources | None = Resources()
 
     def __init__(self) -> None:
         self._workers: dict[str, Worker] = {}
         self._dispatch = 0
+        self._pool: ResourcePool | None = None  # set by a subclass that schedules resources
+        self._resources: dict[str, Resources] = {}  # what each trial asked for, from its StartSpec
+
+    # -- resources -----------------------------------------------------------------------------------
+    def capacity_error(self, resources: Resources) -> str | None:
+        """Why a trial asking for ``resources`` could never run here (None: it can)."""
+        return self._pool.capacity_error(resources) if self._pool is not None else None
+
+    def fits(self, trial_id: str, resources: Resources | None) -> bool:
+        """Is there room for the trial now, next to what running trials hold?"""
+        resources = resources or self._default_resources
+        if self._pool is None or resources is None or trial_id in self._pool.held:
+            return True
+        return self._pool.fits(resources, self._pinned_gpus(trial_id))
+
+    def release(self, trial_id: str) -> None:
+        """The trial does not run for now (paused, or failed and waiting for its retry): free what it holds."""
+        if self._pool is not None:
+            self._pool.free(trial_id)
+
+    def _pinned_gpus(self, trial_id: str) -> tuple[str, ...] | None:
+        worker = self._workers.get(trial_id)
+        return worker.gpu_ids if worker is not None and not worker.dead and worker.gpu_ids else None
+
+    def _hold(self, trial_id: str, resources: Resources | None, new_worker: bool) -> Allocation | None:
+        """Take the trial's resources in the pool, unless it holds them already (None without a pool)."""
+        if self._pool is None:
+            return None
+        if resources is not None:
+            self._resources[trial_id] = resources
+        held = self._pool.held.get(trial_id)
+        if held is not None and not new_worker:
+            return held
+        asked = self._resources.get(trial_id) or self._default_resources
+        if asked is None:
+            return None
+        prefer = None if new_worker else self._pinned_gpus(trial_id)
+        return self._pool.allocate(trial_id, asked, prefer)
 
     # -- protocol ----------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -84,13 +133,19 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         old = self._workers.pop(spec.trial_id, None)
         if old is not None:
             self._retire(old, final=False)
+        allocation = self._hold(spec.trial_id, spec.resources, new_worker=True)
+        if allocation is not None and self._assigns_gpus:
+            spec = dataclasses.replace(spec, gpu_ids=allocation.gpu_ids)
         worker = self._launch(spec)
+        worker.gpu_ids = spec.gpu_ids
         self._workers[spec.trial_id] = worker
         self._mark_busy(worker)
 
     def send(self, trial_id: str, command: Command) -> None:
         worker = self._workers.get(trial_id)
         if command.kind is CommandKind.STOP:
+            if self._pool is not None:
+                self._pool.free(trial_id)
             if worker is not None:
                 del self._workers[trial_id]
                 self._retire(worker, final=False)
@@ -101,6 +156,10 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
                 return
             raise ExecutorError(f"{type(self).__name__}.send(): trial {trial_id} has no live worker to "
                                 f"{command.kind.value}")
+        if command.kind in (CommandKind.CONTINUE, CommandKind.RESTART):
+            self._hold(trial_id, command.spec.resources if command.spec is not None else None, new_worker=False)
+        if command.kind is CommandKind.RESTART and command.spec is not None and self._assigns_gpus:
+            command = Command(CommandKind.RESTART, dataclasses.replace(command.spec, gpu_ids=worker.gpu_ids))
         try:
             self._deliver(worker, command)
         except WorkerLost as lost:
@@ -128,6 +187,8 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
     def shutdown(self) -> None:
         for trial_id in list(self._workers):
             self._retire(self._workers.pop(trial_id), final=True)
+        if self._pool is not None:
+            self._pool.held.clear()
 
     # -- transport ---------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -3,6 +3,17 @@
 Only one trial thread runs at any moment; the driver hands control to it and waits for its next
 message, so a run is as deterministic as the trainable (and the seed) make it. A paused trial costs
 nothing: its thread is simply parked inside ``tune.report``.
+
+Shared by all trials (unlike the process and Ray executors, which give each trial its own worker):
+
+- the working directory: trials are not moved into their trial directories, so a relative path such as
+  ``my_model/`` is the same folder for every trial. Write per-trial files under
+  ``tune.get_context().get_trial_dir()``.
+- the machine: trials run one at a time, so ``tune.with_resources`` does not limit them (the resources
+  are recorded and reported by ``tune.get_context().get_trial_resources()``, but no GPU ids or thread
+  counts are set).
+- standard output: ``RunConfig(log_to_file=...)`` routes what a trial's function writes to
+  ``sys.stdout``/``sys.stderr`` into its files (see :mod:`pbtlab.executors.output`).
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pbtlab.errors import ConfigError, ExecutorError, describe
+from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
@@ -25,6 +37,9 @@ class InProcessExecutor:
     the driver and every trial thread on CPU N for the run (about 20 µs), which pays off for large
     populations of light trainables. Threads a trial starts inherit the pin, so leave it off when a
     trial's own computation is multi-threaded (Linux only).
+
+    All trials share this process's working directory: use ``tune.get_context().get_trial_dir()`` for
+    per-trial files (see the module docstring).
 
         >>> from pbtlab import tune
         >>> run_config = tune.RunConfig(executor=InProcessExecutor(pin_cpu=0))
@@ -46,6 +61,7 @@ class InProcessExecutor:
         self._trainable: Callable[..., Any] | None = None
         self._workers: dict[str, ThreadWorker] = {}
         self._runnable: deque[tuple[str, Command | None]] = deque()
+        self._output = OutputRouter()
 
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         self._trainable = trainable
@@ -59,6 +75,8 @@ class InProcessExecutor:
 
     def start(self, spec: StartSpec) -> None:
         assert self._trainable is not None
+        if spec.log_to_file != (None, None):
+            self._output.install()  # until shutdown
         self._workers[spec.trial_id] = ThreadWorker(self._trainable, spec)
         self._runnable.append((spec.trial_id, None))
 
@@ -88,6 +106,7 @@ class InProcessExecutor:
         for trial_id in list(self._workers):
             self.send(trial_id, Command(CommandKind.STOP))
         self._runnable.clear()
+        self._output.restore()
         if self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None

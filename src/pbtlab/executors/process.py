@@ -15,7 +15,8 @@ Each trial's function runs in its own process through :func:`pbtlab.session.run_
 driver over a pipe: one message per report, one command back. A PBT exploit sends ``RESTART`` with the
 donor's checkpoint and the new config, and the same process restarts the function in place; a new
 process is started only for a new trial or after a worker died. As many trials run at once as
-``TuneConfig(max_concurrent_trials=...)`` allows, or one per core; a paused trial's process stays
+fit the declared CPUs and GPUs (one CPU per trial unless ``tune.with_resources`` says otherwise), and at
+most ``TuneConfig(max_concurrent_trials=...)``; a paused trial's process stays
 parked inside ``tune.report`` (idle, but it keeps its memory), so a population of N trials uses N
 processes. For very large populations of light trials use the in-process executor.
 
@@ -33,6 +34,19 @@ pipe per trial. A worker that dies (killed, segfault, ``os._exit``) is reported 
 retries it; the retry starts a new process from the trial's latest checkpoint. Checkpoints are
 directories in the experiment folder, which every worker on this machine sees: nothing is copied
 between workers.
+
+Resources. ``ProcessExecutor(num_cpus=None, gpu_ids=None)`` declares the machine: by default the cores
+this process may use and the GPUs it sees (``CUDA_VISIBLE_DEVICES``, else the NVIDIA devices found).
+A trial starts only when its resources fit next to the running trials' (never oversubscribed; the
+others wait, and a paused trial gives its share back). Each worker process runs with
+``CUDA_VISIBLE_DEVICES`` set to the GPU ids it was given (two trials of 0.5 GPU share one id; a trial
+without GPUs sees none) and ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` (and
+``torch.set_num_threads`` when torch is imported) equal to its CPUs. A paused trial's process keeps
+its GPU ids: it resumes on the same devices, so it waits until they have room again.
+
+Working directory and output. Each trial's function runs inside its trial directory, so relative paths
+(``open("model.pt", "wb")``, ``my_model/``) are per trial. With ``RunConfig(log_to_file=...)`` the
+worker's file descriptors 1 and 2 go to the trial's log files (C extensions' output included).
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import time
 import traceback
 import weakref
@@ -52,7 +67,16 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
-from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage, run_trial
+from pbtlab.resources import Allocation, ResourcePool, Resources, visible_gpu_ids, worker_environment
+from pbtlab.session import (
+    Command,
+    CommandKind,
+    ErrorMessage,
+    StartSpec,
+    WorkerMessage,
+    redirect_descriptors,
+    run_trial,
+)
 
 START_METHODS = ("fork", "spawn", "forkserver")
 
@@ -90,12 +114,24 @@ class _PipeChannel:
             os._exit(1)
 
 
+def _set_up_process(spec: StartSpec) -> None:
+    """The trial's environment: GPU ids and thread counts (before the trainable is loaded), log files."""
+    environment = worker_environment(Allocation(spec.resources or Resources(), spec.gpu_ids))
+    os.environ.update(environment)
+    torch = sys.modules.get("torch")  # imported by the driver before the fork: its pool is already sized
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(int(environment["OMP_NUM_THREADS"]))
+    if spec.log_to_file != (None, None):
+        redirect_descriptors(spec)
+
+
 def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, trainable: Any,
                  pickled: bool, spec: StartSpec, parent_pid: int) -> None:
     """Entry point of a worker process: load the trainable, run the trial until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
     if driver_end is not None:  # fork: close our copy of the driver's end, so EOF means the driver is gone
         driver_end.close()
+    _set_up_process(spec)
     channel = _PipeChannel(conn, parent_pid)
     try:
         fn = pickle.loads(trainable) if pickled else trainable
@@ -104,7 +140,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, t
             type(error).__name__, f"the worker process could not load the trainable: {error}",
             traceback.format_exc(), True))
         return
-    run_trial(fn, spec, channel)
+    run_trial(fn, spec, channel, chdir=True)
     conn.close()
 
 
@@ -145,9 +181,13 @@ def _kill_leftovers() -> None:
 
 
 class ProcessExecutor(DispatchExecutor[ProcessWorker]):
-    """Runs each trial in its own local process; up to ``max_concurrent`` at once.
+    """Runs each trial in its own local process; as many at once as fit (and up to ``max_concurrent``).
 
     Args:
+        num_cpus: the CPUs trials may use together (default: the cores this process may use); a trial
+            asks for one unless ``tune.with_resources`` says otherwise.
+        gpu_ids: the GPU ids trials may use, e.g. ``["0", "1"]`` (default: ``CUDA_VISIBLE_DEVICES``, else
+            the NVIDIA devices found, else none).
         start_method: "fork" (default on Linux: fast, any trainable), "spawn" or "forkserver"
             (the trainable must be picklable). See the module docstring.
         stop_grace_s: at shutdown, how long a worker still inside the user's code may take to reach its
@@ -155,8 +195,10 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
     """
 
     name = "process"
+    _assigns_gpus = True
 
-    def __init__(self, start_method: str | None = None, stop_grace_s: float = 2.0) -> None:
+    def __init__(self, start_method: str | None = None, stop_grace_s: float = 2.0, *,
+                 num_cpus: float | None = None, gpu_ids: list[str] | tuple[str, ...] | None = None) -> None:
         if start_method is not None and start_method not in START_METHODS:
             raise ConfigError(f"ProcessExecutor(start_method=...) must be one of {', '.join(START_METHODS)} or None, "
                               f"got {describe(start_method)}")
@@ -165,7 +207,18 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
                               f"it has {', '.join(multiprocessing.get_all_start_methods())}")
         if isinstance(stop_grace_s, bool) or not isinstance(stop_grace_s, (int, float)) or stop_grace_s < 0:
             raise ConfigError(f"ProcessExecutor(stop_grace_s=...) must be a number >= 0, got {describe(stop_grace_s)}")
+        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float))
+                                     or not num_cpus > 0):
+            raise ConfigError(f"ProcessExecutor(num_cpus=...) must be a number > 0 or None, got {describe(num_cpus)}")
+        if gpu_ids is not None and (isinstance(gpu_ids, str) or not isinstance(gpu_ids, (list, tuple))
+                                    or not all(isinstance(g, (str, int)) and not isinstance(g, bool) for g in gpu_ids)
+                                    or len(set(map(str, gpu_ids))) != len(gpu_ids)):
+            raise ConfigError(f"ProcessExecutor(gpu_ids=...) must be a list of distinct device ids such as "
+                              f"['0', '1'], or None, got {describe(gpu_ids)}")
         super().__init__()
+        self.num_cpus = float(num_cpus) if num_cpus is not None else float(available_cores())
+        self.gpu_ids = [str(g) for g in gpu_ids] if gpu_ids is not None else visible_gpu_ids()
+        self._pool = ResourcePool(self.num_cpus, self.gpu_ids)
         self.start_method = start_method or _default_start_method()
         self.stop_grace_s = float(stop_grace_s)
         self._context = multiprocessing.get_context(self.start_method)
@@ -190,7 +243,7 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
         self._pickled = True
 
     def default_concurrency(self, num_trials: int) -> int:
-        return max(1, min(num_trials, available_cores()))
+        return max(1, num_trials)  # what runs at once is what fits the declared CPUs and GPUs (see fits)
 
     def shutdown(self) -> None:
         super().shutdown()

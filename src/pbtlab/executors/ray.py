@@ -29,11 +29,19 @@ Where checkpoints live (``checkpoint_transport``):
 - ``"object_store"``: like ``"auto"`` but even actors on the driver's node use scratch directories and
   transfers (for testing the transport on one machine).
 
-Resources: an actor needs one CPU to be placed but holds none while it lives (Ray's default for
-actors), so paused trials do not block running ones; at most ``max_concurrent_trials`` (default: the
-cluster's CPUs) trials run at once, and actors are spread over the nodes (``SPREAD``). Pass
-``actor_options`` (a dict, or a function ``trial_id -> dict``) for GPUs, custom resources or placement;
-note that resources given there are held for the actor's whole life, including while it is paused.
+Resources: without ``tune.with_resources`` an actor needs one CPU to be placed but holds none while it
+lives (Ray's default for actors), so paused trials do not block running ones; at most
+``max_concurrent_trials`` (default: the cluster's CPUs) trials run at once, and actors are spread over
+the nodes (``SPREAD``). With ``tune.with_resources(trainable, {"cpu": 2, "gpu": 0.5})`` each trial's
+actor is created with ``num_cpus=2, num_gpus=0.5`` (Ray sets ``CUDA_VISIBLE_DEVICES`` for it), and a
+trial starts only when its resources fit next to the running trials' in the cluster's totals. Ray
+holds an actor's resources for its whole life, paused included, so give a synchronous PBT run enough
+resources for the whole population (or ``max_concurrent_trials``). ``actor_options`` (a dict, or a
+function ``trial_id -> dict``) adds custom resources or placement and overrides these.
+
+Working directory and output: each trial's function runs inside its trial directory (on its node), so
+relative paths are per trial; with ``RunConfig(log_to_file=...)`` the actor's file descriptors 1 and 2
+go to the trial's log files.
 """
 
 from __future__ import annotations
@@ -53,7 +61,16 @@ from typing import Any
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
 from pbtlab.executors.threads import EXITED, ThreadWorker
-from pbtlab.session import Command, CommandKind, ReportMessage, SavedMessage, StartSpec, WorkerMessage
+from pbtlab.resources import ResourcePool
+from pbtlab.session import (
+    Command,
+    CommandKind,
+    ReportMessage,
+    SavedMessage,
+    StartSpec,
+    WorkerMessage,
+    redirect_descriptors,
+)
 
 TRANSPORTS = ("auto", "shared", "object_store")
 
@@ -109,6 +126,7 @@ class _TrialActor:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.direct = transport == "shared" or (transport == "auto" and self.node_id == driver_node)
         self.worker: Any = None
+        self.gpu_ids: tuple[str, ...] = ()
         self.driver_dir = ""  # the experiment directory on the driver
         self.local_dir = ""  # where this actor keeps it (the same path when direct)
 
@@ -151,14 +169,21 @@ class _TrialActor:
     # calls from the driver ------------------------------------------------------------------------------
     def start(self, spec: StartSpec, files: bytes | None) -> _Reply:
         self._bind(spec)
-        self.worker = ThreadWorker(self.trainable, self._localize(spec, files))
+        spec = self._localize(spec, files)
+        gpu_ids = tuple(str(g) for g in import_ray().get_gpu_ids())  # what Ray gave this actor
+        self.gpu_ids = gpu_ids
+        spec = dataclasses.replace(spec, gpu_ids=gpu_ids)
+        if spec.log_to_file != (None, None):
+            redirect_descriptors(spec)  # this worker process serves this one trial
+        self.worker = ThreadWorker(self.trainable, spec, chdir=True)
         return self._reply(self.worker.step(None))
 
     def step(self, command: Command, files: bytes | None) -> _Reply:
         if self.worker is None:
             return _Reply(None, None, self.node_id)
         if command.kind is CommandKind.RESTART and command.spec is not None:
-            command = Command(CommandKind.RESTART, self._localize(command.spec, files))
+            spec = dataclasses.replace(self._localize(command.spec, files), gpu_ids=self.gpu_ids)
+            command = Command(CommandKind.RESTART, spec)
         return self._reply(self.worker.step(command))
 
     def remove_scratch(self) -> None:
@@ -190,6 +215,7 @@ class RayExecutor(DispatchExecutor[ActorWorker]):
     """
 
     name = "ray"
+    _default_resources = None  # without tune.with_resources, max_concurrent_trials alone limits (see above)
 
     def __init__(self, address: str | None = None, *, checkpoint_transport: str = "auto",
                  actor_options: Mapping[str, Any] | Callable[[str], Mapping[str, Any]] | None = None,
@@ -236,6 +262,7 @@ class RayExecutor(DispatchExecutor[ActorWorker]):
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         ray = self._ensure_ray()
         self._actor_class = ray.remote(_TrialActor)
+        self._ensure_pool()
         try:
             self._trainable_ref = ray.put(trainable)
         except Exception as error:  # noqa: BLE001 - any serialization failure means the same to the user
@@ -246,14 +273,34 @@ class RayExecutor(DispatchExecutor[ActorWorker]):
         cpus = int(self._ensure_ray().cluster_resources().get("CPU", 1))
         return max(1, min(num_trials, cpus))
 
-    # -- transport: an actor per trial, one outstanding call each --------------------------------------------
-    def _launch(self, spec: StartSpec) -> ActorWorker:
+    def _ensure_pool(self) -> ResourcePool:
+        if self._pool is None:
+            totals = self._ensure_ray().cluster_resources()
+            gpus = int(totals.get("GPU", 0))
+            self._pool = ResourcePool(float(totals.get("CPU", 1)), [str(n) for n in range(gpus)])
+        return self._pool
+
+    def capacity_error(self, resources: Any) -> str | None:
+        problem = self._ensure_pool().capacity_error(resources)
+        return None if problem is None else f"{problem} in the Ray cluster"
+
+    def actor_options_for(self, spec: StartSpec) -> dict[str, Any]:
+        """The ``ActorClass.options(...)`` a trial's actor is created with: spread over the nodes, its
+        ``tune.with_resources`` as ``num_cpus``/``num_gpus``, then ``actor_options``."""
         options: dict[str, Any] = {"scheduling_strategy": "SPREAD"}
+        if spec.resources is not None:
+            options["num_cpus"] = spec.resources.cpu
+            options["num_gpus"] = spec.resources.gpu
         extra = self.actor_options(spec.trial_id) if callable(self.actor_options) else self.actor_options
         if extra is not None and not isinstance(extra, Mapping):
             raise ConfigError(f"RayExecutor(actor_options=...) returned {describe(extra)} for trial "
                               f"{spec.trial_id}; it must return a dict")
         options.update(extra or {})
+        return options
+
+    # -- transport: an actor per trial, one outstanding call each --------------------------------------------
+    def _launch(self, spec: StartSpec) -> ActorWorker:
+        options = self.actor_options_for(spec)
         handle = self._actor_class.options(**options).remote(
             self._trainable_ref, self._driver_node, self.checkpoint_transport)
         self.actors_started += 1

@@ -43,22 +43,22 @@ class ThreadWorker:
     ``tune.report``. The thread starts parked; the first ``step(None)`` runs it to its first message.
     """
 
-    def __init__(self, trainable: Callable[..., Any], spec: StartSpec) -> None:
+    def __init__(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool = False) -> None:
         self._to_worker = threading.Lock()
         self._to_worker.acquire()
         self._to_driver = threading.Lock()
         self._to_driver.acquire()
         self._command: Command | None = None
         self._message: WorkerMessage | Exited | None = None
-        self._thread = threading.Thread(target=self._main, args=(trainable, spec),
+        self._thread = threading.Thread(target=self._main, args=(trainable, spec, chdir),
                                         name=f"pbtlab-trial-{spec.trial_id}", daemon=True)
         self._thread.start()
 
     # worker side ---------------------------------------------------------------------------
-    def _main(self, trainable: Callable[..., Any], spec: StartSpec) -> None:
+    def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool) -> None:
         self._to_worker.acquire()
         try:
-            run_trial(trainable, spec, self)
+            run_trial(trainable, spec, self, chdir=chdir)
         finally:
             self._message = EXITED
             try:

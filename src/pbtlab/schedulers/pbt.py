@@ -248,6 +248,7 @@ class PopulationBasedTraining(TrialScheduler):
         self.explore_strategy = explore_strategy  # None when explore=False
         self.rng = np.random.default_rng()
         self._members: dict[str, _MemberState] = {}
+        self._saves_on_request = False
         self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
         self._num_checkpoints = 0
         self._num_perturbations = 0
@@ -348,7 +349,9 @@ class PopulationBasedTraining(TrialScheduler):
 
     def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
         """A trial is checked at this report and has no checkpoint of its current state: PBT wants one,
-        so that the trial can be a donor (Ray saves upper-quantile class trainables the same way)."""
+        so that the trial can be a donor (Ray saves upper-quantile class trainables the same way). Such a
+        trainable can then always be a donor: exploits are never skipped for lack of a checkpoint."""
+        self._saves_on_request = True  # only trainables that save on request are asked (the engine's contract)
         state = self._members.get(trial.trial_id)
         if state is None or self.time_attr not in result:
             return False
@@ -502,6 +505,10 @@ class PopulationBasedTraining(TrialScheduler):
             donor_id = upper[int(self.rng.integers(len(upper)))]
         donor_state = self._members[donor_id]
         checkpoint = donor_state.last_checkpoint
+        if checkpoint is None and self._saves_on_request:
+            # A class trainable was checkpointed at its last check (wants_checkpoint) even when it was not in
+            # the upper quantile then, or holds the checkpoint it was just restored from: clone its latest.
+            checkpoint = population[donor_id].latest_checkpoint
         if checkpoint is None:
             decision.notes.append(Note(
                 EventKind.EXPLOIT_SKIPPED, trial_id,

@@ -6,13 +6,15 @@
 
 Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the search-space
 functions, the same ``Tuner``/config objects as the top-level package, and Ray's submodules
-``tune.stopper``, ``tune.search`` and ``tune.schedulers``, and ``tune.run`` for older scripts.
+``tune.stopper``, ``tune.search`` and ``tune.schedulers``, ``tune.run`` for older scripts, and
+``tune.with_parameters`` / ``tune.with_resources``.
 """
 
 from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.legacy import ExperimentAnalysis, run
+from pbtlab.resources import with_parameters, with_resources
 from pbtlab.session import get_checkpoint, get_context, report
 from pbtlab.space import (
     choice,
@@ -37,5 +39,5 @@ __all__ = [
     "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "RunConfig", "Stopper",
     "Trainable", "TuneConfig", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search", "loguniform",
     "lograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
-    "sample_from", "schedulers", "search", "stopper", "uniform",
+    "sample_from", "schedulers", "search", "stopper", "uniform", "with_parameters", "with_resources",
 ]

@@ -37,6 +37,8 @@ def add_viz_commands(sub: Any) -> None:
                    help="HTML file to write (default RUN_DIR/report.html; ./<name>_report.html for a Ray Tune run)")
     p.add_argument("--no-animation", dest="animation", action="store_false",
                    help="do not render the parameter animation (toy problem only)")
+    p.add_argument("--static", action="store_true",
+                   help="images only: no interactive plots, no scripts (a smaller file)")
     p.set_defaults(func=report_command)
 
 
@@ -79,6 +81,6 @@ def figure2_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from pbtlab.viz.report import write_report
 
-    path = write_report(args.run_dir, args.output, animation=args.animation)
+    path = write_report(args.run_dir, args.output, animation=args.animation, interactive=not args.static)
     print(f"Wrote {os.path.abspath(path)}")
     return 0

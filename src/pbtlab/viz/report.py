@@ -80,7 +80,7 @@ def _settings_rows(run: RunData) -> list[tuple[str, Any]]:
 
 
 def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, colors: Sequence[Any] | None = None,
-                labels: Sequence[str] | None = None, title: str | None = None) -> str:
+                labels: Sequence[str] | None = None, title: str | None = None, interactive: bool = True) -> str:
     """The report as one HTML string (see ``write_report``)."""
     run = run_data(results)
     colors = trial_colors(run, colors)
@@ -107,7 +107,8 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         f"<h1>{heading}</h1>",
         (f'<p class="muted">Experiment directory <code>{_e(run.path)}</code> · {len(run.trials)} trials · '
          f"{len(run.events)} events · report written {written}</p>"),
-        ('<nav><a href="#settings">Settings</a><a href="#final">Final table</a><a href="#figures">Figures</a>'
+        ('<nav><a href="#settings">Settings</a><a href="#final">Final table</a>'
+         + ('<a href="#interactive">Interactive plots</a>' if interactive else '') + '<a href="#figures">Figures</a>'
          '<a href="#lineage">Lineage</a><a href="#events">Event log</a></nav>'),
     ]
 
@@ -128,6 +129,13 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     if best is not None:
         parts.append(f"<p class=\"muted\">★ best final trial by {_e(metric)} ({_e(mode)}).</p>")
 
+    if interactive:
+        from pbtlab.serve.figures import interactive_html
+
+        parts.append("<h2 id=\"interactive\">Interactive plots</h2>")
+        parts.append("<p class=\"muted\">Hover for values, drag to zoom, double-click to reset; the same plots as "
+                     "<code>pbtlab serve</code>. They work offline: plotly.js is inside this file.</p>")
+        parts.append(interactive_html(run))
     parts.append("<h2 id=\"figures\">Figures</h2>")
     if toy:
         figure = _mpl.new_figure(figsize=(13, 6))
@@ -214,7 +222,9 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         f"<tr><td>{_e(seq)}</td><td class=\"kind-{_e(kind)}\">{_e(kind)}</td><td>{_e(trial)}</td>"
         f"<td><pre>{_e(details)}</pre></td></tr>" for seq, kind, trial, details in event_rows)
     parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    parts.append("<p class=\"muted\">Written by pbtlab. This file is self-contained: no scripts, no network.</p>")
+    parts.append("<p class=\"muted\">Written by pbtlab. This file is self-contained: it loads nothing from the "
+                 "network" + (" (its only scripts are plotly.js and the plots, inlined)" if interactive else
+                              ", and has no scripts") + ".</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -236,10 +246,12 @@ def final_table(run: RunData) -> list[dict[str, Any]]:
 
 def write_report(results: Any, output: str | os.PathLike[str] | None = None,
                  animation: bool | str | os.PathLike[str] = True,
-                 colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> str:
-    """Write the experiment's HTML report: settings, final table, figures (and the animation for
-    the toy problem: rendered when ``animation`` is True, or an existing GIF's path), lineage and event log. ``output`` defaults to ``<run dir>/report.html``.
-    Returns the path written.
+                 colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
+                 interactive: bool = True) -> str:
+    """Write the experiment's HTML report: settings, final table, interactive plots (Plotly, inlined; skip
+    them with ``interactive=False`` for a file with no scripts), figures (and the animation for the toy
+    problem: rendered when ``animation`` is True, or an existing GIF's path), lineage and event log.
+    ``output`` defaults to ``<run dir>/report.html``. Returns the path written.
 
         >>> write_report("pbtlab_results/my_run", "my_run.html")  # doctest: +SKIP
     """
@@ -256,7 +268,7 @@ def write_report(results: Any, output: str | os.PathLike[str] | None = None,
     path = os.fspath(output)
     if not path.lower().endswith((".html", ".htm")):
         raise ConfigError(f"output must end in .html, got {path!r}")
-    text = report_html(run, animation=animation, colors=colors, labels=labels)
+    text = report_html(run, animation=animation, colors=colors, labels=labels, interactive=interactive)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

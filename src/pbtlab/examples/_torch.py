@@ -1,0 +1,66 @@
+"""The one place the torch workloads import their heavy dependencies (the ``[torch]`` extra).
+
+    >>> from pbtlab.examples._torch import require
+    >>> require("numpy").__name__
+    'numpy'
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from pbtlab.errors import ConfigError
+
+#: import name -> package to install
+PACKAGES = {"torch": "torch", "sklearn": "scikit-learn", "gymnasium": "gymnasium", "numpy": "numpy"}
+
+
+def require(module: str) -> ModuleType:
+    """Import ``module`` or fail with an error that names the ``[torch]`` extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        package = PACKAGES.get(module.split(".")[0], module)
+        raise ConfigError(
+            f"the torch examples need {package!r}, which is not installed ({error}); "
+            "install the extra: pip install 'pbtlab[torch]'") from error
+
+
+def torch() -> ModuleType:
+    """``torch``, imported on first use."""
+    return require("torch")
+
+
+def pick_device(preferred: str | None = "auto") -> str:
+    """The device to train on: ``"auto"`` (or None) picks ``"cuda:0"`` when CUDA is available, else ``"cpu"``;
+    ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are taken as asked (CUDA must then be available).
+
+        >>> pick_device("cpu")
+        'cpu'
+    """
+    if preferred is None or preferred == "auto":
+        return "cuda:0" if torch().cuda.is_available() else "cpu"
+    if not isinstance(preferred, str) or not (preferred == "cpu" or preferred == "cuda"
+                                              or (preferred.startswith("cuda:") and preferred[5:].isdigit())):
+        raise ConfigError(f"config['device'] must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {preferred!r}")
+    if preferred.startswith("cuda") and not torch().cuda.is_available():
+        raise ConfigError(f"config['device'] is {preferred!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return "cuda:0" if preferred == "cuda" else preferred
+
+
+def state_digest(state: dict) -> str:
+    """A short sha256 of a state dict's tensors (names, shapes, dtypes and bytes), to compare weights.
+
+        >>> import torch
+        >>> state_digest({"w": torch.zeros(2)}) == state_digest({"w": torch.zeros(2)})
+        True
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,367 @@
+"""Reading experiment directories for ``pbtlab serve``: discovery, status, and tailing appended lines.
+
+Nothing here needs the web stack; everything is plain JSON reading (nothing is ever unpickled).
+
+    >>> from pbtlab.examples.runs import run_toy_pbt
+    >>> grid = run_toy_pbt(population=2, seed=0, storage_path=getfixture("tmp_path"), name="demo")
+    >>> [e.name for e in discover([str(getfixture("tmp_path"))])]
+    ['demo']
+    >>> tail = FileTail(os.path.join(grid.experiment_path, "events.jsonl"))
+    >>> chunk = tail.read()
+    >>> chunk.records[0]["event"], chunk.pending_bytes, tail.read().records
+    ('experiment_start', 0, [])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pbtlab.errors import ConfigError, describe
+from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE
+
+#: How deep below a served folder experiments are looked for (``runs/<name>/experiment.json`` is depth 2).
+MAX_DEPTH = 3
+#: Largest chunk read from one file per tick; the rest follows on the next tick.
+MAX_CHUNK_BYTES = 8 * 1024 * 1024
+#: A run without ``experiment_end`` whose files did not change for this long is reported as stopped.
+DEFAULT_STALE_SECONDS = 600.0
+
+
+class RunState(str, enum.Enum):
+    """What the files say about a run."""
+
+    RUNNING = "running"      # no experiment_end yet, files changed recently
+    FINISHED = "finished"    # the last event is experiment_end
+    STOPPED = "stopped"      # no experiment_end and nothing written for a while: the driver died or was killed
+    STARTING = "starting"    # experiment.json exists, nothing else yet
+    DAMAGED = "damaged"      # experiment.json cannot be read
+
+
+# -- reading appended lines ---------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class DamagedLine:
+    """A line that is not a JSON object: ``file`` (relative to the experiment), its 1-based ``line``, why."""
+
+    file: str
+    line: int
+    message: str
+
+    def describe(self) -> str:
+        return f"{self.file} line {self.line} is damaged ({self.message}); it is skipped"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TailChunk:
+    """What one read of a file found: complete records, damaged lines, bytes of an unfinished last line,
+    and ``reset`` when the file shrank (rewritten, e.g. truncated by a resume)."""
+
+    records: list[dict[str, Any]]
+    damaged: list[DamagedLine]
+    pending_bytes: int
+    reset: bool = False
+
+
+class FileTail:
+    """Follows one JSON-lines file by byte offset; only complete lines (ending in a newline) are parsed.
+
+    Each read costs what was appended since the last one, not the file's size.
+    """
+
+    def __init__(self, path: str, label: str | None = None) -> None:
+        self.path = path
+        self.label = label or os.path.basename(path)
+        self.offset = 0
+        self.lines = 0
+
+    def size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except OSError:
+            return 0
+
+    def read(self, size: int | None = None) -> TailChunk:
+        size = self.size() if size is None else size
+        if size < self.offset:
+            return TailChunk([], [], 0, reset=True)
+        if size == self.offset:
+            return TailChunk([], [], 0)
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(min(size - self.offset, MAX_CHUNK_BYTES))
+        except OSError as error:
+            return TailChunk([], [DamagedLine(self.label, self.lines + 1, f"cannot read: {error.strerror}")], 0)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return TailChunk([], [], len(data))
+        lines = data[:end].split(b"\n")
+        if all(line.strip() for line in lines):  # the common case: one parse for the whole chunk
+            try:
+                values = json.loads(b"[" + b",".join(lines) + b"]")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                values = None
+            if values is not None and len(values) == len(lines) and all(isinstance(v, dict) for v in values):
+                self.lines += len(lines)
+                self.offset += end + 1
+                return TailChunk(values, [], len(data) - end - 1)
+        records: list[dict[str, Any]] = []
+        damaged: list[DamagedLine] = []
+        for raw in lines:
+            self.lines += 1
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                damaged.append(DamagedLine(self.label, self.lines, str(error)))
+                continue
+            if not isinstance(value, dict):
+                damaged.append(DamagedLine(self.label, self.lines, f"not a JSON object but {type(value).__name__}"))
+                continue
+            records.append(value)
+        self.offset += end + 1
+        return TailChunk(records, damaged, len(data) - end - 1)
+
+
+def read_json_file(path: str) -> tuple[Any, str | None]:
+    """``(value, None)``, or ``(None, why)`` when the file is missing or damaged."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle), None
+    except FileNotFoundError:
+        return None, f"{os.path.basename(path)} is missing"
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        return None, f"{os.path.basename(path)} is damaged ({error})"
+
+
+# -- paths ------------------------------------------------------------------------------------------------
+class PathRefused(Exception):
+    """A requested path is outside the served folders (or not an experiment)."""
+
+
+def inside(root: str, path: str) -> bool:
+    """Whether ``path`` (after resolving symlinks) is ``root`` or below it."""
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    return os.path.commonpath([real_root, real]) == real_root
+
+
+def resolve_experiment(roots: Sequence[str], experiment_id: str) -> str:
+    """The directory of experiment ``"<root index>/<relative path>"``; raises PathRefused for anything else.
+
+        >>> resolve_experiment(["/tmp"], "0/../etc")
+        Traceback (most recent call last):
+        ...
+        pbtlab.serve.runs.PathRefused: '..' is not allowed in an experiment id
+    """
+    if not isinstance(experiment_id, str) or "\x00" in experiment_id or "\\" in experiment_id:
+        raise PathRefused("an experiment id is '<root>/<path>'")
+    index_text, _, relative = experiment_id.partition("/")
+    if not index_text.isdigit() or int(index_text) >= len(roots):
+        raise PathRefused(f"no served folder number {index_text!r}")
+    parts = relative.split("/")
+    if ".." in parts or "." in parts:
+        raise PathRefused("'..' is not allowed in an experiment id")
+    if relative.startswith("/") or any(part == "" for part in parts) and relative != "":
+        raise PathRefused("an experiment path is relative, without empty parts")
+    root = roots[int(index_text)]
+    path = os.path.join(root, *[p for p in parts if p])
+    if not inside(root, path):
+        raise PathRefused("the path leaves the served folder")
+    if not os.path.isfile(os.path.join(path, EXPERIMENT_FILE)):
+        raise PathRefused("no experiment there")
+    return path
+
+
+def trial_result_path(experiment_dir: str, trial_id: str) -> str | None:
+    """``<experiment>/<trial_id>/result.jsonl`` if the trial id names a folder inside the experiment."""
+    if not isinstance(trial_id, str) or not trial_id or trial_id in (".", "..") or "/" in trial_id \
+            or "\\" in trial_id or "\x00" in trial_id:
+        return None
+    path = os.path.join(experiment_dir, trial_id, RESULT_FILE)
+    return path if inside(experiment_dir, path) else None
+
+
+# -- discovery and summaries ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExperimentEntry:
+    """One experiment found under a served folder: ``experiment_id`` is ``"<root index>/<relative path>"``."""
+
+    experiment_id: str
+    name: str
+    path: str
+
+
+def discover(roots: Sequence[str]) -> list[ExperimentEntry]:
+    """Every experiment directory (one holding ``experiment.json``) under ``roots``, at most MAX_DEPTH deep.
+
+    Symlinked folders are followed only while they stay inside their root.
+    """
+    found: list[ExperimentEntry] = []
+    for index, root in enumerate(roots):
+        if not os.path.isdir(root):
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        while stack:
+            folder, depth = stack.pop()
+            if os.path.isfile(os.path.join(folder, EXPERIMENT_FILE)) and inside(root, folder):
+                relative = os.path.relpath(folder, root).replace(os.sep, "/")
+                relative = "" if relative == "." else relative
+                name = os.path.basename(os.path.normpath(folder))
+                found.append(ExperimentEntry(f"{index}/{relative}", name, folder))
+                continue
+            if depth >= MAX_DEPTH:
+                continue
+            try:
+                children = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or not child.is_dir():
+                    continue
+                if inside(root, child.path):
+                    stack.append((child.path, depth + 1))
+    return found
+
+
+def _last_line(path: str) -> bytes | None:
+    """The last complete line of a file, read from its end."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            block = min(size, 65536)
+            handle.seek(size - block)
+            data = handle.read(block)
+    except OSError:
+        return None
+    end = data.rfind(b"\n")
+    if end < 0:
+        return None
+    start = data.rfind(b"\n", 0, end)
+    return data[start + 1:end]
+
+
+def run_state(experiment_dir: str, last_event: Mapping[str, Any] | None = None,
+              stale_after: float = DEFAULT_STALE_SECONDS, now: float | None = None) -> dict[str, Any]:
+    """The run's state and a sentence for people, from its last event and how long ago its files changed.
+
+    ``last_event`` may be given (the live stream knows it); otherwise the last line of events.jsonl is read.
+    """
+    now = time.time() if now is None else now
+    events_path = os.path.join(experiment_dir, EVENTS_FILE)
+    if last_event is None:
+        line = _last_line(events_path)
+        try:
+            last_event = json.loads(line) if line else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            last_event = None
+    newest = 0.0
+    for name in (EVENTS_FILE, STATE_FILE, EXPERIMENT_FILE):
+        try:
+            newest = max(newest, os.stat(os.path.join(experiment_dir, name)).st_mtime)
+        except OSError:
+            pass
+    age = max(0.0, now - newest) if newest else None
+    if isinstance(last_event, dict) and last_event.get("event") == "experiment_end":
+        state, label = RunState.FINISHED, "finished"
+    elif not os.path.exists(events_path):
+        state = RunState.STARTING if age is not None and age < stale_after else RunState.STOPPED
+        label = "starting" if state is RunState.STARTING else "stopped before its first event"
+    elif age is not None and age >= stale_after:
+        state = RunState.STOPPED
+        label = (f"stopped: no experiment_end, nothing written for {_duration(age)} "
+                 "(the driver died or was killed; `pbtlab resume` continues it)")
+    else:
+        state, label = RunState.RUNNING, "running"
+    return {"state": state.value, "label": label, "age_s": None if age is None else round(age, 1)}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def finite(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS) -> dict[str, Any]:
+    """One line of the list page: name, status, trials, progress, best metric, started (never raises)."""
+    summary: dict[str, Any] = {"id": entry.experiment_id, "name": entry.name, "status": None, "trials": None,
+                               "progress": None, "best": None, "metric": None, "started": None, "problems": []}
+    experiment, problem = read_json_file(os.path.join(entry.path, EXPERIMENT_FILE))
+    if problem or not isinstance(experiment, dict):
+        summary["status"] = {"state": RunState.DAMAGED.value, "label": problem or "experiment.json is not an object"}
+        return summary
+    summary["name"] = str(experiment.get("name") or entry.name)
+    summary["status"] = run_state(entry.path, stale_after=stale_after)
+    trial_ids = experiment.get("trial_ids") if isinstance(experiment.get("trial_ids"), list) else []
+    summary["trials"] = len(trial_ids)
+    summary["started"] = experiment.get("created")
+    metric, mode = experiment.get("metric"), experiment.get("mode")
+    summary["metric"] = metric
+    state, problem = read_json_file(os.path.join(entry.path, STATE_FILE))
+    if problem and summary["status"]["state"] != RunState.STARTING.value:
+        summary["problems"].append(problem)
+    trials = state.get("trials") if isinstance(state, dict) and isinstance(state.get("trials"), list) else []
+    stop = experiment.get("stop") if isinstance(experiment.get("stop"), dict) else {}
+    target = finite(stop.get("training_iteration"))
+    done, best = 0.0, None
+    sign = -1.0 if mode == "min" else 1.0
+    for trial in trials:
+        if not isinstance(trial, dict):
+            continue
+        last = trial.get("last_result") if isinstance(trial.get("last_result"), dict) else {}
+        if target:
+            done += min(1.0, (finite(trial.get("iteration")) or 0.0) / target)
+        else:
+            done += trial.get("status") in ("TERMINATED", "ERROR")
+        value = finite(last.get(metric)) if metric else None
+        if value is not None and (best is None or sign * value > sign * best):
+            best = value
+    if trial_ids:
+        finished = summary["status"]["state"] == RunState.FINISHED.value
+        summary["progress"] = 1.0 if finished else round(done / len(trial_ids), 4)
+    summary["best"] = best
+    return summary
+
+
+# -- trial status from the event log ----------------------------------------------------------------------
+def fold_status(statuses: dict[str, str], event: Mapping[str, Any]) -> None:
+    """Update trial statuses with one event (the page does the same in app.js)."""
+    kind, trial = event.get("event"), event.get("trial_id")
+    if kind == "trial_add":
+        statuses[str(trial)] = "PENDING"
+    elif kind == "trial_start":
+        statuses[str(trial)] = "RUNNING"
+    elif kind == "trial_complete":
+        statuses[str(trial)] = "TERMINATED"
+    elif kind == "trial_error":
+        statuses[str(trial)] = "PENDING" if event.get("will_retry") else "ERROR"
+    elif kind == "experiment_end" and isinstance(event.get("statuses"), dict):
+        statuses.update({str(k): str(v) for k, v in event["statuses"].items()})
+
+
+def check_ids(values: Iterable[Any], what: str) -> list[str]:
+    out = []
+    for value in values:
+        if not isinstance(value, str):
+            raise ConfigError(f"{what} must be strings, got {describe(value)}")
+        out.append(value)
+    return out
