@@ -84,8 +84,11 @@ def test_lineage_curves_follow_the_ancestry_across_exploits(run, tmp_path, capsy
 
     data = run_data(run)
     rows = {t.trial_id: t.rows for t in data.trials}
-    for result in run:  # written at the end of the run, by the TensorBoard logger
-        scalars = tensorboard_scalars(os.path.join(run.experiment_path, "tensorboard_lineage", result.trial_id))
+    assert main(["tensorboard", run.experiment_path, "-o", str(tmp_path / "tb")]) == 0
+    assert sorted(os.listdir(tmp_path / "tb")) == sorted(r.trial_id for r in run)
+    assert "tensorboard --logdir" in capsys.readouterr().out
+    for result in run:
+        scalars = tensorboard_scalars(str(tmp_path / "tb" / result.trial_id))
         expected = [row["Q"] for span in ancestry(data, result.trial_id)
                     for row in rows[span.trial_id][span.first_row:span.last_row + 1]]
         assert [v for _, v in scalars["lineage/Q"]] == pytest.approx(expected, rel=1e-6)
@@ -93,6 +96,3 @@ def test_lineage_curves_follow_the_ancestry_across_exploits(run, tmp_path, capsy
         assert "lineage/config/lr" in scalars
     owners = [{s.trial_id for s in ancestry(data, r.trial_id)} for r in run]
     assert max(len(o) for o in owners) == 2  # a curve really switches trials at an exploit
-    assert main(["tensorboard", run.experiment_path, "-o", str(tmp_path / "tb")]) == 0
-    assert sorted(os.listdir(tmp_path / "tb")) == sorted(r.trial_id for r in run)
-    assert "tensorboard --logdir" in capsys.readouterr().out

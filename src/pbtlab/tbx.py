@@ -17,6 +17,8 @@ class _TensorBoardX:
         if blocked:
             sys.modules["torch"] = None  # type: ignore[assignment]
         try:
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event
             from tensorboardX.proto.summary_pb2 import Summary
             from tensorboardX.writer import FileWriter
         except ImportError:  # pragma: no cover - depends on the environment
@@ -25,6 +27,8 @@ class _TensorBoardX:
             if blocked:
                 del sys.modules["torch"]
         self.Summary = Summary
+        self.Event = Event
+        self.EventsWriter = EventsWriter  # synchronous: no writer thread competing with the trials
         self.FileWriter = FileWriter
 
 
