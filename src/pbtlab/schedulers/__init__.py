@@ -1,6 +1,8 @@
 """Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2`` and
 ``PopulationBasedTrainingReplay``; the contract is in ``base``."""
 
+from typing import Any
+
 from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,
@@ -14,9 +16,21 @@ from pbtlab.schedulers.base import (
 )
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
-from pbtlab.schedulers.pb2 import PB2
 from pbtlab.schedulers.pbt import PopulationBasedTraining
-from pbtlab.schedulers.replay import PopulationBasedTrainingReplay
+
+
+def __getattr__(name: str) -> Any:
+    """``PB2`` and ``PopulationBasedTrainingReplay`` are imported when first used (keeps `import pbtlab` light)."""
+    if name == "PB2":
+        from pbtlab.schedulers.pb2 import PB2
+
+        return PB2
+    if name == "PopulationBasedTrainingReplay":
+        from pbtlab.schedulers.replay import PopulationBasedTrainingReplay
+
+        return PopulationBasedTrainingReplay
+    raise AttributeError(f"module 'pbtlab.schedulers' has no attribute {name!r}")
+
 
 __all__ = [
     "PB2",

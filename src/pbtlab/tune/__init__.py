@@ -13,7 +13,6 @@ functions, the same ``Tuner``/config objects as the top-level package, and Ray's
 from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
-from pbtlab.legacy import ExperimentAnalysis, run
 from pbtlab.resources import with_parameters, with_resources
 from pbtlab.session import get_checkpoint, get_context, report
 from pbtlab.space import (
@@ -41,3 +40,12 @@ __all__ = [
     "lograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
     "sample_from", "schedulers", "search", "stopper", "uniform", "with_parameters", "with_resources",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``tune.run`` and ``ExperimentAnalysis`` (older scripts) are imported when first used."""
+    if name in ("run", "ExperimentAnalysis"):
+        from pbtlab import legacy
+
+        return getattr(legacy, name)
+    raise AttributeError(f"module 'pbtlab.tune' has no attribute {name!r}")
