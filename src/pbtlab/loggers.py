@@ -86,17 +86,52 @@ class JsonLoggerCallback(Callback):
             shutil.copyfile(os.path.join(directory, "result.jsonl"), os.path.join(directory, RESULT_JSON))
 
 
-class CSVLoggerCallback(Callback):
-    """``progress.csv`` in each trial's directory, written in batches (rebuilt from result.jsonl on resume)."""
+class _BatchedLogger(Callback):
+    """Keeps one item per report per trial and writes them in batches: when the trial ends, at the run's end,
+    or every ``FLUSH_ROWS`` items, so the cost stays off each report. Subclasses say what to keep and how
+    to write it."""
 
     FLUSH_ROWS = 1000
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
-        """``info["trials"]``: every trial; a resumed run's files are rewritten from the rows it kept."""
-        self._header: dict[str, list[str]] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending: dict[str, list[Any]] = {}
         self._num_pending = 0
+
+    def _item(self, result: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _write(self, directory: str, items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        self._pending.setdefault(trial.path, []).append(self._item(result))
+        self._num_pending += 1
+        if self._num_pending >= self.FLUSH_ROWS:
+            self.flush()
+
+    def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
+        self.flush(trial.path)
+
+    def on_experiment_end(self, trials: Any, **info: Any) -> None:
+        self.flush()
+
+    def flush(self, only: str | None = None) -> None:
+        for directory in [only] if only is not None else list(self._pending):
+            items = self._pending.pop(directory, None)
+            if items:
+                self._num_pending -= len(items)
+                self._write(directory, items)
+
+
+class CSVLoggerCallback(_BatchedLogger):
+    """``progress.csv`` in each trial's directory, written in batches (rebuilt from result.jsonl on resume)."""
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
+        """``info["trials"]``: every trial; a resumed run's files are rewritten from the rows it kept."""
+        super().setup(stop, num_samples, total_num_samples, **info)
+        self._header: dict[str, list[str]] = {}
         for trial in info.get("trials", ()):
             self._rebuild(trial.path)
 
@@ -113,85 +148,57 @@ class CSVLoggerCallback(Callback):
             writer.writeheader()
             writer.writerows(_cells(r) for r in rows)
 
-    def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        self._pending.setdefault(trial.path, []).append(flatten(result))
-        self._num_pending += 1
-        if self._num_pending >= self.FLUSH_ROWS:
-            self.flush()
+    def _item(self, result: dict[str, Any]) -> dict[str, Any]:
+        return flatten(result)  # now: the row as reported (``done`` may be set on it later)
 
-    def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
-        self.flush(trial.path)
-
-    def on_experiment_end(self, trials: Any, **info: Any) -> None:
-        self.flush()
-
-    def flush(self, only: str | None = None) -> None:
-        for directory in [only] if only is not None else list(self._pending):
-            rows = self._pending.pop(directory, None)
-            if not rows:
-                continue
-            self._num_pending -= len(rows)
-            header = self._header.get(directory)
-            buffer = io.StringIO()
-            if header is None:
-                header = self._header[directory] = list(rows[0])
-                csv.DictWriter(buffer, header).writeheader()
-            csv.DictWriter(buffer, header, extrasaction="ignore").writerows(_cells(r) for r in rows)
-            with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
-                handle.write(buffer.getvalue())
+    def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
+        header = self._header.get(directory)
+        buffer = io.StringIO()
+        if header is None:
+            header = self._header[directory] = list(rows[0])
+            csv.DictWriter(buffer, header).writeheader()
+        csv.DictWriter(buffer, header, extrasaction="ignore").writerows(_cells(r) for r in rows)
+        with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
+            handle.write(buffer.getvalue())
 
 
 def _cells(row: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in row.items()}
 
 
-class TBXLoggerCallback(Callback):
+class TBXLoggerCallback(_BatchedLogger):
     """TensorBoard event files per trial (tensorboardX): numeric result fields against ``training_iteration``.
 
-    Rows are kept in memory and written in batches (when a trial ends, at the run's end, or every
-    ``FLUSH_ROWS`` rows) by tensorboardX's synchronous writer, one event per row: no writer thread
-    competes with the trials, and the cost stays off each report. A resumed run appends to new files."""
+    Written in batches by tensorboardX's synchronous writer, one event per row: no writer thread competes
+    with the trials. A resumed run appends to new files."""
 
     FLUSH_ROWS = 2000
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
+        super().setup(stop, num_samples, total_num_samples, **info)
         self._writers: dict[str, Any] = {}
-        self._pending: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
-        self._num_pending = 0
 
-    def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        self._pending.setdefault(trial.path, []).append(
-            (int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), result))
-        self._num_pending += 1
-        if self._num_pending >= self.FLUSH_ROWS:
-            self.flush()
+    def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+        return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), result
 
-    def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
-        self.flush(trial.path)
+    def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+        tbx = tensorboardx()
+        writer = self._writers.get(directory)
+        if writer is None:
+            writer = self._writers[directory] = tbx.EventsWriter(os.path.join(directory, "events"))
+        for step, stamp, result in rows:
+            values = [tbx.Summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
+                      for key, value in flatten(result).items()
+                      if not key.startswith("config/") and not isinstance(value, bool)
+                      and isinstance(value, (int, float))]
+            writer.write_event(tbx.Event(wall_time=stamp, step=step, summary=tbx.Summary(value=values)))
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
-        self.flush()
+        super().on_experiment_end(trials, **info)
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
-
-    def flush(self, only: str | None = None) -> None:
-        tbx = tensorboardx()
-        for directory in [only] if only is not None else list(self._pending):
-            rows = self._pending.pop(directory, None)
-            if not rows:
-                continue
-            self._num_pending -= len(rows)
-            writer = self._writers.get(directory)
-            if writer is None:
-                writer = self._writers[directory] = tbx.EventsWriter(os.path.join(directory, "events"))
-            for step, stamp, result in rows:
-                values = [tbx.Summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
-                          for key, value in flatten(result).items()
-                          if not key.startswith("config/") and not isinstance(value, bool)
-                          and isinstance(value, (int, float))]
-                writer.write_event(tbx.Event(wall_time=stamp, step=step, summary=tbx.Summary(value=values)))
 
 
 def tensorboardx_available() -> bool:
