@@ -34,7 +34,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange, TrialView, class_path
-from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number
+from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number, refuse_custom_explore_fn
 from pbtlab.space import Float
 
 _INSTALL = "pip install 'pbtlab[pb2]'"
@@ -342,11 +342,7 @@ class PB2(PopulationBasedTraining):
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> PB2:  # type: ignore[override]
         """Rebuild from ``describe()`` output (experiment.json), for resuming a run."""
-        if description.get("custom_explore_fn"):
-            raise ConfigError(
-                f"the run used custom_explore_fn={description['custom_explore_fn']}, which cannot be rebuilt from "
-                "experiment.json; pass the same scheduler: Tuner.restore(path, trainable, "
-                "tune_config=TuneConfig(scheduler=...))")
+        refuse_custom_explore_fn(description)
         return cls(
             time_attr=description["time_attr"], metric=description["metric"], mode=description["mode"],
             perturbation_interval=description["perturbation_interval"],

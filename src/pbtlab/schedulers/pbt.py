@@ -664,11 +664,7 @@ class PopulationBasedTraining(TrialScheduler):
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> PopulationBasedTraining:  # type: ignore[override]
         """Rebuild a scheduler from ``describe()`` output (experiment.json), for resuming a run."""
-        if description.get("custom_explore_fn"):
-            raise ConfigError(
-                f"the run used custom_explore_fn={description['custom_explore_fn']}, which cannot be rebuilt from "
-                "experiment.json; pass the same scheduler: Tuner.restore(path, trainable, "
-                "tune_config=TuneConfig(scheduler=...))")
+        refuse_custom_explore_fn(description)
         mutations = {k: from_spec(v, f"hyperparam_mutations/{k}")
                      for k, v in description["hyperparam_mutations_spec"].items()}
         return cls(
@@ -782,3 +778,12 @@ def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
         else:
             out[key] = getattr(value, "__qualname__", repr(value))
     return out
+
+
+def refuse_custom_explore_fn(description: Mapping[str, Any]) -> None:
+    """A run whose ``custom_explore_fn`` cannot come back from experiment.json must be given its scheduler."""
+    if description.get("custom_explore_fn"):
+        raise ConfigError(
+            f"the run used custom_explore_fn={description['custom_explore_fn']}, which cannot be rebuilt from "
+            "experiment.json; pass the same scheduler: Tuner.restore(path, trainable, "
+            "tune_config=TuneConfig(scheduler=...))")
