@@ -23,6 +23,7 @@ from pbtlab.serve.runs import (
     DEFAULT_STALE_SECONDS,
     DamagedLine,
     FileTail,
+    finite,
     fold_status,
     read_json_file,
     run_state,
@@ -52,16 +53,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def config_value(config: Any, param: str) -> Any:
@@ -118,7 +109,7 @@ class LiveView:
         """Remember a checkpointed row's (iteration, metric): a later restart from it starts its curve there."""
         checkpoint = row.get("checkpoint_dir_name")
         if isinstance(checkpoint, str):
-            metric_value = _finite(row.get(self.metric)) if self.metric else None
+            metric_value = finite(row.get(self.metric)) if self.metric else None
             self.checkpoints[f"{trial_id}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
 
     def _ready(self, trial_id: str, rows: list[dict[str, Any]]) -> int:
@@ -139,7 +130,7 @@ class LiveView:
         """The fields the page needs from a result row; a restart also carries the cloned checkpoint's point
         (rows read together are registered first, as a donor's checkpoint may come later in the same read)."""
         iteration = row.get("training_iteration")
-        metric_value = _finite(row.get(self.metric)) if self.metric else None
+        metric_value = finite(row.get(self.metric)) if self.metric else None
         checkpoint = row.get("checkpoint_dir_name")
         restored = row.get("restored_from") if isinstance(row.get("restored_from"), dict) else None
         clone = None
@@ -272,7 +263,7 @@ class LiveView:
                 trials.append({"id": record.trial_id, "index": record.index,
                                "status": statuses.get(record.trial_id, ""),
                                "iteration": last.get("training_iteration", 0),
-                               "metric": _finite(last.get(self.metric)) if self.metric else None,
+                               "metric": finite(last.get(self.metric)) if self.metric else None,
                                "config": {p: config_value(config, p) for p in self.param_columns}})
             self.announced = len(self.trial_order)
             return {
