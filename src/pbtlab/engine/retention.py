@@ -29,10 +29,6 @@ class Retention:
         self.record_deleted = record_deleted
         self._doomed: list[CheckpointRef] = []
 
-    @property
-    def active(self) -> bool:
-        return self.num_to_keep is not None
-
     def pinned(self, trials: Iterable[Trial]) -> set[str]:
         """Paths that must not be deleted now."""
         pinned = set(self.scheduler.referenced_checkpoints())
