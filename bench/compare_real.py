@@ -1,4 +1,4 @@
-"""PBT against random search and grid search on the two real workloads, at equal compute, 5+ seeds each.
+"""PBT and PB2 against random search and grid search on the two real workloads, at equal compute, 5+ seeds each.
 
     python bench/compare_real.py                       # run what is missing, then tables and figures
     python bench/compare_real.py --workload convnet --seeds 5 --out bench_results/compare_real
@@ -26,7 +26,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "convnet": {"population": 4, "iterations": 16, "perturbation_interval": 2},
     "cartpole": {"population": 4, "iterations": 30, "perturbation_interval": 3},
 }
-METHODS = ("pbt", "random", "grid")
+METHODS = ("pbt", "pb2", "random", "grid")
 
 
 def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, Any], TuneConfig, str]:
@@ -50,6 +50,10 @@ def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, An
     if method == "pbt":
         config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed,
                             scheduler=module.pbt_scheduler(perturbation_interval=budget["perturbation_interval"]))
+        return trainable, space, config, metric
+    if method == "pb2":  # the same starting configs as PBT and random search; a GP picks the explored ones
+        config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed,
+                            scheduler=module.pb2_scheduler(perturbation_interval=budget["perturbation_interval"]))
         return trainable, space, config, metric
     if method == "random":
         return trainable, space, TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed), metric

@@ -193,7 +193,7 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
         for row in _read_rows(os.path.join(path, trial_id, "result.jsonl")):
             value = row.get(metric)
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            values.append(sign * float(value) if ok else -math.inf)
+            values.append(sign * float(value) if ok and value is not None else -math.inf)
         per_trial.append(values)
     rounds = max((len(values) for values in per_trial), default=0)
     if rounds == 0:
@@ -236,7 +236,7 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], metric: str | None = N
         except re.error as error:
             raise ConfigError(f"group_pattern {group_pattern!r} is not a regular expression: {error}") from None
     curves = []
-    for path in map(os.fspath, paths):
+    for path in (os.fspath(p) for p in paths):
         method = _method_from_pattern(path, pattern) if pattern else None
         curves.append(run_curve(path, metric, mode, method))
     experiments = [_read_json(os.path.join(c.path, "experiment.json")) for c in curves]

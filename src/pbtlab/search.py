@@ -152,8 +152,8 @@ def _in_domain(domain: Any, value: Any) -> bool:
     if isinstance(domain, (Float, Integer)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return False
-        return domain.lower <= value <= domain.upper if isinstance(domain, Float) \
-            else domain.lower <= value < domain.upper
+        return bool(domain.lower <= value <= domain.upper if isinstance(domain, Float)
+                    else domain.lower <= value < domain.upper)
     return True
 
 

@@ -22,7 +22,7 @@ import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -160,10 +160,11 @@ class TrialPlateauStopper(Stopper):
             return False
         if not _is_number(value):
             return False  # not reported (or not a number): as in Ray, such a trial is never stopped here
-        if self._metric_threshold is not None:
-            if self._mode == "min" and value > self._metric_threshold:
+        threshold, number = self._metric_threshold, cast(float, value)
+        if threshold is not None:
+            if self._mode == "min" and number > threshold:
                 return False
-            if self._mode == "max" and value < self._metric_threshold:
+            if self._mode == "max" and number < threshold:
                 return False
         window = list(self._trial_results[trial_id])
         if not all(_is_number(v) for v in window):

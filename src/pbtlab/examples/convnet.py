@@ -223,6 +223,23 @@ def pbt_scheduler(perturbation_interval: int = 2, synch: bool = True, **override
     return PopulationBasedTraining(**settings)
 
 
+def pb2_scheduler(perturbation_interval: int = 2, synch: bool = True, **overrides: Any) -> Any:
+    """PB2 (a GP bandit picks each explored config) over the ranges :func:`pbt_scheduler` mutates.
+
+        >>> pb2_scheduler().hyperparam_bounds["dropout"]
+        [0.0, 0.5]
+    """
+    from pbtlab.schedulers.pb2 import PB2
+
+    settings: dict[str, Any] = dict(
+        time_attr="training_iteration", perturbation_interval=perturbation_interval, quantile_fraction=0.25,
+        hyperparam_bounds={"lr": [1e-3, 0.3], "momentum": [0.0, 0.95], "weight_decay": [1e-6, 1e-2],
+                           "batch_size": [16, 128], "dropout": [0.0, 0.5]},
+        synch=synch)
+    settings.update(overrides)
+    return PB2(**settings)
+
+
 def pbt_search_space(**overrides: Any) -> dict[str, Any]:
     """Alias of :func:`convnet_search_space` (the name the PBT helpers share across workloads)."""
     return convnet_search_space(**overrides)

@@ -44,7 +44,7 @@ def build_agent(hidden: int = 64) -> Any:
         return nn.Sequential(nn.Linear(4, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                              nn.Linear(hidden, outputs))
 
-    class ActorCritic(nn.Module):
+    class ActorCritic(nn.Module):  # type: ignore[name-defined]  # nn is torch.nn, imported at run time
         def __init__(self) -> None:
             super().__init__()
             self.policy = mlp(2)
@@ -226,6 +226,23 @@ def pbt_scheduler(perturbation_interval: int = 4, synch: bool = True, **override
         synch=synch)
     settings.update(overrides)
     return PopulationBasedTraining(**settings)
+
+
+def pb2_scheduler(perturbation_interval: int = 4, synch: bool = True, **overrides: Any) -> Any:
+    """PB2 (a GP bandit picks each explored config) over the ranges :func:`pbt_scheduler` mutates.
+
+        >>> pb2_scheduler().hyperparam_bounds["gamma"]
+        [0.9, 0.999]
+    """
+    from pbtlab.schedulers.pb2 import PB2
+
+    settings: dict[str, Any] = dict(
+        time_attr="training_iteration", perturbation_interval=perturbation_interval, quantile_fraction=0.25,
+        hyperparam_bounds={"lr": [1e-4, 3e-2], "entropy_coef": [1e-4, 0.1], "gamma": [0.9, 0.999],
+                           "value_coef": [0.1, 1.0]},
+        synch=synch)
+    settings.update(overrides)
+    return PB2(**settings)
 
 
 def pbt_search_space(**overrides: Any) -> dict[str, Any]:

@@ -240,7 +240,8 @@ class RunningServer:
 def _uvicorn_server(app: Any, host: str, port: int) -> Any:
     uvicorn = _stack["uvicorn"]
 
-    class Server(uvicorn.Server):  # Ctrl-C also ends the open event streams, so shutdown does not wait on them
+    # Ctrl-C also ends the open event streams, so shutdown does not wait on them
+    class Server(uvicorn.Server):  # type: ignore[name-defined]
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.state.stopping.set()
             super().handle_exit(sig, frame)

@@ -81,7 +81,7 @@ class LiveView:
         self.experiment: dict[str, Any] = {}
         self.metric: str | None = None
         self.param_columns: list[str] = []
-        self.checkpoints: dict[str, tuple[int, float | None]] = {}
+        self.checkpoints: dict[str, tuple[Any, float | None]] = {}
         self.last_event: dict[str, Any] | None = None
         self.status: dict[str, Any] = {}
         self.pending: dict[str, int] = {}

@@ -311,7 +311,8 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
         return summary
     summary["name"] = str(experiment.get("name") or entry.name)
     summary["status"] = run_state(entry.path, stale_after=stale_after)
-    trial_ids = experiment.get("trial_ids") if isinstance(experiment.get("trial_ids"), list) else []
+    trial_ids_field = experiment.get("trial_ids")
+    trial_ids: list[Any] = trial_ids_field if isinstance(trial_ids_field, list) else []
     summary["trials"] = len(trial_ids)
     summary["started"] = experiment.get("created")
     metric, mode = experiment.get("metric"), experiment.get("mode")
@@ -319,15 +320,18 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
     state, problem = read_json_file(os.path.join(entry.path, STATE_FILE))
     if problem and summary["status"]["state"] != RunState.STARTING.value:
         summary["problems"].append(problem)
-    trials = state.get("trials") if isinstance(state, dict) and isinstance(state.get("trials"), list) else []
-    stop = experiment.get("stop") if isinstance(experiment.get("stop"), dict) else {}
+    trials_field = state.get("trials") if isinstance(state, dict) else None
+    trials: list[Any] = trials_field if isinstance(trials_field, list) else []
+    stop_field = experiment.get("stop")
+    stop: dict[str, Any] = stop_field if isinstance(stop_field, dict) else {}
     target = finite(stop.get("training_iteration"))
     done, best = 0.0, None
     sign = -1.0 if mode == "min" else 1.0
     for trial in trials:
         if not isinstance(trial, dict):
             continue
-        last = trial.get("last_result") if isinstance(trial.get("last_result"), dict) else {}
+        last_field = trial.get("last_result")
+        last: dict[str, Any] = last_field if isinstance(last_field, dict) else {}
         if target:
             done += min(1.0, (finite(trial.get("iteration")) or 0.0) / target)
         else:
