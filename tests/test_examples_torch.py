@@ -202,3 +202,31 @@ def test_importing_pbtlab_and_the_examples_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     loaded = set(json.loads(out.splitlines()[-1]))
     assert not loaded & {"torch", "sklearn", "gymnasium"}, loaded & {"torch", "sklearn", "gymnasium"}
+
+
+def test_pb2_explores_the_convnet_within_its_bounds_and_restores_donors(tmp_path):
+    """PB2 on a real workload: at the first barrier there is no reward change to fit yet, so the donor's
+    config is kept (and says so); at the second, every value comes from the GP, recorded with its UCB and
+    within the bounds. The exploited trials continue from the donors' weights."""
+    scheduler = convnet.pb2_scheduler(perturbation_interval=2)
+    grid = Tuner(convnet.train_convnet,
+                 param_space=convnet.convnet_search_space(width=4, batch_size=128),
+                 tune_config=TuneConfig(metric="val_accuracy", mode="max", num_samples=4, seed=3,
+                                        scheduler=scheduler),
+                 run_config=RunConfig(name="pb2", storage_path=str(tmp_path), verbose=0,
+                                      stop={"training_iteration": 6})).fit()
+    first, second = grid.events_of("explore")  # barriers at iterations 2 and 4; one loser of 4 each
+    assert all(c["op"].startswith("pb2: kept") and c["new"] == c["old"] for c in first["changes"])
+    assert {c["param"] for c in second["changes"]} == set(scheduler.hyperparam_bounds)
+    for change in second["changes"]:
+        low, high = scheduler.hyperparam_bounds[change["param"]]
+        assert low <= change["new"] <= high and change["op"].startswith("pb2 ucb="), change
+    assert isinstance(next(c["new"] for c in second["changes"] if c["param"] == "batch_size"), int)
+    restores = [e for e in grid.events_of("trial_restore") if e["reason"] == "exploit"]
+    assert len(restores) == 2
+    for restore in restores:
+        rows = _jsonl(os.path.join(grid.experiment_path, restore["trial_id"], "result.jsonl"))
+        restored = next(row for row in rows if row["restored_from"]
+                        and row["restored_from"]["checkpoint"] == restore["checkpoint"])
+        assert restored["restored_weights"] == convnet.checkpoint_digest(
+            os.path.join(grid.experiment_path, restore["checkpoint"]))
