@@ -247,18 +247,21 @@ def wall_table(args: argparse.Namespace) -> list[str]:
     bare = median([r["wall"] for r in runs["bare"]])
     lines = [f"Wall time, {args.population} trials x {args.epochs} epochs of the digits convnet "
              f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats}; target val_accuracy >= {args.target})", "",
-             "| method | wall | ratio to bare | ideal | ratio to ideal | to target | exploits | CPU time | CPU ratio |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| method | wall | ratio to bare | ideal | ratio to ideal | to target | exploits | CPU time | CPU ratio |"
+             + ("" if args.skip_ray else " Ray reuse / this | Ray default / this |"),
+             "|---|---|---|---|---|---|---|---|---|" + ("" if args.skip_ray else "---|---|")]
     bare_cpu = median([r.get("cpu") for r in runs["bare"]])
+    ray_walls = {} if args.skip_ray else {m: median([r["wall"] for r in runs[m]]) for m in ("ray-reuse", "ray-default")}
     for method in methods:
         wall = median([r["wall"] for r in runs[method]])
+        versus = "".join(f" {ray_walls[m] / wall:.1f}x |" for m in ("ray-reuse", "ray-default") if ray_walls.get(m))
         ideal = bare / 2 if method in ("bare-2proc", "pbtlab-process", "ray-reuse", "ray-default") else bare
         exploits = median([r.get("exploits") for r in runs[method]])
         cpu = median([r.get("cpu") for r in runs[method]])
         lines.append(f"| {method} | {fmt(wall)} | {wall / bare:.2f}x | {fmt(ideal)} | {wall / ideal:.2f}x | "
                      f"{fmt(median([r['to_target'] for r in runs[method]]))} | "
                      f"{'-' if exploits is None else int(exploits)} | {fmt(cpu)} | "
-                     f"{'-' if cpu is None or not bare_cpu else f'{cpu / bare_cpu:.2f}x'} |")
+                     f"{'-' if cpu is None or not bare_cpu else f'{cpu / bare_cpu:.2f}x'} |{versus}")
     if not args.skip_ray:
         init = median([r.get("ray_init") for r in runs["ray-reuse"] + runs["ray-default"]])
         lines += ["", f"ray.init(num_cpus=2) itself: {fmt(init)} (not in the Ray rows)."]
@@ -286,9 +289,11 @@ def checkpoint_table(args: argparse.Namespace) -> list[str]:
     lines = [f"Checkpoints of a {args.state_mb} MB state dict: 2 trials x 4 epochs, one checkpoint per report "
              f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats})", "",
              "| tool | reports | time per report | disk per report | exploits | time per exploit | "
-             "disk added per exploit |", "|---|---|---|---|---|---|---|"]
+             "disk added per exploit | wall (100 MB, PBT) | Ray reuse / this |", "|---|---|---|---|---|---|---|---|---|"]
+    ray_large = None if args.skip_ray else median([r["wall"] for r in runs[("ray-reuse", "large")]])
     for tool in tools:
         large, small, fifo = (runs[(tool, v)] for v in ("large", "small", "large-fifo"))
+        large_wall = median([r["wall"] for r in large])
         reports = median([r["reports"] for r in large]) or 1
         exploits = median([r["exploits"] for r in large]) or 0
         per_report = (median([r["wall"] for r in large]) - median([r["wall"] for r in small])) / reports
@@ -300,7 +305,8 @@ def checkpoint_table(args: argparse.Namespace) -> list[str]:
         disk_per_exploit = ((disk / reports - fifo_disk / fifo_reports) * reports / exploits) if exploits else None
         lines.append(f"| {tool} | {int(reports)} | {fmt(per_report)} | {disk / reports / 2**20:.1f} MB | "
                      f"{int(exploits)} | {fmt(per_exploit)} | "
-                     f"{'-' if disk_per_exploit is None else f'{disk_per_exploit / 2**20:.1f} MB'} |")
+                     f"{'-' if disk_per_exploit is None else f'{disk_per_exploit / 2**20:.1f} MB'} | "
+                     f"{fmt(large_wall)} | {'-' if ray_large is None else f'{ray_large / large_wall:.1f}x'} |")
     lines += ["", f"The trainable's own torch.save of the state to a temporary directory: {fmt(save['save'])} per "
                   f"report; torch.load: {fmt(save['load'])}. The rest of 'time per report' is the tool's."]
     return lines
