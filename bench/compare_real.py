@@ -26,7 +26,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "convnet": {"population": 4, "iterations": 16, "perturbation_interval": 2},
     "cartpole": {"population": 4, "iterations": 30, "perturbation_interval": 3},
 }
-METHODS = ("pbt", "pb2", "random", "grid")
+METHODS = ("pbt", "pbt-clip", "pb2", "random", "grid")
 
 
 def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, Any], TuneConfig, str]:
@@ -50,6 +50,10 @@ def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, An
     if method == "pbt":
         config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed,
                             scheduler=module.pbt_scheduler(perturbation_interval=budget["perturbation_interval"]))
+        return trainable, space, config, metric
+    if method == "pbt-clip":  # the same, with perturbed values kept inside their domains
+        scheduler = module.pbt_scheduler(perturbation_interval=budget["perturbation_interval"], perturb_bounds="clip")
+        config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed, scheduler=scheduler)
         return trainable, space, config, metric
     if method == "pb2":  # the same starting configs as PBT and random search; a GP picks the explored ones
         config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed,

@@ -99,6 +99,20 @@ def checkpoint_dirs(path: str) -> list[str]:
 
 
 # -- one measurement (in a child process) ------------------------------------------------------------------
+def count_training_time(run_class: Any, path: str) -> None:
+    """Make every ``run_class.train_epoch`` append its duration to ``path`` (forked workers inherit it)."""
+    train_epoch = run_class.train_epoch
+
+    def timed(self: Any) -> dict[str, Any]:
+        start = time.perf_counter()
+        metrics = train_epoch(self)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.perf_counter() - start}\n")
+        return metrics
+
+    run_class.train_epoch = timed
+
+
 def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
     from pbtlab.examples.convnet import ConvnetRun, load_digits_split
 
@@ -108,6 +122,9 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
     ConvnetRun({"width": 2, "num_threads": 1, "device": "cpu"}).train_epoch()
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "timing.log")
+    training_log = os.path.join(out, "training.log")
+    if not method.startswith("ray"):  # Ray's workers are not forked from here
+        count_training_time(ConvnetRun, training_log)
     extra = {"extra_state_mb": args.state_mb, "width": 2} if args.large else {}
     epochs, population = args.epochs, args.population
     configs = [{**FIXED, **extra, "lr": STARTING_LRS[i % len(STARTING_LRS)], "seed": i, "timing_log": log}
@@ -207,6 +224,9 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
                 reached.append(float(stamp))
         result["reports"] = sum(1 for _ in open(log, encoding="utf-8"))
     result["to_target"] = (min(reached) - start) if reached else None
+    if os.path.exists(training_log):
+        with open(training_log, encoding="utf-8") as handle:
+            result["train"] = sum(float(line) for line in handle if line.strip())
     if "experiment" in result:
         result["disk"] = directory_bytes(result["experiment"])
         result["checkpoints"] = len(checkpoint_dirs(result["experiment"]))
@@ -232,6 +252,9 @@ def fmt(value: float | None, unit: str = "s") -> str:
     return "-" if value is None else f"{value:.2f} {unit}".strip()
 
 
+TWO_CORES = ("bare-2proc", "pbtlab-process", "ray-reuse", "ray-default")
+
+
 def wall_table(args: argparse.Namespace) -> list[str]:
     methods = ["bare", "bare-2proc", "pbtlab-inprocess", "pbtlab-process"]
     if not args.skip_ray:
@@ -239,32 +262,51 @@ def wall_table(args: argparse.Namespace) -> list[str]:
     common = ["--epochs", str(args.epochs), "--population", str(args.population), "--target", str(args.target)]
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     for repeat in range(args.repeats):
-        for method in methods:  # interleaved, so a slow spell of the machine hits every method alike
+        # interleaved, and in reverse order every other repeat, so a slow spell of the machine hits every method alike
+        for method in (methods if repeat % 2 == 0 else methods[::-1]):
             if method.startswith("ray") and repeat >= args.ray_repeats:
                 continue
             runs[method].append(child(method, args, common))
             print(f"  repeat {repeat + 1}: {method}: {runs[method][-1]['wall']:.2f} s", file=sys.stderr, flush=True)
     bare = median([r["wall"] for r in runs["bare"]])
+    assert bare is not None
     lines = [f"Wall time, {args.population} trials x {args.epochs} epochs of the digits convnet "
              f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats}; target val_accuracy >= {args.target})", "",
-             "| method | wall | ratio to bare | ideal | ratio to ideal | to target | exploits | CPU time | CPU ratio |"
-             + ("" if args.skip_ray else " Ray reuse / this | Ray default / this |"),
-             "|---|---|---|---|---|---|---|---|---|" + ("" if args.skip_ray else "---|---|")]
+             "| method | wall | ratio to bare | ideal | ratio to ideal | same-repeat ratio to ideal | to target | "
+             "exploits | CPU time | CPU ratio |" + ("" if args.skip_ray else " Ray reuse / this | Ray default / this |"),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("" if args.skip_ray else "---|---|")]
     bare_cpu = median([r.get("cpu") for r in runs["bare"]])
     ray_walls = {} if args.skip_ray else {m: median([r["wall"] for r in runs[m]]) for m in ("ray-reuse", "ray-default")}
     for method in methods:
         wall = median([r["wall"] for r in runs[method]])
+        assert wall is not None
         versus = "".join(f" {ray_walls[m] / wall:.1f}x |" for m in ("ray-reuse", "ray-default") if ray_walls.get(m))
-        ideal = bare / 2 if method in ("bare-2proc", "pbtlab-process", "ray-reuse", "ray-default") else bare
+        cores = 2 if method in TWO_CORES else 1
+        ideal = bare / cores
+        # each repeat's wall against the bare loop of the same repeat (the machine in the same state)
+        paired = median([r["wall"] / (b["wall"] / cores) for r, b in zip(runs[method], runs["bare"])])
         exploits = median([r.get("exploits") for r in runs[method]])
         cpu = median([r.get("cpu") for r in runs[method]])
         lines.append(f"| {method} | {fmt(wall)} | {wall / bare:.2f}x | {fmt(ideal)} | {wall / ideal:.2f}x | "
-                     f"{fmt(median([r['to_target'] for r in runs[method]]))} | "
+                     f"{paired:.2f}x | {fmt(median([r['to_target'] for r in runs[method]]))} | "
                      f"{'-' if exploits is None else int(exploits)} | {fmt(cpu)} | "
                      f"{'-' if cpu is None or not bare_cpu else f'{cpu / bare_cpu:.2f}x'} |{versus}")
     if not args.skip_ray:
         init = median([r.get("ray_init") for r in runs["ray-reuse"] + runs["ray-default"]])
         lines += ["", f"ray.init(num_cpus=2) itself: {fmt(init)} (not in the Ray rows)."]
+    lines += ["", "Where the time goes, run by run: the epochs' own training time (`train_epoch`, summed over "
+                  "trials; divided by 2 on 2 cores) against the run's wall. What is left is the tool, checkpoints, "
+                  "restores, and cores idle at PBT's barriers.", "",
+              "| method | training | training / cores | wall | wall / (training / cores) |", "|---|---|---|---|---|"]
+    for method in methods:
+        if method.startswith("ray"):
+            continue
+        cores = 2 if method in TWO_CORES else 1
+        ratios = [r["wall"] / (r["train"] / cores) for r in runs[method] if r.get("train")]
+        train = median([r.get("train") for r in runs[method]])
+        lines.append(f"| {method} | {fmt(train)} | {fmt(None if train is None else train / cores)} | "
+                     f"{fmt(median([r['wall'] for r in runs[method]]))} | "
+                     f"{'-' if not ratios else f'{statistics.median(ratios):.2f}x'} |")
     lines += ["", "Walls of every repeat: " + "; ".join(
         f"{m} " + ", ".join(f"{r['wall']:.2f}" for r in runs[m]) for m in methods)]
     return lines

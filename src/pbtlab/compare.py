@@ -15,7 +15,8 @@ The rules, stated once:
 - **Equal compute**: every run is evaluated on the same compute grid, up to the smallest total compute of
   the runs compared; a run has no value before its first round of reports.
 - **Method** (``group_by="scheduler"``, the default, see :func:`method_of`): ``PBT`` for
-  PopulationBasedTraining, the scheduler's type name for any other scheduler, else ``grid search`` when
+  PopulationBasedTraining (``PBT (clip)``, ``PBT (ttest)``, ... when a strategy option differs from Ray's
+  default), the scheduler's type name for any other scheduler, else ``grid search`` when
   the param_space holds a ``grid_search``, ``random search`` when it holds sampled domains only, else
   ``fixed``. ``group_pattern`` overrides it: a regular expression searched in the run directory's name,
   whose first group (or whole match) is the method, e.g. ``r"^(.*)_seed\\d+$"``.
@@ -143,9 +144,15 @@ def _space_kinds(space: Any) -> set[str]:
 
 def method_of(experiment: Mapping[str, Any]) -> str:
     """The method of a run, from its experiment.json (the default grouping rule, see the module doc).
+    PBT runs with one of the paper's strategy options name it, so that variants are compared apart.
 
         >>> method_of({"scheduler": {"type": "PopulationBasedTraining"}})
         'PBT'
+        >>> method_of({"scheduler": {"type": "PopulationBasedTraining", "clip_to_domain": True}})
+        'PBT (clip)'
+        >>> method_of({"scheduler": {"type": "PopulationBasedTraining", "exploit_strategy": "ttest",
+        ...                          "perturb_bounds": "reflect"}})
+        'PBT (ttest, reflect)'
         >>> method_of({"scheduler": None, "param_space": {"lr": "tune.grid_search([0.1, 0.01])"}})
         'grid search'
         >>> method_of({"scheduler": None, "param_space": {"lr": "tune.loguniform(0.001, 0.1)"}})
@@ -153,8 +160,8 @@ def method_of(experiment: Mapping[str, Any]) -> str:
     """
     scheduler = experiment.get("scheduler")
     kind = scheduler.get("type") if isinstance(scheduler, Mapping) else None
-    if kind == "PopulationBasedTraining":
-        return "PBT"
+    if kind == "PopulationBasedTraining" and isinstance(scheduler, Mapping):
+        return "PBT" + _pbt_variant(scheduler)
     if kind and kind not in ("FIFOScheduler", "FIFO"):
         return str(kind)
     kinds = _space_kinds(experiment.get("param_space"))
@@ -163,6 +170,16 @@ def method_of(experiment: Mapping[str, Any]) -> str:
     if "random" in kinds:
         return "random search"
     return "fixed"
+
+
+def _pbt_variant(scheduler: Mapping[str, Any]) -> str:
+    """`` (option, ...)`` for the strategy options that differ from Ray's PBT (see ``_strategy_description``)."""
+    options = [str(scheduler[key]) for key in ("exploit_strategy", "explore_strategy") if scheduler.get(key)]
+    if scheduler.get("clip_to_domain"):
+        options.append("clip")
+    elif scheduler.get("perturb_bounds"):
+        options.append(str(scheduler["perturb_bounds"]))
+    return f" ({', '.join(options)})" if options else ""
 
 
 def _method_from_pattern(path: str, pattern: re.Pattern[str]) -> str:
