@@ -209,8 +209,10 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
         values = []
         for row in _read_rows(os.path.join(path, trial_id, "result.jsonl")):
             value = row.get(metric)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            values.append(sign * float(value) if ok and value is not None else -math.inf)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                values.append(sign * float(value))
+            else:
+                values.append(-math.inf)
         per_trial.append(values)
     rounds = max((len(values) for values in per_trial), default=0)
     if rounds == 0:

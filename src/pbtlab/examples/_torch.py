@@ -1,4 +1,5 @@
-"""The one place the torch workloads import their heavy dependencies (the ``[torch]`` extra).
+"""The one place the torch workloads import their heavy dependencies (the ``[torch]`` extra), and the
+helpers they share.
 
     >>> from pbtlab.examples._torch import require
     >>> require("numpy").__name__
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from pbtlab.errors import ConfigError
 
@@ -64,3 +66,16 @@ def state_digest(state: dict) -> str:
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def pb2_bounds(mutations: dict[str, Any]) -> dict[str, list[Any]]:
+    """PB2's ``hyperparam_bounds`` spanning the same ranges as PBT's ``hyperparam_mutations``: a domain's
+    ``[lower, upper]``, a list's ``[min, max]`` (a list of ints stays ints, and PB2 rounds what it picks).
+
+        >>> from pbtlab import tune
+        >>> pb2_bounds({"lr": tune.loguniform(1e-3, 0.3), "batch_size": [16, 32, 64, 128]})
+        {'lr': [0.001, 0.3], 'batch_size': [16, 128]}
+    """
+    return {name: [min(domain), max(domain)] if isinstance(domain, list) else [domain.lower, domain.upper]
+            for name, domain in mutations.items()}
+

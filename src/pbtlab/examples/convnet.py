@@ -24,7 +24,7 @@ import os
 import tempfile
 from typing import Any
 
-from pbtlab.examples._torch import pick_device, require, state_digest, torch
+from pbtlab.examples._torch import pb2_bounds, pick_device, require, state_digest, torch
 
 #: The defaults every config key falls back to.
 DEFAULTS: dict[str, Any] = {
@@ -233,8 +233,7 @@ def pb2_scheduler(perturbation_interval: int = 2, synch: bool = True, **override
 
     settings: dict[str, Any] = dict(
         time_attr="training_iteration", perturbation_interval=perturbation_interval, quantile_fraction=0.25,
-        hyperparam_bounds={"lr": [1e-3, 0.3], "momentum": [0.0, 0.95], "weight_decay": [1e-6, 1e-2],
-                           "batch_size": [16, 128], "dropout": [0.0, 0.5]},
+        hyperparam_bounds=pb2_bounds(pbt_scheduler().hyperparam_mutations),
         synch=synch)
     settings.update(overrides)
     return PB2(**settings)

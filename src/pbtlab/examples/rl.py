@@ -22,7 +22,7 @@ import os
 import tempfile
 from typing import Any
 
-from pbtlab.examples._torch import pick_device, require, state_digest, torch
+from pbtlab.examples._torch import pb2_bounds, pick_device, require, state_digest, torch
 
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01, "gamma": 0.99, "entropy_coef": 0.01, "value_coef": 0.5, "episodes_per_iteration": 8,
@@ -238,8 +238,7 @@ def pb2_scheduler(perturbation_interval: int = 4, synch: bool = True, **override
 
     settings: dict[str, Any] = dict(
         time_attr="training_iteration", perturbation_interval=perturbation_interval, quantile_fraction=0.25,
-        hyperparam_bounds={"lr": [1e-4, 3e-2], "entropy_coef": [1e-4, 0.1], "gamma": [0.9, 0.999],
-                           "value_coef": [0.1, 1.0]},
+        hyperparam_bounds=pb2_bounds(pbt_scheduler().hyperparam_mutations),
         synch=synch)
     settings.update(overrides)
     return PB2(**settings)
