@@ -68,6 +68,18 @@ def state_digest(state: dict) -> str:
     return digest.hexdigest()[:16]
 
 
+def pb2_like(pbt: Any, **overrides: Any) -> Any:
+    """PB2 set up like the PBT scheduler ``pbt``: the same time attribute, interval, quantile and synch, and
+    ``hyperparam_bounds`` spanning its mutations (:func:`pb2_bounds`); ``overrides`` go to PB2 as they are."""
+    from pbtlab.schedulers.pb2 import PB2
+
+    settings: dict[str, Any] = {
+        "time_attr": pbt.time_attr, "perturbation_interval": pbt.perturbation_interval,
+        "quantile_fraction": pbt.quantile_fraction, "synch": pbt.synch,
+        "hyperparam_bounds": pb2_bounds(pbt.hyperparam_mutations)}
+    return PB2(**{**settings, **overrides})
+
+
 def pb2_bounds(mutations: dict[str, Any]) -> dict[str, list[Any]]:
     """PB2's ``hyperparam_bounds`` spanning the same ranges as PBT's ``hyperparam_mutations``: a domain's
     ``[lower, upper]``, a list's ``[min, max]`` (a list of ints stays ints, and PB2 rounds what it picks).

@@ -22,7 +22,7 @@ import os
 import tempfile
 from typing import Any
 
-from pbtlab.examples._torch import pb2_bounds, pick_device, require, state_digest, torch
+from pbtlab.examples._torch import pb2_like, pick_device, require, state_digest, torch
 
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01, "gamma": 0.99, "entropy_coef": 0.01, "value_coef": 0.5, "episodes_per_iteration": 8,
@@ -229,19 +229,13 @@ def pbt_scheduler(perturbation_interval: int = 4, synch: bool = True, **override
 
 
 def pb2_scheduler(perturbation_interval: int = 4, synch: bool = True, **overrides: Any) -> Any:
-    """PB2 (a GP bandit picks each explored config) over the ranges :func:`pbt_scheduler` mutates.
+    """PB2 (a GP bandit picks each explored config) over the ranges :func:`pbt_scheduler` mutates, with
+    the same interval and quantile.
 
         >>> pb2_scheduler().hyperparam_bounds["gamma"]
         [0.9, 0.999]
     """
-    from pbtlab.schedulers.pb2 import PB2
-
-    settings: dict[str, Any] = dict(
-        time_attr="training_iteration", perturbation_interval=perturbation_interval, quantile_fraction=0.25,
-        hyperparam_bounds=pb2_bounds(pbt_scheduler().hyperparam_mutations),
-        synch=synch)
-    settings.update(overrides)
-    return PB2(**settings)
+    return pb2_like(pbt_scheduler(perturbation_interval, synch), **overrides)
 
 
 def pbt_search_space(**overrides: Any) -> dict[str, Any]:
