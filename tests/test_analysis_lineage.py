@@ -201,3 +201,37 @@ def test_clear_errors_for_bad_arguments(runs):
         al.best_trial(run, "Q", "highest")
     with pytest.raises(ConfigError, match=r"no trial reported a finite 'nope'"):
         al.best_trial(run, "nope", "max")
+
+
+def _tiny_trainable(config):
+    from pbtlab import tune
+
+    for step in range(1, 5):
+        tune.report({"score": config["lr"] * config["model"]["width"] * step})
+
+
+def test_plots_default_to_the_hyperparameters_the_scheduler_explores(tmp_path):
+    """A sampled seed (or any constant of a trial) is a column of the run, but the schedule and population
+    plots default to what PBT mutates, nested names included; a run without a scheduler shows every column."""
+    from pbtlab import RunConfig, TuneConfig, Tuner, tune
+    from pbtlab.schedulers import PopulationBasedTraining
+
+    space = {"lr": tune.uniform(0.1, 1.0), "seed": tune.randint(0, 1000), "model": {"width": tune.choice([1, 2, 3])}}
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
+                                  hyperparam_mutations={"model": {"width": [1, 2, 3]}, "lr": tune.uniform(0.1, 1.0)})
+
+    def fit(name, scheduler):
+        return Tuner(_tiny_trainable, param_space=space,
+                     tune_config=TuneConfig(metric="score", mode="max", num_samples=4, seed=0, scheduler=scheduler),
+                     run_config=RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                          stop={"training_iteration": 4})).fit()
+
+    run = al.run_data(fit("pbt", pbt))
+    assert run.param_columns == ["lr", "seed", "model/width"]
+    assert run.tuned_params == ["lr", "model/width"]
+    assert al.hyperparameter_names(run) == ["lr", "model/width"]
+    assert list(al.hyperparameter_schedule(run).params) == ["lr", "model/width"]
+    assert al.hyperparameter_names(run, ["seed"]) == ["seed"]  # still available when asked for
+    plain = al.run_data(fit("plain", None))
+    assert plain.tuned_params == plain.param_columns == ["lr", "seed", "model/width"]
+    assert al.hyperparameter_names(plain) == ["lr", "seed", "model/width"]

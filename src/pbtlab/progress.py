@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from pbtlab.records import AUTO_RESULT_FIELDS
@@ -59,6 +59,21 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
         row += [format_value(result.get(column)) for column in metric_columns]
         rows.append(row)
     return rows
+
+
+def column_paths(tree: Any, prefix: str = "") -> list[str]:
+    """The ``a/b`` column paths of a nested dict's leaves, in order (the inverse of :func:`lookup_column`).
+
+        >>> column_paths({"lr": 0.1, "model": {"width": [1, 2]}})
+        ['lr', 'model/width']
+    """
+    if not isinstance(tree, Mapping):
+        return []
+    paths: list[str] = []
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        paths += column_paths(value, path + "/") if isinstance(value, Mapping) and value else [path]
+    return paths
 
 
 def lookup_column(config: Any, column: str) -> Any:

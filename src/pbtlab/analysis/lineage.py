@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import lookup_column
+from pbtlab.progress import column_paths, lookup_column
 from pbtlab.records import EventKind
 
 #: Restart reasons recorded in ``restored_from/reason`` that a perturbation caused.
@@ -73,6 +73,19 @@ class RunData:
     @property
     def param_columns(self) -> list[str]:
         return list(self.experiment.get("param_columns") or [])
+
+    @property
+    def tuned_params(self) -> list[str]:
+        """The hyperparameters the scheduler explores (PBT's ``hyperparam_mutations``, PB2's
+        ``hyperparam_bounds``), in ``param_columns`` order; all ``param_columns`` when it names none.
+        A sampled ``seed`` or other constant of a trial is in ``param_columns`` but not here."""
+        scheduler = self.experiment.get("scheduler")
+        named: set[str] = set()
+        if isinstance(scheduler, Mapping):
+            for key in ("hyperparam_mutations", "hyperparam_bounds"):
+                named.update(column_paths(scheduler.get(key)))
+        tuned = [column for column in self.param_columns if column in named]
+        return tuned or self.param_columns
 
     @property
     def trial_ids(self) -> list[str]:
@@ -459,12 +472,13 @@ class Schedule:
 
 
 def hyperparameter_names(run: RunData, params: Sequence[str] | None = None) -> list[str]:
-    """``params`` checked against the run's hyperparameters; None: all of them (``param_columns``)."""
+    """``params`` checked against the run's hyperparameters; None: the ones its scheduler explores
+    (:attr:`RunData.tuned_params`), or all of them when it names none."""
     available = run.param_columns or sorted(
         {k for t in run.trials for r in t.rows[:1] for k, v in (r.get("config") or {}).items()
          if isinstance(v, (int, float)) and not isinstance(v, bool)})
     if params is None:
-        return available
+        return run.tuned_params if run.param_columns else available
     if isinstance(params, str) or not isinstance(params, Sequence):
         raise ConfigError(f"params must be a list of hyperparameter names, got {describe(params)}")
     unknown = [p for p in params if p not in available]

@@ -37,7 +37,7 @@ from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
-from pbtlab.progress import logger
+from pbtlab.progress import column_paths, logger
 from pbtlab.records import (
     EventKind,
     ExperimentResume,
@@ -106,9 +106,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trial.path = store.trial_dir(trial_id)
         trials.append(trial)
     resources = {t.trial_id: r for t in trials if (r := resources_for(trainable, t.config)) is not None}
-    mutated = list(getattr(scheduler, "hyperparam_mutations", {}) or {})
     columns = ["/".join(map(str, p)) for p in varying]
-    columns += [k for k in mutated if k not in columns]
+    columns += [k for k in column_paths(getattr(scheduler, "hyperparam_mutations", None)) if k not in columns]
     failure = run_config.failure_config or FailureConfig()
     spec = ExperimentSpec(
         name=os.path.basename(path), trainable=spec_name(trainable),

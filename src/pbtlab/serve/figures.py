@@ -164,7 +164,7 @@ def schedule_figure(run: RunData, trial: str | None = None) -> dict[str, Any]:
     """The hyperparameters the best (or given) trial's final weights were trained with, one panel each."""
     trial = trial or best_trial_id(run)
     schedule: Schedule | None = hyperparameter_schedule(run, trial) if trial is not None else None
-    params = list(schedule.params) if schedule else list(run.param_columns)
+    params = list(schedule.params) if schedule else run.tuned_params
     traces = []
     layout: dict[str, Any] = {**_BASE_LAYOUT, "margin": {"l": 70, "r": 20, "t": 36, "b": 44},
                               "title": {"text": f"trained by the best trial {plotly_text(trial)} and its ancestors"

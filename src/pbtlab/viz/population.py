@@ -52,6 +52,7 @@ def plot_population_hyperparameters(results: Any, params: Sequence[str] | None =
                                     highlight: str | int | None = None, show_best: bool = True) -> Any:
     """Every trial's hyperparameters over training iterations, one panel per hyperparameter.
 
+    ``params`` defaults to the hyperparameters the scheduler explores (``RunData.tuned_params``).
     Each trial's line breaks at its restarts; a small marker shows each recorded perturbation.
     With ``show_best`` the best final trial's stitched schedule (or ``highlight``'s) is overlaid
     as a thick dashed line. Returns the figure.

@@ -39,6 +39,7 @@ def plot_hyperparameter_schedule(results: Any, trial: str | int | None = None, p
     """The hyperparameters the best final trial (or ``trial``) was actually trained with, stitched
     across the trials it descends from: one step plot per hyperparameter, coloured by the trial
     that ran each stretch, with a vertical line at every exploit where the ancestry switched.
+    ``params`` defaults to the hyperparameters the scheduler explores (``RunData.tuned_params``).
     Returns the figure.
 
         >>> plot_hyperparameter_schedule(grid)                      # doctest: +SKIP
