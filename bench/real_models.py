@@ -119,7 +119,8 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
     # Warm up before the clock, as for every method: imports, the digits, and torch's lazy first-use work
     # (the first optimizer imports torch._dynamo, about 1 s of CPU). Forked pbtlab workers inherit it.
     load_digits_split()
-    ConvnetRun({"width": 2, "num_threads": 1, "device": "cpu"}).train_epoch()
+    if not args.no_warmup:
+        ConvnetRun({"width": 2, "num_threads": 1, "device": "cpu"}).train_epoch()
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "timing.log")
     training_log = os.path.join(out, "training.log")
@@ -176,7 +177,11 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
                                                 synch=True)
         space = {**configs[0], "lr": tune.grid_search([c["lr"] for c in configs]),
                  "seed": tune.sample_from(lambda spec: STARTING_LRS.index(spec.config["lr"]))}
-        executor = method.split("-")[1]
+        executor: Any = method.split("-")[1]
+        if method == "pbtlab-process-cold":  # without ProcessExecutor's own torch warm-up
+            from pbtlab.executors.process import ProcessExecutor
+
+            executor = ProcessExecutor(warm_up_torch=False)
         start = time.time()
         grid = Tuner(pbtlab_trainable, param_space=space,
                      tune_config=TuneConfig(metric="val_accuracy", mode="max", seed=0, scheduler=scheduler),
@@ -383,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", choices=["pbt", "none"], default="pbt")
     parser.add_argument("--large", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the driver's warm-up epoch (what a script that does not warm up gets)")
     parser.add_argument("--only", choices=["wall", "checkpoints"], default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)

@@ -44,6 +44,13 @@ without GPUs sees none) and ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS
 ``torch.set_num_threads`` when torch is imported) equal to its CPUs. A paused trial's process keeps
 its GPU ids: it resumes on the same devices, so it waits until they have room again.
 
+Warm up in the driver. A forked worker inherits everything the driver imported and initialised, and
+nothing else: a library's lazy first-use work is paid again by every worker that needs it. With torch,
+the first optimizer imports ``torch._dynamo`` (1.3-1.6 s of CPU here), so 4 workers would pay 4 times.
+When the driver has imported torch, ``ProcessExecutor(warm_up_torch=True)`` (the default, fork only)
+imports ``torch._dynamo`` once before the first fork, so every worker inherits it. Do the same for other
+libraries' first-use work (one step of a tiny model before ``Tuner.fit()``); see docs/real_models.md.
+
 Working directory and output. Each trial's function runs inside its trial directory, so relative paths
 (``open("model.pt", "wb")``, ``my_model/``) are per trial. With ``RunConfig(log_to_file=...)`` the
 worker's file descriptors 1 and 2 go to the trial's log files (C extensions' output included).
@@ -52,6 +59,7 @@ worker's file descriptors 1 and 2 go to the trial's log files (C extensions' out
 from __future__ import annotations
 
 import atexit
+import importlib
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
@@ -67,6 +75,7 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
+from pbtlab.progress import logger
 from pbtlab.resources import Allocation, ResourcePool, Resources, visible_gpu_ids, worker_environment
 from pbtlab.session import (
     Command,
@@ -180,6 +189,17 @@ def _kill_leftovers() -> None:
         process.join(timeout=1.0)
 
 
+def _warm_up_torch() -> None:
+    """If the driver imported torch, import ``torch._dynamo`` now: the first optimizer of every forked
+    worker would otherwise import it itself (1.3-1.6 s of CPU each)."""
+    if "torch" not in sys.modules or "torch._dynamo" in sys.modules:
+        return
+    try:
+        importlib.import_module("torch._dynamo")
+    except Exception:  # noqa: BLE001 - a torch without dynamo: nothing for the workers to inherit either
+        logger.debug("torch._dynamo could not be imported for the warm-up", exc_info=True)
+
+
 class ProcessExecutor(DispatchExecutor[ProcessWorker]):
     """Runs each trial in its own local process; as many at once as fit (and up to ``max_concurrent``).
 
@@ -192,13 +212,16 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
             (the trainable must be picklable). See the module docstring.
         stop_grace_s: at shutdown, how long a worker still inside the user's code may take to reach its
             next ``tune.report`` and stop cleanly before it is killed.
+        warm_up_torch: with ``fork``, when the driver has imported torch, import ``torch._dynamo`` (what
+            the first optimizer imports) once in the driver, so that workers inherit it (see the module doc).
     """
 
     name = "process"
     _assigns_gpus = True
 
     def __init__(self, start_method: str | None = None, stop_grace_s: float = 2.0, *,
-                 num_cpus: float | None = None, gpu_ids: list[str] | tuple[str, ...] | None = None) -> None:
+                 num_cpus: float | None = None, gpu_ids: list[str] | tuple[str, ...] | None = None,
+                 warm_up_torch: bool = True) -> None:
         if start_method is not None and start_method not in START_METHODS:
             raise ConfigError(f"ProcessExecutor(start_method=...) must be one of {', '.join(START_METHODS)} or None, "
                               f"got {describe(start_method)}")
@@ -215,7 +238,10 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
                                     or len(set(map(str, gpu_ids))) != len(gpu_ids)):
             raise ConfigError(f"ProcessExecutor(gpu_ids=...) must be a list of distinct device ids such as "
                               f"['0', '1'], or None, got {describe(gpu_ids)}")
+        if not isinstance(warm_up_torch, bool):
+            raise ConfigError(f"ProcessExecutor(warm_up_torch=...) must be True or False, got {describe(warm_up_torch)}")
         super().__init__()
+        self.warm_up_torch = warm_up_torch
         self.num_cpus = float(num_cpus) if num_cpus is not None else float(available_cores())
         self.gpu_ids = [str(g) for g in gpu_ids] if gpu_ids is not None else visible_gpu_ids()
         self._pool = ResourcePool(self.num_cpus, self.gpu_ids)
@@ -231,6 +257,8 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         if self.start_method == "fork":
             self._trainable, self._pickled = trainable, False
+            if self.warm_up_torch:
+                _warm_up_torch()
             return
         try:
             self._trainable = pickle.dumps(trainable)
