@@ -22,6 +22,21 @@ def _chdir_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local Ray for the module; workers import the tests' modules (and pbtlab) through PYTHONPATH."""
+    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
+    if ray.is_initialized():
+        ray.shutdown()
+    here = os.path.dirname(os.path.abspath(__file__))
+    # keep the caller's PYTHONPATH after ours, so workers import the same pbtlab as this process
+    path = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    yield ray
+    ray.shutdown()
+
+
 try:
     from hypothesis import settings as _hypothesis_settings
 except ImportError:  # pragma: no cover - hypothesis is a test extra

@@ -90,3 +90,13 @@ def saving_trainable(config):
                     checkpoint=write_state("reported") if step % 2 == 0 else None)
         if step >= config.get("max_steps", 1_000):
             return
+
+
+def reports_then_sticks(config):
+    """Reports 3 times, then spends 60 s in its 4th iteration (a trial stuck inside an iteration)."""
+    import time
+
+    for iteration in range(1, 100):
+        time.sleep(0.05 if iteration <= 3 else 60.0)
+        tune.report({"x": float(config["x"])})
+

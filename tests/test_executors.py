@@ -36,21 +36,6 @@ from pbtlab.tuner import Stopper, Tuner
 EXECUTORS = ["inprocess", "process", pytest.param("ray", marks=pytest.mark.ray)]
 
 
-@pytest.fixture(scope="module")
-def ray_runtime():
-    """One local Ray for the module; workers import this test module (and pbtlab) through PYTHONPATH."""
-    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
-    if ray.is_initialized():
-        ray.shutdown()
-    here = os.path.dirname(os.path.abspath(__file__))
-    # keep the caller's PYTHONPATH after ours, so workers import the same pbtlab as this process
-    path = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture(params=EXECUTORS)
 def executor(request):
     if request.param == "ray":

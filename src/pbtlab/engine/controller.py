@@ -64,6 +64,9 @@ from pbtlab.session import (
 )
 from pbtlab.store import ExperimentStore
 
+#: How often a stopper's ``stop_all()`` is asked while trials are inside an iteration (executors with ``poll``).
+STOP_CHECK_INTERVAL_S = 1.0
+
 
 def format_tag_value(value: Any) -> str:
     """How a value appears in an experiment tag (``lr=0.0500``)."""
@@ -162,7 +165,11 @@ class Controller:
                         break
                 if self.callbacks:
                     self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
-                trial_id, message = self._stash.popleft() if self._stash else self.executor.wait()
+                next_message = self._next_message()
+                if next_message is None:  # out of time, or the stopper ended the run, while trials ran
+                    self._stop_everything()
+                    break
+                trial_id, message = next_message
                 self._handle(self.by_id[trial_id], message)
                 if self._abort is not None:
                     raise self._abort
@@ -201,6 +208,27 @@ class Controller:
 
     def _over_budget(self) -> bool:
         return elapsed_budget(self.start_time, self.tune_config.time_budget_s)
+
+    def _next_message(self) -> tuple[str, WorkerMessage] | None:
+        """The next message (kept ones first). On an executor that can ``poll``, with a time budget or a
+        stopper with ``stop_all()``: None when the run must end before a message comes (checked every
+        ``STOP_CHECK_INTERVAL_S`` and when the budget runs out), as Ray checks between results."""
+        if self._stash:
+            return self._stash.popleft()
+        poll = getattr(self.executor, "poll", None)
+        budget = self.tune_config.time_budget_s
+        if poll is None or (budget is None and not self.stop_criteria.has_stop_all):
+            return self.executor.wait()
+        while True:
+            timeout = STOP_CHECK_INTERVAL_S if self.stop_criteria.has_stop_all else None
+            if budget is not None:
+                left = max(budget - (time.monotonic() - self.start_time), 0.0) + 0.01
+                timeout = left if timeout is None else min(timeout, left)
+            got = poll(timeout)
+            if got is not None:
+                return got
+            if self.stop_criteria.check_stop_all() or self._over_budget():
+                return None
 
     def _stop_everything(self) -> None:
         for trial in self.trials:

@@ -66,10 +66,19 @@ class StopCriteria:
         if isinstance(stop, Mapping):
             return self._reached(stop, trial_id, result)
         decision = bool(stop(trial_id, result))
-        stop_all = getattr(stop, "stop_all", None)
-        if callable(stop_all) and stop_all():
-            self.stop_all = True
+        self.check_stop_all()
         return decision
+
+    @property
+    def has_stop_all(self) -> bool:
+        """Is there a stopper whose ``stop_all()`` can end the run (e.g. a ``TimeoutStopper``)?"""
+        return not isinstance(self.stop, Mapping) and callable(getattr(self.stop, "stop_all", None))
+
+    def check_stop_all(self) -> bool:
+        """Ask the stopper's ``stop_all()`` now (after a result, or between results); a True is kept."""
+        if not self.stop_all and self.has_stop_all and self.stop.stop_all():
+            self.stop_all = True
+        return self.stop_all
 
     @staticmethod
     def _reached(stop: Mapping[str, Any], trial_id: str, result: Mapping[str, Any]) -> bool:

@@ -24,6 +24,11 @@ An executor owns workers; each worker runs one trial's function through
   whose messages are in, the one that was started or answered first. Raises
   :class:`~pbtlab.errors.ExecutorError` when no trial is running, i.e. every trial's last message
   was already returned and not answered since (waiting would block forever).
+- ``poll(timeout)`` (optional): ``wait()``, but return None when no message came within ``timeout``
+  seconds. With it the controller ends a run at ``TuneConfig(time_budget_s)`` or a stopper's
+  ``stop_all()`` while trials are still inside an iteration (their workers are stopped, then killed after
+  the executor's grace period); without it (the in-process executor, whose trials cannot be interrupted)
+  those are checked after each message. The process and Ray executors have it.
 - ``shutdown()``: stop every worker.
 - ``default_concurrency(num_trials)``: how many trials may run at once when
   ``TuneConfig(max_concurrent_trials)`` is not set.

@@ -12,7 +12,7 @@ methods: launch a worker, deliver a command, wait for replies, take one reply, r
 
         def _launch(self, spec): ...          # start a worker on `spec`; return its record
         def _deliver(self, worker, command): ...  # send CONTINUE/RESTART/SAVE; raise WorkerLost if gone
-        def _collect(self, busy): ...         # block until some of `busy` have a reply (or died)
+        def _collect(self, busy, timeout): ...  # block until some of `busy` have a reply (or died); [] on timeout
         def _receive(self, worker): ...       # its reply, or raise WorkerLost(how)
         def _retire(self, worker, final): ... # end it: parked, busy or dead
 
@@ -167,6 +167,13 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         self._mark_busy(worker)
 
     def wait(self) -> tuple[str, WorkerMessage]:
+        while True:  # poll(None) blocks until a message comes
+            got = self.poll(None)
+            if got is not None:
+                return got
+
+    def poll(self, timeout: float | None) -> tuple[str, WorkerMessage] | None:
+        """:meth:`wait`, giving up after ``timeout`` seconds (None: never) with None."""
         busy = sorted((w for w in self._workers.values() if w.busy_since is not None),
                       key=lambda w: w.busy_since or 0)
         if not busy:
@@ -175,7 +182,9 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         for worker in busy:  # a worker that was gone when a command was sent to it
             if worker.lost is not None:
                 return worker.trial_id, self._died(worker, worker.lost)
-        ready = self._collect(busy)
+        ready = self._collect(busy, timeout)
+        if not ready:
+            return None
         worker = min(ready, key=lambda w: w.busy_since or 0)  # the earliest dispatched (as in-process would)
         try:
             message = self._receive(worker)
@@ -200,9 +209,10 @@ class DispatchExecutor(abc.ABC, Generic[Worker]):
         """Send CONTINUE, RESTART or SAVE to a parked worker; raise :class:`WorkerLost` if it is gone."""
 
     @abc.abstractmethod
-    def _collect(self, busy: list[Worker]) -> list[Worker]:
+    def _collect(self, busy: list[Worker], timeout: float | None) -> list[Worker]:
         """Block until some of ``busy`` (in dispatch order) have a reply or died; return those
-        (for a transport that can tell, only those with a reply when there are any)."""
+        (for a transport that can tell, only those with a reply when there are any), or ``[]`` when
+        ``timeout`` seconds passed first (None: wait as long as it takes)."""
 
     @abc.abstractmethod
     def _receive(self, worker: Worker) -> WorkerMessage:

@@ -296,9 +296,9 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
         except OSError:
             raise WorkerLost(self._bury(worker)) from None
 
-    def _collect(self, busy: list[ProcessWorker]) -> list[ProcessWorker]:
+    def _collect(self, busy: list[ProcessWorker], timeout: float | None) -> list[ProcessWorker]:
         handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-        ready = set(multiprocessing.connection.wait(handles))
+        ready = set(multiprocessing.connection.wait(handles, timeout))
         with_message = [w for w in busy if w.conn in ready]  # messages first (a pipe at EOF counts here too)
         return with_message or [w for w in busy if w.process.sentinel in ready]
 

@@ -316,10 +316,12 @@ class RayExecutor(DispatchExecutor[ActorWorker]):
             files = self._files_for(worker, command.spec.checkpoint_path)
         worker.reply = worker.handle.step.remote(command, files)
 
-    def _collect(self, busy: list[ActorWorker]) -> list[ActorWorker]:
+    def _collect(self, busy: list[ActorWorker], timeout: float | None) -> list[ActorWorker]:
         ray = self._ray
         refs = [w.reply for w in busy]
-        ready, _ = ray.wait(refs, num_returns=1)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not ready:
+            return []
         if len(refs) > 1:  # all replies already in, so that wait() can take the earliest dispatched
             more, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = more or ready
