@@ -201,21 +201,11 @@ def test_ray_actor_options_carry_the_trials_resources(tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_run_with_one_cpu_per_trial(tmp_path):
-    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
-    if ray.is_initialized():
-        ray.shutdown()
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})
-    try:
-        space = {"i": tune.grid_search([0, 1, 2]), "probe_dir": str(tmp_path / "probe"), "work_s": 0.2,
-                 "relative_write": True, "raw_write": True}
-        results = fit(tune.with_resources(probe_trainable, {"cpu": 1}), space, tmp_path, "ray",
-                      log_to_file=("out.txt", "err.txt"))
-    finally:
-        ray.shutdown()
+def test_ray_run_with_one_cpu_per_trial(tmp_path, ray_runtime):
+    space = {"i": tune.grid_search([0, 1, 2]), "probe_dir": str(tmp_path / "probe"), "work_s": 0.2,
+             "relative_write": True, "raw_write": True}
+    results = fit(tune.with_resources(probe_trainable, {"cpu": 1}), space, tmp_path, "ray",
+                  log_to_file=("out.txt", "err.txt"))
     assert [r.status for r in results] == ["TERMINATED"] * 3
     seen = probes(tmp_path / "probe")
     assert max(s["at_once"] for s in seen.values()) <= 2
