@@ -59,8 +59,8 @@ worker's file descriptors 1 and 2 go to the trial's log files (C extensions' out
 from __future__ import annotations
 
 import atexit
-import importlib
 import dataclasses
+import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
