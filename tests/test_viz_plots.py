@@ -228,6 +228,19 @@ def test_metric_history_accepts_any_reported_metric(pbt4):
         len(trial_segments(t)) for t in run_data(pbt4).trials)
 
 
+def test_metric_history_legend_stays_off_the_curves(pbt4):
+    """The tutorial's short labels stay in the axes; long ones (a config per trial) go below them."""
+    from pbtlab.viz import plot_metric_history
+
+    short = plot_metric_history(pbt4, "Q", labels=["a", "b", "c", "d"], ax=plt.figure().add_subplot())
+    assert short.get_legend().get_bbox_to_anchor().bounds == short.bbox.bounds  # anchored to the axes
+    long_labels = [f"lr={i / 10}, h0=0.123456, h1=0.654321, seed={i}" for i in range(4)]
+    below = plot_metric_history(pbt4, "Q", labels=long_labels, ax=plt.figure().add_subplot())
+    legend = below.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == long_labels
+    assert legend.get_window_extent().y1 <= below.get_window_extent().y0  # entirely under the axes
+
+
 @pytest.mark.slow
 def test_figure2_cli_writes_four_real_panels(tmp_path, capsys):
     from pbtlab.cli import main

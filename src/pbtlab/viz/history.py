@@ -66,6 +66,10 @@ def metric_history(run: RunData, metric: str) -> list[MetricLine]:
     return lines
 
 
+#: Legend labels longer than this go below the axes (the tutorial's ``h = [0, 1]`` stays inside).
+LONG_LABEL = 30
+
+
 def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None = None,
                         labels: Sequence[str] | None = None, ax: Any = None, *, title: str | None = None,
                         ylabel: str | None = None, legend_title: str | None = "Trial Initial Parameters",
@@ -93,7 +97,11 @@ def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None 
     ax.set_xlabel("Training Iteration")
     ax.set_ylabel(ylabel or metric)
     if lines:
-        ax.legend(title=legend_title, fontsize=8, title_fontsize=8)
+        if len(lines) <= 4 and max(map(len, labels[:len(lines)]), default=0) <= LONG_LABEL:
+            ax.legend(title=legend_title, fontsize=8, title_fontsize=8)  # the tutorial's: inside, where it fits
+        else:  # long labels or many trials would cover the curves: below the axes
+            ax.legend(title=legend_title, fontsize=8, title_fontsize=8, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.14), ncol=1 if len(lines) <= 8 else 2, frameon=False)
     return ax
 
 

@@ -83,4 +83,5 @@ def draw_schedule(axes: Sequence[Any], run: RunData, schedule: Schedule, colors:
     axes[0].legend(title="trained by", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     score = f", final {metric} = {final:.6g}" if isinstance(final, (int, float)) else ""
     axes[0].set_title(f"Hyperparameter schedule of trial {schedule.trial_id}{score} "
-                      f"({len(schedule.switches)} exploits in its ancestry, dashed)", fontsize=10)
+                      f"({len(schedule.switches)} exploit{'' if len(schedule.switches) == 1 else 's'} "
+                      "in its ancestry, dashed)", fontsize=10)
