@@ -71,6 +71,14 @@ def bbox_from_extents(x0: float, y0: float, x1: float, y1: float) -> Any:
     return Bbox.from_extents(x0, y0, x1, y1)
 
 
+def below_axes(ax: Any, inches: float) -> Any:
+    """A transform for ``bbox_to_anchor`` that puts (x, 0) ``inches`` below the axes, whatever their height."""
+    matplotlib()
+    from matplotlib.transforms import ScaledTranslation
+
+    return ax.transAxes + ScaledTranslation(0, -inches, ax.figure.dpi_scale_trans)
+
+
 def pil_image() -> Any:
     """``PIL.Image`` (Pillow), for GIF animations."""
     try:

@@ -109,8 +109,9 @@ def draw_lineage(ax: Any, tree: Lineage, colors: Sequence[Any], labels: Sequence
         handles.append(lines.Line2D([], [], color="0.3", marker="d", lw=0, label="explore-only restart"))
     if any(s.reason in ("failure", "resume") for s in tree.segments):
         handles.append(lines.Line2D([], [], color="0.3", marker="x", lw=0, label="restart after failure/resume"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.02 * len(tree.trial_ids)),
-              ncol=len(handles), fontsize=8, frameon=False)
+    # under the tick labels and the x label, at a fixed distance however tall the axes are
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+              bbox_transform=_mpl.below_axes(ax, 0.5), ncol=len(handles), fontsize=8, frameon=False)
     ax.set_title(f"Lineage: {len(tree.edges)} exploits (donor → target)" +
                  (f"; best final trial {tree.best_trial}\nits weights were trained by "
                   f"{' → '.join(_compress([s.trial_id for s in tree.ancestry]))}" if tree.best_trial else ""),
