@@ -318,7 +318,7 @@ def wall_table(args: argparse.Namespace) -> list[str]:
 
 
 def checkpoint_table(args: argparse.Namespace) -> list[str]:
-    tools = ["pbtlab-inprocess", "pbtlab-process"] + ([] if args.skip_ray else ["ray-reuse"])
+    tools = ["pbtlab-inprocess", "pbtlab-process"] + ([] if args.skip_ray else ["ray-reuse", "ray-default"])
     base = ["--epochs", "4", "--population", "2", "--target", "2", "--quantile", "0.5"]
     variants = {"small": [*base, "--large", "--state-mb", "0"],
                 "large": [*base, "--large", "--state-mb", str(args.state_mb)],
@@ -336,8 +336,10 @@ def checkpoint_table(args: argparse.Namespace) -> list[str]:
     lines = [f"Checkpoints of a {args.state_mb} MB state dict: 2 trials x 4 epochs, one checkpoint per report "
              f"(median of {args.repeats} runs, Ray Tune {args.ray_repeats})", "",
              "| tool | reports | time per report | disk per report | exploits | time per exploit | "
-             "disk added per exploit | wall (100 MB, PBT) | Ray reuse / this |", "|---|---|---|---|---|---|---|---|---|"]
-    ray_large = None if args.skip_ray else median([r["wall"] for r in runs[("ray-reuse", "large")]])
+             "disk added per exploit | wall (100 MB, PBT) | Ray reuse / this | Ray default / this |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    ray_large = {} if args.skip_ray else {m: median([r["wall"] for r in runs[(m, "large")]])
+                                          for m in ("ray-reuse", "ray-default")}
     for tool in tools:
         large, small, fifo = (runs[(tool, v)] for v in ("large", "small", "large-fifo"))
         large_wall = median([r["wall"] for r in large])
@@ -353,7 +355,9 @@ def checkpoint_table(args: argparse.Namespace) -> list[str]:
         lines.append(f"| {tool} | {int(reports)} | {fmt(per_report)} | {disk / reports / 2**20:.1f} MB | "
                      f"{int(exploits)} | {fmt(per_exploit)} | "
                      f"{'-' if disk_per_exploit is None else f'{disk_per_exploit / 2**20:.1f} MB'} | "
-                     f"{fmt(large_wall)} | {'-' if ray_large is None else f'{ray_large / large_wall:.1f}x'} |")
+                     f"{fmt(large_wall)} |" + "".join(
+                         f" {ray_large[m] / large_wall:.1f}x |" if m in ray_large else " - |"
+                         for m in ("ray-reuse", "ray-default")))
     lines += ["", f"The trainable's own torch.save of the state to a temporary directory: {fmt(save['save'])} per "
                   f"report; torch.load: {fmt(save['load'])}. The rest of 'time per report' is the tool's."]
     return lines
