@@ -99,4 +99,3 @@ def reports_then_sticks(config):
     for iteration in range(1, 100):
         time.sleep(0.05 if iteration <= 3 else 60.0)
         tune.report({"x": float(config["x"])})
-

@@ -90,4 +90,3 @@ def pb2_bounds(mutations: dict[str, Any]) -> dict[str, list[Any]]:
     """
     return {name: [min(domain), max(domain)] if isinstance(domain, list) else [domain.lower, domain.upper]
             for name, domain in mutations.items()}
-
