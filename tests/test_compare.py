@@ -94,6 +94,16 @@ def test_equal_compute_stops_at_the_smallest_budget(tmp_path):
     assert comparison.method("PBT").mean.tolist() == [0.1, 0.2]  # the 0.9 came after the common budget
 
 
+def test_pbt_is_listed_first_then_methods_in_the_order_given(tmp_path):
+    grid = write_run(tmp_path / "a_grid", {"a": [0.1, 0.2]}, param_space=GRID_SPACE)
+    pbt = write_run(tmp_path / "b_pbt", {"a": [0.1, 0.3]}, scheduler=PBT)
+    rand = write_run(tmp_path / "c_rand", {"a": [0.2, 0.2]})
+    clipped = write_run(tmp_path / "d_clip", {"a": [0.2, 0.4]}, scheduler={**PBT, "clip_to_domain": True})
+    comparison = compare_runs([grid, rand, clipped, pbt])  # as a shell glob may give them
+    assert [m.method for m in comparison.methods] == ["PBT", "grid search", "random search", "PBT (clip)"]
+    assert [m.method for m in compare_runs([grid, rand]).methods] == ["grid search", "random search"]
+
+
 def test_group_pattern_overrides_the_rule(tmp_path):
     runs = _three_seeds(tmp_path)
     comparison = compare_runs(runs, group_pattern=r"^(.*)_seed\d+$")

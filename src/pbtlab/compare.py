@@ -19,7 +19,8 @@ The rules, stated once:
   default), the scheduler's type name for any other scheduler, else ``grid search`` when
   the param_space holds a ``grid_search``, ``random search`` when it holds sampled domains only, else
   ``fixed``. ``group_pattern`` overrides it: a regular expression searched in the run directory's name,
-  whose first group (or whole match) is the method, e.g. ``r"^(.*)_seed\\d+$"``.
+  whose first group (or whole match) is the method, e.g. ``r"^(.*)_seed\\d+$"``. Methods are listed in the
+  order their runs are given, with ``PBT`` (the reference of the "vs PBT" column) first.
 - **Interval**: mean over the runs of a method (its seeds) ± Student's t (0.975 quantile, n-1 degrees of
   freedom) times the standard error; no interval with one run.
 """
@@ -272,9 +273,11 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], metric: str | None = N
     grid = np.unique(np.concatenate([c.compute[c.compute <= budget] for c in curves]))
     if len(grid) > points:
         grid = np.unique(np.round(np.linspace(start, budget, points)))
-    grouped: dict[str, list[RunCurve]] = {}
+    grouped: dict[str, list[RunCurve]] = {"PBT": []}  # the reference comes first, the others as they appear
     for curve in curves:
         grouped.setdefault(curve.method, []).append(curve)
+    if not grouped["PBT"]:
+        del grouped["PBT"]
     methods = []
     for name, members in grouped.items():
         values = np.stack([member.best_at(grid) for member in members])
