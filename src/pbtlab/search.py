@@ -16,7 +16,6 @@ algorithm (same values for the same ``TuneConfig(seed)``).
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,9 +32,9 @@ from pbtlab.space import (
     Integer,
     Path,
     _plain_copy,
-    _sample_config,
     _set,
     _walk,
+    grid_variants,
 )
 
 __all__ = ["BasicVariantGenerator", "check_search_alg"]
@@ -123,15 +122,7 @@ class BasicVariantGenerator:
             for path, leaf in _walk(base):
                 if isinstance(leaf, Domain) and not isinstance(leaf, Function):
                     _set(base, path, leaf.sample(rng))
-        grids = [(path, leaf) for path, leaf in _walk(base) if isinstance(leaf, GridSearch)]
-        points = [tuple(reversed(p)) for p in itertools.product(*[g.values for _, g in reversed(grids)])]
-        configs = []
-        for grid_point in points:
-            config = _plain_copy(base)
-            for (path, _grid), value in zip(grids, grid_point):
-                _set(config, path, copy.deepcopy(value))
-            configs.append(_sample_config(config, rng))
-        return configs
+        return grid_variants(base, rng)
 
 
 def _point_leaves(point: Mapping[str, Any], path: Path = ()) -> list[tuple[Path, Any]]:

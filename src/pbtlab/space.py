@@ -342,6 +342,25 @@ def _plain_copy(value: Any) -> Any:
     return value
 
 
+def grid_variants(space: Any, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """One config per point of ``space``'s crossed grids (the first grid key varies fastest), each with its
+    domains sampled from ``rng``.
+
+        >>> grid_variants({"a": grid_search([1, 2]), "b": grid_search(["x", "y"])}, np.random.default_rng(0))
+        [{'a': 1, 'b': 'x'}, {'a': 2, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'y'}]
+    """
+    grids = [(path, leaf) for path, leaf in _walk(space) if isinstance(leaf, GridSearch)]
+    # itertools.product varies the last factor fastest; reverse so the first grid key varies fastest.
+    points = [tuple(reversed(point)) for point in itertools.product(*[g.values for _, g in reversed(grids)])]
+    configs = []
+    for point in points:
+        config = _plain_copy(space)
+        for (path, _grid), value in zip(grids, point):
+            _set(config, path, copy.deepcopy(value))
+        configs.append(_sample_config(config, rng))
+    return configs
+
+
 def resolve_param_space(param_space: Mapping[str, Any] | None, num_samples: int,
                         rng: np.random.Generator) -> list[dict[str, Any]]:
     """Expand grids (crossed, repeated ``num_samples`` times) and sample every domain.
@@ -356,17 +375,9 @@ def resolve_param_space(param_space: Mapping[str, Any] | None, num_samples: int,
         raise ConfigError(f"param_space must be a dict, got {describe(param_space)}")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError(f"num_samples must be an int >= 1, got {describe(num_samples)}")
-    leaves = _walk(param_space)
-    grids = [(path, leaf) for path, leaf in leaves if isinstance(leaf, GridSearch)]
-    # itertools.product varies the last factor fastest; reverse so the first grid key varies fastest.
-    grid_points = [tuple(reversed(point)) for point in itertools.product(*[g.values for _, g in reversed(grids)])]
     configs = []
     for _ in range(num_samples):
-        for point in grid_points:
-            config = _plain_copy(param_space)
-            for (path, _grid), value in zip(grids, point):
-                _set(config, path, copy.deepcopy(value))
-            configs.append(_sample_config(config, rng))
+        configs += grid_variants(param_space, rng)
     return configs
 
 
