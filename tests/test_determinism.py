@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 import tutorial_code as tc
+from run_files import read_jsonl, strip_wall_clock
+
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.store import is_wall_clock_field
-
-
-def _strip(value):
-    """Drop wall-clock fields at any depth."""
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if not is_wall_clock_field(k)}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
-def _jsonl(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _snapshot(results):
     """Everything a run wrote that must not depend on the clock."""
     path = results.experiment_path
-    events = [_strip(e) for e in _jsonl(os.path.join(path, "events.jsonl"))]
-    rows = {r.trial_id: [_strip(row) for row in _jsonl(os.path.join(r.path, "result.jsonl"))] for r in results}
-    finals = [(r.trial_id, r.status, r.config, _strip(r.metrics)) for r in results]
+    events = [strip_wall_clock(e) for e in read_jsonl(os.path.join(path, "events.jsonl"))]
+    rows = {r.trial_id: [strip_wall_clock(row) for row in read_jsonl(os.path.join(r.path, "result.jsonl"))]
+            for r in results}
+    finals = [(r.trial_id, r.status, r.config, strip_wall_clock(r.metrics)) for r in results]
     with open(os.path.join(path, "pbt_global.txt"), encoding="utf-8") as handle:
         policy = handle.read()
     checkpoints = {r.trial_id: sorted(d for d in os.listdir(r.path) if d.startswith("checkpoint_")) for r in results}
@@ -58,8 +46,8 @@ def test_same_seed_same_everything(tmp_path, synch):
     # the snapshot is not trivially empty
     assert len([e for e in snap_a[0] if e["event"] == "exploit"]) > 10
     # only wall-clock fields were dropped: the raw events agree key for key
-    raw_a = _jsonl(os.path.join(a.experiment_path, "events.jsonl"))
-    raw_b = _jsonl(os.path.join(b.experiment_path, "events.jsonl"))
+    raw_a = read_jsonl(os.path.join(a.experiment_path, "events.jsonl"))
+    raw_b = read_jsonl(os.path.join(b.experiment_path, "events.jsonl"))
     assert [sorted(e) for e in raw_a] == [sorted(e) for e in raw_b]
 
 
@@ -71,7 +59,7 @@ def test_tutorial_code_same_seed_same_events(tmp_path):
     for events in (ea, eb):
         events[0].pop("name")  # train_func_<date-time>
     assert ea == eb
-    assert _strip(sa.state_dict()) == _strip(sb.state_dict())  # checkpoint refs carry time_total_s
+    assert strip_wall_clock(sa.state_dict()) == strip_wall_clock(sb.state_dict())  # checkpoint refs carry time_total_s
     assert [r.config for r in a] == [r.config for r in b]
     assert [r.metrics["Q"] for r in a] == [r.metrics["Q"] for r in b]
 
@@ -110,7 +98,8 @@ def test_synch_decisions_do_not_depend_on_concurrency(tmp_path):
             tune_config=TuneConfig(metric="Q", mode="max", seed=5, max_concurrent_trials=max_concurrent,
                                    scheduler=toy_scheduler(4, True)),
             run_config=tune.RunConfig(stop={"training_iteration": 40}, storage_path=str(path), verbose=0)).fit()
-        return ([_strip(e) for e in results.events_of("exploit")], [_strip(e) for e in results.events_of("explore")],
+        return ([strip_wall_clock(e) for e in results.events_of("exploit")],
+                [strip_wall_clock(e) for e in results.events_of("explore")],
                 [(r.config, r.metrics["Q"]) for r in results])
 
     full = decisions(None, tmp_path / "a")

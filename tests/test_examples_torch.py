@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from run_files import read_jsonl, strip_wall_clock
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -17,20 +18,6 @@ pytest.importorskip("gymnasium")
 from pbtlab import RunConfig, TuneConfig, Tuner
 from pbtlab.errors import ConfigError
 from pbtlab.examples import _torch, convnet, rl
-from pbtlab.store import is_wall_clock_field
-
-
-def _strip(value):
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if not is_wall_clock_field(k)}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
-
-
-def _jsonl(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def _run_convnet(path, seed=0, iterations=6):
@@ -68,8 +55,9 @@ def runs(tmp_path_factory):
 
 
 def _snapshot(grid):
-    events = [_strip(e) for e in grid.events]
-    rows = {r.trial_id: [_strip(row) for row in _jsonl(os.path.join(r.path, "result.jsonl"))] for r in grid}
+    events = [strip_wall_clock(e) for e in grid.events]
+    rows = {r.trial_id: [strip_wall_clock(row) for row in read_jsonl(os.path.join(r.path, "result.jsonl"))]
+            for r in grid}
     return events, rows
 
 
@@ -79,7 +67,7 @@ def test_reports_are_valid_numbers_and_every_iteration_ran(runs, name):
     _, _, metric, (low, high) = WORKLOADS[name]
     assert len(grid) == 4
     for result in grid:
-        rows = _jsonl(os.path.join(result.path, "result.jsonl"))
+        rows = read_jsonl(os.path.join(result.path, "result.jsonl"))
         assert [row["training_iteration"] for row in rows] == [1, 2, 3, 4, 5, 6]
         for row in rows:
             assert math.isfinite(row[metric]) and low <= row[metric] <= high, row
@@ -103,7 +91,7 @@ def test_exploits_restore_the_donors_weights(runs, name):
     assert len(exploits) == len(restores) == 2  # barriers at iterations 2 and 4, one loser of 4 each
     for restore in restores:
         donor_checkpoint = os.path.join(grid.experiment_path, restore["checkpoint"])
-        rows = _jsonl(os.path.join(grid.experiment_path, restore["trial_id"], "result.jsonl"))
+        rows = read_jsonl(os.path.join(grid.experiment_path, restore["trial_id"], "result.jsonl"))
         restored_rows = [row for row in rows if row["restored_from"]
                          and row["restored_from"]["checkpoint"] == restore["checkpoint"]]
         assert len(restored_rows) == 1
@@ -115,7 +103,7 @@ def test_exploits_restore_the_donors_weights(runs, name):
         assert module.checkpoint_digest(own) != row["restored_weights"]
         # and the training continued from the donor's iteration
         assert row["training_iteration"] == restore["iteration"] + 1
-    rows_without = [row for r in grid for row in _jsonl(os.path.join(r.path, "result.jsonl"))
+    rows_without = [row for r in grid for row in read_jsonl(os.path.join(r.path, "result.jsonl"))
                     if not row["restored_from"]]
     assert all("restored_weights" not in row for row in rows_without)
 
@@ -225,7 +213,7 @@ def test_pb2_explores_the_convnet_within_its_bounds_and_restores_donors(tmp_path
     restores = [e for e in grid.events_of("trial_restore") if e["reason"] == "exploit"]
     assert len(restores) == 2
     for restore in restores:
-        rows = _jsonl(os.path.join(grid.experiment_path, restore["trial_id"], "result.jsonl"))
+        rows = read_jsonl(os.path.join(grid.experiment_path, restore["trial_id"], "result.jsonl"))
         restored = next(row for row in rows if row["restored_from"]
                         and row["restored_from"]["checkpoint"] == restore["checkpoint"])
         assert restored["restored_weights"] == convnet.checkpoint_digest(

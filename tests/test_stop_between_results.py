@@ -4,19 +4,14 @@ the run past its budget. What was reported before is kept, and the run ends clea
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 from executor_trainables import reports_then_sticks
+from run_files import read_jsonl
 
 from pbtlab import RunConfig, TuneConfig, Tuner, tune
 from pbtlab.tune.stopper import TimeoutStopper
-
-
-def _rows(path):
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 @pytest.mark.timeout(90)
@@ -37,7 +32,7 @@ def test_the_run_ends_while_every_trial_is_inside_an_iteration(tmp_path, how, ex
     completes = grid.events_of("trial_complete")
     assert [(e["reason"], e["was_running"], e["iteration"]) for e in completes] == [(how, True, 3)] * 2
     for result in grid:  # what was reported before the budget ran out is all there
-        rows = _rows(os.path.join(result.path, "result.jsonl"))
+        rows = read_jsonl(os.path.join(result.path, "result.jsonl"))
         assert [r["training_iteration"] for r in rows] == [1, 2, 3]
     assert grid.events[-1]["event"] == "experiment_end"
     assert Tuner.can_restore(grid.experiment_path)

@@ -1,0 +1,23 @@
+"""Reading a run directory's files in tests: JSON lines, and records without their wall-clock fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pbtlab.store import is_wall_clock_field
+
+
+def read_jsonl(path: Any) -> list[dict[str, Any]]:
+    """The records of a ``.jsonl`` file (blank lines skipped)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def strip_wall_clock(value: Any) -> Any:
+    """``value`` without wall-clock fields at any depth, so that two seeded runs compare equal."""
+    if isinstance(value, dict):
+        return {k: strip_wall_clock(v) for k, v in value.items() if not is_wall_clock_field(k)}
+    if isinstance(value, list):
+        return [strip_wall_clock(v) for v in value]
+    return value
