@@ -137,30 +137,26 @@ def measure(method: str, args: argparse.Namespace, out: str) -> dict[str, Any]:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return time.process_time() + children.ru_utime + children.ru_stime
 
-    cpu_start = cpu_now()
-    if method == "bare":
-        start = time.time()
-        for config in configs:
+    def bare_loop(share: list[dict[str, Any]]) -> None:
+        """The same epochs with no tool and no checkpoints, one trial after the other."""
+        for config in share:
             run = ConvnetRun(config)
             for _ in range(epochs):
                 metrics = run.train_epoch()
                 with open(log, "a", encoding="utf-8") as handle:
                     handle.write(f"{time.time()} {metrics['val_accuracy']}\n")
+
+    cpu_start = cpu_now()
+    if method == "bare":
+        start = time.time()
+        bare_loop(configs)
         result["wall"] = time.time() - start
     elif method == "bare-2proc":  # the achievable ideal on this machine now: 2 forked bare loops, half the trials each
         import multiprocessing
 
-        def half(share: list[dict[str, Any]]) -> None:
-            for config in share:
-                run = ConvnetRun(config)
-                for _ in range(epochs):
-                    metrics = run.train_epoch()
-                    with open(log, "a", encoding="utf-8") as handle:
-                        handle.write(f"{time.time()} {metrics['val_accuracy']}\n")
-
         context = multiprocessing.get_context("fork")
         start = time.time()
-        workers = [context.Process(target=half, args=(configs[i::2],)) for i in range(2)]
+        workers = [context.Process(target=bare_loop, args=(configs[i::2],)) for i in range(2)]
         for worker in workers:
             worker.start()
         for worker in workers:
