@@ -273,13 +273,12 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], metric: str | None = N
     grid = np.unique(np.concatenate([c.compute[c.compute <= budget] for c in curves]))
     if len(grid) > points:
         grid = np.unique(np.round(np.linspace(start, budget, points)))
-    grouped: dict[str, list[RunCurve]] = {"PBT": []}  # the reference comes first, the others as they appear
+    grouped: dict[str, list[RunCurve]] = {}
     for curve in curves:
         grouped.setdefault(curve.method, []).append(curve)
-    if not grouped["PBT"]:
-        del grouped["PBT"]
     methods = []
-    for name, members in grouped.items():
+    # the reference (PBT) first, the others in the order their runs were given
+    for name, members in sorted(grouped.items(), key=lambda item: item[0] != "PBT"):
         values = np.stack([member.best_at(grid) for member in members])
         mean, low, high = _interval(values)
         methods.append(MethodCurve(name, tuple(m.path for m in members), values, mean, low, high))
