@@ -229,16 +229,34 @@ def test_metric_history_accepts_any_reported_metric(pbt4):
 
 
 def test_metric_history_legend_stays_off_the_curves(pbt4):
-    """The tutorial's short labels stay in the axes; long ones (a config per trial) go below them."""
+    """Short labels share one row, long ones (a config per trial) get a row each; both sit entirely under
+    the axes, where no curve can be."""
     from pbtlab.viz import plot_metric_history
 
     short = plot_metric_history(pbt4, "Q", labels=["a", "b", "c", "d"], ax=plt.figure().add_subplot())
-    assert short.get_legend().get_bbox_to_anchor().bounds == short.bbox.bounds  # anchored to the axes
+    short.figure.canvas.draw()
+    legend = short.get_legend()
+    assert legend._ncols == 4
+    assert legend.get_window_extent().y1 <= short.get_window_extent().y0
     long_labels = [f"lr={i / 10}, h0=0.123456, h1=0.654321, seed={i}" for i in range(4)]
     below = plot_metric_history(pbt4, "Q", labels=long_labels, ax=plt.figure().add_subplot())
     legend = below.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == long_labels
+    assert legend._ncols == 1
     assert legend.get_window_extent().y1 <= below.get_window_extent().y0  # entirely under the axes
+
+
+def test_parameter_history_legend_is_under_the_axes(pbt4):
+    """No "best" search: the legend has a fixed place under the axes, so it covers no point."""
+    from pbtlab.viz import plot_parameter_history
+
+    ax = plt.figure().add_subplot()
+    plot_parameter_history(pbt4, ax=ax)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend()
+    assert legend._loc != 0  # 0 is "best"
+    assert len(legend.get_texts()) == 4 and legend._ncols == 4  # one row, one entry per trial
+    assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
 
 
 @pytest.mark.slow

@@ -67,7 +67,6 @@ def make_animation(results: Any, colors: Sequence[Any] | None = None, labels: Se
     artists = ParameterArtists(ax, history, colors, labels, objective, title="Parameter Evolution Over Iterations")
     figure.tight_layout()
     figure.canvas.draw()
-    artists.pin_legend(figure.canvas.get_renderer())
     for artist in artists.dynamic_artists():
         artist.set_animated(True)
     canvas = figure.canvas

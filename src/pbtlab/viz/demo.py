@@ -53,6 +53,53 @@ def _history_figure(run: RunData, colors: list[str], labels: list[str], interval
     return figure
 
 
+class _Alongside:
+    """``work()`` in a forked child process, on the second core, while this process goes on; ``wait()``
+    joins it and raises its error. Where fork is missing or there is one core, ``work()`` runs in ``wait()``.
+
+        >>> done = _Alongside(lambda: None); done.wait()
+    """
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        import multiprocessing
+
+        self.work: Callable[[], None] | None = work
+        self.process: Any = None
+        if "fork" in multiprocessing.get_all_start_methods() and (os.cpu_count() or 1) >= 2:
+            context = multiprocessing.get_context("fork")
+            self.receive, send = context.Pipe(duplex=False)
+            self.process = context.Process(target=self._child, args=(work, send), daemon=True)
+            self.process.start()
+            send.close()
+            self.work = None
+
+    @staticmethod
+    def _child(work: Callable[[], None], send: Any) -> None:
+        import traceback
+
+        try:
+            work()
+            send.send(None)
+        except BaseException:  # the parent re-raises it with the child's traceback
+            send.send(traceback.format_exc())
+
+    def wait(self) -> None:
+        if self.work is not None:
+            work, self.work = self.work, None
+            work()
+            return
+        if self.process is None:
+            return
+        try:
+            error = self.receive.recv() if self.receive.poll(None) else None
+        except EOFError:
+            error = "it exited without a word"
+        self.process.join()
+        self.process = None
+        if error is not None:
+            raise RuntimeError(f"pbtlab demo: writing the animations in a child process failed: {error}")
+
+
 def _fresh_run_dir(runs_dir: str, name: str) -> None:
     """Remove a previous demo's experiment of this name (only if it is a pbtlab experiment directory)."""
     path = os.path.join(runs_dir, name)
@@ -70,7 +117,7 @@ def run_demo(output_dir: str | os.PathLike[str] = "pbtlab_demo", seed: int = 0, 
     """
     from pbtlab.examples.runs import run_toy_grid, run_toy_pbt
     from pbtlab.viz.animation import make_animation
-    from pbtlab.viz.figure2 import plot_figure2, run_figure2, save_png
+    from pbtlab.viz.figure2 import plot_figure2, run_figure2, write_png
     from pbtlab.viz.lineage import plot_lineage
     from pbtlab.viz.population import plot_population_hyperparameters
     from pbtlab.viz.report import write_report
@@ -101,34 +148,46 @@ def run_demo(output_dir: str | os.PathLike[str] = "pbtlab_demo", seed: int = 0, 
     pbt2 = run_data(run_toy_pbt(population=2, name=RUN_NAMES["pbt2"], **common))
     grid = run_data(run_toy_grid(population=2, name=RUN_NAMES["grid"], **common))
     pbt4 = run_data(run_toy_pbt(population=4, name=RUN_NAMES["pbt4"], **common))
-    ablations = run_figure2(runs_dir, seed=seed, reuse={"pbt": pbt2, "grid": grid})  # + exploit/explore only
-    lap("experiments (5 runs, 1,200 trial-iterations)")
-
     colors2, colors4 = TUTORIAL_COLORS[:2], TUTORIAL_COLORS[:4]
     labels2, labels4 = toy_labels(pbt2), toy_labels(pbt4)
+    gifs = {"pbt_2_trials.gif": (pbt2, colors2, labels2), "pbt_4_trials.gif": (pbt4, colors4, labels4)}
+
+    def write_animations() -> None:
+        for key, (run, colors, labels) in gifs.items():
+            make_animation(run, colors, labels, 4, os.path.join(out, key))
+
+    # The GIFs need only the runs so far: they are drawn on the other core while the rest runs here.
+    animating = _Alongside(write_animations) if animations else None
+    ablations = run_figure2(runs_dir, seed=seed, reuse={"pbt": pbt2, "grid": grid})  # + exploit/explore only
+    lap("experiments (5 runs, 1,200 trial-iterations)")
+    pngs: dict[str, bytes] = {}  # each figure rendered once: its file, and the report's copy of the 4-trial ones
     for key, run, colors, labels, title in (
             ("pbt_2_trials.png", pbt2, colors2, labels2, "PBT, 2 trials"),
             ("grid_search.png", grid, colors2, toy_labels(grid), "Grid search, 2 trials (fixed hyperparameters)"),
             ("pbt_4_trials.png", pbt4, colors4, labels4, "PBT, 4 trials")):
-        files[key] = save_png(_history_figure(run, colors, labels, 4, title), os.path.join(out, key))
-    files["figure2.png"] = save_png(plot_figure2(ablations), os.path.join(out, "figure2.png"))
+        pngs[key] = _mpl.png_bytes(_history_figure(run, colors, labels, 4, title))
+    pngs["figure2.png"] = _mpl.png_bytes(plot_figure2(ablations))
     figure = plot_lineage(pbt4, colors=colors4, labels=labels4, ax=_mpl.new_figure(figsize=(11, 4.2)).add_subplot())
-    files["pbt_4_lineage.png"] = save_png(figure.figure, os.path.join(out, "pbt_4_lineage.png"))
+    pngs["pbt_4_lineage.png"] = _mpl.png_bytes(figure.figure)
     schedule_figure = _mpl.new_figure(figsize=(10, 6.6))
     plot_hyperparameter_schedule(pbt4, colors=colors4,
                                  axes=list(schedule_figure.subplots(3, 1, sharex=True, squeeze=False)[:, 0]))
-    files["pbt_4_schedule.png"] = save_png(schedule_figure, os.path.join(out, "pbt_4_schedule.png"))
+    pngs["pbt_4_schedule.png"] = _mpl.png_bytes(schedule_figure)
     population_figure = _mpl.new_figure(figsize=(10, 6.6))
     plot_population_hyperparameters(pbt4, colors=colors4, labels=labels4,
                                     axes=list(population_figure.subplots(3, 1, sharex=True, squeeze=False)[:, 0]))
-    files["pbt_4_population.png"] = save_png(population_figure, os.path.join(out, "pbt_4_population.png"))
+    pngs["pbt_4_population.png"] = _mpl.png_bytes(population_figure)
+    for key, data in pngs.items():
+        files[key] = write_png(data, os.path.join(out, key))
     lap("figures (8 PNG)")
-    if animations:
-        files["pbt_2_trials.gif"] = make_animation(pbt2, colors2, labels2, 4, os.path.join(out, "pbt_2_trials.gif")).path
-        files["pbt_4_trials.gif"] = make_animation(pbt4, colors4, labels4, 4, os.path.join(out, "pbt_4_trials.gif")).path
-        lap("animations (2 GIF, 101 frames each)")
+    if animating is not None:
+        animating.wait()
+        files.update((key, os.path.join(out, key)) for key in gifs)
+        lap("animations (2 GIF, 101 frames each; the rest)")
+    report_figures = {"parameter_history": pngs["pbt_4_trials.png"], "schedule": pngs["pbt_4_schedule.png"],
+                      "population": pngs["pbt_4_population.png"], "lineage": pngs["pbt_4_lineage.png"]}
     files["report.html"] = write_report(pbt4, os.path.join(out, "report.html"), colors=colors4, labels=labels4,
-                                        animation=files.get("pbt_4_trials.gif", False))
+                                        animation=files.get("pbt_4_trials.gif", False), figures=report_figures)
     lap("report (HTML of the 4-trial run)")
     final_q = {}
     for name, run in (("PBT, 2 trials", pbt2), ("grid search", grid), ("PBT, 4 trials", pbt4),

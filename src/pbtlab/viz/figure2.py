@@ -81,18 +81,27 @@ def plot_figure2(runs: Mapping[str, Any], output: str | os.PathLike[str] | None 
     figure = _mpl.new_figure(figsize=(22, 6.2), dpi=dpi)
     axes = figure.subplots(1, 4, sharex=True, sharey=True)
     contour = None
+    legend_handles: list[Any] = []
     for ax, (key, title) in zip(axes, PANELS):
         run = run_data(runs[key])
         history, objective = parameter_setup(run, *TOY_PARAMETERS, "auto", "auto", None)
         panel_labels = trial_labels(run, labels) if labels is not None else toy_labels(run)
         artists = ParameterArtists(ax, history, trial_colors(run, colors), panel_labels, objective, title=None,
-                                   label_fontsize=6)
+                                   label_fontsize=6, legend=False)
+        legend_handles = legend_handles or artists.scatters
         artists.show(None)
         contour = artists.contour or contour
         finals = ", ".join(f"{q:.4f}" for q in final_values(run))
         ax.set_title(f"{title}\nfinal Q per trial: {finals}", fontsize=11)
         if key != "pbt":
             ax.set_ylabel("")
+    if legend_handles:  # one legend for the four panels (the same two trials), under them: it covers no point
+        legend = figure.legend(handles=legend_handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                               bbox_transform=_mpl.below_axes_centered_in_figure(axes[0], 0.48),
+                               ncol=len(legend_handles), title="Trial Initial Parameters", fontsize=8,
+                               title_fontsize=8, frameon=False)
+        for handle in getattr(legend, "legend_handles", getattr(legend, "legendHandles", [])):
+            handle.set_sizes([40])
     if contour is not None:
         bar = figure.colorbar(contour, ax=list(axes), fraction=0.015, pad=0.01)
         bar.set_label("Reward Q(theta)")
@@ -110,6 +119,13 @@ def save_png(figure: Any, output: str | os.PathLike[str]) -> str:
     path = os.fspath(output)
     if not path.lower().endswith(".png"):
         raise ConfigError(f"output must end in .png, got {path!r}")
+    return write_png(_mpl.png_bytes(figure), path)
+
+
+def write_png(data: bytes, output: str | os.PathLike[str]) -> str:
+    """Write PNG bytes (from ``_mpl.png_bytes``) to ``output``, creating the folder; returns the path."""
+    path = os.fspath(output)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
+    with open(path, "wb") as handle:
+        handle.write(data)
     return path

@@ -66,8 +66,10 @@ def metric_history(run: RunData, metric: str) -> list[MetricLine]:
     return lines
 
 
-#: Legend labels longer than this go below the axes (the tutorial's ``h = [0, 1]`` stays inside).
+#: Legend labels longer than this get a row each (the tutorial's ``h = [0, 1]`` share one row).
 LONG_LABEL = 30
+#: How far under the axes the legend's top sits (below the tick labels and the x label).
+LEGEND_GAP_INCHES = 0.48
 
 
 def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None = None,
@@ -96,12 +98,11 @@ def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None 
     ax.set_title(title if title is not None else f"{metric} over training iterations")
     ax.set_xlabel("Training Iteration")
     ax.set_ylabel(ylabel or metric)
-    if lines:
-        if len(lines) <= 4 and max(map(len, labels[:len(lines)]), default=0) <= LONG_LABEL:
-            ax.legend(title=legend_title, fontsize=8, title_fontsize=8)  # the tutorial's: inside, where it fits
-        else:  # long labels or many trials would cover the curves: below the axes
-            ax.legend(title=legend_title, fontsize=8, title_fontsize=8, loc="upper center",
-                      bbox_to_anchor=(0.5, -0.14), ncol=1 if len(lines) <= 8 else 2, frameon=False)
+    if lines:  # under the axes, where it cannot cover a curve (and needs no search for a free spot)
+        short = len(lines) <= 4 and max(map(len, labels[:len(lines)]), default=0) <= LONG_LABEL
+        ax.legend(title=legend_title, fontsize=8, title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                  bbox_transform=_mpl.below_axes(ax, LEGEND_GAP_INCHES), frameon=False,
+                  ncol=len(lines) if short else 1 if len(lines) <= 8 else 2)
     return ax
 
 

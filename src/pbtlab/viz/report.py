@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pbtlab.analysis.events import describe_event
@@ -51,9 +50,18 @@ def _e(value: Any) -> str:
 
 
 def _png(figure: Any, dpi: int = 90) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(_mpl.png_bytes(figure, dpi=dpi)).decode("ascii")
+
+
+#: The report's figures that a caller may hand over already rendered (``report_html(figures=...)``).
+REPORT_FIGURES = ("parameter_history", "schedule", "population", "lineage")
+
+
+def _rendered(figures: Mapping[str, bytes], key: str, draw: Callable[[], Any]) -> str:
+    """The figure ``key`` as base64 PNG: the caller's bytes when given (drawn once, for a file and the
+    report alike), else ``draw()`` rendered now."""
+    data = figures.get(key)
+    return base64.b64encode(data).decode("ascii") if data is not None else _png(draw())
 
 
 def _figure_html(data: str, alt: str, caption: str, mime: str = "image/png") -> str:
@@ -80,8 +88,10 @@ def _settings_rows(run: RunData) -> list[tuple[str, Any]]:
 
 
 def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, colors: Sequence[Any] | None = None,
-                labels: Sequence[str] | None = None, title: str | None = None, interactive: bool = True) -> str:
+                labels: Sequence[str] | None = None, title: str | None = None, interactive: bool = True,
+                figures: Mapping[str, bytes] | None = None) -> str:
     """The report as one HTML string (see ``write_report``)."""
+    figures = _check_figures(figures)
     run = run_data(results)
     colors = trial_colors(run, colors)
     toy = has_toy_parameters(run)
@@ -138,11 +148,14 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         parts.append(interactive_html(run))
     parts.append("<h2 id=\"figures\">Figures</h2>")
     if toy:
-        figure = _mpl.new_figure(figsize=(13, 6))
-        ax_left, ax_right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
-        plot_parameter_history(run, colors, labels, fig=figure, ax=ax_left)
-        plot_metric_history(run, metric or "Q", colors, labels, ax=ax_right)
-        parts.append(_figure_html(_png(figure), "parameter history",
+        def parameter_figure() -> Any:
+            figure = _mpl.new_figure(figsize=(13, 6))
+            ax_left, ax_right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1]})
+            plot_parameter_history(run, colors, labels, fig=figure, ax=ax_left)
+            plot_metric_history(run, metric or "Q", colors, labels, ax=ax_right)
+            return figure
+
+        parts.append(_figure_html(_rendered(figures, "parameter_history", parameter_figure), "parameter history",
                                   "Left: each trial's parameters over the true reward's contours; dashed arrows are "
                                   "exploits from the event log (from the point before the jump to the cloned point), "
                                   "numbers are iterations where the scheduler decided. Right: the metric per trial "
@@ -168,27 +181,37 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
 
     params = run.param_columns
     if params and best is not None:
-        schedule = hyperparameter_schedule(run)
-        figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(schedule.params)))
-        axes = figure.subplots(len(schedule.params), 1, sharex=True, squeeze=False)[:, 0]
-        draw_schedule(list(axes), run, schedule, colors)
-        parts.append(_figure_html(_png(figure), "hyperparameter schedule of the best trial",
+        def schedule_figure() -> Any:
+            schedule = hyperparameter_schedule(run)
+            figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(schedule.params)))
+            axes = figure.subplots(len(schedule.params), 1, sharex=True, squeeze=False)[:, 0]
+            draw_schedule(list(axes), run, schedule, colors)
+            return figure
+
+        def population_figure() -> Any:
+            figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(params)))
+            axes = figure.subplots(len(params), 1, sharex=True, squeeze=False)[:, 0]
+            plot_population_hyperparameters(run, colors=colors, labels=labels, axes=list(axes))
+            return figure
+
+        parts.append(_figure_html(_rendered(figures, "schedule", schedule_figure),
+                                  "hyperparameter schedule of the best trial",
                                   f"The hyperparameters trial {best}'s final state was trained with, stitched across "
                                   "the trials it descends from (colour: the trial that ran each stretch; dashed: "
                                   "exploits in its ancestry)."))
-        figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(params)))
-        axes = figure.subplots(len(params), 1, sharex=True, squeeze=False)[:, 0]
-        plot_population_hyperparameters(run, colors=colors, labels=labels, axes=list(axes))
-        parts.append(_figure_html(_png(figure), "population hyperparameters",
+        parts.append(_figure_html(_rendered(figures, "population", population_figure), "population hyperparameters",
                                   "Every trial's hyperparameters over time; the dashed line is the best trial's "
                                   "schedule."))
 
     parts.append("<h2 id=\"lineage\">Lineage</h2>")
     tree = lineage(run) if best is not None else lineage(run, 0) if run.trials else None
     if tree is not None:
-        figure = _mpl.new_figure(figsize=(11, 1.2 + 0.7 * len(run.trials)))
-        draw_lineage(figure.add_subplot(), tree, colors, labels, metric)
-        parts.append(_figure_html(_png(figure), "lineage",
+        def lineage_figure() -> Any:
+            figure = _mpl.new_figure(figsize=(11, 1.2 + 0.7 * len(run.trials)))
+            draw_lineage(figure.add_subplot(), tree, colors, labels, metric)
+            return figure
+
+        parts.append(_figure_html(_rendered(figures, "lineage", lineage_figure), "lineage",
                                   "One lane per trial; an arrow for each exploit from the donor (at the cloned "
                                   "checkpoint's iteration) to the target; highlighted: the best final trial's "
                                   "ancestry."))
@@ -229,6 +252,20 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     return "\n".join(parts)
 
 
+def _check_figures(figures: Mapping[str, bytes] | None) -> Mapping[str, bytes]:
+    if figures is None:
+        return {}
+    if not isinstance(figures, Mapping):
+        raise ConfigError(f"figures must be a dict of figure name -> PNG bytes, got {describe(figures)}")
+    for key, data in figures.items():
+        if key not in REPORT_FIGURES:
+            raise ConfigError(f"figures has an unknown figure {key!r}; the report's figures are {list(REPORT_FIGURES)}")
+        if not isinstance(data, bytes) or not data.startswith(b"\x89PNG"):
+            raise ConfigError(f"figures[{key!r}] must be PNG bytes (from pbtlab.viz._mpl.png_bytes), "
+                              f"got {describe(data)}")
+    return figures
+
+
 def final_table(run: RunData) -> list[dict[str, Any]]:
     """One row per trial: id, status, last iteration, final hyperparameters and last metric value."""
     table = []
@@ -247,11 +284,12 @@ def final_table(run: RunData) -> list[dict[str, Any]]:
 def write_report(results: Any, output: str | os.PathLike[str] | None = None,
                  animation: bool | str | os.PathLike[str] = True,
                  colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
-                 interactive: bool = True) -> str:
+                 interactive: bool = True, figures: Mapping[str, bytes] | None = None) -> str:
     """Write the experiment's HTML report: settings, final table, interactive plots (Plotly, inlined; skip
     them with ``interactive=False`` for a file with no scripts), figures (and the animation for the toy
     problem: rendered when ``animation`` is True, or an existing GIF's path), lineage and event log.
-    ``output`` defaults to ``<run dir>/report.html``. Returns the path written.
+    ``output`` defaults to ``<run dir>/report.html``. ``figures`` (name in ``REPORT_FIGURES`` -> PNG
+    bytes) embeds figures already rendered for files instead of drawing them again. Returns the path written.
 
         >>> write_report("pbtlab_results/my_run", "my_run.html")  # doctest: +SKIP
     """
@@ -268,7 +306,8 @@ def write_report(results: Any, output: str | os.PathLike[str] | None = None,
     path = os.fspath(output)
     if not path.lower().endswith((".html", ".htm")):
         raise ConfigError(f"output must end in .html, got {path!r}")
-    text = report_html(run, animation=animation, colors=colors, labels=labels, interactive=interactive)
+    text = report_html(run, animation=animation, colors=colors, labels=labels, interactive=interactive,
+                       figures=figures)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

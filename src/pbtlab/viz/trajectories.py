@@ -206,7 +206,7 @@ class ParameterArtists:
                 placed.append(point)
                 note = ax.annotate(str(trajectory.iterations[index]), (trajectory.xs[index], trajectory.ys[index]),
                                    fontsize=label_fontsize, color=color, zorder=5, xytext=(3, 3),
-                                   textcoords="offset points")
+                                   textcoords="offset points", annotation_clip=False)
                 notes.append((note, index))
             self.annotations.append(notes)
         color_of = {t.trial_id: c for t, c in zip(history.trajectories, colors)}
@@ -214,26 +214,25 @@ class ParameterArtists:
             if np.allclose(arrow.start, arrow.end):
                 continue
             patch = ax.annotate(
-                "", xy=arrow.end, xytext=arrow.start, zorder=4,
+                "", xy=arrow.end, xytext=arrow.start, zorder=4, annotation_clip=False,
                 arrowprops={"arrowstyle": "-|>", "color": color_of.get(arrow.trial_id, "k"), "lw": 1.3, "alpha": 0.8,
                             "linestyle": "--" if arrow.kind == "exploit" else ":", "shrinkA": 0, "shrinkB": 0,
                             "mutation_scale": 10})
             self.arrows.append((patch, arrow.point_index))
-        self.legend = ax.legend(loc="best", title="Trial Initial Parameters", fontsize=8,
-                                title_fontsize=8) if legend and history.trajectories else None
-        if self.legend is not None:
-            for handle in getattr(self.legend, "legend_handles", getattr(self.legend, "legendHandles", [])):
-                handle.set_sizes([40])
+        self.legend = self._legend(ax, len(history.trajectories)) if legend and history.trajectories else None
 
-    def pin_legend(self, renderer: Any) -> None:
-        """Fix the legend where "best" placed it with every point shown (before animating from empty)."""
-        if self.legend is None:
-            return
-        self.show(None)
-        box = self.legend.get_window_extent(renderer).transformed(self.ax.transAxes.inverted())
-        self.legend.set_bbox_to_anchor((box.x0, box.y0), transform=self.ax.transAxes)
-        set_loc = getattr(self.legend, "set_loc", None) or self.legend._set_loc  # set_loc: matplotlib >= 3.8
-        set_loc("lower left")
+    #: How far under the axes the legend's top sits (below the tick labels and the x label).
+    LEGEND_GAP_INCHES = 0.48
+
+    def _legend(self, ax: Any, num_trials: int) -> Any:
+        """One row (up to 4 trials a row) under the axes: it can never cover a point, so no search for a
+        free spot (matplotlib's ``loc="best"`` tests every candidate against every point, the slowest step)."""
+        legend = ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                           bbox_transform=_mpl.below_axes(ax, self.LEGEND_GAP_INCHES), ncol=min(num_trials, 4),
+                           title="Trial Initial Parameters", fontsize=8, title_fontsize=8, frameon=False)
+        for handle in getattr(legend, "legend_handles", getattr(legend, "legendHandles", [])):
+            handle.set_sizes([40])
+        return legend
 
     def dynamic_artists(self) -> list[Any]:
         """The artists ``show`` changes (drawn on top of a cached background when animating)."""
