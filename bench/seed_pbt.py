@@ -7,7 +7,12 @@ Both sides are timed as whole processes (interpreter start, imports, work, exit)
   iterations, 25 checkpoints per trial, results, events and checkpoints written to disk.
 - bare loop: ``import numpy`` and the same arithmetic (2 trials x 100 gradient steps of the toy problem).
 
-The issue's goal: pbtlab at most 2.5x the bare loop's whole-process time (Ray Tune needs about 134 s).
+The goal (issue 19): pbtlab at most 2.0x the bare loop's whole-process time, with Ray's default loggers on
+(result.json, progress.csv and, as tensorboardX is installed in the test environment, TensorBoard event
+files; the check below fails if any is missing). Ray Tune needs about 134 s.
+
+Children run with bytecode caching on, as an installed package does (``PYTHONDONTWRITEBYTECODE`` is
+removed from their environment; the uncounted first run of each writes the caches).
 
     python bench/seed_pbt.py [--runs 7] [--check]
 
@@ -29,7 +34,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
-GOAL = 2.5
+GOAL = 2.0
 
 PBTLAB_RUN = """
 import sys
@@ -76,12 +81,16 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: The children's environment: as an installed package runs (bytecode caches written and used).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_process(code: str, label: str | None = None) -> tuple[float, str]:
     """Wall time of ``python -c code`` as a whole process, and its stdout (CPU time recorded under label)."""
     cpu = _child_cpu()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True, check=True)
+                          text=True, check=True, env=CHILD_ENV)
     elapsed = time.perf_counter() - start
     if label:
         CPU.setdefault(label, []).append(_child_cpu() - cpu)
@@ -109,13 +118,30 @@ def verify(storage: str) -> str:
     for trial_id in trial_ids:
         with open(os.path.join(path, trial_id, "result.jsonl"), encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle]
-        checkpoints = [d for d in os.listdir(os.path.join(path, trial_id)) if d.startswith("checkpoint_")]
+        files = os.listdir(os.path.join(path, trial_id))
+        checkpoints = [d for d in files if d.startswith("checkpoint_")]
         assert len(rows) == 100 and rows[-1]["Q"] >= 1.19, (trial_id, len(rows), rows[-1]["Q"])
+        assert {"result.json", "progress.csv"} <= set(files), files
+        if tensorboard_expected():
+            assert any(name.startswith("events.out.tfevents.") for name in files), files
         summary.append(f"{trial_id}: {len(rows)} rows, {len(checkpoints)} checkpoints, Q={rows[-1]['Q']:.4f}")
     with open(os.path.join(path, "events.jsonl"), encoding="utf-8") as handle:
         exploits = sum('"event": "exploit"' in line for line in handle)
     assert exploits == 24, exploits
     return "; ".join(summary) + f"; {exploits} exploits"
+
+
+def tensorboard_expected() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboardX") is not None
+
+
+def machine() -> str:
+    import platform
+
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {GOAL}")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()
     storage_root = tempfile.mkdtemp(prefix="pbtlab_bench_")
     try:
         bare = []
@@ -156,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
          max(pbtlab_import)),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"Seed benchmark: tutorial 2-trial PBT, {args.runs} runs each (median, min, max), Python "
-          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    load_after = os.getloadavg()
+    print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}): tutorial 2-trial PBT, {args.runs} runs "
+          f"each (median, min, max); {machine()}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
+          f"after (1 min)")
     print(f"{'what':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
     print(f"{'-' * width}  {'-' * 9}  {'-' * 7}  {'-' * 7}")
     for label, med, low, high in rows:
@@ -167,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_bare, cpu_pbt = statistics.median(CPU["bare"]), statistics.median(CPU["pbtlab"])
     print(f"{'CPU s (user+sys): bare loop / pbtlab':<{width}}  {cpu_bare:9.3f}  {cpu_pbt:7.3f}  "
           f"ratio {cpu_pbt / cpu_bare:.2f}x (less sensitive to other load on the machine)")
-    print(f"checked: {checked}")
+    print(f"checked: {checked}" + ("; TensorBoard event files written" if tensorboard_expected() else
+                                    "; tensorboardX not installed: no TensorBoard files (as in Ray)"))
     return 1 if args.check and ratio > GOAL else 0
 
 

@@ -96,3 +96,40 @@ def test_lineage_curves_follow_the_ancestry_across_exploits(run, tmp_path, capsy
         assert "lineage/config/lr" in scalars
     owners = [{s.trial_id for s in ancestry(data, r.trial_id)} for r in run]
     assert max(len(o) for o in owners) == 2  # a curve really switches trials at an exploit
+
+
+@pytest.mark.skipif(not tensorboardx_available(), reason="tensorboardX is not installed")
+def test_event_files_have_tensorboardx_bytes(tmp_path, monkeypatch):
+    """pbtlab.tbx writes, byte for byte, what tensorboardX's EventsWriter writes for the same events:
+    zero and negative steps, zero wall time, floats beyond float32, NaN, infinities, unicode tags,
+    an empty summary, and enough records of one length to take the vectorized CRC path."""
+    import time
+
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    from pbtlab.tbx import EventFileWriter
+
+    monkeypatch.setattr(time, "time", lambda: 1700000000.25)
+    events = [(0, 0.0, []), (-3, 12.5, [("a", 1.0)]), (1, 1e9, [("ray/tune/Q", 0.5), ("lr", -0.0)]),
+              (2 ** 40, 3.0, [("x", 1e39), ("y", -1e39), ("z", float("nan")), ("w", float("inf")), ("ü/v", 1e-50)])]
+    events += [(step, 1700000000.0 + step, [("ray/tune/Q", step / 7), ("ray/tune/theta0", -step / 3)])
+               for step in range(1, 40)]
+    (tmp_path / "theirs").mkdir()
+    theirs = EventsWriter(str(tmp_path / "theirs" / "events"))
+    for step, wall_time, values in events:
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values])
+        theirs.write_event(Event(wall_time=wall_time, step=step, summary=summary))
+    theirs.close()
+    ours = EventFileWriter(str(tmp_path / "ours" / "events"))
+    for step, wall_time, values in events[:5]:
+        ours.add_scalars(step, wall_time, values)
+    ours.flush()  # two batches: the file is the same however it is flushed
+    for step, wall_time, values in events[5:]:
+        ours.add_scalars(step, wall_time, values)
+    ours.close()
+    (their_name,) = os.listdir(tmp_path / "theirs")
+    (our_name,) = os.listdir(tmp_path / "ours")
+    assert our_name == their_name
+    assert (tmp_path / "ours" / our_name).read_bytes() == (tmp_path / "theirs" / their_name).read_bytes()

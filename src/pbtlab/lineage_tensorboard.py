@@ -8,8 +8,9 @@ schedule the winner was trained with.
 
     >>> paths = write_lineage_tensorboard("pbtlab_results/my_run")  # doctest: +SKIP
 
-Needs ``tensorboardX`` (``pip install 'pbtlab[tensorboard]'``). Works on pbtlab runs and on Ray Tune
-runs (written to ``./<name>_tensorboard_lineage``, as readers never write into a Ray directory).
+The event files are written by ``pbtlab.tbx`` (no tensorboardX needed; view them with TensorBoard).
+Works on pbtlab runs and on Ray Tune runs (written to ``./<name>_tensorboard_lineage``, as readers never
+write into a Ray directory).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 from typing import Any
 
 from pbtlab.analysis.lineage import ancestry, run_data
-from pbtlab.tbx import tensorboardx
+from pbtlab.tbx import EventFileWriter
 
 
 def default_output(results: Any) -> str:
@@ -30,8 +31,8 @@ def default_output(results: Any) -> str:
 
 def write_lineage_tensorboard(results: Any, output: str | os.PathLike[str] | None = None) -> list[str]:
     """Write one TensorBoard run per trial under ``output`` (see the module docstring); returns the folders."""
-    tbx = tensorboardx()
-    Summary, FileWriter = tbx.Summary, tbx.FileWriter
+    import time
+
     run = run_data(results)
     output = os.fspath(output) if output is not None else default_output(results)
     by_id = {t.trial_id: t for t in run.trials}
@@ -39,12 +40,11 @@ def write_lineage_tensorboard(results: Any, output: str | os.PathLike[str] | Non
     for trial in run.trials:
         folder = os.path.join(output, trial.trial_id)
         os.makedirs(folder, exist_ok=True)
-        writer = FileWriter(folder)
+        writer = EventFileWriter(os.path.join(folder, "events"))
         for span in ancestry(run, trial.trial_id):
             for row in by_id[span.trial_id].rows[span.first_row:span.last_row + 1]:
-                values = [Summary.Value(tag=f"lineage/{key}", simple_value=float(value))
-                          for key, value in _numbers(row)]
-                writer.add_summary(Summary(value=values), int(row.get("training_iteration", 0)))
+                writer.add_scalars(int(row.get("training_iteration", 0)), time.time(),
+                                   [(f"lineage/{key}", value) for key, value in _numbers(row)])
         writer.close()
         folders.append(folder)
     return folders

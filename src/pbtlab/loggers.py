@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback
-from pbtlab.tbx import tensorboardx
+from pbtlab.tbx import EventFileWriter
 
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
@@ -169,8 +169,9 @@ def _cells(row: dict[str, Any]) -> dict[str, Any]:
 class TBXLoggerCallback(_BatchedLogger):
     """TensorBoard event files per trial (tensorboardX): numeric result fields against ``training_iteration``.
 
-    Written in batches by tensorboardX's synchronous writer, one event per row: no writer thread competes
-    with the trials. A resumed run appends to new files."""
+    Written in batches, one event per row, by ``pbtlab.tbx`` (tensorboardX's bytes, without importing
+    tensorboardX or protobuf): no writer thread competes with the trials. A resumed run appends to new files.
+    As in Ray, it is a default logger only where tensorboardX is installed."""
 
     FLUSH_ROWS = 2000
 
@@ -183,16 +184,14 @@ class TBXLoggerCallback(_BatchedLogger):
         return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), result
 
     def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
-        tbx = tensorboardx()
         writer = self._writers.get(directory)
         if writer is None:
-            writer = self._writers[directory] = tbx.EventsWriter(os.path.join(directory, "events"))
+            writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
         for step, stamp, result in rows:
-            values = [tbx.Summary.Value(tag=f"ray/tune/{key}", simple_value=float(value))
-                      for key, value in flatten(result).items()
-                      if not key.startswith("config/") and not isinstance(value, bool)
-                      and isinstance(value, (int, float))]
-            writer.write_event(tbx.Event(wall_time=stamp, step=step, summary=tbx.Summary(value=values)))
+            writer.add_scalars(step, stamp, [(f"ray/tune/{key}", float(value)) for key, value in flatten(result).items()
+                                             if not key.startswith("config/") and not isinstance(value, bool)
+                                             and isinstance(value, (int, float))])
+        writer.flush()
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
         super().on_experiment_end(trials, **info)
