@@ -141,7 +141,7 @@ def frame(records: Sequence[bytes]) -> bytes:
     headers = [struct.pack("<Q", len(record)) for record in records]
     header_crcs = _crc32c_many(headers)
     data_crcs = _crc32c_many(records)
-    parts = []
+    parts: list[bytes] = []
     for header, header_crc, record, data_crc in zip(headers, header_crcs, records, data_crcs):
         parts += (header, struct.pack("<I", _masked(header_crc)), record, struct.pack("<I", _masked(data_crc)))
     return b"".join(parts)
