@@ -1,20 +1,22 @@
-"""Per-report overhead and peak memory of in-process PBT for populations of 2, 64 and 1,024 trials.
+"""pbtlab's own cost per report, and peak memory, of in-process PBT with 2, 64 and 1,024 trials.
 
-    python bench/scaling.py                 # 100 iterations per trial, median of 3 runs each
+    python bench/scaling.py                 # 2, 64, 1,024 trials, 100 iterations, median of 3 runs each
     python bench/scaling.py --quick         # 1 run each
-    python bench/scaling.py --populations 2 64 1024 4096 --iterations 100 --repeats 5
+    python bench/scaling.py --populations 2 64 1024 --repeats 5
 
-Every run is a fresh Python process (so peak memory is that run's alone). The trainable does almost
-nothing: it computes a score, and every ``interval`` steps writes a one-file checkpoint, as a PBT
-trainable must. It times its own code (everything between two ``tune.report`` calls, including
-writing its checkpoint into a temporary directory); the overhead is the rest of the run's wall time,
-i.e. everything pbtlab does (starting trials, handing control to each trial and back, copying
-checkpoints into the experiment, the scheduler, writing results and events, state saves), divided by
-the number of reports. Peak memory is the process's maximum resident set size (``ru_maxrss``), and
-``base`` is the same measure just before ``Tuner.fit`` (Python, numpy and pbtlab loaded).
+The set-up (issue 19): the tutorial's trainable (``pbtlab.examples.toy.train_func``: a gradient step on
+the toy problem, a temporary directory every step and a pickled checkpoint every 4) with the tutorial's
+synchronous PBT every 4 iterations (``pbtlab.examples.runs.run_toy_pbt``), in-process, with Ray's default
+loggers on (result.json, progress.csv, and TensorBoard files where tensorboardX is installed).
 
-Goal (issue 4): at most 30 µs per report at 1,024 trials and peak memory under 300 MB, flat as the
-population grows. Ratios compare each population with the 2-trial run of the same mode from this run.
+Every run is a fresh Python process. In it, a bare loop first does the same trainable work without
+pbtlab (the same numpy step, result dict, temporary directory and pickle, trials x iterations times),
+then ``run_toy_pbt`` runs. pbtlab's cost per report is ``(fit wall - bare wall) / reports``: everything
+pbtlab does (starting trials, handing control to each trial and back, adopting checkpoints into the
+run directory, the scheduler, the result rows, events and logger files, state saves). Peak memory is
+the process's maximum resident set size (``ru_maxrss``); ``base`` is the same just before the fit.
+
+Goal (issue 19): at most 30 µs per report at 1,024 trials, peak memory at most 300 MB.
 """
 
 from __future__ import annotations
@@ -29,65 +31,58 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADER = ["mode", "trials", "reports", "exploits", "wall s", "µs/report", "vs 2 trials", "handoff µs", "rest µs",
-          "peak MB", "base MB"]
+HEADER = ["mode", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "handoff µs", "peak MB",
+          "base MB"]
+
+
+def bare_trainable_work(population: int, iterations: int, interval: int) -> float:
+    """The trainable's own work for every report of the run, without pbtlab; returns its wall time."""
+    import pickle
+
+    import numpy as np
+
+    from pbtlab.examples.runs import initial_h0
+    from pbtlab.examples.toy import Q, get_init_theta, grad_Qhat
+
+    start = time.perf_counter()
+    for h0 in initial_h0(population):
+        h1 = 1.0 - h0
+        h = np.array([h0, h1]).astype(float)
+        lr = 0.05
+        theta = get_init_theta()
+        for train_step in range(1, iterations + 1):
+            theta = theta + lr * np.asarray(grad_Qhat(theta, h)["theta"])
+            result = {"Q": Q(theta), "theta0": theta[0], "theta1": theta[1], "h0": h0, "h1": h1,
+                      "train_step": train_step}
+            with tempfile.TemporaryDirectory() as temp_checkpoint_dir:
+                if train_step % interval == 0:
+                    with open(os.path.join(temp_checkpoint_dir, "checkpoint.pkl"), "wb") as handle:
+                        pickle.dump({"h": h, "train_step": train_step, "theta": theta}, handle)
+            del result
+    return time.perf_counter() - start
 
 
 def _one(population: int, synch: bool, iterations: int, interval: int, storage: str) -> dict:
-    """Run one experiment in this process; return its figures."""
+    """Run the bare loop, then the experiment, in this process; return its figures."""
     import resource
 
-    from pbtlab import tune
-    from pbtlab.config import RunConfig, TuneConfig
-    from pbtlab.schedulers import PopulationBasedTraining
-    from pbtlab.tuner import Tuner
+    from pbtlab.examples.runs import run_toy_pbt
 
-    user_time = [0.0]
-
-    def trainable(config):
-        mark = time.perf_counter()
-        step, score = 0, 0.0
-        checkpoint = tune.get_checkpoint()
-        if checkpoint:
-            with open(os.path.join(checkpoint.path, "state")) as handle:
-                step, score = (float(x) for x in handle.read().split())
-                step = int(step)
-        while True:
-            step += 1
-            score += config["rate"]
-            if step % interval == 0:
-                with tempfile.TemporaryDirectory() as tmp:
-                    with open(os.path.join(tmp, "state"), "w") as handle:
-                        handle.write(f"{step} {score}")
-                    user_time[0] += time.perf_counter() - mark
-                    tune.report({"score": score}, checkpoint=tune.Checkpoint.from_directory(tmp))
-                    mark = time.perf_counter()
-            else:
-                user_time[0] += time.perf_counter() - mark
-                tune.report({"score": score})
-                mark = time.perf_counter()
-
-    scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=interval,
-                                        hyperparam_mutations={"rate": tune.uniform(0.0, 1.0)}, synch=synch)
-    tuner = Tuner(trainable, param_space={"rate": tune.uniform(0.0, 1.0)},
-                  tune_config=TuneConfig(num_samples=population, metric="score", mode="max", seed=0,
-                                         scheduler=scheduler),
-                  run_config=RunConfig(storage_path=storage, name="scaling", verbose=0,
-                                       stop={"training_iteration": iterations}))
+    bare = bare_trainable_work(population, iterations, interval)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    results = tuner.fit()
+    results = run_toy_pbt(population=population, seed=0, iterations=iterations, perturbation_interval=interval,
+                          synch=synch, storage_path=storage, name="scaling")
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    reports = sum(int(r.metrics.get("training_iteration", 0)) for r in results)
-    # rows that were exploited away are not in training_iteration; count what was written
     rows = 0
     for r in results:
         with open(os.path.join(r.path, "result.jsonl"), "rb") as handle:
             rows += sum(1 for _ in handle)
-    return {"population": population, "synch": synch, "wall_s": wall, "user_s": user_time[0], "reports": rows,
-            "final_iterations": reports, "exploits": len(results.events_of("exploit")),
-            "peak_mb": peak, "base_mb": base, "handoff_us": _handoff_us(population, storage)}
+        assert {"result.json", "progress.csv"} <= set(os.listdir(r.path))
+    return {"population": population, "synch": synch, "wall_s": wall, "bare_s": bare, "reports": rows,
+            "exploits": len(results.events_of("exploit")), "peak_mb": peak, "base_mb": base,
+            "handoff_us": _handoff_us(population, storage)}
 
 
 def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
@@ -121,12 +116,14 @@ def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
 
 
 def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
+                                                           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
     with tempfile.TemporaryDirectory(prefix="pbtlab_scaling_") as storage:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--one", str(population), "--mode",
              "sync" if synch else "async", "--iterations", str(iterations), "--interval", str(interval),
              "--storage", storage] + (["--pin"] if pin else []),
-            check=True, capture_output=True, text=True)
+            check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -145,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=4, help="perturbation (and checkpoint) interval")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one run per setting")
-    parser.add_argument("--modes", nargs="+", default=["sync", "async"], choices=["sync", "async"])
+    parser.add_argument("--modes", nargs="+", default=["sync"], choices=["sync", "async"])
     parser.add_argument("--pin", action="store_true",
                         help="run each experiment pinned to one CPU (os.sched_setaffinity): the in-process executor "
                              "runs one thread at a time, and waking a thread on another CPU is slow, above all in VMs")
@@ -159,31 +156,38 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_one(args.one, args.mode == "sync", args.iterations, args.interval, args.storage)))
         return 0
     repeats = 1 if args.quick else args.repeats
-    print(f"pbtlab scaling: in-process PBT, {args.iterations} iterations per trial, checkpoint and perturbation "
-          f"every {args.interval}; median of {repeats} fresh process(es) each; {os.cpu_count()} cores"
-          f"{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.1f} at start")
+    print(f"pbtlab scaling (python bench/scaling.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}): "
+          f"the tutorial's trainable and PBT, in-process, default loggers on, {args.iterations} iterations per "
+          f"trial, checkpoint and perturbation every {args.interval}; median of {repeats} fresh process(es) each; "
+          f"{machine()}{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.2f} at start")
     rows = []
     for mode in args.modes:
-        reference = None
         for population in args.populations:
             runs = [run_fresh(population, mode == "sync", args.iterations, args.interval, args.pin)
                     for _ in range(repeats)]
-            overhead = statistics.median((r["wall_s"] - r["user_s"]) / r["reports"] * 1e6 for r in runs)
-            wall = statistics.median(r["wall_s"] for r in runs)
-            peak = statistics.median(r["peak_mb"] for r in runs)
-            base = statistics.median(r["base_mb"] for r in runs)
-            handoff = statistics.median(r["handoff_us"] for r in runs)
-            reference = reference or overhead
-            rows.append([mode, population, runs[0]["reports"], runs[0]["exploits"], f"{wall:.2f}",
-                         f"{overhead:.1f}", f"{overhead / reference:.2f}x", f"{handoff:.1f}",
-                         f"{overhead - handoff:.1f}", f"{peak:.0f}", f"{base:.0f}"])
+            overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
+            rows.append([mode, population, runs[0]["reports"], runs[0]["exploits"],
+                         f"{statistics.median(r['wall_s'] for r in runs):.2f}",
+                         f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}",
+                         f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
+                         f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
+                         f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
             print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     print()
     print(table(HEADER, rows))
-    print("\nµs/report: wall time minus the trainable's own time, per report. handoff: of which the thread round\n"
-          "trip alone (measured separately with as many parked threads). rest: controller, scheduler, store,\n"
-          "checkpoint copies. peak/base MB: max RSS of the run's process, and before Tuner.fit.")
+    print("\nµs/report: (fit wall - bare wall) / reports, pbtlab's own cost (goal: <= 30 at 1,024 trials). fit/bare s:\n"
+          "the experiment and the same trainable work without pbtlab, in the same process. handoff: the thread round\n"
+          "trip alone (a trainable that only reports, as many parked threads), part of the cost. peak/base MB: max\n"
+          "RSS of the run's process, and before the fit (goal: peak <= 300).")
     return 0
+
+
+def machine() -> str:
+    import platform
+
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 if __name__ == "__main__":

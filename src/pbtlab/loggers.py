@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback
-from pbtlab.tbx import EventFileWriter
+from pbtlab.tbx import EventFileWriter, flush_many
 
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
@@ -183,7 +183,21 @@ class TBXLoggerCallback(_BatchedLogger):
     def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
         return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), result
 
-    def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+    def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
+        """Nothing now: a finished trial's events wait for the next batch (every ``FLUSH_ROWS`` rows, and
+        the run's end), so their checksums are computed together."""
+
+    def flush(self, only: str | None = None) -> None:
+        directories = [only] if only is not None else list(self._pending)
+        writers = []
+        for directory in directories:
+            items = self._pending.pop(directory, None)
+            if items:
+                self._num_pending -= len(items)
+                writers.append(self._add(directory, items))
+        flush_many(writers)
+
+    def _add(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> EventFileWriter:
         writer = self._writers.get(directory)
         if writer is None:
             writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
@@ -191,7 +205,10 @@ class TBXLoggerCallback(_BatchedLogger):
             writer.add_scalars(step, stamp, [(f"ray/tune/{key}", float(value)) for key, value in flatten(result).items()
                                              if not key.startswith("config/") and not isinstance(value, bool)
                                              and isinstance(value, (int, float))])
-        writer.flush()
+        return writer
+
+    def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+        flush_many([self._add(directory, rows)])
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
         super().on_experiment_end(trials, **info)

@@ -45,8 +45,8 @@ def _crc32c_table() -> list[int]:
 
 _TABLE = _crc32c_table()
 _TABLE_NP = np.array(_TABLE, dtype=np.uint32)
-#: Below this many records of one length, a Python loop beats numpy's per-call cost.
-_VECTOR_FROM = 16
+#: Below this many records, a Python loop beats numpy's per-call cost.
+_VECTOR_FROM = 8
 
 
 def crc32c(data: bytes) -> int:
@@ -63,24 +63,30 @@ def crc32c(data: bytes) -> int:
 
 
 def _crc32c_many(records: Sequence[bytes]) -> list[int]:
-    """CRC-32C of each record, computed a byte column at a time across records of equal length."""
-    out = [0] * len(records)
-    by_length: dict[int, list[int]] = {}
-    for index, record in enumerate(records):
-        by_length.setdefault(len(record), []).append(index)
-    for length, indices in by_length.items():
-        if len(indices) < _VECTOR_FROM or length == 0:
-            for index in indices:
-                out[index] = crc32c(records[index])
-            continue
-        columns = np.frombuffer(b"".join(records[i] for i in indices), dtype=np.uint8).reshape(
-            len(indices), length).T.astype(np.uint32)
-        crc = np.full(len(indices), _MASK32, dtype=np.uint32)
-        for column in columns:
+    """CRC-32C of each record, a byte column at a time across all records at once (numpy): records are
+    right-aligned, and each one's CRC starts at its first byte's column. A few records go byte by byte."""
+    if len(records) < _VECTOR_FROM:
+        return [crc32c(record) for record in records]
+    lengths = np.fromiter((len(record) for record in records), dtype=np.int64, count=len(records))
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return [0] * len(records)
+    data = np.frombuffer(b"".join(records), dtype=np.uint8)
+    starts = width - lengths  # the column where each record begins
+    rows = np.repeat(np.arange(len(records)), lengths)
+    columns = np.arange(data.size) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
+    matrix = np.zeros((width, len(records)), dtype=np.uint32)
+    matrix[columns, rows] = data
+    crc = np.full(len(records), _MASK32, dtype=np.uint32)
+    first = int(starts.min())
+    if first == int(starts.max()):  # one length: no record waits for its first column
+        for column in matrix[first:]:
             crc = _TABLE_NP[(crc ^ column) & 0xFF] ^ (crc >> 8)
-        for index, value in zip(indices, (crc ^ _MASK32).tolist()):
-            out[index] = value
-    return out
+    else:
+        for index in range(first, width):
+            updated = _TABLE_NP[(crc ^ matrix[index]) & 0xFF] ^ (crc >> 8)
+            crc = np.where(starts <= index, updated, crc)
+    return (crc ^ _MASK32).tolist()
 
 
 def _masked(crc: int) -> int:
@@ -138,13 +144,25 @@ def file_version_event(wall_time: float) -> bytes:
 
 def frame(records: Sequence[bytes]) -> bytes:
     """``records`` framed as TFRecords, ready to append to an event file."""
+    return frame_many([records])[0]
+
+
+def frame_many(batches: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """Each batch of records framed, the CRCs of all of them computed in one pass (one file per batch)."""
+    records = [record for batch in batches for record in batch]
     headers = [struct.pack("<Q", len(record)) for record in records]
-    header_crcs = _crc32c_many(headers)
-    data_crcs = _crc32c_many(records)
-    parts: list[bytes] = []
-    for header, header_crc, record, data_crc in zip(headers, header_crcs, records, data_crcs):
-        parts += (header, struct.pack("<I", _masked(header_crc)), record, struct.pack("<I", _masked(data_crc)))
-    return b"".join(parts)
+    crcs = _crc32c_many(headers + records)
+    header_crcs, data_crcs = crcs[:len(records)], crcs[len(records):]
+    out: list[bytes] = []
+    position = 0
+    for batch in batches:
+        parts: list[bytes] = []
+        for index in range(position, position + len(batch)):
+            parts += (headers[index], struct.pack("<I", _masked(header_crcs[index])), records[index],
+                      struct.pack("<I", _masked(data_crcs[index])))
+        position += len(batch)
+        out.append(b"".join(parts))
+    return out
 
 
 class EventFileWriter:
@@ -164,12 +182,22 @@ class EventFileWriter:
         self._pending.append(scalars_event(step, wall_time, values))
 
     def flush(self) -> None:
-        if self._pending:
-            self._file.write(frame(self._pending))
-            self._pending = []
-        self._file.flush()
+        flush_many([self])
+
+    def _take(self) -> list[bytes]:
+        pending, self._pending = self._pending, []
+        return pending
 
     def close(self) -> None:
         if not self._file.closed:
             self.flush()
             self._file.close()
+
+
+def flush_many(writers: Sequence[EventFileWriter]) -> None:
+    """Write every writer's pending events, framed together (one CRC pass for all files)."""
+    batches = [writer._take() for writer in writers]
+    for writer, data in zip(writers, frame_many(batches)):
+        if data:
+            writer._file.write(data)
+        writer._file.flush()
