@@ -36,6 +36,7 @@ from typing import Any
 from pbtlab.analysis.results import Result, ResultGrid
 from pbtlab.compat.ray import STATE_GLOB, is_ray_experiment, is_ray_object
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.nested import get_path
 from pbtlab.rundir.reader import RunDir
 
 POLICY_LOG = "pbt_global.txt"
@@ -479,7 +480,7 @@ def _read_rows(folder: str, trial: _Trial, gaps: list[dict[str, Any]]) -> None:
     if first.get("training_iteration") == 1 and isinstance(first.get("config"), dict):
         trial.initial_config = dict(first["config"])
     else:  # Ray's own copy holds placeholders for sample_from values: drop them, and say so
-        placeholders = [k for k in _flat(trial.initial_config) if _is_placeholder(_lookup(trial.initial_config, k))]
+        placeholders = [k for k in _flat(trial.initial_config) if _is_placeholder(get_path(trial.initial_config, k))]
         trial.initial_config = _without(trial.initial_config, placeholders)
         gaps.append({"trial_id": trial.trial_id, "what": "start config",
                      "message": f"trial {trial.trial_id}: result.json lost the first row, so the start config is "
@@ -689,14 +690,14 @@ def _param_columns(trials: Sequence[_Trial], exploits: Sequence[_Exploit]) -> li
     keys: list[str] = []
     for exploit in exploits:
         for key in _flat(exploit.new_config):
-            if key not in keys and _lookup(exploit.new_config, key) != _lookup(exploit.donor_config, key):
+            if key not in keys and get_path(exploit.new_config, key) != get_path(exploit.donor_config, key):
                 keys.append(key)
     if not keys:
         for trial in trials:
             for key in _flat(trial.initial_config):
-                value = _lookup(trial.initial_config, key)
+                value = get_path(trial.initial_config, key)
                 if key not in keys and isinstance(value, (int, float)) and not isinstance(value, bool) and any(
-                        _lookup(other.initial_config, key) != value for other in trials):
+                        get_path(other.initial_config, key) != value for other in trials):
                     keys.append(key)
     return keys
 
@@ -709,12 +710,6 @@ def _flat(config: Mapping[str, Any], prefix: str = "") -> list[str]:
         else:
             keys.append(f"{prefix}{key}")
     return keys
-
-
-def _lookup(config: Any, key: str) -> Any:
-    for part in key.split("/"):
-        config = config.get(part) if isinstance(config, Mapping) else None
-    return config
 
 
 def _explore_op(old: Any, new: Any, factors: Sequence[float]) -> str | None:
@@ -786,7 +781,7 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
             else exploit.ray_target_iteration
         changes = []
         for key in _flat(exploit.new_config):
-            old, new = _lookup(exploit.donor_config, key), _lookup(exploit.new_config, key)
+            old, new = get_path(exploit.donor_config, key), get_path(exploit.new_config, key)
             if old != new:
                 op = _explore_op(old, new, factors) if ops_known else None
                 changes.append({"param": key, "old": old, "op": op, "new": new})
