@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pbtlab.schedulers.base import CheckpointRef
+from pbtlab.rundir.checkpoints import CheckpointRef
 
 __all__ = ["MemberState", "Ranking"]
 
