@@ -44,8 +44,17 @@ written from scratch never needs to change (``PopulationBasedTraining`` sets the
     ...     def on_trial_result(self, trial, result, population):
     ...         late_and_bad = result["training_iteration"] == 4 and result[self.metric] < 0
     ...         return Decision(Action.STOP if late_and_bad else Action.CONTINUE)
-    >>> StopLosers().describe()["type"]
-    'StopLosers'
+    >>> from pbtlab import tune
+    >>> def train(config):
+    ...     for i in range(8):
+    ...         tune.report({"score": config["x"] - 0.1 * i})
+    >>> results = tune.Tuner(train, param_space={"x": tune.grid_search([0.0, 1.0])},
+    ...                      tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=StopLosers()),
+    ...                      run_config=tune.RunConfig(storage_path=getfixture("tmp_path"), verbose=0)).fit()
+    >>> [(r.config["x"], r.metrics["training_iteration"]) for r in results]
+    [(0.0, 4), (1.0, 8)]
+    >>> [e["reason"] for e in results.events_of("trial_complete")]
+    ['scheduler', 'function_returned']
 """
 
 from __future__ import annotations
