@@ -13,12 +13,13 @@ from test_pbt import FakeTrial, make_pbt, make_population, report
 from pbtlab import tune
 from pbtlab.errors import ConfigError
 from pbtlab.examples.runs import run_toy_pbt, toy_scheduler
-from pbtlab.schedulers import PopulationBasedTraining
+from pbtlab.schedulers import HyperparamChange, PopulationBasedTraining
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.strategies import (
     BinaryTournament,
     Clip,
     ExploitStrategy,
+    ExploreStrategy,
     Perturb,
     PerturbBounds,
     Reflect,
@@ -117,3 +118,32 @@ def test_a_bounds_policy_of_ones_own_is_applied_and_recorded():
     assert (round(new["lr"], 6), explored[0].op) == (0.35, "* 1.5 (wrapped)")
     with pytest.raises(ConfigError, match=r"perturb_bounds='wrap' \(an object of its own\)"):
         PopulationBasedTraining.from_description(pbt.describe())
+
+
+class Halve(ExploreStrategy):
+    """An explore strategy of one's own (no ``name``: recorded by its class name): halve every mutated value."""
+
+    def explore(self, config, mutations, rng, *, resample_probability, perturbation_factors, bounds,
+                custom_explore_fn):
+        new = {**config, **{key: config[key] / 2 for key in mutations}}
+        return new, tuple(HyperparamChange(key, config[key], "halve", new[key]) for key in mutations)
+
+
+class CopyFirst(ExploitStrategy):
+    """No ``name`` either: the bottom quantile copies the top quantile's worst member."""
+
+    def choose_donor(self, trial_id, standings, rng):
+        return standings.upper[0] if trial_id in standings.lower else None
+
+
+def test_strategies_of_ones_own_without_a_name_are_recorded_by_class_and_decide():
+    pbt = make_pbt(explore=Halve(), exploit=CopyFirst(), quantile_fraction=0.5)
+    assert (pbt.describe()["exploit_strategy"], pbt.describe()["explore_strategy"]) == ("CopyFirst", "Halve")
+    population = make_population(pbt, 4, {"lr": 0.8})
+    decisions = [report(pbt, population, f"t{i}", 4, float(i)) for i in range(4)]
+    # async checks with rising scores: each reporter is the best so far, never in the lower quantile
+    assert [p for d in decisions for p in d.perturbations] == []
+    # t0 checks again, now the worst: lower [t0, t1], upper [t2, t3]; it copies the upper quantile's worst, t2
+    worse = report(pbt, population, "t0", 8, -1.0)
+    assert [(p.target, p.donor, p.new_config, [c.op for c in p.changes]) for p in worse.perturbations] == [
+        ("t0", "t2", {"lr": 0.4}, ["halve"])]

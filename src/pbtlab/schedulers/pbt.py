@@ -572,7 +572,7 @@ class PopulationBasedTraining(TrialScheduler):
         if self.explore_strategy is not None:
             extra.update(self.explore_strategy.describe())
         if self.perturb_bounds is not None and not self.clip_to_domain:
-            extra["perturb_bounds"] = self.perturb_bounds.name
+            extra["perturb_bounds"] = self.perturb_bounds.name or type(self.perturb_bounds).__name__
         return extra
 
     @classmethod

@@ -109,8 +109,9 @@ class ExploitStrategy:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """What ``experiment.json`` records beyond Ray's options (nothing for Ray's truncation)."""
-        return {"exploit_strategy": self.name}
+        """What ``experiment.json`` records beyond Ray's options (nothing for Ray's truncation); by default
+        ``name``, or the class's name."""
+        return {"exploit_strategy": self.name or type(self).__name__}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +198,7 @@ class ExploreStrategy:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        return {"explore_strategy": self.name}
+        return {"explore_strategy": self.name or type(self).__name__}
 
 
 @dataclasses.dataclass(frozen=True)
