@@ -19,9 +19,6 @@ The hooks an author implements (every one has a default, FIFO's; override only w
 - ``choose_trials_to_run(candidates, k, allow_any) -> [trial_id]``: whenever slots are free and
   trials wait; up to ``k`` of the waiting ``candidates`` to start. A trial you leave out waits.
   ``allow_any=True`` when nothing runs and something must (return at least one then).
-- ``wants_checkpoint(trial, result) -> bool``: before ``on_trial_result``, for trainables that save on
-  request (class trainables) and reports without a checkpoint; True makes the engine save the trial
-  now, so ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs.
 
 Settings and resuming:
 
@@ -192,6 +189,10 @@ class EngineSide:
       (a synchronous scheduler holding trials at a barrier changes it when the barrier opens).
     - ``referenced_checkpoints()``: before retention deletes checkpoints; the paths named are kept
       (checkpoints the scheduler may still hand to a clone).
+    - ``wants_checkpoint(trial, result)``: before ``on_trial_result``, for trainables that save on request
+      (class trainables) and reports without a checkpoint; True makes the engine save the trial now, so
+      ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs (PBT and replay want one at the
+      reports they act on).
     """
 
     metric: str | None = None
@@ -221,6 +222,9 @@ class EngineSide:
     def referenced_checkpoints(self) -> set[str]:
         return set()
 
+    def wants_checkpoint(self, trial: TrialInfo, result: Mapping[str, Any]) -> bool:
+        return False
+
 
 class TrialScheduler(EngineSide):
     """Base class with FIFO behaviour; see the module docstring for when each hook is called."""
@@ -244,10 +248,6 @@ class TrialScheduler(EngineSide):
     def choose_trials_to_run(self, candidates: Sequence[TrialInfo], k: int, allow_any: bool = False) -> list[str]:
         """Up to ``k`` trials for free slots; by default the first ``k``, in the order trials were added."""
         return [t.trial_id for t in candidates[:k]]
-
-    def wants_checkpoint(self, trial: TrialInfo, result: Mapping[str, Any]) -> bool:
-        """Does this report need a checkpoint of the trial at its current iteration? (default: no)"""
-        return False
 
     def debug_string(self) -> str:
         return "Using FIFO scheduling algorithm."
