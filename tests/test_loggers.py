@@ -100,7 +100,7 @@ def test_lineage_curves_follow_the_ancestry_across_exploits(run, tmp_path, capsy
 
 @pytest.mark.skipif(not tensorboardx_available(), reason="tensorboardX is not installed")
 def test_event_files_have_tensorboardx_bytes(tmp_path, monkeypatch):
-    """pbtlab.tbx writes, byte for byte, what tensorboardX's EventsWriter writes for the same events:
+    """pbtlab.loggers._tbx writes, byte for byte, what tensorboardX's EventsWriter writes for the same events:
     zero and negative steps, zero wall time, floats beyond float32, NaN, infinities, unicode tags,
     an empty summary, and enough records of one length to take the vectorized CRC path."""
     import time
@@ -109,7 +109,7 @@ def test_event_files_have_tensorboardx_bytes(tmp_path, monkeypatch):
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.proto.summary_pb2 import Summary
 
-    from pbtlab.tbx import EventFileWriter
+    from pbtlab.loggers._tbx import EventFileWriter
 
     monkeypatch.setattr(time, "time", lambda: 1700000000.25)
     events = [(0, 0.0, []), (-3, 12.5, [("a", 1.0)]), (1, 1e9, [("ray/tune/Q", 0.5), ("lr", -0.0)]),

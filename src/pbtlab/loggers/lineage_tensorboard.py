@@ -8,7 +8,7 @@ schedule the winner was trained with.
 
     >>> paths = write_lineage_tensorboard("pbtlab_results/my_run")  # doctest: +SKIP
 
-The event files are written by ``pbtlab.tbx`` (no tensorboardX needed; view them with TensorBoard).
+The event files are written by ``pbtlab.loggers._tbx`` (no tensorboardX needed; view them with TensorBoard).
 Works on pbtlab runs and on Ray Tune runs (written to ``./<name>_tensorboard_lineage``, as readers never
 write into a Ray directory).
 """
@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from pbtlab.analysis.lineage import ancestry, run_data
-from pbtlab.tbx import EventFileWriter
+from pbtlab.loggers._tbx import EventFileWriter
 
 
 def default_output(results: Any) -> str:
