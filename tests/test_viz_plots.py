@@ -324,5 +324,6 @@ def test_missing_matplotlib_says_what_to_install(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'pbtlab\[viz\]'"):
         _mpl.matplotlib()
     monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)  # imported already by an earlier PNG save
     with pytest.raises(ImportError, match=r"Pillow.*pip install 'pbtlab\[viz\]'"):
         _mpl.pil_image()
