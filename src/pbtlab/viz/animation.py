@@ -39,6 +39,27 @@ class Animation:
         return f'<img src="data:image/gif;base64,{data}" alt="{os.path.basename(self.path)}"/>'
 
 
+TITLE = "Parameter Evolution Over Iterations"
+
+
+def _split_title(ax: Any, renderer: Any, last_iteration: int) -> Any:
+    """Title the axes ``TITLE (iteration N)`` in two parts: the words, drawn once with the static background,
+    and ``N)``, the only text drawn per frame (text is the costliest thing to draw). The whole title is
+    centred as the last frame's, so the words never move; returns the animated ``N)`` text."""
+    ax.title.set_text(f"{TITLE} (iteration {last_iteration})")
+    whole = ax.title.get_window_extent(renderer)
+    counter = ax.text(0, ax.title.get_position()[1], f"{last_iteration})", transform=ax.title.get_transform(),
+                      fontproperties=ax.title.get_fontproperties(), color=ax.title.get_color(),
+                      ha="left", va=ax.title.get_va(), animated=True)
+    counter_width = counter.get_window_extent(renderer).width
+    axes_box = ax.get_window_extent(renderer)
+    ax.title.set_text(f"{TITLE} (iteration ")
+    ax.title.set_horizontalalignment("left")
+    ax.title.set_x((whole.x0 - axes_box.x0) / axes_box.width)
+    counter.set_x((whole.x1 - counter_width - axes_box.x0) / axes_box.width)
+    return counter
+
+
 def make_animation(results: Any, colors: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
                    perturbation_interval: int | None = None, filename: str | os.PathLike[str] = "pbt.gif",
                    fps: float = 5, *, x: str = "theta0", y: str = "theta1", figsize: tuple[float, float] = (7, 7),
@@ -64,15 +85,15 @@ def make_animation(results: Any, colors: Sequence[Any] | None = None, labels: Se
     labels = trial_labels(run, labels)
     figure = _mpl.new_figure(figsize=figsize, dpi=dpi)
     ax = figure.add_subplot()
-    artists = ParameterArtists(ax, history, colors, labels, objective, title="Parameter Evolution Over Iterations")
+    artists = ParameterArtists(ax, history, colors, labels, objective, title=TITLE)
     figure.tight_layout()
-    figure.canvas.draw()
+    canvas = figure.canvas
+    renderer = canvas.get_renderer()
+    counter = _split_title(ax, renderer, artists.shown_iteration(artists.num_points))
     for artist in artists.dynamic_artists():
         artist.set_animated(True)
-    canvas = figure.canvas
-    ax.title.set_animated(True)
-    canvas.draw()  # everything static (contours, axes, legend) once, without the title
-    renderer = canvas.get_renderer()
+    canvas.draw()  # everything static (contours, axes, legend, the title's fixed words) once
+    counter.set_y(ax.title.get_position()[1])  # where the draw put the title (clear of the top ticks)
     axes_box = ax.get_window_extent(renderer)
     title_box = _mpl.bbox_from_extents(0, axes_box.y1 + 1, figure.bbox.x1, figure.bbox.y1)
     title_background = canvas.copy_from_bbox(title_box)
@@ -80,8 +101,8 @@ def make_animation(results: Any, colors: Sequence[Any] | None = None, labels: Se
     for count in range(1, artists.num_points + 1):
         artists.draw_new(count)  # frames are cumulative: draw only what this frame adds
         canvas.restore_region(title_background)
-        ax.title.set_text(f"Parameter Evolution Over Iterations (iteration {artists.shown_iteration(count)})")
-        ax.title.draw(renderer)
+        counter.set_text(f"{artists.shown_iteration(count)})")
+        counter.draw(renderer)
         frames.append(image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3].copy()))
     if not frames:
         raise ConfigError("make_animation needs at least one reported point; the results have none")
