@@ -1,35 +1,93 @@
-"""Ray Tune's own PBT examples, timed as whole processes on Ray Tune and on pbtlab (`pbtlab run`).
+"""Ray Tune's own PBT examples at full length, as whole processes on Ray Tune and on pbtlab (`pbtlab run`).
 
-    python bench/ray_examples.py                       # --smoke-test runs: Ray 3 times, pbtlab 5 times each
-    python bench/ray_examples.py --full                # the examples' full runs (Ray takes minutes)
-    python bench/ray_examples.py --repeats 7 --ray-repeats 3
+    python bench/ray_examples.py                          # full runs: Ray once, pbtlab 3 times each
+    python bench/ray_examples.py --repeats 5 --ray-repeats 3
+    python bench/ray_examples.py --smoke-test             # the examples' --smoke-test runs (quick)
 
 Each example runs from the installed Ray wheel (``ray/tune/examples/``), unmodified:
 
-- Ray Tune: ``python EXAMPLE.py [--smoke-test]`` (the smoke test calls ``ray.init(num_cpus=2)``);
-- pbtlab in-process: ``python -m pbtlab.cli run EXAMPLE.py [--smoke-test]``;
-- pbtlab process executor: ``python -m pbtlab.cli run --executor process EXAMPLE.py [--smoke-test]``.
+- Ray Tune: ``python EXAMPLE.py``;
+- pbtlab in-process: ``python -m pbtlab.cli run EXAMPLE.py``;
+- pbtlab process executor: ``python -m pbtlab.cli run --executor process EXAMPLE.py``.
+
+The examples: ``pbt_function.py`` (8 trials, 1,000 iterations), ``pbt_example.py`` (the class API, 8
+trials, 1,000 iterations), ``pb2_example.py`` (8 trials, 30 iterations; Ray's PB2 needs GPy) and
+``pbt_convnet_function_example.py`` (4 trials of a small convnet until one reaches 0.96 accuracy or 100
+iterations). The convnet reads MNIST through torchvision from ``~/data``; no download happens here: the
+bench writes an MNIST-format data set there first (scikit-learn's 8x8 digits, upscaled to 28x28, written as
+the four idx files torchvision looks for), so that row needs torch, torchvision and scikit-learn.
 
 Wall time is the whole process (interpreter start, imports, Ray start-up, the run, shutdown). Every
 process runs in a fresh temporary directory with HOME pointed there, so Ray's ``~/ray_results`` and
-pbtlab's ``./pbtlab_results`` never accumulate. Figures are medians of the repeats; ratios divide Ray
-Tune's median by pbtlab's from the same invocation. ``pbt_example.py`` uses the class API
-(``tune.Trainable``) and is skipped, with a note, while pbtlab has no ``tune.Trainable``.
-A run that fails is reported with its last error line, never timed.
+pbtlab's results never accumulate. "best" is the highest ``mean_accuracy`` in any trial's
+``result.json`` (both tools write it). Figures are medians of the repeats; ratios divide Ray Tune's
+median by pbtlab's from the same invocation. A run that fails is reported with its last error line,
+never timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib.util
+import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-EXAMPLES = ("pbt_function.py", "pbt_example.py")
+EXAMPLES = ("pbt_function.py", "pbt_example.py", "pb2_example.py", "pbt_convnet_function_example.py")
+CONVNET = "pbt_convnet_function_example.py"
+METRIC = "mean_accuracy"
+
+
+def write_mnist_like(data_root: str, seed: int = 0) -> None:
+    """scikit-learn's digits as MNIST: 28x28 uint8 images (8x8 upscaled to 24x24, a 2-pixel border),
+    written as the idx files torchvision's ``MNIST`` reads from ``<data_root>/MNIST/raw``."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images, np.ones((3, 3)))  # 8x8 -> 24x24
+    images = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    images = np.clip(images * (255 / 16), 0, 255).astype(np.uint8)
+    labels = digits.target.astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    cut = int(0.8 * len(order))
+    raw = os.path.join(data_root, "MNIST", "raw")
+    os.makedirs(raw, exist_ok=True)
+    for prefix, index in (("train", order[:cut]), ("t10k", order[cut:])):
+        with open(os.path.join(raw, f"{prefix}-images-idx3-ubyte"), "wb") as handle:
+            handle.write(struct.pack(">IIII", 0x803, len(index), 28, 28) + images[index].tobytes())
+        with open(os.path.join(raw, f"{prefix}-labels-idx1-ubyte"), "wb") as handle:
+            handle.write(struct.pack(">II", 0x801, len(index)) + labels[index].tobytes())
+
+
+def convnet_missing() -> str:
+    """Why the convnet example cannot run here ("" if it can)."""
+    done = subprocess.run([sys.executable, "-c", "import torch, torchvision.datasets, sklearn"],
+                          capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return ""
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    return "needs torch, torchvision (a build matching torch) and scikit-learn: " + (lines[-1] if lines else "?")
+
+
+def best_metric(home: str) -> float | None:
+    best = None
+    for path in glob.glob(os.path.join(home, "**", "result.json"), recursive=True):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    value = json.loads(line).get(METRIC)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(value, (int, float)) and (best is None or value > best):
+                    best = float(value)
+    return best
 
 
 def examples_dir() -> str:
@@ -39,76 +97,96 @@ def examples_dir() -> str:
     return os.path.join(spec.submodule_search_locations[0], "tune", "examples")
 
 
-def has_class_api() -> bool:
-    import pbtlab.tune
-
-    return hasattr(pbtlab.tune, "Trainable")
-
-
-def time_process(command: list[str]) -> tuple[float | None, str]:
-    """Seconds for one whole process in a fresh directory (None and the error's last line if it failed)."""
+def time_process(command: list[str], example: str) -> tuple[float | None, float | None, str]:
+    """Seconds and best metric for one whole process in a fresh HOME (None and the last error line if it failed)."""
     with tempfile.TemporaryDirectory() as home:
+        if example == CONVNET:
+            write_mnist_like(os.path.join(home, "data"))
         env = {**os.environ, "HOME": home, "RAY_USAGE_STATS_ENABLED": "0"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed packages run
         started = time.perf_counter()
         done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
+        best = best_metric(home)
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        return None, lines[-1] if lines else f"exit code {done.returncode}"
-    return elapsed, ""
+        return None, None, lines[-1] if lines else f"exit code {done.returncode}"
+    return elapsed, best, ""
 
 
-def measure(name: str, command: list[str], repeats: int) -> tuple[float | None, str]:
-    times = []
+def measure(name: str, command: list[str], example: str, repeats: int) -> tuple[float | None, float | None, str]:
+    times, bests = [], []
     for index in range(repeats):
-        seconds, error = time_process(command)
+        seconds, best, error = time_process(command, example)
         if seconds is None:
             print(f"  {name}: failed ({error})", flush=True)
-            return None, error
+            return None, None, error
         times.append(seconds)
-        print(f"  {name} run {index + 1}/{repeats}: {seconds:.2f} s", flush=True)
-    return statistics.median(times), ""
+        if best is not None:
+            bests.append(best)
+        print(f"  {name} run {index + 1}/{repeats}: {seconds:.2f} s, best {METRIC} {best}", flush=True)
+    return statistics.median(times), (statistics.median(bests) if bests else None), ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="the examples' full runs instead of --smoke-test")
-    parser.add_argument("--repeats", type=int, default=5, help="pbtlab runs per example and executor (default 5)")
-    parser.add_argument("--ray-repeats", type=int, default=3, help="Ray Tune runs per example (default 3)")
+    parser.add_argument("--smoke-test", action="store_true", help="the examples' --smoke-test runs instead of full")
+    parser.add_argument("--repeats", type=int, default=3, help="pbtlab runs per example and executor (default 3)")
+    parser.add_argument("--ray-repeats", type=int, default=1, help="Ray Tune runs per example (default 1)")
     parser.add_argument("--skip-ray", action="store_true", help="time pbtlab only")
+    parser.add_argument("--examples", nargs="+", default=list(EXAMPLES), choices=EXAMPLES)
     args = parser.parse_args()
 
     folder = examples_dir()
-    flags = [] if args.full else ["--smoke-test"]
+    flags = ["--smoke-test"] if args.smoke_test else []
+    load_before = os.getloadavg()[0]
     rows = []
-    for example in EXAMPLES:
+    for example in args.examples:
         path = os.path.join(folder, example)
-        if example == "pbt_example.py" and not has_class_api():
-            print(f"{example}: skipped: it subclasses tune.Trainable (the class API), which this pbtlab lacks")
-            continue
         print(f"{example} {' '.join(flags)}", flush=True)
-        ray_median = None if args.skip_ray else measure("Ray Tune", [sys.executable, path, *flags],
-                                                        args.ray_repeats)[0]
+        missing = convnet_missing() if example == CONVNET else ""
+        if missing:
+            print(f"  skipped: {missing}", flush=True)
+            rows.append((example, None, None, None, missing))
+            continue
+        ray = (None, None, "skipped") if args.skip_ray else measure(
+            "Ray Tune", [sys.executable, path, *flags], example, args.ray_repeats)
         inprocess = measure("pbtlab in-process", [sys.executable, "-m", "pbtlab.cli", "run", path, *flags],
-                            args.repeats)[0]
+                            example, args.repeats)
         process = measure("pbtlab process", [sys.executable, "-m", "pbtlab.cli", "run", "--executor", "process",
-                                             path, *flags], args.repeats)[0]
-        rows.append((example, ray_median, inprocess, process))
+                                             path, *flags], example, args.repeats)
+        rows.append((example, ray, inprocess, process, ""))
 
-    def cell(seconds: float | None) -> str:
-        return "failed/skipped" if seconds is None else f"{seconds:.2f} s"
+    def cell(result: tuple[float | None, float | None, str] | None) -> str:
+        if result is None:
+            return "-"
+        seconds, best, error = result
+        if seconds is None:
+            return f"failed: {error[:60]}" if error and error != "skipped" else "skipped"
+        return f"{seconds:.1f} s (best {best:.3f})" if best is not None else f"{seconds:.1f} s"
 
-    def ratio(ray: float | None, ours: float | None) -> str:
-        return "-" if ray is None or ours is None else f"{ray / ours:.1f}x"
+    def ratio(ray: tuple[float | None, float | None, str] | None,
+              ours: tuple[float | None, float | None, str] | None) -> str:
+        if ray is None or ours is None or ray[0] is None or ours[0] is None:
+            return "-"
+        return f"{ray[0] / ours[0]:.1f}x"
 
-    mode = "full run" if args.full else "--smoke-test"
-    print(f"\n| example ({mode}) | Ray Tune | pbtlab in-process | pbtlab process | Ray/in-process | Ray/process |")
+    import platform
+
+    mode = "--smoke-test" if args.smoke_test else "full run"
+    print(f"\n`python bench/ray_examples.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}` "
+          f"({time.strftime('%Y-%m-%d', time.gmtime())}; {platform.machine()}, {os.cpu_count()} CPUs; load average "
+          f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at the end)\n")
+    print(f"| example ({mode}) | Ray Tune | pbtlab in-process | pbtlab process | Ray / in-process | Ray / process |")
     print("|---|---|---|---|---|---|")
-    for example, ray, inprocess, process in rows:
+    for example, ray, inprocess, process, missing in rows:
+        if missing:
+            print(f"| {example} | not run: {missing} | | | | |")
+            continue
         print(f"| {example} | {cell(ray)} | {cell(inprocess)} | {cell(process)} | {ratio(ray, inprocess)} "
               f"| {ratio(ray, process)} |")
-    print(f"\nmedians of {args.ray_repeats} (Ray Tune) and {args.repeats} (pbtlab) whole-process runs; "
-          f"{os.cpu_count()} CPUs")
+    print(f"\nWall time of the whole process, median of {args.ray_repeats} (Ray Tune) and {args.repeats} (pbtlab) runs; "
+          f"best: the highest {METRIC} reported by any trial (median over the runs).")
 
 
 if __name__ == "__main__":
