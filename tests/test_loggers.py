@@ -129,7 +129,13 @@ def test_event_files_have_tensorboardx_bytes(tmp_path, monkeypatch):
     for step, wall_time, values in events[5:]:
         ours.add_scalars(step, wall_time, values)
     ours.close()
+    rows = EventFileWriter(str(tmp_path / "rows" / "events"))  # the logger's path: tags shared by rows
+    for step, wall_time, values in events:
+        rows.add_row(step, wall_time, tuple(tag for tag, _ in values), [value for _, value in values])
+    rows.close()
     (their_name,) = os.listdir(tmp_path / "theirs")
-    (our_name,) = os.listdir(tmp_path / "ours")
-    assert our_name == their_name
-    assert (tmp_path / "ours" / our_name).read_bytes() == (tmp_path / "theirs" / their_name).read_bytes()
+    expected = (tmp_path / "theirs" / their_name).read_bytes()
+    for folder in ("ours", "rows"):
+        (our_name,) = os.listdir(tmp_path / folder)
+        assert our_name == their_name
+        assert (tmp_path / folder / our_name).read_bytes() == expected

@@ -50,12 +50,16 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     tree[parts[-1]] = value
 
 
+#: Types that are never mappings: checked first, as isinstance(value, Mapping) is slow for them.
+_LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
             out.update(flatten(value, f"{name}/"))
         else:
             out[name] = value

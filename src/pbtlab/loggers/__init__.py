@@ -135,7 +135,7 @@ class CSVLoggerCallback(_BatchedLogger):
             writer.writerows(_cells(r) for r in rows)
 
     def _item(self, result: dict[str, Any]) -> dict[str, Any]:
-        return flatten(result)  # now: the row as reported (``done`` may be set on it later)
+        return flat_row(result)  # now: the row as reported (``done`` may be set on it later)
 
     def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
         header = self._header.get(directory)
@@ -146,6 +146,19 @@ class CSVLoggerCallback(_BatchedLogger):
         csv.DictWriter(buffer, header, extrasaction="ignore").writerows(_cells(r) for r in rows)
         with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
             handle.write(buffer.getvalue())
+
+
+_LAST_FLAT: list[Any] = [None, None]  # (result, its flat row): the loggers that see one result flatten it once
+
+
+def flat_row(result: dict[str, Any]) -> dict[str, Any]:
+    """``flatten(result)``, computed once for the default loggers that receive the same result in turn
+    (callbacks run on the driver's thread, one result at a time). Treat the returned dict as read-only."""
+    if _LAST_FLAT[0] is result:
+        return _LAST_FLAT[1]  # type: ignore[no-any-return]
+    flat = flatten(result)
+    _LAST_FLAT[0], _LAST_FLAT[1] = result, flat
+    return flat
 
 
 def _cells(row: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +180,7 @@ class TBXLoggerCallback(_BatchedLogger):
         self._writers: dict[str, Any] = {}
 
     def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
-        return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), result
+        return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), flat_row(result)
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
         """Nothing now: a finished trial's events wait for the next batch (every ``FLUSH_ROWS`` rows, and
@@ -187,10 +200,20 @@ class TBXLoggerCallback(_BatchedLogger):
         writer = self._writers.get(directory)
         if writer is None:
             writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
-        for step, stamp, result in rows:
-            writer.add_scalars(step, stamp, [(f"ray/tune/{key}", float(value)) for key, value in flatten(result).items()
-                                             if not key.startswith("config/") and not isinstance(value, bool)
-                                             and isinstance(value, (int, float))])
+        tags_of: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for step, stamp, flat in rows:
+            keys, values = [], []
+            for key, value in flat.items():
+                kind = type(value)
+                if (kind is float or kind is int or (kind is not bool and isinstance(value, (int, float)))) \
+                        and not key.startswith("config/"):
+                    keys.append(key)
+                    values.append(float(value))
+            names = tuple(keys)
+            tags = tags_of.get(names)
+            if tags is None:
+                tags = tags_of[names] = tuple(f"ray/tune/{key}" for key in names)
+            writer.add_row(step, stamp, tags, values)
         return writer
 
     def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:

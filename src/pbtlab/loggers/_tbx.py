@@ -137,6 +137,26 @@ def scalars_event(step: int, wall_time: float, values: Iterable[tuple[str, float
     return _event_head(wall_time, step) + b"*" + _varint(len(summary)) + summary
 
 
+_PREFIXES: dict[tuple[str, ...], list[bytes]] = {}
+
+
+def scalars_event_of(step: int, wall_time: float, tags: tuple[str, ...], values: Sequence[float]) -> bytes:
+    """``scalars_event`` for rows that share their tags (a run's rows do): each tag's bytes are made once,
+    and the floats are packed in one call."""
+    prefixes = _PREFIXES.get(tags)
+    if prefixes is None:
+        prefixes = _PREFIXES[tags] = [_value(tag, 0.0)[:-4] for tag in tags]
+    try:
+        packed = struct.pack(f"<{len(values)}f", *values)
+    except OverflowError:  # a value beyond float32: the one-by-one path stores it as infinity
+        return scalars_event(step, wall_time, zip(tags, values))
+    parts: list[bytes] = [b""] * (2 * len(prefixes))
+    parts[0::2] = prefixes
+    parts[1::2] = [packed[i:i + 4] for i in range(0, 4 * len(prefixes), 4)]
+    summary = b"".join(parts)
+    return _event_head(wall_time, step) + b"*" + _varint(len(summary)) + summary
+
+
 def file_version_event(wall_time: float) -> bytes:
     version = b"brain.Event:2"
     return _event_head(wall_time, 0) + b"\x1a" + _varint(len(version)) + version
@@ -180,6 +200,10 @@ class EventFileWriter:
 
     def add_scalars(self, step: int, wall_time: float, values: Iterable[tuple[str, float]]) -> None:
         self._pending.append(scalars_event(step, wall_time, values))
+
+    def add_row(self, step: int, wall_time: float, tags: tuple[str, ...], values: Sequence[float]) -> None:
+        """``add_scalars`` for ``zip(tags, values)``, faster when many rows share their tags."""
+        self._pending.append(scalars_event_of(step, wall_time, tags, values))
 
     def flush(self) -> None:
         flush_many([self])
