@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbtlab.errors import PbtlabError
+from pbtlab.metrics import metric_value
 from pbtlab.serve.command import add_serve
 
 
@@ -91,7 +92,7 @@ def summarize_run(grid: Any) -> str:
         config_values = [format_value(lookup_column(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
-            row.append(format_value(result.metrics.get(metric)))
+            row.append(format_value(metric_value(result.metrics, metric)))
         rows.append(row)
     lines.append(render_plain("Trials", header, rows))
     counts: dict[str, int] = {}

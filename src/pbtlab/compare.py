@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.metrics import metric_value
 
 #: Student's t 0.975 quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -209,7 +210,7 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
     for trial_id in trial_ids:
         values = []
         for row in _read_rows(os.path.join(path, trial_id, "result.jsonl")):
-            value = row.get(metric)
+            value = metric_value(row, metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 values.append(sign * float(value))
             else:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from pbtlab.metrics import metric_value
 from pbtlab.records import AUTO_RESULT_FIELDS
 
 logger = logging.getLogger("pbtlab")
@@ -56,7 +57,7 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
         row = [trial.trial_id, trial.status.value]
         row += [format_value(lookup_column(trial.config, column)) for column in param_columns]
         row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
-        row += [format_value(result.get(column)) for column in metric_columns]
+        row += [format_value(metric_value(result, column)) for column in metric_columns]
         rows.append(row)
     return rows
 

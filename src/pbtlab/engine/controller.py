@@ -29,6 +29,7 @@ from pbtlab.errors import ConfigError
 from pbtlab.errors import TrialError as TrialFailed
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
+from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
 from pbtlab.records import (
     EVENT_TYPES,
@@ -402,7 +403,8 @@ class Controller:
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
             self._maybe_save()
             return
-        seen = types.MappingProxyType({**result, "config": copy.deepcopy(trial.config)})
+        # Schedulers see nested metrics flattened ("eval/loss"), as in Ray.
+        seen = types.MappingProxyType({**flatten_metrics(result), "config": copy.deepcopy(trial.config)})
         if self.saves_on_request and message.checkpoint_path is None \
                 and self.scheduler.wants_checkpoint(TrialView(trial), seen):
             self._request_checkpoint(trial, "scheduler")
@@ -494,7 +496,7 @@ class Controller:
         """Register a persisted checkpoint, taken with ``result`` (its score for ``checkpoint_score_attribute``)."""
         score = None
         if self.score_attribute is not None and result is not None:
-            value = result.get(self.score_attribute)
+            value = metric_value(result, self.score_attribute)
             score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         ref = CheckpointRef(trial.trial_id, self.store.relative(path), trial.iteration, trial.time_total_s,
                             int(index or 0), score)

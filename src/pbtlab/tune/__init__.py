@@ -10,6 +10,7 @@ functions, the same ``Tuner``/config objects as the top-level package, and Ray's
 ``tune.with_parameters`` / ``tune.with_resources``.
 """
 
+from pbtlab.analysis import Result, ResultGrid
 from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
@@ -35,7 +36,7 @@ from pbtlab.tune import schedulers, search, stopper
 from pbtlab.tuner import Tuner
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "RunConfig", "Stopper",
+    "Callback", "Checkpoint", "Result", "ResultGrid", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "RunConfig", "Stopper",
     "Trainable", "TuneConfig", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search", "loguniform",
     "lograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
     "sample_from", "schedulers", "search", "stopper", "uniform", "with_parameters", "with_resources",
