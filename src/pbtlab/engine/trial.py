@@ -31,6 +31,9 @@ class TrialStatus(str, enum.Enum):
     TERMINATED = "TERMINATED"
     ERROR = "ERROR"
 
+    def __str__(self) -> str:  # Ray's statuses are plain strings: f"{trial.status}" prints RUNNING
+        return self.value
+
 
 #: Why a trial restarts: an exploit or explore decision, a retried failure, or a resumed run.
 RESTART_REASONS = ("exploit", "explore", "failure", "resume")
