@@ -11,7 +11,7 @@ import pytest
 
 import pbtlab
 from pbtlab import ExperimentError, Tuner, TuneConfig, tune
-from pbtlab.compare import run_curve
+from pbtlab.analysis.compare import run_curve
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.tune.stopper import TrialPlateauStopper
 
