@@ -43,8 +43,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pbtlab import config as _config
+from pbtlab.compat.ray import names as ray_names
 from pbtlab.compat.ray import shim_state
-from pbtlab.errors import ConfigError, PbtlabError
+from pbtlab.errors import ConfigError, ExperimentError, PbtlabError
 
 __all__ = ["RayFeatureError", "install", "ray_modules", "run_script", "uninstall"]
 
@@ -58,7 +59,22 @@ _TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the 
 #: What to use instead, by name prefix, most specific first.
 _ADVICE: list[tuple[str, str]] = [
     ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
+                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use "
+                             "PopulationBasedTraining, or a stopper from ray.tune.stopper for early stopping"),
+    ("ray.tune.logger.", "pbtlab writes result.json, progress.csv and TensorBoard files by default; for your own "
+                         "output subclass ray.tune.logger.LoggerCallback or tune.Callback"),
+    ("ray.tune.integration.pytorch_lightning.", "use TuneReportCheckpointCallback or TuneReportCallback"),
+    ("ray.tune.integration.", "call tune.report(...) (and tune.get_checkpoint()) from your framework's own "
+                              "callback; pbtlab ships Lightning's (ray.tune.integration.pytorch_lightning)"),
+    ("ray.tune.utils.", "of Ray's tune utilities pbtlab has validate_save_restore only"),
+    ("ray.tune.ResumeConfig", "use Tuner.restore(path, trainable, resume_unfinished=..., resume_errored=..., "
+                              "restart_errored=...)"),
+    ("ray.tune.PlacementGroupFactory", "use tune.with_resources(trainable, {'cpu': n, 'gpu': m})"),
+    ("ray.tune.Experiment", "pass the trainable and its settings to Tuner (or tune.run)"),
+    ("ray.tune.run_experiments", "use Tuner(...).fit() or tune.run(...)"),
+    ("ray.tune.create_scheduler", "build the scheduler itself (PopulationBasedTraining(...), PB2(...))"),
+    ("ray.tune.create_searcher", "use BasicVariantGenerator (random and grid search over param_space)"),
+    ("ray.tune.ProgressReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
     ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
                          "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
     ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
@@ -82,9 +98,13 @@ _ADVICE: list[tuple[str, str]] = [
 ]
 
 
+def advice_for(name: str) -> str:
+    """What to use instead of Ray's ``name`` (a dotted path)."""
+    return next(text for prefix, text in _ADVICE if name.startswith(prefix) or name == prefix.rstrip("."))
+
+
 def _error(name: str) -> RayFeatureError:
-    advice = next(text for prefix, text in _ADVICE if name.startswith(prefix) or name == prefix.rstrip("."))
-    return RayFeatureError(f"{name} is not supported by pbtlab (pbtlab run): {advice}")
+    return RayFeatureError(f"{name} is not supported by pbtlab (pbtlab run): {advice_for(name)}")
 
 
 # -- what each ray module is made of ------------------------------------------------------------------------
@@ -134,10 +154,36 @@ _MODULES: dict[str, Any] = {
     "ray.tune.stopper": lambda: ([importlib.import_module("pbtlab.tune.stopper")], {}),
     "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.compat.ray.legacy")
                                        .ExperimentAnalysis}),
+    "ray.tune.result": lambda: ([], ray_names.constants("ray.tune.result")),
+    "ray.tune.logger": lambda: ([importlib.import_module("pbtlab.compat.ray.logger")], {}),
+    "ray.tune.utils": lambda: ([], {"validate_save_restore": importlib.import_module("pbtlab.compat.ray.utils")
+                                    .validate_save_restore}),
+    "ray.tune.integration": lambda: ([], {}),
+    "ray.tune.integration.pytorch_lightning": lambda: ([importlib.import_module("pbtlab.integrations.lightning")],
+                                                       {}),
+    "ray.tune.error": lambda: ([], {"TuneError": ExperimentError}),
     "ray.train": lambda: ([], _train_names()),
     "ray.air": lambda: ([], _air_names()),
     "ray.air.config": lambda: ([], _air_names()),
 }
+
+
+#: Where a Ray Tune module without its own entry above finds pbtlab's objects, by package (most specific first).
+_PACKAGE_SOURCES: list[tuple[str, tuple[str, ...]]] = [
+    ("ray.tune.schedulers", ("pbtlab.tune.schedulers", "pbtlab.schedulers")),
+    ("ray.tune.search", ("pbtlab.tune.search", "pbtlab.space")),
+    ("ray.tune.stopper", ("pbtlab.tune.stopper",)),
+    ("ray.tune.logger", ("pbtlab.compat.ray.logger",)),
+    ("ray.tune.analysis", ("pbtlab.compat.ray.legacy",)),
+    ("ray.tune", ("pbtlab.tune",)),
+]
+
+
+def _table_module(name: str) -> tuple[list[Any], dict[str, Any]]:
+    """A Ray Tune module listed in Ray's names but without its own entry: same-named pbtlab objects, Ray's constants,
+    and placeholders for the rest (answered by :meth:`_RayModule.__getattr__`)."""
+    packages = next(sources for prefix, sources in _PACKAGE_SOURCES if name == prefix or name.startswith(prefix + "."))
+    return [importlib.import_module(p) for p in packages], ray_names.constants(name)
 
 
 class _RayModule(types.ModuleType):
@@ -152,11 +198,15 @@ class _RayModule(types.ModuleType):
         if attribute.startswith("__") or attribute == "_pbtlab_sources":
             raise AttributeError(attribute)
         child = f"{self.__name__}.{attribute}"
-        if child in _MODULES:
+        if child in _MODULES or ray_names.is_ray_tune_module(child) or child == _EXAMPLES:
             return importlib.import_module(child)
-        for source in self._pbtlab_sources:
-            if hasattr(source, attribute):
-                return getattr(source, attribute)
+        listed = ray_names.is_ray_tune_name(self.__name__, attribute)
+        if listed or self.__name__ in _MODULES:  # a module with its own entry offers all its sources
+            for source in self._pbtlab_sources:
+                if hasattr(source, attribute):
+                    return getattr(source, attribute)
+        if listed:
+            return ray_names.placeholder(child)  # imports fine; using it raises RayFeatureError
         raise _error(child)
 
     def __dir__(self) -> list[str]:
@@ -196,14 +246,14 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             example = _wheel_example_spec(fullname)
             if example is not None:
                 return example
-        if fullname not in _MODULES:
+        if fullname not in _MODULES and not ray_names.is_ray_tune_module(fullname):
             raise _error(fullname)
         # Every stand-in is a package, so that `import ray.train.torch` reaches this finder (and its clear error).
         return importlib.util.spec_from_loader(fullname, self, is_package=True)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        sources, names = _MODULES[spec.name]()
-        module = _RayModule(spec.name, sources, dict(names))
+        sources, given = _MODULES[spec.name]() if spec.name in _MODULES else _table_module(spec.name)
+        module = _RayModule(spec.name, sources, dict(given))
         module.__path__ = []
         return module
 
