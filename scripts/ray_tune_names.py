@@ -57,6 +57,8 @@ def constants_of(module, names: list[str]) -> dict[str, object]:
     given to scripts as they are (``SHOULD_CHECKPOINT = "should_checkpoint"``)."""
     out = {}
     for name in names:
+        if name in PER_PROCESS:
+            continue
         value = getattr(module, name, None)
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) or (
                 isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
@@ -65,6 +67,8 @@ def constants_of(module, names: list[str]) -> dict[str, object]:
 
 
 CONSTANTS: dict[str, dict[str, object]] = {}
+#: Values set when Ray is imported (not facts of the API): listed as names only.
+PER_PROCESS = {"START_OF_TIME"}
 
 
 def ray_tune_modules() -> dict[str, list[str]]:
@@ -91,10 +95,17 @@ def ray_tune_modules() -> dict[str, list[str]]:
     return table
 
 
-def main() -> None:
+def current_table() -> dict[str, object]:
     import ray
 
-    table = {"ray_version": ray.__version__, "modules": ray_tune_modules(), "constants": CONSTANTS}
+    return {"ray_version": ray.__version__, "modules": ray_tune_modules(), "constants": CONSTANTS}
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--print"]:  # for tests/test_ray_names.py
+        print(json.dumps(current_table(), sort_keys=True))
+        return
+    table = current_table()
     path = os.path.join(os.path.dirname(__file__), "..", "src", "pbtlab", "compat", "ray", "ray_tune_names.json")
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(table, handle, indent=0, sort_keys=True)

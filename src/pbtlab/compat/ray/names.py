@@ -53,12 +53,13 @@ def constants(module: str) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def _unsupported_error(name: str) -> Exception:
+def _unsupported_error(ray_name: str, shown_as: str) -> Exception:
     from pbtlab.compat.ray.shim import RayFeatureError, advice_for
 
-    return RayFeatureError(f"{name} is not supported by pbtlab: {advice_for(name)}")
+    return RayFeatureError(f"{shown_as} is not supported by pbtlab: {advice_for(ray_name)}")
 
 
-def placeholder(name: str) -> UnsupportedName:
-    """The stand-in for Ray's ``name`` (a dotted path): imports fine, raises RayFeatureError when used."""
-    return UnsupportedName(name, _unsupported_error)
+def placeholder(name: str, shown_as: str | None = None) -> UnsupportedName:
+    """The stand-in for Ray's ``name`` (a dotted path): imports fine, raises RayFeatureError when used, naming
+    ``shown_as`` (by default ``name``)."""
+    return UnsupportedName(shown_as or name, lambda shown: _unsupported_error(name, shown))

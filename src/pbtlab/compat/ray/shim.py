@@ -46,6 +46,7 @@ from pbtlab import config as _config
 from pbtlab.compat.ray import names as ray_names
 from pbtlab.compat.ray import shim_state
 from pbtlab.errors import ConfigError, ExperimentError, PbtlabError
+from pbtlab.unsupported import UnsupportedName
 
 __all__ = ["RayFeatureError", "install", "ray_modules", "run_script", "uninstall"]
 
@@ -60,7 +61,11 @@ _TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the 
 _ADVICE: list[tuple[str, str]] = [
     ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
                              "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use "
-                             "PopulationBasedTraining, or a stopper from ray.tune.stopper for early stopping"),
+                             "PopulationBasedTraining, or a stopper (ray.tune.stopper, pbtlab.tune.stopper) for early "
+                             "stopping"),
+    ("ray.tune.search.ConcurrencyLimiter", "use TuneConfig(max_concurrent_trials=...) or "
+                                           "BasicVariantGenerator(max_concurrent=...)"),
+    ("ray.tune.search.Repeater", "list the config once per repeat in BasicVariantGenerator(points_to_evaluate=...)"),
     ("ray.tune.logger.", "pbtlab writes result.json, progress.csv and TensorBoard files by default; for your own "
                          "output subclass ray.tune.logger.LoggerCallback or tune.Callback"),
     ("ray.tune.integration.pytorch_lightning.", "use TuneReportCheckpointCallback or TuneReportCallback"),
@@ -186,6 +191,9 @@ def _table_module(name: str) -> tuple[list[Any], dict[str, Any]]:
     return [importlib.import_module(p) for p in packages], ray_names.constants(name)
 
 
+_MISSING = object()
+
+
 class _RayModule(types.ModuleType):
     """A ``ray...`` module under ``pbtlab run``: names come from pbtlab; a missing name raises RayFeatureError."""
 
@@ -203,8 +211,9 @@ class _RayModule(types.ModuleType):
         listed = ray_names.is_ray_tune_name(self.__name__, attribute)
         if listed or self.__name__ in _MODULES:  # a module with its own entry offers all its sources
             for source in self._pbtlab_sources:
-                if hasattr(source, attribute):
-                    return getattr(source, attribute)
+                value = getattr(source, attribute, _MISSING)
+                if value is not _MISSING and not isinstance(value, UnsupportedName):
+                    return value
         if listed:
             return ray_names.placeholder(child)  # imports fine; using it raises RayFeatureError
         raise _error(child)
@@ -253,7 +262,7 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         sources, given = _MODULES[spec.name]() if spec.name in _MODULES else _table_module(spec.name)
-        module = _RayModule(spec.name, sources, dict(given))
+        module = _RayModule(spec.name, sources, {**ray_names.constants(spec.name), **given})
         module.__path__ = []
         return module
 
