@@ -3,7 +3,6 @@ of Ray; Ray's own pbt_function.py example from the installed wheel (unmodified, 
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import importlib.util
 import json
@@ -18,11 +17,9 @@ import pytest
 
 import pbtlab
 import pbtlab.schedulers
-from pbtlab import CheckpointConfig
 from pbtlab.compat.ray.shim import RayFeatureError, ray_modules
 
 SRC = os.path.dirname(os.path.dirname(pbtlab.__file__))
-HAS_SCORE_ATTRIBUTE = "checkpoint_score_attribute" in {f.name for f in dataclasses.fields(CheckpointConfig)}
 
 
 def pbtlab_cli(*args, cwd, pythonpath=()):
@@ -187,9 +184,6 @@ def _ray_example(name):
 def _check_pbt_function_run(done, cwd, smoke):
     """The example finished: 8 trials, stopped at 10 iterations (smoke test) or by reporting done=True
     (accuracy > 200) well before the 1000-iteration cap. Returns the run's events."""
-    if not HAS_SCORE_ATTRIBUTE:  # the example sets CheckpointConfig(checkpoint_score_attribute=...)
-        assert done.returncode != 0 and "checkpoint_score_attribute" in done.stderr
-        return None
     assert done.returncode == 0, done.stderr
     assert "Best hyperparameters found were:" in done.stdout
     (run_dir,) = glob.glob(os.path.join(cwd, "pbtlab_results", "pbt_function_api_example*"))
@@ -215,16 +209,14 @@ def _check_pbt_function_run(done, cwd, smoke):
 def test_rays_pbt_function_example_unmodified_through_pbtlab_run(tmp_path):
     done = pbtlab_cli("run", _ray_example("pbt_function.py"), cwd=tmp_path)
     events = _check_pbt_function_run(done, tmp_path, smoke=False)
-    if events is not None:
-        assert len([e for e in events if e["event"] == "exploit"]) > 0
+    assert len([e for e in events if e["event"] == "exploit"]) > 0
 
 
 @pytest.mark.ray
 def test_rays_pbt_function_example_on_the_process_executor(tmp_path):
     done = pbtlab_cli("run", "--executor", "process", _ray_example("pbt_function.py"), "--smoke-test", cwd=tmp_path)
     events = _check_pbt_function_run(done, tmp_path, smoke=True)
-    if events is not None:
-        assert events[0]["executor"] == "process"
+    assert events[0]["executor"] == "process"
 
 
 def swap_imports(source: str) -> str:
@@ -247,8 +239,7 @@ def test_rays_pbt_function_example_with_imports_swapped(tmp_path):
     done = subprocess.run([sys.executable, "pbt_function_on_pbtlab.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     events = _check_pbt_function_run(done, tmp_path, smoke=False)
-    if events is not None:
-        assert len([e for e in events if e["event"] == "exploit"]) > 0
+    assert len([e for e in events if e["event"] == "exploit"]) > 0
 
 
 def _check_pbt_example_run(done, cwd):

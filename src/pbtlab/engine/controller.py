@@ -399,6 +399,10 @@ class Controller:
         trial.last_result = result
         if self.callbacks:
             self._report_to_callbacks(trial, result, message.checkpoint_path)
+        saved = message.checkpoint_path is not None
+        if result.get("should_checkpoint") is True and not saved and self.saves_on_request:
+            self._request_checkpoint(trial, "requested")  # as Ray: step() or a callback asked for a checkpoint
+            saved = True
         if stop:
             self._terminate(trial, "stop_criterion")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -406,7 +410,7 @@ class Controller:
             return
         # Schedulers see nested metrics flattened ("eval/loss"), as in Ray.
         seen = types.MappingProxyType({**flatten_metrics(result), "config": copy.deepcopy(trial.config)})
-        if self.saves_on_request and message.checkpoint_path is None \
+        if self.saves_on_request and not saved \
                 and self.scheduler.wants_checkpoint(TrialView(trial), seen):
             self._request_checkpoint(trial, "scheduler")
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)

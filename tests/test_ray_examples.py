@@ -1,0 +1,65 @@
+"""Ray's own example scripts, run unmodified from the installed Ray wheel under ``pbtlab run`` (never copied
+here), and a Lightning PBT script written the way Ray's docs show (``tests/fixtures/ray_lightning_pbt.py``)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+import pytest
+
+from test_ray_shim import _ray_example, events_of, pbtlab_cli
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def rows_of(trial_dir):
+    with open(os.path.join(trial_dir, "result.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.ray
+def test_logging_example_runs_with_its_logger_callback_and_trial_name_creator(tmp_path):
+    done = pbtlab_cli("run", _ray_example("logging_example.py"), "--smoke-test", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Best hyperparameters: " in done.stdout
+    logged = re.findall(r"TestLogger for trial (easy_objective_\w+_123): \{'iterations': 0", done.stdout)
+    run_dir = tmp_path / "pbtlab_results" / "hyperband_test"
+    assert len(logged) == 5 and sorted(logged) == sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+
+
+@pytest.mark.ray
+def test_custom_checkpointing_example_checkpoints_when_its_callback_asks(tmp_path):
+    done = pbtlab_cli("run", _ray_example("custom_checkpointing_with_callback.py"), cwd=tmp_path)  # 20 iterations
+    assert done.returncode == 0, done.stderr
+    requested = re.findall(r"Callback requesting checkpoint for trial (\w+) at step (\d+)", done.stdout)
+    events = events_of(tmp_path / "pbtlab_results" / "smart_checkpoint_test")
+    saved = [(e["trial_id"], e["iteration"]) for e in events
+             if e["event"] == "checkpoint_saved" and e["reason"] == "requested"]
+    assert len(requested) >= 6 and saved == [(trial, int(step)) for trial, step in requested]  # as in Ray
+    assert done.stdout.count("Checkpoint saved at step") >= len(requested)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_lightning_pbt_script_in_rays_documented_style_runs_unmodified(tmp_path):
+    pytest.importorskip("lightning")
+    done = pbtlab_cli("run", os.path.join(FIXTURES, "ray_lightning_pbt.py"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "best config {'lr': " in done.stdout
+    run_dir = tmp_path / "pbtlab_results" / "ptl_pbt"
+    exploits = [e for e in events_of(run_dir) if e["event"] == "exploit"]
+    assert exploits
+    for exploit in exploits:
+        target_rows = rows_of(run_dir / exploit["trial_id"])
+        first_after = next(r for r in target_rows if (r["restored_from"] or {}).get("trial_id") == exploit["donor"])
+        donor_rows = rows_of(run_dir / exploit["donor"])
+        donor_lr = donor_rows[exploit["donor_iteration"] - 1]["optimizer_lr"]
+        # Ray's behaviour (Ray issue #36660), kept for Ray's API: the restored optimizer keeps the donor's lr,
+        # not the explored one in config. pbtlab's own callback fixes it with optimizer_params (test_lightning.py).
+        assert first_after["optimizer_lr"] == pytest.approx(donor_lr)
+        assert first_after["config"]["lr"] != pytest.approx(donor_lr)
+    checkpoints = glob.glob(str(run_dir / "*" / "checkpoint_*" / "model.ckpt"))
+    assert checkpoints  # TuneReportCheckpointCallback(filename="model.ckpt")
