@@ -22,10 +22,10 @@ from pbtlab.compat.ray.shim import RayFeatureError, ray_modules
 SRC = os.path.dirname(os.path.dirname(pbtlab.__file__))
 
 
-def pbtlab_cli(*args, cwd, pythonpath=()):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*pythonpath, SRC])}
+def pbtlab_cli(*args, cwd, pythonpath=(), env=None, timeout=120):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*pythonpath, SRC]), **(env or {})}
     return subprocess.run([sys.executable, "-m", "pbtlab.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=timeout, check=False)
 
 
 def events_of(run_dir):
