@@ -46,7 +46,7 @@ try:
     from lightning.pytorch import Callback
 except ModuleNotFoundError:  # pragma: no cover - depends on the environment
     try:
-        from pytorch_lightning import Callback  # the older package name
+        from pytorch_lightning import Callback  # type: ignore[assignment]  # the older package name
     except ModuleNotFoundError:
         raise ImportError("pbtlab.integrations.lightning needs PyTorch Lightning: "
                           "pip install 'pbtlab[lightning]'") from None

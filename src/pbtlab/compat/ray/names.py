@@ -11,7 +11,7 @@ naming it and what to use instead. A name Ray does not have is an import error, 
     >>> placeholder("ray.tune.CLIReporter")(metric_columns=["loss"])
     Traceback (most recent call last):
     ...
-    pbtlab.compat.ray.shim.RayFeatureError: ray.tune.CLIReporter is not supported by pbtlab: use RunConfig(verbose=0|1|2) ...
+    pbtlab.compat.ray.advice.RayFeatureError: ray.tune.CLIReporter is not supported by pbtlab: use RunConfig(verbose=0|1|2) ...
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import os
 from typing import Any
 
+from pbtlab.compat.ray.advice import RayFeatureError, advice_for
 from pbtlab.unsupported import UnsupportedName
 
 __all__ = ["constants", "is_ray_tune_module", "is_ray_tune_name", "module_names", "placeholder"]
@@ -54,8 +55,6 @@ def constants(module: str) -> dict[str, Any]:
 
 
 def _unsupported_error(ray_name: str, shown_as: str) -> Exception:
-    from pbtlab.compat.ray.shim import RayFeatureError, advice_for
-
     return RayFeatureError(f"{shown_as} is not supported by pbtlab: {advice_for(ray_name)}")
 
 
