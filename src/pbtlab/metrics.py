@@ -1,5 +1,6 @@
 """Metric names: a nested metric is named by its path joined with ``/``, wherever a metric name is accepted.
 
+Paths are :mod:`pbtlab.nested`'s; a metric name may also be a reported key that contains ``/`` itself.
 A trainable that reports ``{"eval": {"loss": 0.3}}`` is ranked with ``TuneConfig(metric="eval/loss")``,
 ``get_best_result(metric="eval/loss")``, a scheduler's or stopper's ``metric``, ``RunConfig(stop=
 {"eval/loss": ...})`` and ``CheckpointConfig(checkpoint_score_attribute="eval/loss")``. The rows on disk
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from pbtlab.nested import flatten
 
 __all__ = ["DELIMITER", "KEPT_NESTED", "flatten_metrics", "has_metric", "metric_value"]
 
@@ -56,8 +59,7 @@ def flatten_metrics(result: Mapping[str, Any], keep: frozenset[str] = KEPT_NESTE
     flat: dict[str, Any] = {}
     for key, value in result.items():
         if isinstance(value, Mapping) and key not in keep:
-            for inner_key, inner_value in flatten_metrics(value, frozenset()).items():
-                flat[f"{key}{DELIMITER}{inner_key}"] = inner_value
+            flat.update(flatten(value, f"{key}{DELIMITER}"))
         else:
             flat[key] = value
     return flat

@@ -28,7 +28,7 @@ from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
 from pbtlab.metrics import metric_value
-from pbtlab.progress import column_paths, lookup_column
+from pbtlab.nested import column_paths, get_path
 from pbtlab.rundir.records import EventKind
 
 #: Restart reasons recorded in ``restored_from/reason`` that a perturbation caused.
@@ -216,7 +216,7 @@ def checkpoint_row(run: RunData, checkpoint: str) -> tuple[TrialRecord, int] | N
 
 # -- perturbations: exploits and explore-only restarts ------------------------------------------------------
 @dataclasses.dataclass(frozen=True, slots=True)
-class Perturbation:
+class PerturbationRecord:
     """One perturbation from the event log: an exploit merged with its explore, or an explore-only restart.
 
     ``decision_iteration`` is None for an explore-only restart (its event names only the checkpoint's).
@@ -234,7 +234,7 @@ class Perturbation:
     changes: tuple[dict[str, Any], ...]
 
 
-def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
+def perturbations(events: Sequence[dict[str, Any]]) -> list[PerturbationRecord]:
     """Each perturbation in ``events`` as one record, in event order."""
     merged: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
@@ -261,7 +261,7 @@ def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
             record["changes"] = tuple(event.get("changes") or ())
             if record["kind"] == EventKind.EXPLORE:
                 record["old_config"] = {c["param"]: c["old"] for c in record["changes"]}
-    return [Perturbation(**record) for record in merged]
+    return [PerturbationRecord(**record) for record in merged]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -313,7 +313,7 @@ class RunLineage:
                 name = row.get("checkpoint_dir_name")
                 if name:
                     self._checkpoints.setdefault(f"{run.dirname(trial.trial_id)}/{name}", (trial, index))
-        self.perturbations: tuple[Perturbation, ...] = tuple(perturbations(run.events))
+        self.perturbations: tuple[PerturbationRecord, ...] = tuple(perturbations(run.events))
         self.jumps: tuple[Jump, ...] = tuple(self._place_jumps())
         self._by_trial: dict[str, list[Jump]] = {}
         for jump in self.jumps:
@@ -513,7 +513,7 @@ def hyperparameter_schedule(run: RunData, trial: str | int | None = None,
             iterations.append(int(row["training_iteration"]))
             owners.append(span.trial_id)
             for p in params:
-                values[p].append(lookup_column(row.get("config") or {}, p))
+                values[p].append(get_path(row.get("config") or {}, p))
     target = resolve_trial(run, trial).trial_id
     return Schedule(target, tuple(params), tuple(iterations), tuple(owners),
                     {p: tuple(v) for p, v in values.items()}, tuple(switches), tuple(span_starts))

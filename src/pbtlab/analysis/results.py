@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
-from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
+from pbtlab.errors import ConfigError, TrialError
 from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.rundir.reader import RunDir
 

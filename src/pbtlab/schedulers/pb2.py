@@ -33,9 +33,11 @@ from typing import Any
 import numpy as np
 
 from pbtlab._optional import require
+from pbtlab.nested import get_path, set_path
 from pbtlab.errors import ConfigError, describe
-from pbtlab.schedulers.base import HyperparamChange, TrialView, class_path
-from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number, refuse_custom_explore_fn
+from pbtlab.schedulers.arguments import number
+from pbtlab.schedulers.base import HyperparamChange, TrialInfo, class_path
+from pbtlab.schedulers.pbt import PopulationBasedTraining, refuse_custom_explore_fn
 from pbtlab.space import Float
 
 #: How many of the most recent reward changes the GP is fitted on.
@@ -143,8 +145,8 @@ def _flatten_bounds(bounds: Mapping[str, Any], prefix: str = "") -> dict[str, tu
             continue
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
             raise ConfigError(f"hyperparam_bounds[{name!r}] must be a [low, high] pair, got {describe(value)}")
-        low = _number(f"hyperparam_bounds[{name!r}] low", value[0])
-        high = _number(f"hyperparam_bounds[{name!r}] high", value[1])
+        low = number(f"hyperparam_bounds[{name!r}] low", value[0])
+        high = number(f"hyperparam_bounds[{name!r}] high", value[1])
         if not low < high:
             raise ConfigError(f"hyperparam_bounds[{name!r}] must have low < high, got [{value[0]!r}, {value[1]!r}]")
         flat[name] = (low, high)
@@ -154,20 +156,6 @@ def _flatten_bounds(bounds: Mapping[str, Any], prefix: str = "") -> dict[str, tu
 def _bounds_to_domains(bounds: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _bounds_to_domains(value) if isinstance(value, Mapping) else Float(value[0], value[1], kind="uniform")
             for key, value in bounds.items()}
-
-
-def _get_flat(config: Mapping[str, Any], name: str) -> Any:
-    value: Any = config
-    for part in name.split("/"):
-        value = value[part]
-    return value
-
-
-def _set_flat(config: dict[str, Any], name: str, value: Any) -> None:
-    parts = name.split("/")
-    for part in parts[:-1]:
-        config = config[part]
-    config[parts[-1]] = value
 
 
 class PB2(PopulationBasedTraining):
@@ -218,13 +206,12 @@ class PB2(PopulationBasedTraining):
         self._pending_time = -math.inf
 
     # -- data ----------------------------------------------------------------------------------------
-    def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
-                    trial: TrialView, decision: Any) -> None:
-        super()._save_state(state, time_value, result, trial, decision)
-        if state.last_score is None or not math.isfinite(state.last_score):
+    def on_check(self, trial: TrialInfo, time_value: float, score: float) -> None:
+        """Each check is a data point: the trial's score at ``time_value`` with its current hyperparameters."""
+        if not math.isfinite(score):
             return  # an unrankable score teaches the GP nothing
-        values = tuple(float(_get_flat(trial.config, name)) for name in self._bounds_flat)
-        self._observations.append(_Observation(trial.trial_id, time_value, values, state.last_score))
+        values = tuple(float(get_path(trial.config, name)) for name in self._bounds_flat)
+        self._observations.append(_Observation(trial.trial_id, time_value, values, score))
 
     def _reward_changes(self) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float, float]]]:
         """(X, y, last): rows ``[time, reward before, *hyperparameters]`` and the reward change per unit of
@@ -247,7 +234,7 @@ class PB2(PopulationBasedTraining):
         return np.array(rows, dtype=float).reshape(-1, 2 + len(self._bounds_flat)), np.array(changes), last
 
     # -- explore -------------------------------------------------------------------------------------
-    def explore(self, target: TrialView, donor: TrialView | None,
+    def explore(self, target: TrialInfo, donor: TrialInfo | None,
                 config: dict[str, Any]) -> tuple[dict[str, Any], Sequence[HyperparamChange]]:
         """``config`` (the donor's) with the bounded hyperparameters chosen by GP-UCB at the donor's time and
         reward; unchanged when the donor has no measured reward change yet (as Ray)."""
@@ -256,8 +243,8 @@ class PB2(PopulationBasedTraining):
         new_config = copy.deepcopy(config)
         names = list(self._bounds_flat)
         if base.trial_id not in last:
-            changes = tuple(HyperparamChange(name, _get_flat(config, name), "pb2: kept (no reward change measured "
-                                             "for the donor yet)", _get_flat(config, name)) for name in names)
+            changes = tuple(HyperparamChange(name, get_path(config, name), "pb2: kept (no reward change measured "
+                                             "for the donor yet)", get_path(config, name)) for name in names)
             return self._custom(new_config), changes
         time_now = X[:, 0].max()
         if time_now > self._pending_time:
@@ -265,16 +252,16 @@ class PB2(PopulationBasedTraining):
         chosen, why = self._select(X[-MAX_GP_POINTS:], y[-MAX_GP_POINTS:], np.array(last[base.trial_id][:2]))
         changes_list = []
         for name, value in zip(names, chosen):
-            old = _get_flat(config, name)
+            old = get_path(config, name)
             new: Any = round(float(value)) if isinstance(old, (int, np.integer)) and not isinstance(old, bool) \
                 else float(value)
-            _set_flat(new_config, name, new)
+            set_path(new_config, name, new)
             changes_list.append(HyperparamChange(name, old, why, new))
         self._pending.append(tuple(float(v) for v in chosen))
         # The target continues from the donor's point with the new values: its next change is measured from there.
         donor_time, _, donor_score = last[base.trial_id]
         self._observations.append(_Observation(
-            target.trial_id, donor_time, tuple(float(_get_flat(new_config, n)) for n in names), donor_score))
+            target.trial_id, donor_time, tuple(float(get_path(new_config, n)) for n in names), donor_score))
         return self._custom(new_config), tuple(changes_list)
 
     def _custom(self, config: dict[str, Any]) -> dict[str, Any]:
