@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
-from pbtlab.checkpoint import Checkpoint
+from pbtlab.checkpoint import Checkpoint, kept_positions
 from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
 from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, read_json
 
@@ -92,8 +92,13 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        """The checkpoints kept (``CheckpointConfig``), oldest first, each with the result reported with it."""
+        """The ``CheckpointConfig(num_to_keep)`` best checkpoints, each with the result reported with it, as
+        in Ray: the most recent ones oldest first, or by ``checkpoint_score_attribute`` worst first (the best
+        is last). The trial's latest checkpoint stays on disk even when it is not among them, as in Ray."""
         kept = self._record.get("checkpoints", [])
+        listing = self._record.get("listing")
+        if listing is not None:
+            kept = [kept[p] for p in kept_positions([ref.get("score") for ref in kept], *listing)]
         if not kept:
             return []
         rows = self.history()
@@ -134,6 +139,16 @@ class Result:
         return f"Result(trial_id={self.trial_id!r}, status={self.status!r}, metrics={shown!r})"
 
 
+def _checkpoint_listing(experiment: Mapping[str, Any]) -> tuple[int, str | None] | None:
+    """``(num_to_keep, score order or None)`` of the run, from experiment.json; None: list every kept one."""
+    stored = (experiment.get("run_config") or {}).get("checkpoint_config")
+    if isinstance(stored, Mapping):
+        keep = stored.get("num_to_keep")
+        order = stored.get("checkpoint_score_order") if stored.get("checkpoint_score_attribute") else None
+        return (int(keep), order) if isinstance(keep, int) else None
+    return None  # written before the configs were stored: the score order is unknown
+
+
 class ResultGrid(Sequence[Result]):
     """All trials' results, indexable in trial order, as Ray Tune's ``ResultGrid``."""
 
@@ -147,7 +162,8 @@ class ResultGrid(Sequence[Result]):
         self.experiment = dict(experiment)
         self._events_limit = events_written
         dirs = self.experiment.get("trial_dirs") or {}  # TuneConfig(trial_dirname_creator)
-        self._results = [Result(experiment_path, {**r, "dirname": dirs.get(r["trial_id"])},
+        listing = _checkpoint_listing(self.experiment)
+        self._results = [Result(experiment_path, {**r, "dirname": dirs.get(r["trial_id"]), "listing": listing},
                                 (rows_written or {}).get(r["trial_id"])) for r in trial_records]
 
     @classmethod

@@ -102,7 +102,7 @@ class Controller:
         self.stop_criteria = StopCriteria(run_config.stop)
         checkpoint_config = run_config.checkpoint_config or CheckpointConfig()
         self.score_attribute = checkpoint_config.checkpoint_score_attribute
-        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.absolute, self._record_deleted,
+        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.deletable, self._record_deleted,
                                    checkpoint_config.checkpoint_score_order if self.score_attribute else None)
         self.running: set[str] = set()
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
