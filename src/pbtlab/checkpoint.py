@@ -67,13 +67,19 @@ class Checkpoint:
         return f"Checkpoint(path={self.path!r})"
 
 
-def persist_directory(source: str, target_dir: str, name: str) -> str:
-    """Copy ``source`` to ``target_dir/name`` atomically (copy to a hidden name, then rename)."""
+def persist_directory(source: str, target_dir: str, name: str, move: bool = False) -> str:
+    """Copy ``source`` to ``target_dir/name`` atomically (copy to a hidden name, then rename).
+
+    ``move``: ``source`` is scratch space; it is moved instead (a rename on the same file system) and is
+    gone afterwards."""
     final = os.path.join(target_dir, name)
     staging = os.path.join(target_dir, f".tmp_{name}_{os.getpid()}")
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    shutil.copytree(source, staging)
+    if move:
+        shutil.move(source, staging)
+    else:
+        shutil.copytree(source, staging)
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(staging, final)
