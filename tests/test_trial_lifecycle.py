@@ -1,0 +1,78 @@
+"""Edges of a trial's life that used to go wrong: STOP before a trial's first turn, SAVE to a trial in the
+middle of an iteration, forkserver workers, the order and copy of callbacks, a None score in the log."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pbtlab import tune
+from pbtlab.config import FailureConfig, RunConfig, TuneConfig
+from pbtlab.errors import TrialError
+from pbtlab.executors.inprocess import InProcessExecutor
+from pbtlab.executors.threads import EXITED, ThreadWorker
+from pbtlab.session import STOP, StartSpec
+from pbtlab.tuner import Tuner
+
+
+def trial_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("pbtlab-trial-") and t.is_alive()]
+
+
+# -- STOP before a trial's first turn (in-process) ------------------------------------------------------------
+
+
+def test_stop_before_the_first_turn_ends_the_thread_without_running_the_function(tmp_path):
+    calls = []
+
+    def trainable(config):
+        calls.append(config)
+        tune.report({"score": 1.0})
+
+    worker = ThreadWorker(trainable, StartSpec("t0", {}, str(tmp_path), None, 0))
+    assert worker.step(STOP) is EXITED
+    worker._thread.join(timeout=10)
+    assert not worker._thread.is_alive()
+    assert calls == []
+
+
+def test_in_process_stop_of_a_started_trial_that_never_ran_leaves_no_thread(tmp_path):
+    calls = []
+
+    def trainable(config):
+        calls.append(config["x"])
+        tune.report({"score": 1.0})
+
+    executor = InProcessExecutor()
+    executor.setup(trainable, 2)
+    for trial_id in ("a", "b"):
+        executor.start(StartSpec(trial_id, {"x": trial_id}, str(tmp_path), None, 0))
+    executor.send("b", STOP)  # b never had its turn
+    assert executor.wait()[0] == "a"
+    executor.shutdown()
+    for thread in threading.enumerate():
+        if thread.name in ("pbtlab-trial-a", "pbtlab-trial-b"):
+            thread.join(timeout=10)
+    assert calls == ["a"]
+    assert not [t for t in trial_threads() if t.name in ("pbtlab-trial-a", "pbtlab-trial-b")]
+
+
+def fails_at_once_or_reports(config):
+    if config["x"] == 0:
+        raise RuntimeError("broken trial")
+    for step in range(3):
+        tune.report({"score": float(step)})
+
+
+def test_fail_fast_in_the_first_round_leaves_no_trial_thread_behind(storage):
+    before = set(trial_threads())
+    with pytest.raises(TrialError, match="broken trial"):
+        Tuner(fails_at_once_or_reports, param_space={"x": tune.grid_search([0, 1, 2])},
+              tune_config=TuneConfig(metric="score", mode="max", seed=0),
+              run_config=RunConfig(storage_path=storage, name="run", verbose=0,
+                                   failure_config=FailureConfig(fail_fast=True))).fit()
+    left = [t for t in trial_threads() if t not in before]
+    for thread in left:
+        thread.join(timeout=10)
+    assert [t.name for t in left if t.is_alive()] == []
