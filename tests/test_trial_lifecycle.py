@@ -76,3 +76,37 @@ def test_fail_fast_in_the_first_round_leaves_no_trial_thread_behind(storage):
     for thread in left:
         thread.join(timeout=10)
     assert [t.name for t in left if t.is_alive()] == []
+
+
+# -- forkserver workers wait as long as the driver needs ---------------------------------------------------------
+
+
+def three_reports(config):
+    for step in range(3):
+        tune.report({"score": float(step)})
+
+
+class SlowDriver:
+    """A callback that keeps the driver busy for longer than a worker's 2 s liveness check, once."""
+
+    def __init__(self):
+        self.slept = False
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if not self.slept:
+            import time
+
+            self.slept = True
+            time.sleep(2.5)
+
+
+@pytest.mark.slow
+def test_a_forkserver_worker_waits_for_a_busy_driver(storage):
+    from pbtlab.executors.process import ProcessExecutor
+
+    results = Tuner(three_reports, tune_config=TuneConfig(metric="score", mode="max", seed=0),
+                    run_config=RunConfig(storage_path=storage, name="run", verbose=0, callbacks=[SlowDriver()],
+                                         executor=ProcessExecutor(start_method="forkserver"))).fit()
+    assert results.events_of("trial_error") == []
+    assert [r.status for r in results] == ["TERMINATED"]
+    assert [row["score"] for row in results[0].history()] == [0.0, 1.0, 2.0]
