@@ -110,3 +110,89 @@ def test_a_forkserver_worker_waits_for_a_busy_driver(storage):
     assert results.events_of("trial_error") == []
     assert [r.status for r in results] == ["TERMINATED"]
     assert [row["score"] for row in results[0].history()] == [0.0, 1.0, 2.0]
+
+
+# -- callbacks: after the scheduler's decision, with a copy of the result ---------------------------------------
+
+from engine_fakes import FakeExecutor, counting_script  # noqa: E402
+
+from pbtlab.callbacks import Callback  # noqa: E402
+from pbtlab.schedulers import Action, Decision, FIFOScheduler  # noqa: E402
+from pbtlab.schedulers.base import HyperparamChange, Perturbation, TrialScheduler  # noqa: E402
+
+
+def never_called(config):
+    raise AssertionError("the fake executor runs no trainable")
+
+
+class RecordingScheduler(FIFOScheduler):
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def on_trial_result(self, trial, result, population):
+        self.log.append(("scheduler", trial.trial_id, result["training_iteration"], result["score"]))
+        return Decision(Action.CONTINUE)
+
+
+class Meddler(Callback):
+    def __init__(self, log):
+        self.log = log
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.log.append(("callback", trial.trial_id, result["training_iteration"], result["score"]))
+        result["score"] = -1000.0  # a callback that changes its result changes nothing else
+        result["meddled"] = True
+
+
+def test_callbacks_see_a_result_after_the_scheduler_decided_and_get_their_own_copy(storage):
+    log = []
+    results = Tuner(never_called, param_space={"x": 1},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=RecordingScheduler(log)),
+                    run_config=RunConfig(storage_path=storage, name="run", verbose=0, callbacks=[Meddler(log)],
+                                         stop={"training_iteration": 3},
+                                         executor=FakeExecutor(counting_script(lambda tid, it: float(it))))).fit()
+    trial_id = results[0].trial_id
+    assert log == [("scheduler", trial_id, 1, 1.0), ("callback", trial_id, 1, 1.0),
+                   ("scheduler", trial_id, 2, 2.0), ("callback", trial_id, 2, 2.0),
+                   ("callback", trial_id, 3, 3.0)]  # the stop criterion ends it: the scheduler is not asked
+    assert [r["score"] for r in results[0].history()] == [1.0, 2.0, 3.0]
+    assert all("meddled" not in r for r in results[0].history())
+    assert results[0].metrics["score"] == 3.0 and "meddled" not in results[0].metrics
+
+
+# -- a custom scheduler's None score in the exploit log line ----------------------------------------------------
+
+
+class UnscoredCloner(TrialScheduler):
+    """Clones trial 0 into trial 1 at iteration 2, without scores (a custom scheduler may leave them None)."""
+
+    def on_trial_result(self, trial, result, population):
+        ids = sorted(population)
+        donor = population[ids[0]]
+        if trial.trial_id == ids[1] and result["training_iteration"] == 2 and donor.latest_checkpoint is not None:
+            new_config = dict(trial.config, x=5)
+            return Decision(Action.PAUSE, perturbations=[Perturbation(
+                target=trial.trial_id, donor=donor.trial_id, checkpoint=donor.latest_checkpoint,
+                target_iteration=2, target_score=None, donor_score=None, old_config=dict(trial.config),
+                donor_config=dict(donor.config), new_config=new_config,
+                changes=(HyperparamChange("x", trial.config["x"], "resample", 5),), time_attr="training_iteration",
+                time_value=2.0)])
+        return Decision(Action.CONTINUE)
+
+
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_an_exploit_without_scores_is_logged_and_recorded(storage, verbose, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="pbtlab"):
+        results = Tuner(never_called, param_space={"x": tune.grid_search([0, 1])},
+                        tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=UnscoredCloner()),
+                        run_config=RunConfig(storage_path=storage, name="run", verbose=verbose,
+                                             stop={"training_iteration": 4},
+                                             executor=FakeExecutor(counting_script(lambda tid, it: float(it)),
+                                                                   concurrency=2))).fit()
+    (exploit,) = results.events_of("exploit")
+    assert (exploit["donor_score"], exploit["target_score"]) == (None, None)
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    assert ("(score = None) into trial" in caplog.text) == (verbose == 2)

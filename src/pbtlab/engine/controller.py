@@ -68,6 +68,15 @@ from pbtlab.store import ExperimentStore
 STOP_CHECK_INTERVAL_S = 1.0
 
 
+def _score_text(score: Any) -> str:
+    """A score in the exploit log line; a custom scheduler may leave it None.
+
+        >>> _score_text(0.5), _score_text(None)
+        ('0.500000', 'None')
+    """
+    return f"{score:4f}" if isinstance(score, (int, float)) and not isinstance(score, bool) else str(score)
+
+
 def format_tag_value(value: Any) -> str:
     """How a value appears in an experiment tag (``lr=0.0500``)."""
     if isinstance(value, float):
@@ -395,9 +404,9 @@ class Controller:
             result["done"] = True
         self.store.append_result(trial.trial_id, result)
         trial.last_result = result
-        if self.callbacks:
-            self._report_to_callbacks(trial, result, message.checkpoint_path)
         if stop:
+            if self.callbacks:
+                self._report_to_callbacks(trial, result, message.checkpoint_path)
             self._terminate(trial, "stop_criterion")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
             self._maybe_save()
@@ -408,6 +417,8 @@ class Controller:
             self._request_checkpoint(trial, "scheduler")
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
         self._apply(decision)
+        if self.callbacks:  # as in Ray: after the scheduler has decided, before the decision is carried out
+            self._report_to_callbacks(trial, result, message.checkpoint_path)
         if decision.action is Action.STOP:
             self._terminate(trial, "scheduler")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -418,8 +429,11 @@ class Controller:
         self._maybe_save()
 
     def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
+        """``on_trial_result`` gets its own copy of the row (as Ray's ``result.copy()``): a callback that
+        changes it changes neither the stored row nor what the scheduler saw."""
         view = TrialView(trial)
-        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view, result=result)
+        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view,
+                            result=dict(result))
         if checkpoint_path is not None:
             self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
                                 checkpoint=Checkpoint(checkpoint_path))
@@ -552,14 +566,16 @@ class Controller:
                       donor_iteration=p.checkpoint.iteration, checkpoint=p.checkpoint.path,
                       target_score=p.target_score, donor_score=p.donor_score, old_config=p.old_config,
                       donor_config=p.donor_config, time_attr=p.time_attr, time_value=p.time_value)
-            self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = {p.donor_score:4f}) "
-                     f"into trial {p.target} (score = {p.target_score:4f})")
+            if self.verbose >= 2:
+                self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = "
+                         f"{_score_text(p.donor_score)}) into trial {p.target} (score = {_score_text(p.target_score)})")
         self.emit(Explore, trial_id=p.target, donor=p.donor, iteration=p.checkpoint.iteration,
                   target_iteration=p.target_iteration,
                   changes=[{"param": c.param, "old": c.old, "op": c.op, "new": c.new} for c in p.changes],
                   new_config=p.new_config)
-        self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
-                 f"{p.target}:\n{summarize_changes(p.changes)}\n")
+        if self.verbose >= 2:
+            self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
+                     f"{p.target}:\n{summarize_changes(p.changes)}\n")
         if self.scheduler.writes_policy_log and p.donor is not None:
             row = [target.orig_tag, self.by_id[p.donor].orig_tag, p.target_iteration, p.checkpoint.iteration,
                    p.donor_config, p.new_config]
