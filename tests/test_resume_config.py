@@ -20,7 +20,7 @@ from pbtlab.cli import main
 from pbtlab.config import NOT_STORED_FIELDS, CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.engine import build
 from pbtlab.errors import ConfigError, ExperimentError
-from pbtlab.records import ExperimentSpec
+from pbtlab.rundir.records import ExperimentSpec
 from pbtlab.tuner import Tuner
 
 # -- every field of the four config classes ----------------------------------------------------------------
@@ -276,7 +276,7 @@ def test_a_run_directory_naming_a_path_outside_is_refused_and_nothing_outside_is
 
 
 def test_retention_refuses_to_delete_outside_the_run(tmp_path):
-    from pbtlab.store import ExperimentStore
+    from pbtlab.rundir.store import ExperimentStore
 
     store = ExperimentStore(str(tmp_path / "run"))
     assert store.deletable("t0/checkpoint_000001") == str(tmp_path / "run" / "t0" / "checkpoint_000001")

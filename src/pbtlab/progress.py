@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from pbtlab.records import AUTO_RESULT_FIELDS
+from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
 logger = logging.getLogger("pbtlab")
 
@@ -32,7 +32,7 @@ def ensure_log_handler() -> None:
     logger.propagate = False
 
 
-def format_value(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if value is None:
@@ -54,9 +54,9 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
     for trial in trials:
         result = trial.last_result or {}
         row = [trial.trial_id, trial.status.value]
-        row += [format_value(lookup_column(trial.config, column)) for column in param_columns]
+        row += [format_cell(lookup_column(trial.config, column)) for column in param_columns]
         row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
-        row += [format_value(result.get(column)) for column in metric_columns]
+        row += [format_cell(result.get(column)) for column in metric_columns]
         rows.append(row)
     return rows
 

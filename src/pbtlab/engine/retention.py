@@ -12,9 +12,9 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterable
 
-from pbtlab.checkpoint import kept_positions
 from pbtlab.engine.trial import Trial
-from pbtlab.schedulers.base import CheckpointRef, TrialScheduler
+from pbtlab.rundir.checkpoints import CheckpointRef, kept_positions
+from pbtlab.schedulers.base import TrialScheduler
 
 
 class Retention:

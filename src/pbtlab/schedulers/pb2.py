@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab._optional import require
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange, TrialView, class_path
 from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number, refuse_custom_explore_fn
 from pbtlab.space import Float
 
-_INSTALL = "pip install 'pbtlab[pb2]'"
 #: How many of the most recent reward changes the GP is fitted on.
 MAX_GP_POINTS = 200
 #: Ray's UCB constants: beta_t = C1 + max(0, log(C2 * n)).
@@ -46,12 +46,9 @@ _UCB_C1, _UCB_C2 = 0.2, 0.4
 
 def _sklearn_gp() -> tuple[Any, Any, Any, Any]:
     """scikit-learn's GP pieces, imported here only (the one place ``pbtlab[pb2]`` is needed)."""
-    try:
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Hyperparameter, Kernel
-    except ImportError as error:
-        raise ConfigError(f"PB2 needs scikit-learn: {_INSTALL} ({error})") from error
-    return GaussianProcessRegressor, ConstantKernel, Hyperparameter, Kernel
+    processes = require("sklearn.gaussian_process", "pb2", "PB2's Gaussian processes")
+    kernels = require("sklearn.gaussian_process.kernels", "pb2", "PB2's Gaussian processes")
+    return processes.GaussianProcessRegressor, kernels.ConstantKernel, kernels.Hyperparameter, kernels.Kernel
 
 
 _KERNEL_CLASS: type | None = None

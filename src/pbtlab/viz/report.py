@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pbtlab.analysis.events import describe_event
-from pbtlab.analysis.events import format_value as _fmt
+from pbtlab.analysis.events import format_field as _fmt
 from pbtlab.analysis.lineage import RunData, ancestry, best_trial, hyperparameter_schedule, run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.progress import lookup_column
-from pbtlab.records import EventKind
+from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.history import plot_metric_history

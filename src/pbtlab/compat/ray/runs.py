@@ -34,9 +34,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.analysis.results import Result, ResultGrid
+from pbtlab.compat.ray import STATE_GLOB, is_ray_experiment, is_ray_object
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.rundir.reader import RunDir
 
-STATE_GLOB = "experiment_state-*.json"
 POLICY_LOG = "pbt_global.txt"
 TUNER_PICKLE = "tuner.pkl"
 ROW_FILE = "result.json"
@@ -46,24 +47,12 @@ _DEFAULT_FACTORS = (1.2, 0.8)
 _INDEX = re.compile(r"^(\d+)")
 
 
-def is_ray_experiment(path: str | os.PathLike[str]) -> bool:
-    """True for a directory Ray Tune wrote (it has ``experiment_state-*.json`` and no pbtlab ``experiment.json``)."""
-    folder = os.fspath(path)
-    return (os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "experiment.json"))
-            and bool(glob.glob(os.path.join(glob.escape(folder), STATE_GLOB))))
-
-
-def is_ray_object(value: Any) -> bool:
-    """True for Ray's ``ResultGrid`` / ``ExperimentAnalysis`` (checked by class module; never imports ray)."""
-    return any(cls.__module__.startswith("ray.") for cls in type(value).__mro__)
-
-
 # -- the grid the views read ---------------------------------------------------------------------------------
 class RayResult(Result):
     """One Ray trial, with its rows held in memory (rebuilt from result.json and progress.csv)."""
 
-    def __init__(self, experiment_path: str, record: Mapping[str, Any], rows: Sequence[dict[str, Any]]) -> None:
-        super().__init__(experiment_path, record)
+    def __init__(self, run_dir: RunDir, record: Mapping[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+        super().__init__(run_dir, record)
         self._rows = [dict(r) for r in rows]
         self._folder = str(record["folder"])
 
@@ -83,7 +72,8 @@ class RayResultGrid(ResultGrid):
         self.experiment_path = run.path
         self.experiment = dict(run.experiment)
         self._events_limit = None
-        self._results = [RayResult(run.path, record, run.rows[record["trial_id"]]) for record in run.trials]
+        self.run_dir = RunDir(run.path, strict=False, experiment=self.experiment)
+        self._results = [RayResult(self.run_dir, record, run.rows[record["trial_id"]]) for record in run.trials]
         self.__dict__["events"] = [dict(e) for e in run.events]  # the base class reads events.jsonl; these are built
         self.gaps: list[str] = list(run.experiment.get("gaps", []))
 

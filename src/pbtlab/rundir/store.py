@@ -24,7 +24,6 @@ from typing import Any
 
 from pbtlab.errors import ExperimentError
 
-FORMAT_VERSION = 1
 EXPERIMENT_FILE = "experiment.json"
 EVENTS_FILE = "events.jsonl"
 STATE_FILE = "state.json"
@@ -123,7 +122,7 @@ def truncate_lines(path: str, keep: int) -> int:
     return cut[1]
 
 
-def inside_run(run_path: str, path: str, what: str) -> str:
+def inside_run(run_path: str, path: Any, what: str) -> str:
     """``path`` (relative to the run directory, as the run's files name it) as an absolute path, if it lies
     strictly inside the run directory; an ``ExperimentError`` naming it otherwise (nothing outside a run is
     ever deleted, whatever a damaged or crafted ``events.jsonl``/``state.json`` says).

@@ -9,7 +9,7 @@
   (``pip install 'pbtlab[tensorboard]'``): every numeric result field at ``training_iteration``, under
   ``ray/tune/<field>`` as Ray names them, so
   ``tensorboard --logdir <run>`` shows every trial. ``pbtlab tensorboard RUN_DIR`` adds one curve per
-  lineage, stitched across exploits (``pbtlab.lineage_tensorboard``).
+  lineage, stitched across exploits (``pbtlab.loggers.lineage_tensorboard``).
 
 They are callbacks added by default, as in Ray; ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` turns them off.
 
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback
-from pbtlab.tbx import tensorboardx
+from pbtlab.loggers._tbx import tensorboardx
 
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
