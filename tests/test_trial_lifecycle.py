@@ -196,3 +196,62 @@ def test_an_exploit_without_scores_is_logged_and_recorded(storage, verbose, capl
     assert (exploit["donor_score"], exploit["target_score"]) == (None, None)
     assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
     assert ("(score = None) into trial" in caplog.text) == (verbose == 2)
+
+
+# -- stop_all() and the time budget never send SAVE to a trial inside an iteration ------------------------------
+
+
+class OneCommandOutstanding(FakeExecutor):
+    """The fake executor, strict about the protocol: a trial inside an iteration (its message not yet
+    returned by wait()) may get STOP, and nothing else."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answerable: set[str] = set()
+        self.commands: list[tuple[str, str]] = []
+
+    def wait(self):
+        trial_id, message = super().wait()
+        self.answerable.add(trial_id)
+        return trial_id, message
+
+    def send(self, trial_id, command):
+        self.commands.append((trial_id, command.kind.value))
+        if command.kind.value != "stop":
+            assert trial_id in self.answerable, f"{command.kind.value} sent to {trial_id} inside an iteration"
+            self.answerable.discard(trial_id)
+        super().send(trial_id, command)
+
+
+class StopAllAfter(tune.Stopper):
+    def __init__(self, results):
+        self.results = results
+        self.seen = 0
+
+    def __call__(self, trial_id, result):
+        self.seen += 1
+        return False
+
+    def stop_all(self):
+        return self.seen >= self.results
+
+
+def saving_trainable(config):  # stands for a class trainable: the engine may ask it for checkpoints (SAVE)
+    raise AssertionError("the fake executor runs no trainable")
+
+
+saving_trainable.saves_on_request = True
+
+
+def test_stop_all_sends_no_save_to_a_trial_inside_an_iteration(storage):
+    from pbtlab.config import CheckpointConfig
+
+    executor = OneCommandOutstanding(counting_script(lambda tid, it: float(it), checkpoint_every=100), concurrency=2)
+    results = Tuner(saving_trainable, param_space={"x": tune.grid_search([0, 1])},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0),
+                    run_config=RunConfig(storage_path=storage, name="run", verbose=0, stop=StopAllAfter(3),
+                                         checkpoint_config=CheckpointConfig(checkpoint_at_end=True),
+                                         executor=executor)).fit()
+    assert ("save" not in {kind for _, kind in executor.commands})
+    assert [e["reason"] for e in results.events_of("trial_complete")] == ["stop_all", "stop_all"]
+    assert results.events_of("checkpoint_saved") == []

@@ -241,9 +241,12 @@ class Controller:
                 return None
 
     def _stop_everything(self) -> None:
+        """End every unfinished trial. A running one is inside an iteration: it gets STOP and nothing else
+        (a SAVE would be a second command outstanding); it keeps its latest checkpoint."""
         for trial in self.trials:
             if not trial.is_finished:
-                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget")
+                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget",
+                                in_flight=trial.trial_id in self.running)
 
     def _force_one(self) -> bool:
         """Nothing runs but trials wait: start the least advanced one rather than hang (logged)."""
@@ -531,9 +534,10 @@ class Controller:
                   was_running=False)
         self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
 
-    def _terminate(self, trial: Trial, reason: str) -> None:
+    def _terminate(self, trial: Trial, reason: str, in_flight: bool = False) -> None:
+        """End a trial; ``in_flight``: it is inside an iteration (no message of it is unanswered)."""
         if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
-                and trial.restart is None:
+                and trial.restart is None and not in_flight:
             self._request_checkpoint(trial, "end")
         was_running = trial.trial_id in self.running
         trial.status = TrialStatus.TERMINATED
