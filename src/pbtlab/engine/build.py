@@ -72,6 +72,8 @@ from pbtlab.rundir.store import (
 from pbtlab.trainable import wrap_trainable
 
 DEFAULT_STORAGE = "pbtlab_results"
+#: Executors a resume can build by name (``RunConfig(executor=...)``).
+BUILT_IN_EXECUTORS = ("inprocess", "process", "ray")
 
 #: Schedulers experiment.json named by type only (written before ``describe()`` recorded the class).
 _KNOWN_SCHEDULERS = {
@@ -321,7 +323,10 @@ def _stored_settings(experiment: ExperimentSpec) -> tuple[dict[str, Any], dict[s
         "time_budget_s": experiment.time_budget_s})
     tune.update(metric=experiment.metric, mode=experiment.mode, seed=int(experiment.seed))
     if experiment.run_config is not None:
-        return tune, dict(experiment.run_config)
+        run = dict(experiment.run_config)
+        if "executor" not in run and experiment.executor in BUILT_IN_EXECUTORS:
+            run["executor"] = experiment.executor  # an Executor object: the same kind, with its defaults
+        return tune, run
     run: dict[str, Any] = {
         "failure_config": {"max_failures": int(experiment.max_failures), "fail_fast": bool(experiment.fail_fast)},
         "checkpoint_config": {"num_to_keep": experiment.num_to_keep}, "executor": experiment.executor,
@@ -372,7 +377,7 @@ def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneCon
             raise ConfigError(
                 f"the run stopped trials with {was}, which cannot be rebuilt from experiment.json; pass it "
                 f"again: {how}")
-        instead = f"; it continues with executor={experiment.executor!r} and its defaults" \
+        instead = f"; it continues with executor={run.executor or 'inprocess'!r} and its defaults" \
             if name == "RunConfig.executor" else "; it continues without it"
         logger.warning(f"[pbtlab] The run at {path} was started with {field}={was}, which experiment.json "
                        f"cannot hold{instead}. To use it again: {how}")
