@@ -18,7 +18,10 @@ import pytest
 from pbtlab.analysis import load_results
 from pbtlab.cli import main
 from pbtlab.errors import ExperimentError
-from pbtlab.compat.ray.runs import RayResultGrid, is_ray_experiment, load_ray_results, tuner_settings
+from pbtlab.compat.ray import is_ray_experiment
+from pbtlab.compat.ray.files import tuner_settings
+from pbtlab.compat.ray.grid import RayResultGrid
+from pbtlab.compat.ray.runs import load_ray_results
 from pbtlab.analysis import lineage as al
 from pbtlab.viz import lineage as vl
 from pbtlab.viz import trajectories as vt

@@ -76,7 +76,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 def summarize_run(grid: Any) -> str:
     """A plain-text summary of a run: settings, one line per trial, and decision counts."""
-    from pbtlab.progress import format_cell, lookup_column, render_plain
+    from pbtlab.nested import get_path
+    from pbtlab.progress import format_cell, render_plain
 
     exp = grid.experiment
     lines = [f"Experiment {exp.get('name')}  ({grid.experiment_path})",
@@ -88,7 +89,7 @@ def summarize_run(grid: Any) -> str:
     header = ["trial", "status", "iter", *columns, *( [metric] if metric else [])]
     rows = []
     for result in grid:
-        config_values = [format_cell(lookup_column(result.config, column)) for column in columns]
+        config_values = [format_cell(get_path(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
             row.append(format_cell(result.metrics.get(metric)))

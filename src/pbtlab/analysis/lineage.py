@@ -27,7 +27,7 @@ from typing import Any
 from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import column_paths, lookup_column
+from pbtlab.nested import column_paths, get_path
 from pbtlab.rundir.records import EventKind
 
 #: Restart reasons recorded in ``restored_from/reason`` that a perturbation caused.
@@ -512,7 +512,7 @@ def hyperparameter_schedule(run: RunData, trial: str | int | None = None,
             iterations.append(int(row["training_iteration"]))
             owners.append(span.trial_id)
             for p in params:
-                values[p].append(lookup_column(row.get("config") or {}, p))
+                values[p].append(get_path(row.get("config") or {}, p))
     target = resolve_trial(run, trial).trial_id
     return Schedule(target, tuple(params), tuple(iterations), tuple(owners),
                     {p: tuple(v) for p, v in values.items()}, tuple(switches), tuple(span_starts))

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
+from pbtlab.errors import ConfigError, TrialError
 from pbtlab.rundir.checkpoints import kept_positions
-from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
 from pbtlab.rundir.reader import RunDir
 
 _T = TypeVar("_T")

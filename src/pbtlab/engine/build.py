@@ -45,7 +45,8 @@ from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
-from pbtlab.progress import column_paths, logger
+from pbtlab.nested import column_paths
+from pbtlab.progress import logger
 from pbtlab.rundir.records import (
     EventKind,
     ExperimentResume,

@@ -285,8 +285,8 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
-        ExperimentEnd)
+        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart,
+        ExperimentResume, ExperimentEnd)
 }
 
 

@@ -16,9 +16,9 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
+from pbtlab.nested import get_path
 from pbtlab.rundir.reader import RunDir
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE
 from pbtlab.rundir.tail import DamagedLine, FileTail, read_json_file
@@ -45,13 +45,6 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    return value
-
-
-def config_value(config: Any, param: str) -> Any:
-    value = config
-    for part in param.split("/"):
-        value = value.get(part) if isinstance(value, Mapping) else None
     return value
 
 
@@ -94,7 +87,7 @@ class LiveView:
             return
         tail = self.run.row_tail(trial_id)
         if tail is None:
-            problems.append(f"trial {trial_id!r}'s folder name {self.run.dirname(trial_id)!r} does not name a "
+            problems.append(f"trial {trial_id!r}'s folder {self.run.dirname(trial_id)!r} is not a "
                             "folder inside the experiment; not read")
             return
         self.trial_order.append(trial_id)
@@ -105,7 +98,8 @@ class LiveView:
         checkpoint = row.get("checkpoint_dir_name")
         if isinstance(checkpoint, str):
             metric_value = finite(row.get(self.metric)) if self.metric else None
-            self.checkpoints[f"{self.run.dirname(trial_id)}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
+            key = f"{self.run.dirname(trial_id)}/{checkpoint}"  # as events name it: the trial's folder first
+            self.checkpoints[key] = (row.get("training_iteration"), metric_value)
 
     def _ready(self, trial_id: str, rows: list[dict[str, Any]]) -> int:
         """How many of a trial's new rows can be sent: a restart whose cloned checkpoint was not read yet (the
@@ -135,7 +129,7 @@ class LiveView:
                 clone = [found[0], found[1]]
         config = row.get("config") if isinstance(row.get("config"), dict) else {}
         return {"t": trial_id, "i": iteration, "m": metric_value,
-                "c": {p: config_value(config, p) for p in self.param_columns},
+                "c": {p: get_path(config, p) for p in self.param_columns},
                 "r": restored, "cp": clone, "k": checkpoint if isinstance(checkpoint, str) else None}
 
     # -- first page ----------------------------------------------------------------------------------------
@@ -260,7 +254,7 @@ class LiveView:
                                "status": statuses.get(record.trial_id, ""),
                                "iteration": last.get("training_iteration", 0),
                                "metric": finite(last.get(self.metric)) if self.metric else None,
-                               "config": {p: config_value(config, p) for p in self.param_columns}})
+                               "config": {p: get_path(config, p) for p in self.param_columns}})
             self.announced = len(self.trial_order)
             return {
                 "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),

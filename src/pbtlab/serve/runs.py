@@ -25,7 +25,7 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, STATE_FILE
-from pbtlab.rundir.tail import FileTail, inside, read_json_file
+from pbtlab.rundir.tail import FileTail, inside, read_json_file  # noqa: F401 - FileTail: the doctest above
 
 #: How deep below a served folder experiments are looked for (``runs/<name>/experiment.json`` is depth 2).
 MAX_DEPTH = 3
