@@ -26,6 +26,23 @@ from pbtlab.compat.ray.reconstruction import (
     stopped,
 )
 from pbtlab.nested import get_path
+from pbtlab.rundir.records import (
+    DataGap,
+    Event,
+    ExperimentEnd,
+    ExperimentResume,
+    ExperimentStart,
+    Explore,
+    Exploit,
+    TrialAdd,
+    TrialComplete,
+    TrialErrored,
+    TrialRestore,
+    TrialStart,
+)
+
+#: An event waiting for its place in time: its class and fields (``seq`` and ``time`` come when it is placed).
+Pending = tuple[type[Event], dict[str, Any]]
 
 
 def build_events(folder: str, trials: Sequence[RayTrial], exploits: Sequence[PolicyExploit],
@@ -42,7 +59,7 @@ def build_events(folder: str, trials: Sequence[RayTrial], exploits: Sequence[Pol
     factors = settings.get("perturbation_factors") or DEFAULT_FACTORS
     ops_known = settings.get("scheduler") != "PB2"  # PB2 picks values with a model: Ray logs no operation
     restored: dict[tuple[str, int], dict[str, Any]] = {}
-    timed: list[tuple[float, int, list[dict[str, Any]]]] = []  # (time, order, events that stay together)
+    timed: list[tuple[float, int, list[Pending]]] = []  # (time, order, events that stay together)
 
     def stamp(trial: RayTrial, number: int | None) -> float:
         if number is None or not trial.rows:
@@ -87,35 +104,36 @@ def build_events(folder: str, trials: Sequence[RayTrial], exploits: Sequence[Pol
             if old != new:
                 op = explore_op(old, new, factors) if ops_known else None
                 changes.append({"param": key, "old": old, "op": op, "new": new})
-        group = [
-            {"event": "exploit", "trial_id": target.trial_id, "donor": donor.trial_id,
-             "target_iteration": target_iteration, "donor_iteration": donor_iteration, "checkpoint": checkpoint,
-             "target_score": score(target, decision), "donor_score": score(donor, source),
-             "old_config": old_config, "donor_config": exploit.donor_config, "target_tag": exploit.target_tag,
-             "donor_tag": exploit.donor_tag, "time_attr": settings.get("time_attr"), "time_value": None,
-             "policy_log": exploit.source, "policy_log_line": exploit.line},
-            {"event": "explore", "trial_id": target.trial_id, "donor": donor.trial_id, "iteration": donor_iteration,
-             "target_iteration": target_iteration, "changes": changes, "new_config": exploit.new_config},
+        group: list[Pending] = [
+            (Exploit, {"trial_id": target.trial_id, "donor": donor.trial_id,
+                       "target_iteration": target_iteration, "donor_iteration": donor_iteration,
+                       "checkpoint": checkpoint, "target_score": score(target, decision),
+                       "donor_score": score(donor, source), "old_config": old_config,
+                       "donor_config": exploit.donor_config, "target_tag": exploit.target_tag,
+                       "donor_tag": exploit.donor_tag, "time_attr": settings.get("time_attr"), "time_value": None,
+                       "policy_log": exploit.source, "policy_log_line": exploit.line}),
+            (Explore, {"trial_id": target.trial_id, "donor": donor.trial_id, "iteration": donor_iteration,
+                       "target_iteration": target_iteration, "changes": changes, "new_config": exploit.new_config}),
         ]
         if exploit.after_row is not None:
             restored[(target.trial_id, exploit.after_row)] = {"trial_id": donor.trial_id, "checkpoint": checkpoint,
                                                               "iteration": donor_iteration, "reason": "exploit"}
-            group += [
-                {"event": "trial_restore", "trial_id": target.trial_id, "checkpoint": checkpoint,
-                 "from_trial": donor.trial_id, "iteration": donor_iteration, "reason": "exploit"},
-                {"event": "trial_start", "trial_id": target.trial_id, "config": exploit.new_config,
-                 "iteration": donor_iteration, "checkpoint": checkpoint, "reason": "exploit"},
-            ]
+            if checkpoint is not None:
+                group.append((TrialRestore, {"trial_id": target.trial_id, "checkpoint": checkpoint,
+                                             "from_trial": donor.trial_id, "iteration": donor_iteration,
+                                             "reason": "exploit"}))
+            group.append((TrialStart, {"trial_id": target.trial_id, "config": exploit.new_config,
+                                       "iteration": donor_iteration, "checkpoint": checkpoint, "reason": "exploit"}))
         timed.append((when, 2, group))
 
     for trial in trials:
         rows = trial.rows
-        timed.append((start, 0, [{"event": "trial_add", "trial_id": trial.trial_id, "config": trial.initial_config,
-                                  "tag": trial.tag.split("@perturbed")[0]}]))
+        timed.append((start, 0, [(TrialAdd, {"trial_id": trial.trial_id, "config": trial.initial_config,
+                                              "tag": trial.tag.split("@perturbed")[0]})]))
         if rows:
-            timed.append((stamp(trial, 0), 1, [{"event": "trial_start", "trial_id": trial.trial_id,
-                                                "config": rows[0].get("config") or trial.initial_config,
-                                                "iteration": 0, "checkpoint": None, "reason": None}]))
+            timed.append((stamp(trial, 0), 1, [(TrialStart, {"trial_id": trial.trial_id,
+                                                             "config": rows[0].get("config") or trial.initial_config,
+                                                             "iteration": 0, "checkpoint": None, "reason": None})]))
         failures = int(trial.meta.get("num_failures") or 0)
         for number in range(1, len(rows)):
             row, previous = rows[number], rows[number - 1]
@@ -145,9 +163,9 @@ def build_events(folder: str, trials: Sequence[RayTrial], exploits: Sequence[Pol
                                         "partial)"})
                 restored[(trial.trial_id, number)] = {"trial_id": None, "checkpoint": None, "iteration": resumed_at,
                                                       "reason": "exploit"}
-                timed.append((stamp(trial, number), 1, [{
-                    "event": "trial_start", "trial_id": trial.trial_id, "config": row.get("config"),
-                    "iteration": resumed_at, "checkpoint": None, "reason": "exploit"}]))
+                timed.append((stamp(trial, number), 1, [(TrialStart, {
+                    "trial_id": trial.trial_id, "config": row.get("config") or {},
+                    "iteration": resumed_at, "checkpoint": None, "reason": "exploit"})]))
                 continue
             reason = "failure" if failures else "resume"
             own = next((n for n in range(number - 1, -1, -1) if rows[n].get("training_iteration") == resumed_at), None)
@@ -159,44 +177,41 @@ def build_events(folder: str, trials: Sequence[RayTrial], exploits: Sequence[Pol
                                                   "iteration": resumed_at, "reason": reason}
             group = []
             if checkpoint is not None:
-                group.append({"event": "trial_restore", "trial_id": trial.trial_id, "checkpoint": checkpoint,
-                              "from_trial": trial.trial_id, "iteration": resumed_at, "reason": reason})
-            group.append({"event": "trial_start", "trial_id": trial.trial_id, "config": row.get("config"),
-                          "iteration": resumed_at, "checkpoint": checkpoint, "reason": reason})
+                group.append((TrialRestore, {"trial_id": trial.trial_id, "checkpoint": checkpoint,
+                                             "from_trial": trial.trial_id, "iteration": resumed_at, "reason": reason}))
+            group.append((TrialStart, {"trial_id": trial.trial_id, "config": row.get("config") or {},
+                                       "iteration": resumed_at, "checkpoint": checkpoint, "reason": reason}))
             timed.append((stamp(trial, number), 1, group))
         if trial.status == "ERROR":
             timed.append((float(trial.meta.get("last_result_time") or stamp(trial, len(rows) - 1)), 3,
-                          [error_event(folder, trial, failures)]))
+                          [(TrialErrored, error_event(folder, trial, failures))]))
         elif trial.status == "TERMINATED":
             last = rows[-1] if rows else {}
             reason = "stop_criterion" if stopped(trial.stop, last) else "function_returned" if last.get("done") \
                 else "stop_all"
-            timed.append((stamp(trial, len(rows) - 1), 3, [{"event": "trial_complete", "trial_id": trial.trial_id,
-                                                            "iteration": int(last.get("training_iteration", 0)),
-                                                            "reason": reason, "was_running": True}]))
+            timed.append((stamp(trial, len(rows) - 1), 3, [(TrialComplete, {
+                "trial_id": trial.trial_id, "iteration": int(last.get("training_iteration", 0)), "reason": reason,
+                "was_running": True})]))
     for gap in gaps:
-        timed.append((start, 0, [{"event": "data_gap", "trial_id": gap.get("trial_id"), "what": gap["what"],
-                                  "message": gap["message"]}]))
+        timed.append((start, 0, [(DataGap, {"trial_id": gap.get("trial_id"), "what": gap["what"],
+                                            "message": gap["message"]})]))
     if len(state_files) > 1:
         session_at: float = session_time(state_files[-1]) or start
-        timed.append((session_at, 0, [{"event": "experiment_resume", "resumed_trials": [
+        timed.append((session_at, 0, [(ExperimentResume, {"resumed_trials": [
             t.trial_id for t in trials if any((r.get("timestamp") or 0) >= session_at for r in t.rows)],
-            "state_saved_at": None, "dropped_rows": None, "events_kept": None}]))
+            "state_saved_at": None, "dropped_rows": None, "events_kept": None})]))
     timed.sort(key=lambda item: (item[0], item[1]))
-    events: list[dict[str, Any]] = [{"event": "experiment_start", "name": os.path.basename(folder), "seed": None,
-                                     "num_trials": len(trials), "scheduler": settings.get("scheduler"),
-                                     "executor": "ray tune", "time": start}]
-    for when, _, group in timed:
-        for event in group:
-            events.append({**event, "time": when})
+    scheduler = settings.get("scheduler")
+    pending: list[tuple[float, Pending]] = [(start, (ExperimentStart, {
+        "name": os.path.basename(folder), "seed": None, "num_trials": len(trials),
+        "scheduler": {"type": scheduler} if scheduler else None, "executor": "ray tune"}))]
+    pending += [(when, item) for when, _, group in timed for item in group]
     statuses = {t.trial_id: t.status for t in trials}
-    events.append({"event": "experiment_end", "scheduler": f"{settings.get('scheduler') or 'scheduler'}: "
-                   f"{len(exploits)} perturbs (from {POLICY_LOG})", "statuses": statuses,
-                   "time": max([e["time"] for e in events] + [start])})
-    ordered = []
-    for seq, event in enumerate(events):
-        ordered.append({"seq": seq, "event": event.pop("event"), "time": event.pop("time"), **event})
-    return ordered, restored
+    pending.append((max([when for when, _ in pending] + [start]), (ExperimentEnd, {
+        "scheduler": f"{scheduler or 'scheduler'}: {len(exploits)} perturbs (from {POLICY_LOG})",
+        "statuses": statuses})))
+    events = [kind(seq=seq, time=when, **fields).to_dict() for seq, (when, (kind, fields)) in enumerate(pending)]
+    return events, restored
 
 
 def error_event(folder: str, trial: RayTrial, failures: int) -> dict[str, Any]:
@@ -211,5 +226,5 @@ def error_event(folder: str, trial: RayTrial, failures: int) -> dict[str, Any]:
     if not message:
         error_type, message = "", last_line or "Ray recorded no error text (error.txt is missing)"
     iteration = int(trial.rows[-1].get("training_iteration", 0)) if trial.rows else 0
-    return {"event": "trial_error", "trial_id": trial.trial_id, "iteration": iteration, "error_type": error_type,
+    return {"trial_id": trial.trial_id, "iteration": iteration, "error_type": error_type,
             "message": message, "traceback": text, "num_failures": failures, "will_retry": False}
