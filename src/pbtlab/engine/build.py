@@ -323,12 +323,13 @@ def _stored_settings(experiment: ExperimentSpec) -> tuple[dict[str, Any], dict[s
         "num_samples": experiment.num_samples, "max_concurrent_trials": experiment.max_concurrent_trials,
         "time_budget_s": experiment.time_budget_s})
     tune.update(metric=experiment.metric, mode=experiment.mode, seed=int(experiment.seed))
+    run: dict[str, Any]
     if experiment.run_config is not None:
         run = dict(experiment.run_config)
         if "executor" not in run and experiment.executor in BUILT_IN_EXECUTORS:
             run["executor"] = experiment.executor  # an Executor object: the same kind, with its defaults
         return tune, run
-    run: dict[str, Any] = {
+    run = {
         "failure_config": {"max_failures": int(experiment.max_failures), "fail_fast": bool(experiment.fail_fast)},
         "checkpoint_config": {"num_to_keep": experiment.num_to_keep}, "executor": experiment.executor,
         "verbose": experiment.verbose, "progress_interval_s": experiment.progress_interval_s,
