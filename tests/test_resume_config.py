@@ -238,7 +238,7 @@ def test_a_failing_restore_leaves_every_file_byte_identical(storage, tmp_path, m
     assert [r["training_iteration"] for r in rows] == list(range(1, len(SCORES) + 1))
 
 
-@pytest.mark.parametrize("where", ["events", "state", "state_latest"])
+@pytest.mark.parametrize("where", ["events", "state", "state_latest", "trial_dirs"])
 def test_a_run_directory_naming_a_path_outside_is_refused_and_nothing_outside_is_deleted(
         storage, tmp_path, where):
     path, _ = crashed_run(storage, tmp_path)
@@ -257,6 +257,11 @@ def test_a_run_directory_naming_a_path_outside_is_refused_and_nothing_outside_is
                       iteration=1)
         events[kept - 1] = json.dumps(record) + "\n"
         open(os.path.join(path, "events.jsonl"), "w").write("".join(events))
+    elif where == "trial_dirs":  # a trial folder outside: checkpoints would be written and replaced there
+        experiment_file = os.path.join(path, "experiment.json")
+        experiment = json.load(open(experiment_file))
+        experiment["trial_dirs"] = {experiment["trial_ids"][0]: outside}
+        json.dump(experiment, open(experiment_file, "w"))
     else:
         trial = state["trials"][0]
         ref = dict(trial["checkpoints"][0], path=outside)
@@ -283,3 +288,19 @@ def test_retention_refuses_to_delete_outside_the_run(tmp_path):
     for bad in ("..", "../other", str(tmp_path), ".", "t0/../../x"):
         with pytest.raises(ExperimentError, match="outside the run directory"):
             store.deletable(bad)
+
+
+def test_a_run_written_before_the_configs_were_stored_resumes_from_its_flat_settings(storage, tmp_path):
+    path = interrupted_scored_run(storage, tmp_path)
+    experiment_file = os.path.join(path, "experiment.json")
+    experiment = json.load(open(experiment_file))
+    for key in ("tune_config", "run_config", "not_stored"):
+        del experiment[key]
+    json.dump(experiment, open(experiment_file, "w"))
+    spec = ExperimentSpec.from_dict(experiment)
+    tune_config, run_config = build._resumed_configs(spec, path, None, None, None)
+    assert run_config.checkpoint_config == CheckpointConfig(num_to_keep=2)  # all such a run recorded
+    assert (tune_config.metric, tune_config.mode, tune_config.seed) == ("score", "max", 0)
+    (result,) = Tuner.restore(path, scored_trainable).fit()
+    assert result.metrics["training_iteration"] == len(SCORES)
+    assert len(result.best_checkpoints) == 2

@@ -425,7 +425,7 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     events = list(iter_jsonl(events_file, "event log (events.jsonl)", limit=state.events_written))
     deletions = _recorded_deletions(path, events)
     trials = [Trial.from_dict(record) for record in state.trials]
-    _check_checkpoint_paths(path, trials)
+    _check_paths(path, experiment, trials, store)
     cuts = {trial_id: line_cut(os.path.join(store.trial_dir(trial_id), RESULT_FILE), state.rows_written.get(trial_id, 0))
             for trial_id in experiment.trial_ids}
     cuts[EVENTS_FILE] = line_cut(events_file, state.events_written)
@@ -498,8 +498,16 @@ def _recorded_deletions(path: str, events: list[dict[str, Any]]) -> list[str]:
     return targets
 
 
-def _check_checkpoint_paths(path: str, trials: list[Trial]) -> None:
-    """Every checkpoint state.json names lies inside the run (retention may delete it later)."""
+def _check_paths(path: str, experiment: ExperimentSpec, trials: list[Trial], store: ExperimentStore) -> None:
+    """Every trial folder experiment.json names, and every checkpoint state.json names (retention may
+    delete it later), lies inside the run; an ``ExperimentError`` names the first that does not."""
+    known = set(experiment.trial_ids)
+    for trial in trials:
+        if trial.trial_id not in known:
+            raise ExperimentError(f"state.json names trial {trial.trial_id!r}, which experiment.json does not have "
+                                  f"(its trial ids: {sorted(known)})")
+    for trial_id in experiment.trial_ids:
+        inside_run(path, store.trial_dirs.get(trial_id, trial_id), f"experiment.json: the folder of trial {trial_id}")
     for trial in trials:
         refs = [*trial.checkpoints, trial.latest, trial.restart.checkpoint if trial.restart else None]
         for ref in refs:
