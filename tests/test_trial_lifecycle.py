@@ -255,3 +255,22 @@ def test_stop_all_sends_no_save_to_a_trial_inside_an_iteration(storage):
     assert ("save" not in {kind for _, kind in executor.commands})
     assert [e["reason"] for e in results.events_of("trial_complete")] == ["stop_all", "stop_all"]
     assert results.events_of("checkpoint_saved") == []
+
+
+def test_stop_all_on_the_process_executor_leaves_no_checkpoint_nobody_asked_for(storage):
+    """End to end: a trial inside an iteration at stop_all() would have answered a SAVE after its report,
+    leaving a checkpoint folder that no record names."""
+    import os
+
+    from pbtlab.config import CheckpointConfig
+    from trainable_classes import SlowSteps
+
+    results = Tuner(SlowSteps, param_space={"lr": tune.grid_search([0.01, 0.2])},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0),
+                    run_config=RunConfig(storage_path=storage, name="run", verbose=0, stop=StopAllAfter(1),
+                                         checkpoint_config=CheckpointConfig(checkpoint_at_end=True),
+                                         executor="process")).fit()
+    assert [e["reason"] for e in results.events_of("trial_complete")] == ["stop_all", "stop_all"]
+    recorded = {e["checkpoint"] for e in results.events_of("checkpoint_saved")}
+    on_disk = {f"{r.trial_id}/{name}" for r in results for name in os.listdir(r.path) if name.startswith("checkpoint_")}
+    assert on_disk == recorded
