@@ -287,7 +287,15 @@ _JSON_SCALARS = (bool, int, float, str, type(None))
 
 
 def _as_json(value: Any) -> tuple[bool, Any]:
-    """(True, the value as JSON) when it is JSON data (tuples become lists), else (False, None)."""
+    """(True, the value as JSON) when it is JSON data (tuples become lists, numpy scalars numbers), else
+    (False, None).
+
+        >>> import numpy as np
+        >>> _as_json({"training_iteration": np.int64(5)}), _as_json(print)
+        ((True, {'training_iteration': 5}), (False, None))
+    """
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        value = value.item()  # a numpy scalar
     if isinstance(value, _JSON_SCALARS):
         return (not isinstance(value, float) or math.isfinite(value)), value
     if isinstance(value, (list, tuple)):
