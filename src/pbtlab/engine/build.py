@@ -367,14 +367,13 @@ def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneCon
         run.name, run.storage_path = os.path.basename(path), os.path.dirname(path)
     if verbose is not None:
         run.verbose = verbose
-    defaults = RunConfig()
     for name, was in experiment.not_stored.items():
         kind, _, field = name.partition(".")
-        given = run_config if kind == "RunConfig" else tune_config
-        if given is not None and getattr(given, field) != getattr(defaults if kind == "RunConfig" else TuneConfig(),
-                                                                  field):
+        argument, given, cls = (("tune_config", tune_config, TuneConfig) if kind == "TuneConfig"
+                                else ("run_config", run_config, RunConfig))
+        if given is not None and hasattr(given, field) and getattr(given, field) != getattr(cls(), field):
             continue  # passed again
-        how = f"Tuner.restore(path, trainable, {_PASS_AGAIN.get(name, f'{kind[0].lower()}{kind[1:4]}_config=...')})"
+        how = f"Tuner.restore(path, trainable, {_PASS_AGAIN.get(name, f'{argument}={kind}({field}=...)')})"
         if name == "RunConfig.stop":
             raise ConfigError(
                 f"the run stopped trials with {was}, which cannot be rebuilt from experiment.json; pass it "
