@@ -49,7 +49,7 @@ from pbtlab.rundir.records import (
 )
 from pbtlab.resources import Resources
 from pbtlab.rundir.checkpoints import CheckpointRef
-from pbtlab.schedulers.base import Action, Decision, Note, Perturbation, TrialScheduler
+from pbtlab.schedulers.base import Action, Decision, DecisionNote, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
     SAVE,
@@ -279,7 +279,7 @@ class Controller:
         if free <= 0 or not self.waiting:
             return
         epoch = self.scheduler.selection_epoch
-        if epoch == self._failed_epoch:
+        if epoch is not None and epoch == self._failed_epoch:  # only trials not yet offered (EngineSide)
             ids = [tid for tid in self._unchecked if tid in self.waiting]
         else:
             ids = list(self.waiting)
@@ -559,7 +559,7 @@ class Controller:
         for perturbation in decision.perturbations:
             self._perturb(perturbation)
 
-    def _note(self, note: Note) -> None:
+    def _note(self, note: DecisionNote) -> None:
         self.emit(EVENT_TYPES[EventKind(note.kind)], trial_id=note.trial_id, message=note.message, **note.data)
         self.log(note.message)
 
