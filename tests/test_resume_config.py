@@ -106,7 +106,7 @@ def test_settings_json_cannot_hold_are_named_with_how_to_pass_them(storage, capl
     assert sorted(not_stored) == ["RunConfig.callbacks", "RunConfig.executor", "RunConfig.stop"]
     with pytest.raises(ConfigError, match=r"stopped trials with .*stop_at_two.*pass it again: "
                                           r"Tuner\.restore\(path, trainable, run_config=RunConfig\(stop=\.\.\.\)\)"):
-        Tuner.restore(path, count_trainable).fit()
+        Tuner.restore(path, count_trainable)  # said at once, before fit()
     recorder = Recorder()
     with caplog.at_level(logging.WARNING, logger="pbtlab"):
         Tuner.restore(path, count_trainable, run_config=RunConfig(stop=stop_at_two)).fit()
@@ -206,7 +206,7 @@ def test_a_failing_restore_leaves_every_file_byte_identical(storage, tmp_path, m
     path, trial_dir = crashed_run(storage, tmp_path)
     before = snapshot(path)
     with pytest.raises(ConfigError, match=r"TuneConfig\(metric='other'\)"):
-        Tuner.restore(path, scored_trainable, tune_config=TuneConfig(metric="other")).fit()
+        Tuner.restore(path, scored_trainable, tune_config=TuneConfig(metric="other"))
     assert snapshot(path) == before
 
     def cannot_build(executor):

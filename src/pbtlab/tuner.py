@@ -63,7 +63,7 @@ class Tuner:
             raise ConfigError(f"Tuner.restore(path) needs an experiment directory, got {describe(path)}")
         check_tuner_arguments("Tuner.restore", trainable, param_space, tune_config, run_config)
         path = os.path.abspath(os.fspath(path))
-        build.read_run(path)  # clear errors now, before anything runs
+        build.check_resume(path, tune_config, run_config)  # clear errors now, before anything runs
         tuner = cls(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
         for name, flag in (("resume_unfinished", resume_unfinished), ("resume_errored", resume_errored),
                            ("restart_errored", restart_errored)):

@@ -257,6 +257,13 @@ def read_run(path: str) -> tuple[ExperimentSpec, RunState]:
     return ExperimentSpec.from_dict(experiment, experiment_file), RunState.from_dict(state, state_file)
 
 
+def check_resume(path: str, tune_config: TuneConfig | None = None, run_config: RunConfig | None = None) -> None:
+    """Raise now what resuming the run at ``path`` with these settings would raise (``Tuner.restore``)."""
+    experiment, _ = read_run(path)
+    _resumed_scheduler(experiment, tune_config)
+    _resumed_configs(experiment, path, tune_config, run_config, None, warn=False)
+
+
 def can_restore(path: str | os.PathLike[str]) -> bool:
     """Is there an experiment at ``path`` that ``Tuner.restore`` can continue?"""
     try:
@@ -348,10 +355,12 @@ _PASS_AGAIN = {
 
 
 def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneConfig | None,
-                     run_config: RunConfig | None, verbose: int | None) -> tuple[TuneConfig, RunConfig]:
+                     run_config: RunConfig | None, verbose: int | None,
+                     warn: bool = True) -> tuple[TuneConfig, RunConfig]:
     """The run's own TuneConfig and RunConfig, rebuilt from experiment.json; fields the caller set (not at
     their defaults) replace the stored ones. A setting the run had but could not store, and the caller did
-    not pass again, is named: an error for a stop function (it decides when trials end), else a warning."""
+    not pass again, is named: an error for a stop function (it decides when trials end), else a warning
+    (``warn=False``: only the errors, for checking early)."""
     stored_tune, stored_run = _stored_settings(experiment)
     tune = config_from_stored(TuneConfig, stored_tune)
     run = config_from_stored(RunConfig, stored_run, name=os.path.basename(path), storage_path=os.path.dirname(path))
@@ -378,6 +387,8 @@ def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneCon
             raise ConfigError(
                 f"the run stopped trials with {was}, which cannot be rebuilt from experiment.json; pass it "
                 f"again: {how}")
+        if not warn:
+            continue
         instead = f"; it continues with executor={run.executor or 'inprocess'!r} and its defaults" \
             if name == "RunConfig.executor" else "; it continues without it"
         logger.warning(f"[pbtlab] The run at {path} was started with {field}={was}, which experiment.json "
