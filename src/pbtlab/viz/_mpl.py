@@ -107,4 +107,4 @@ def below_axes_centered_in_figure(ax: Any, inches: float) -> Any:
 
 def pil_image() -> Any:
     """``PIL.Image`` (Pillow), for GIF animations."""
-    return require("PIL.Image", "viz", "pbtlab's animations")
+    return require("PIL.Image", "viz", "pbtlab's animations", package="Pillow")
