@@ -14,8 +14,10 @@ The examples: ``pbt_function.py`` (8 trials, 1,000 iterations), ``pbt_example.py
 trials, 1,000 iterations), ``pb2_example.py`` (8 trials, 30 iterations; Ray's PB2 needs GPy) and
 ``pbt_convnet_function_example.py`` (4 trials of a small convnet until one reaches 0.96 accuracy or 100
 iterations). The convnet reads MNIST through torchvision from ``~/data``; no download happens here: the
-bench writes an MNIST-format data set there first (scikit-learn's 8x8 digits, upscaled to 28x28, written as
-the four idx files torchvision looks for), so that row needs torch, torchvision and scikit-learn.
+bench writes an MNIST-format data set there first (``tests/mnist_digits.py``: scikit-learn's 8x8 digits,
+upscaled to 28x28, the four idx files torchvision looks for). Where torchvision does not import (no build
+matches a CPU-only torch from PyPI), both tools run with the tests' torchvision stand-in, and the table
+says so. That row needs torch and scikit-learn.
 
 Wall time is the whole process (interpreter start, imports, Ray start-up, the run, shutdown). Every
 process runs in a fresh temporary directory with HOME pointed there, so Ray's ``~/ray_results`` and
@@ -33,7 +35,6 @@ import importlib.util
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -41,39 +42,21 @@ import time
 
 EXAMPLES = ("pbt_function.py", "pbt_example.py", "pb2_example.py", "pbt_convnet_function_example.py")
 CONVNET = "pbt_convnet_function_example.py"
+TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 METRIC = "mean_accuracy"
 
 
-def write_mnist_like(data_root: str, seed: int = 0) -> None:
-    """scikit-learn's digits as MNIST: 28x28 uint8 images (8x8 upscaled to 24x24, a 2-pixel border),
-    written as the idx files torchvision's ``MNIST`` reads from ``<data_root>/MNIST/raw``."""
-    import numpy as np
-    from sklearn.datasets import load_digits
+def convnet_setup() -> tuple[list[str], str]:
+    """PYTHONPATH entries for the convnet's processes (the tests' torchvision stand-in where the real
+    torchvision does not import) and a note for the table ("" with the real one)."""
+    sys.path.insert(0, TESTS)
+    from mnist_digits import torchvision_path
 
-    digits = load_digits()
-    images = np.kron(digits.images, np.ones((3, 3)))  # 8x8 -> 24x24
-    images = np.pad(images, ((0, 0), (2, 2), (2, 2)))
-    images = np.clip(images * (255 / 16), 0, 255).astype(np.uint8)
-    labels = digits.target.astype(np.uint8)
-    order = np.random.default_rng(seed).permutation(len(labels))
-    cut = int(0.8 * len(order))
-    raw = os.path.join(data_root, "MNIST", "raw")
-    os.makedirs(raw, exist_ok=True)
-    for prefix, index in (("train", order[:cut]), ("t10k", order[cut:])):
-        with open(os.path.join(raw, f"{prefix}-images-idx3-ubyte"), "wb") as handle:
-            handle.write(struct.pack(">IIII", 0x803, len(index), 28, 28) + images[index].tobytes())
-        with open(os.path.join(raw, f"{prefix}-labels-idx1-ubyte"), "wb") as handle:
-            handle.write(struct.pack(">II", 0x801, len(index)) + labels[index].tobytes())
-
-
-def convnet_missing() -> str:
-    """Why the convnet example cannot run here ("" if it can)."""
-    done = subprocess.run([sys.executable, "-c", "import torch, torchvision.datasets, sklearn"],
-                          capture_output=True, text=True, check=False)
-    if done.returncode == 0:
-        return ""
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    return "needs torch, torchvision (a build matching torch) and scikit-learn: " + (lines[-1] if lines else "?")
+    extra = torchvision_path()
+    note = "" if not extra else ("torchvision does not import here (no build matches this CPU-only torch), so both "
+                                 "tools use the tests' stand-in (tests/fixtures/torchvision_standin: MNIST files, "
+                                 "ToTensor, Normalize)")
+    return extra, note
 
 
 def best_metric(home: str) -> float | None:
@@ -100,9 +83,13 @@ def examples_dir() -> str:
 def time_process(command: list[str], example: str) -> tuple[float | None, float | None, str]:
     """Seconds and best metric for one whole process in a fresh HOME (None and the last error line if it failed)."""
     with tempfile.TemporaryDirectory() as home:
-        if example == CONVNET:
-            write_mnist_like(os.path.join(home, "data"))
         env = {**os.environ, "HOME": home, "RAY_USAGE_STATS_ENABLED": "0"}
+        if example == CONVNET:
+            from mnist_digits import write_mnist_from_digits
+
+            write_mnist_from_digits(os.path.join(home, "data"))  # where torchvision looks: ~/data/MNIST/raw
+            extra, _ = convnet_setup()
+            env["PYTHONPATH"] = os.pathsep.join([*extra, *filter(None, [env.get("PYTHONPATH")])])
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed packages run
         started = time.perf_counter()
         done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, check=False)
@@ -141,21 +128,22 @@ def main() -> None:
     flags = ["--smoke-test"] if args.smoke_test else []
     load_before = os.getloadavg()[0]
     rows = []
+    notes: list[str] = []
     for example in args.examples:
         path = os.path.join(folder, example)
         print(f"{example} {' '.join(flags)}", flush=True)
-        missing = convnet_missing() if example == CONVNET else ""
-        if missing:
-            print(f"  skipped: {missing}", flush=True)
-            rows.append((example, None, None, None, missing))
-            continue
+        if example == CONVNET:
+            note = convnet_setup()[1]
+            if note:
+                notes.append(f"{example}: {note}.")
+                print(f"  {note}", flush=True)
         ray = (None, None, "skipped") if args.skip_ray else measure(
             "Ray Tune", [sys.executable, path, *flags], example, args.ray_repeats)
         inprocess = measure("pbtlab in-process", [sys.executable, "-m", "pbtlab.cli", "run", path, *flags],
                             example, args.repeats)
         process = measure("pbtlab process", [sys.executable, "-m", "pbtlab.cli", "run", "--executor", "process",
                                              path, *flags], example, args.repeats)
-        rows.append((example, ray, inprocess, process, ""))
+        rows.append((example, ray, inprocess, process))
 
     def cell(result: tuple[float | None, float | None, str] | None) -> str:
         if result is None:
@@ -179,14 +167,13 @@ def main() -> None:
           f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at the end)\n")
     print(f"| example ({mode}) | Ray Tune | pbtlab in-process | pbtlab process | Ray / in-process | Ray / process |")
     print("|---|---|---|---|---|---|")
-    for example, ray, inprocess, process, missing in rows:
-        if missing:
-            print(f"| {example} | not run: {missing} | | | | |")
-            continue
+    for example, ray, inprocess, process in rows:
         print(f"| {example} | {cell(ray)} | {cell(inprocess)} | {cell(process)} | {ratio(ray, inprocess)} "
               f"| {ratio(ray, process)} |")
     print(f"\nWall time of the whole process, median of {args.ray_repeats} (Ray Tune) and {args.repeats} (pbtlab) runs; "
           f"best: the highest {METRIC} reported by any trial (median over the runs).")
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":
