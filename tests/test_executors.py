@@ -19,7 +19,7 @@ from executor_trainables import counting_trainable, saving_trainable
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import ConfigError, ExecutorError
-from pbtlab.executors.base import make_executor
+from pbtlab.executors import make_executor
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.session import (
     CONTINUE,

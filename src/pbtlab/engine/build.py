@@ -36,7 +36,7 @@ from pbtlab.engine import policy_log
 from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
-from pbtlab.executors.base import make_executor
+from pbtlab.executors import make_executor
 from pbtlab.progress import column_paths, logger
 from pbtlab.records import (
     EventKind,
