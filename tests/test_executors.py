@@ -19,7 +19,7 @@ from executor_trainables import counting_trainable, saving_trainable
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import ConfigError, ExecutorError
-from pbtlab.executors import make_executor
+from pbtlab.executors.base import make_executor
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.session import (
     CONTINUE,
@@ -282,7 +282,7 @@ def never_checkpoints(config):
 
 
 def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
-    from pbtlab.store import ExperimentStore
+    from pbtlab.rundir.store import ExperimentStore
 
     monkeypatch.setattr(ExperimentStore, "FLUSH_LINES", 64)
     results = run("inprocess", storage, never_checkpoints, param_space={"rate": tune.grid_search([1, 2, 3, 4])},

@@ -70,7 +70,6 @@ The simulated executor (``simulated.py``) plays trials from functions on a virtu
 this protocol.
 
     >>> from pbtlab import tune
-    >>> from pbtlab.executors import make_executor
     >>> from pbtlab.session import CONTINUE, SAVE, STOP, StartSpec
     >>> def trainable(config):
     ...     while True:
@@ -90,15 +89,16 @@ this protocol.
 from __future__ import annotations
 
 import abc
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pbtlab.errors import ExecutorError
+from pbtlab.errors import ConfigError, ExecutorError, describe
 from pbtlab.resources import Resources
 from pbtlab.session import Command, StartSpec, WorkerMessage
 
-__all__ = ["Executor", "ExecutorError"]
+__all__ = ["Executor", "ExecutorError", "make_executor"]
 
 
 class Executor(abc.ABC):
@@ -154,3 +154,26 @@ class Executor(abc.ABC):
 
     def release(self, trial_id: str) -> None:
         """The trial stopped running for now: free what it holds. Default: nothing to free."""
+
+
+#: ``RunConfig(executor=NAME)``: the executor class each name stands for, imported only when chosen.
+EXECUTORS_BY_NAME = {
+    "inprocess": "pbtlab.executors.inprocess:InProcessExecutor",
+    "process": "pbtlab.executors.process:ProcessExecutor",
+    "ray": "pbtlab.executors.ray:RayExecutor",
+}
+
+
+def make_executor(executor: Any) -> Executor:
+    """Turn ``RunConfig(executor=...)`` (a name or an object) into an executor."""
+    if isinstance(executor, Executor):
+        return executor
+    target = EXECUTORS_BY_NAME.get("inprocess" if executor is None else executor) \
+        if executor is None or isinstance(executor, str) else None
+    if target is None:
+        names = ", ".join(repr(name) for name in EXECUTORS_BY_NAME)
+        raise ConfigError(f"RunConfig(executor=...) must be {names} or an Executor object, got {describe(executor)} "
+                          "(an executor subclasses pbtlab.executors.base.Executor)")
+    module_name, class_name = target.split(":")
+    made: Executor = getattr(importlib.import_module(module_name), class_name)()
+    return made
