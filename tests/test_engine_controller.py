@@ -35,9 +35,10 @@ def commands(executor, trial_id):
 
 
 def fit(executor, storage, *, scheduler=None, stop=None, param_space=None, name="run", trainable=never_called,
-        **run):
+        tune_config_budget=None, **run):
     tuner = Tuner(trainable, param_space=param_space or {"x": tune.grid_search([0, 1])},
-                  tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=scheduler),
+                  tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=scheduler,
+                                         time_budget_s=tune_config_budget),
                   run_config=RunConfig(storage_path=storage, name=name, verbose=0, executor=executor,
                                        stop=stop, **run))
     return tuner.fit()
@@ -290,3 +291,15 @@ def test_a_class_trainable_is_refused_with_a_clear_error():
 
     with pytest.raises(ConfigError, match=r"got the class .*MyTrainable.*tune.Trainable"):
         Tuner(MyTrainable)
+
+
+def test_a_run_ended_mid_iteration_asks_no_running_trial_to_save(storage):
+    """checkpoint_at_end saves a trial that waits at a report; one inside an iteration (its command outstanding)
+    is stopped without a SAVE, which the protocol forbids (the simulator would raise)."""
+    executor = SimulatedExecutor(lambda config, it, state: {"score": float(it)}, duration=3.0, checkpoint_every=0)
+    results = fit(executor, storage, trainable=executor.trainable, tune_config_budget=10.0,
+                  checkpoint_config=CheckpointConfig(checkpoint_at_end=True))
+    assert [e["reason"] for e in results.events_of("trial_complete")] == ["time_budget", "time_budget"]
+    assert results.events_of("checkpoint_saved") == []
+    assert [len(r.history()) for r in results] == [3, 3]
+    assert [(c.time, c.kind) for c in executor.sent][-2:] == [(pytest.approx(10.01), "stop")] * 2

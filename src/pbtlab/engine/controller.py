@@ -234,7 +234,9 @@ class Controller:
     def _stop_everything(self) -> None:
         for trial in self.trials:
             if not trial.is_finished:
-                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget")
+                # A running trial is inside an iteration (a command is outstanding): it cannot be asked to SAVE.
+                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget",
+                                can_save=trial.trial_id not in self.running)
 
     def _force_one(self) -> bool:
         """Nothing runs but trials wait: start the least advanced one rather than hang (logged)."""
@@ -511,8 +513,8 @@ class Controller:
                   was_running=False)
         self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
 
-    def _terminate(self, trial: Trial, reason: str) -> None:
-        if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
+    def _terminate(self, trial: Trial, reason: str, can_save: bool = True) -> None:
+        if can_save and self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
                 and trial.restart is None:
             self._request_checkpoint(trial, "end")
         was_running = trial.trial_id in self.running
