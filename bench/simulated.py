@@ -12,8 +12,10 @@ checkpoint directory every 4 iterations) on the in-process executor, whose itera
 the ratio says what simulating costs against running the cheapest possible real trainable. Both runs use
 the same seed; "same" says whether they ended with the same scores.
 
-Default loggers (per-trial result.json, progress.csv, TensorBoard) are on, as a user gets them;
-``--no-loggers`` turns them off (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``).
+Both are run with the default loggers (per-trial result.json, progress.csv, TensorBoard), as a user gets
+them; the simulator is also run without them (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``), which is how to
+simulate large populations. "CPU s" is the process time of a simulated run (less sensitive than wall time
+to other work on the machine).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from pbtlab.executors.simulated import SimulatedExecutor  # noqa: E402
 from pbtlab.schedulers import PopulationBasedTraining  # noqa: E402
 
 INTERVAL = 4
-HEADER = ["trials", "reports", "exploits", "virtual s", "simulated wall s", "µs/report", "in-process wall s",
-          "in-process / simulated", "same"]
+HEADER = ["trials", "reports", "exploits", "virtual s", "simulated wall s", "CPU s", "µs/report",
+          "no loggers wall s", "CPU s", "in-process wall s", "in-process / simulated", "same"]
 
 
 def growth(config, iteration, state):
@@ -70,22 +72,26 @@ def function_trainable(config):
             tune.report({"score": state}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def run(trials: int, iterations: int, simulated: bool) -> dict:
+def run(trials: int, iterations: int, simulated: bool, loggers: bool = True) -> dict:
     scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=INTERVAL,
                                         quantile_fraction=0.25, synch=True,
                                         hyperparam_mutations={"lr": tune.uniform(0.01, 10.0)})
     executor = SimulatedExecutor(score, update=growth, duration=seconds, initial_state=0.0,
                                  checkpoint_every=INTERVAL) if simulated else "inprocess"
     trainable = executor.trainable if simulated else function_trainable
+    if loggers:
+        os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
+    else:
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     with tempfile.TemporaryDirectory() as storage:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         results = Tuner(trainable, param_space={"lr": tune.uniform(0.01, 10.0)},
                         tune_config=TuneConfig(metric="score", mode="max", seed=0, num_samples=trials,
                                                scheduler=scheduler),
                         run_config=RunConfig(storage_path=storage, name="bench", verbose=0, executor=executor,
                                              stop={"training_iteration": iterations})).fit()
-        wall = time.perf_counter() - started
-        return {"wall": wall, "reports": sum(len(r.history()) for r in results),
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return {"wall": wall, "cpu": cpu, "reports": sum(len(r.history()) for r in results),
                 "exploits": len(results.events_of("exploit")),
                 "scores": [r.metrics["score"] for r in results],
                 "virtual": executor.now if simulated else None}
@@ -97,24 +103,27 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one run each")
-    parser.add_argument("--no-loggers", action="store_true", help="no per-trial result.json/progress.csv/TensorBoard")
     args = parser.parse_args()
-    if args.no_loggers:
-        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     repeats = 1 if args.quick else args.repeats
     print(f"sync PBT, {args.iterations} iterations per trial, perturbation every {INTERVAL}, median of {repeats} "
-          f"run(s); loggers {'off' if args.no_loggers else 'on'}")
+          f"run(s); load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for simulated in (True, False):  # warm up: imports, first files
+        run(4, INTERVAL, simulated)
     print(" | ".join(HEADER))
     for trials in args.populations:
         simulated = [run(trials, args.iterations, True) for _ in range(repeats)]
+        bare = [run(trials, args.iterations, True, loggers=False) for _ in range(repeats)]
         peer = [run(trials, args.iterations, False) for _ in range(repeats)]
-        sim_wall = statistics.median(r["wall"] for r in simulated)
-        peer_wall = statistics.median(r["wall"] for r in peer)
+        median = {name: {key: statistics.median(r[key] for r in runs) for key in ("wall", "cpu")}
+                  for name, runs in (("simulated", simulated), ("bare", bare), ("peer", peer))}
         first = simulated[0]
+        same = all(r["scores"] == first["scores"] for r in simulated + bare + peer)
         print(" | ".join([str(trials), str(first["reports"]), str(first["exploits"]), f"{first['virtual']:.1f}",
-                          f"{sim_wall:.2f}", f"{sim_wall / first['reports'] * 1e6:.0f}", f"{peer_wall:.2f}",
-                          f"{peer_wall / sim_wall:.2f}",
-                          "yes" if first["scores"] == peer[0]["scores"] else "no"]), flush=True)
+                          f"{median['simulated']['wall']:.2f}", f"{median['simulated']['cpu']:.2f}",
+                          f"{median['simulated']['wall'] / first['reports'] * 1e6:.0f}",
+                          f"{median['bare']['wall']:.2f}", f"{median['bare']['cpu']:.2f}",
+                          f"{median['peer']['wall']:.2f}", f"{median['peer']['wall'] / median['simulated']['wall']:.2f}",
+                          "yes" if same else "no"]), flush=True)
 
 
 if __name__ == "__main__":

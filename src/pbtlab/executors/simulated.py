@@ -21,6 +21,9 @@ from a checkpoint (an exploit, a retry, a resumed run) continues from its iterat
 exception raised by ``duration``, ``update`` or ``result`` fails the trial like an error in a trainable
 (an ``ErrorMessage``, retried by ``FailureConfig``).
 
+The run directory is a real one (rows, events, checkpoints, state). For large populations, turn off the
+per-trial logger files (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``): they cost more than the simulation.
+
 The executor also checks the protocol of ``executors/base.py``: a second command while one is
 outstanding, a command to a trial without a worker, or ``CONTINUE`` after the function returned raises
 ``ExecutorError``. Every command it gets is logged in ``sent`` with the virtual time.
