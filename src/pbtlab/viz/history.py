@@ -16,6 +16,7 @@ from pbtlab.analysis.results import finite_number
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
+from pbtlab.viz.forms import choose_form
 
 
 # -- metric history (the tutorial's right panel) -----------------------------------------------------------
@@ -73,15 +74,22 @@ LONG_LABEL = 30
 def plot_metric_history(results: Any, metric: str, colors: Sequence[Any] | None = None,
                         labels: Sequence[str] | None = None, ax: Any = None, *, title: str | None = None,
                         ylabel: str | None = None, legend_title: str | None = "Trial Initial Parameters",
-                        show_jumps: bool = True) -> Any:
+                        show_jumps: bool = True, form: str = "auto") -> Any:
     """Each trial's ``metric`` against ``training_iteration`` (not the dataframe's row number).
 
     After an exploit a trial's line continues from the cloned checkpoint's value; a thin dashed
     connector shows the jump from the trial's own last value. Returns the axes.
 
+    ``form``: "lines" (one per trial), "bands" (the population's quantile bands with the top 5 trials as
+    lines: ``plot_population_metric``), or "auto": lines up to 16 trials, bands above.
+
         >>> plot_metric_history(results, "Q", ["red", "black"], ["h = [0, 1]", "h = [1, 0]"])  # doctest: +SKIP
     """
     run = run_data(results)
+    if choose_form("metric", len(run.trials), form) == "bands":
+        from pbtlab.viz.distributions import plot_population_metric
+
+        return plot_population_metric(run, metric, ax=ax if ax is not None else _mpl.pyplot().gca())
     lines = metric_history(run, metric)
     colors = trial_colors(run, colors)
     labels = trial_labels(run, labels)
