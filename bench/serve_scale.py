@@ -68,6 +68,15 @@ def make_run(storage: str, trials: int, iterations: int) -> str:
     return os.path.join(storage, f"scale_{trials}")
 
 
+def _finished(path: str, iterations: int) -> bool:
+    """Whether ``path`` holds a finished run of ``iterations`` iterations (so a kept run is reused as it is)."""
+    with open(os.path.join(path, "events.jsonl"), "rb") as handle:
+        last = json.loads(handle.read().splitlines()[-1])
+    with open(os.path.join(path, "experiment.json")) as handle:
+        stop = json.load(handle).get("stop") or {}
+    return last.get("event") == "experiment_end" and stop.get("training_iteration") == iterations
+
+
 def wait(page, expression, timeout=300.0):
     deadline = time.monotonic() + timeout
     while not page.evaluate(expression):
@@ -189,7 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=1024)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=5, help="live updates replayed (one PBT round each)")
+    parser.add_argument("--steps", type=int, default=5, help="live updates replayed (one PBT round each); 0: none")
+    parser.add_argument("--runs", default=None, help="a folder to keep the generated runs in and reuse them from "
+                                                      "(default: a temporary folder, generated each time)")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src"))
     from playwright.sync_api import sync_playwright
@@ -197,12 +208,16 @@ def main(argv: list[str] | None = None) -> None:
     from pbtlab.serve.app import start_server
 
     with tempfile.TemporaryDirectory() as storage:
-        runs = os.path.join(storage, "runs")
+        runs = os.path.abspath(args.runs) if args.runs else os.path.join(storage, "runs")
         replays = os.path.join(storage, "replays")
         os.makedirs(replays)
         results = {}
         for trials in (2, args.trials):
             started = time.perf_counter()
+            path = os.path.join(runs, f"scale_{trials}")
+            if os.path.isfile(os.path.join(path, "events.jsonl")) and _finished(path, args.iterations):
+                print(f"reusing {path}")
+                continue
             path = make_run(runs, trials, args.iterations)
             print(f"generated {trials} trials x {args.iterations} iterations in {time.perf_counter() - started:.1f} s"
                   f" ({sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs if f.endswith('.jsonl')) / 1e6:.1f} MB of JSON lines)")
@@ -213,10 +228,11 @@ def main(argv: list[str] | None = None) -> None:
                 results[trials] = first_page(browser, server.url, f"0/scale_{trials}", args.repeats)
                 root = os.path.join(replays, f"r{trials}")
                 os.makedirs(root)
-                server.stop()
-                server = start_server([runs, root], poll_interval=0.5)
-                results[trials].update(updates(browser, server.url, os.path.join(runs, f"scale_{trials}"), root,
-                                               args.steps))
+                if args.steps:
+                    server.stop()
+                    server = start_server([runs, root], poll_interval=0.5)
+                    results[trials].update(updates(browser, server.url, os.path.join(runs, f"scale_{trials}"), root,
+                                                   args.steps))
             browser.close()
         server.stop()
     peer, big = results[2], results[args.trials]
@@ -230,8 +246,12 @@ def main(argv: list[str] | None = None) -> None:
             ("server poll, nothing new (ms)", "idle_poll_ms", "{:.2f}"),
             ("server poll, one round new (ms)", "busy_poll_ms", "{:.1f}"), ("page redraw per update (ms)", "draw_ms", "{:.0f}")]
     for label, key, form in rows:
+        if key not in big:
+            continue
         ratio = big[key] / peer[key] if peer[key] else float("nan")
         print(f"{label:32} {form.format(peer[key]):>12} {form.format(big[key]):>14} {ratio:>7.1f}x")
+    if "update_bytes" not in big:
+        return
     per_line = big["update_bytes"] / max(1, big["lines_per_update"])
     print(f"\nbytes per appended line at {args.trials} trials: {per_line:.0f} (an update is "
           f"{big['update_bytes'] / big['snapshot_bytes']:.1%} of a full snapshot); medians of {args.repeats} page loads "

@@ -247,13 +247,16 @@ def test_the_server_is_read_only_and_rejects_foreign_host_names(server):
     connection.close()
 
 
-def test_static_files_are_a_fixed_list_and_plotly_comes_from_the_package(server):
-    import plotly
+def test_static_files_are_a_fixed_list_and_plotly_is_the_basic_bundle_shipped_with_pbtlab(server):
+    import hashlib
+
+    from pbtlab.serve.figures import PLOTLY_BASIC_SHA256, plotly_js_path
 
     status, body = raw_get(server, "/static/plotly.min.js")
-    packaged = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
-    with open(packaged, "rb") as handle:
+    with open(plotly_js_path(), "rb") as handle:
         assert status == 200 and body == handle.read()
+    assert body.startswith(b"/**\n* plotly.js (basic - minified) v4.1.1")
+    assert hashlib.sha256(body).hexdigest() == PLOTLY_BASIC_SHA256  # the npm package's file, unchanged
     assert raw_get(server, "/static/app.py")[0] == 404 and raw_get(server, "/static/index.html")[0] == 404
 
 
@@ -328,7 +331,7 @@ def test_plotly_labels_escape_markup(hostile):
 
 def test_interactive_html_inlines_plotly_and_cannot_be_closed_by_data(hostile):
     fragment = interactive_html(LiveView(str(hostile / "evil")).read_run()[0])
-    assert fragment.count("</script>") == 4 and XSS not in fragment and "<img" not in fragment
+    assert fragment.count("</script>") == 6 and XSS not in fragment and "<img" not in fragment
     assert "https://" not in fragment.split("</script>", 1)[1]  # figures reference nothing online
     assert 'id="pbtlab-lineage"' in fragment
 

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pbtlab.serve.figures import ancestry_traces, plotly_js_path, schedule_figure
+from pbtlab.serve.figures import ancestry_traces, forms, plotly_js_path, schedule_figure
 from pbtlab.serve.live import LiveViews, SnapshotReaders, to_json
 
 DEFAULT_PORT = 8375
@@ -134,24 +135,36 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         if view is None:
             return _refused("no such view (reload the page)")
 
-        async def messages() -> AsyncIterator[str]:
-            yield "retry: 5000\n\n"
+        # gzip, flushed after every message so the browser decodes each one as it arrives
+        gzip_stream = zlib.compressobj(6, zlib.DEFLATED, 31) if "gzip" in request.headers.get(
+            "accept-encoding", "") else None
+
+        def encoded(text: str) -> bytes:
+            data = text.encode("utf-8")
+            if gzip_stream is None:
+                return data
+            return gzip_stream.compress(data) + gzip_stream.flush(zlib.Z_SYNC_FLUSH)
+
+        async def messages() -> AsyncIterator[bytes]:
+            yield encoded("retry: 5000\n\n")
             quiet_since = time.monotonic()
             while not stopping.is_set():
                 delta = await anyio.to_thread.run_sync(view.poll)
                 if delta is not None:
                     kind = "reset" if delta.get("reset") else "delta"
-                    yield f"event: {kind}\ndata: {to_json(delta)}\n\n"
+                    yield encoded(f"event: {kind}\ndata: {to_json(delta)}\n\n")
                     quiet_since = time.monotonic()
                     if kind == "reset":
                         return
                 elif time.monotonic() - quiet_since > 15:
-                    yield ": still here\n\n"
+                    yield encoded(": still here\n\n")
                     quiet_since = time.monotonic()
                 await anyio.sleep(poll_interval)
 
         headers = dict(_SECURITY_HEADERS)
-        headers.update({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        headers.update({"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"})
+        if gzip_stream is not None:
+            headers["Content-Encoding"] = "gzip"
         return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
 
     async def events(request: Request) -> Response:
@@ -202,21 +215,30 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             if trial is not None and trial not in run.trial_ids:
                 return {"error": f"no trial {trial!r} in this experiment"}
             try:
-                return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial)}
+                lanes = forms(run)["lineage"] == "lanes"  # the tree comes with the population's figures
+                return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial) if lanes else []}
             except Exception as error:  # noqa: BLE001 - a damaged log: say so, keep serving
                 return {"error": f"{type(error).__name__}: {error}"}
 
         return _json(await anyio.to_thread.run_sync(compute))
 
+    async def population(request: Request) -> Response:
+        try:
+            path = experiment_dir(request)
+        except PathRefused as refusal:
+            return _refused(str(refusal))
+        return _json(await anyio.to_thread.run_sync(readers.population, path))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _refused("not found")
 
-    middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)]
     if host in ("127.0.0.1", "localhost"):  # DNS rebinding: a page elsewhere must not reach us by another name
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"]))
     routes = [Route("/", page), Route("/experiment", page), Route("/static/{name}", static),
               Route("/api/experiments", experiments), Route("/api/snapshot", snapshot),
-              Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best)]
+              Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best),
+              Route("/api/population", population)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
     return app

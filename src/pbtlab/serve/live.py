@@ -92,6 +92,7 @@ class LiveView:
         self.all_damaged: list[str] = []
         self.initial: dict[str, dict[str, Any]] = {}
         self.waits: dict[str, int] = {}
+        self._figures: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     # -- trials ------------------------------------------------------------------------------------------
     def _add_trial(self, trial_id: Any, problems: list[str]) -> None:
@@ -240,18 +241,14 @@ class LiveView:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the experiment page starts from, and the byte offsets the stream continues from."""
-        from pbtlab.serve.figures import build_figures
-
         with self.lock:
             run, problems, statuses = self.read_run()
             if run is None:
                 return {"id": self.id, "fatal": problems[0]}
             experiment, records, events = run.experiment, run.trials, run.events
-            try:
-                figures = build_figures(run)
-            except Exception as error:  # noqa: BLE001 - a damaged log can break the lineage logic: show it
-                figures = None
-                problems.append(f"the figures could not be built from these files: {type(error).__name__}: {error}")
+            figures, problem = self.figures(run)
+            if problem:
+                problems.append(problem)
             self.status = run_state(self.experiment_dir, self.last_event, self.stale_after)
             counts: dict[str, int] = {}
             for event in events:
@@ -271,6 +268,25 @@ class LiveView:
                 "param_columns": self.param_columns, "status": self.status, "trials": trials, "figures": figures,
                 "events": events[-SNAPSHOT_EVENTS:], "num_events": len(events), "event_counts": counts,
                 "problems": problems, "incomplete": self._incomplete()}
+
+    def files_state(self) -> tuple[Any, ...]:
+        """What has been read of the run's files (byte offsets): equal states have equal figures."""
+        return (self.events.offset, tuple((tid, self.tails[tid].offset) for tid in self.trial_order))
+
+    def figures(self, run: Any) -> tuple[dict[str, Any] | None, str | None]:
+        """The run's figures (``build_figures``) for what was read so far, built once per files' state and shared
+        by every visitor this reader serves; ``(None, problem)`` if the files cannot be turned into figures."""
+        from pbtlab.serve.figures import build_figures
+
+        state = self.files_state()
+        if self._figures is not None and self._figures[0] == state:
+            return self._figures[1], None
+        try:
+            figures = build_figures(run)
+        except Exception as error:  # noqa: BLE001 - a damaged log can break the lineage logic: show it
+            return None, f"the figures could not be built from these files: {type(error).__name__}: {error}"
+        self._figures = (state, figures)
+        return figures, None
 
     def _incomplete(self) -> list[str]:
         return [f"{name}: the last line is not complete yet ({size} bytes)" for name, size in self.pending.items()
@@ -390,3 +406,22 @@ class SnapshotReaders:
         reader, lock = self._reader(path)
         with lock, reader.lock:
             return reader.read_run()
+
+    def population(self, path: str) -> dict[str, Any]:
+        """The figures the server rebuilds as a run grows (``population_figures``) for its files' current state,
+        built once per state and shared by every visitor: ``{"figures": {...}, "state": n}`` or ``{"error"}``."""
+        from pbtlab.serve.figures import forms
+
+        reader, lock = self._reader(path)
+        with lock, reader.lock:
+            run, problems, _ = reader.read_run()
+            if run is None:
+                return {"error": problems[0]}
+            figures, problem = reader.figures(run)
+            if figures is None:
+                return {"error": problem}
+            shown = forms(run)
+            names = ["founders", "hyperparameters"] + [name for name, form in shown.items()
+                                                       if form in ("bands", "tree")]
+            return {"figures": {name: figures[name] for name in names}, "rows": sum(
+                len(rows) for rows in reader.all_rows.values()), "events": len(reader.all_events)}

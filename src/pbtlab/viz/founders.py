@@ -56,7 +56,19 @@ class WeightFounders:
 
 
 def weight_founders(run: RunData) -> WeightFounders:
-    """Each segment's founder and parent, from the checkpoints the restarts loaded (``restored_from``)."""
+    """Each segment's founder and parent, from the checkpoints the restarts loaded (``restored_from``).
+
+    Computed once per ``RunData`` (kept beside its ``lineage``): founder shares and the ancestry tree share it.
+    """
+    kept = run.__dict__.get("_weight_founders")
+    if isinstance(kept, WeightFounders):
+        return kept
+    found = _weight_founders(run)
+    run.__dict__["_weight_founders"] = found
+    return found
+
+
+def _weight_founders(run: RunData) -> WeightFounders:
     lineage = run.lineage
     segments: dict[SegmentKey, Segment] = {}
     starts: dict[str, list[int]] = {}
