@@ -437,3 +437,72 @@ def test_non_finite_values_reach_the_browser_as_strings(tmp_path, finished):
     text = to_json(LiveView(str(copy)).snapshot())
     parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON a browser accepts"))
     assert parsed["events"][-1]["value"] == "NaN"
+
+
+# -- scale: figures built once and shared, population views, compressed updates --------------------------------------
+def test_figures_are_built_once_per_state_of_the_files_and_shared_between_visitors(tmp_path, finished, monkeypatch):
+    import pbtlab.serve.figures as figures_module
+    from pbtlab.serve.live import SnapshotReaders
+
+    source = finished / "runs" / "p2"
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    built = []
+    original = figures_module.build_figures
+    monkeypatch.setattr(figures_module, "build_figures", lambda run: built.append(run) or original(run))
+    readers = SnapshotReaders()
+    first, _ = readers.open(str(copy))
+    second, _ = readers.open(str(copy))
+    population = readers.population(str(copy))
+    assert len(built) == 1 and first["figures"] == second["figures"] and first["id"] != second["id"]
+    assert population["figures"]["founders"] == first["figures"]["founders"]
+    with open(copy / "events.jsonl", "ab") as handle:
+        handle.write(b"".join(events[50:60]))
+    third, _ = readers.open(str(copy))
+    assert len(built) == 2 and third["num_events"] == 60  # appended lines: built again, once
+    readers.population(str(copy))
+    assert len(built) == 2
+
+
+def test_population_endpoint_and_forms_follow_the_population_size(server, finished):
+    status, data = get(server, "/api/population?id=0/runs/p2")
+    assert status == 200 and sorted(data["figures"]) == ["founders", "hyperparameters"]  # 2 trials: lines, lanes
+    expected = json.loads(json.dumps(build_figures(run_data(str(finished / "runs" / "p2")))))
+    assert data["figures"]["founders"] == expected["founders"]
+    founders = data["figures"]["founders"]["data"]
+    assert all(abs(sum(t["y"][i] for t in founders) - 1) < 1e-9 for i in range(len(founders[0]["x"])))
+    assert get(server, "/api/population?id=0/../etc")[0] == 404
+
+
+def test_the_update_stream_is_gzip_compressed_and_flushed_per_message(finished, tmp_path):
+    import zlib
+
+    from pbtlab.serve.app import start_server
+
+    copy = tmp_path / "root" / "p2"
+    shutil.copytree(finished / "runs" / "p2", copy)
+    events = (copy / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:40]))
+    running = start_server([str(tmp_path / "root")], poll_interval=0.1)
+    try:
+        status, snap = get(running, "/api/snapshot?id=0/p2")
+        assert status == 200 and snap["num_events"] == 40
+        host, port = running.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=20)
+        connection.request("GET", f"/api/stream?view={snap['id']}", headers={"Accept-Encoding": "gzip"})
+        response = connection.getresponse()
+        assert response.getheader("Content-Encoding") == "gzip"
+        decoder = zlib.decompressobj(31)
+        text = decoder.decompress(response.read1(65536)).decode()
+        assert text == "retry: 5000\n\n"  # decodable on its own: flushed, not buffered
+        with open(copy / "events.jsonl", "ab") as handle:
+            handle.write(b"".join(events[40:45]))
+        while "event: delta" not in text or not text.endswith("\n\n"):
+            text += decoder.decompress(response.read1(65536)).decode()
+        delta = json.loads(text.split("event: delta\ndata: ", 1)[1].split("\n", 1)[0])
+        assert [e["seq"] for e in delta["events"]] == [json.loads(line)["seq"] for line in events[40:45]]
+        connection.close()
+    finally:
+        running.stop()

@@ -45,7 +45,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 #: The only files /static/ serves (name -> media type); no path from a request ever reaches the file system.
 STATIC_FILES = {"app.css": "text/css", "list.js": "text/javascript", "experiment.js": "text/javascript",
-                "plotly.min.js": "text/javascript"}
+                "boot.js": "text/javascript", "plotly.min.js": "text/javascript"}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                                "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; "
@@ -84,11 +84,13 @@ def check_roots(directories: Sequence[str | os.PathLike[str]], allow_missing: bo
 
 def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "127.0.0.1",
                poll_interval: float = 0.5, stale_after: float = DEFAULT_STALE_SECONDS,
-               allow_missing: bool = False) -> Any:
+               allow_missing: bool = False, warm: bool = True) -> Any:
     """The Starlette app serving ``directories`` read-only.
 
     ``poll_interval``: seconds between two looks at a followed run's files (one timer per open page).
     ``stale_after``: a run without experiment_end whose files are older than this is shown as stopped.
+    ``warm``: read the most recently changed experiments and build their figures in the background at start,
+    so that their first page is as quick as a later one.
     """
     if not isinstance(poll_interval, (int, float)) or isinstance(poll_interval, bool) or not 0.05 <= poll_interval <= 60:
         raise ConfigError(f"poll_interval must be seconds in [0.05, 60], got {describe(poll_interval)}")
@@ -126,9 +128,9 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             path = experiment_dir(request)
         except PathRefused as refusal:
             return _refused(str(refusal))
-        payload, view = await anyio.to_thread.run_sync(readers.open, path)
+        text, view = await anyio.to_thread.run_sync(readers.open_json, path)
         views.add(view)
-        return _json(payload)
+        return Response(text, media_type="application/json", headers=_SECURITY_HEADERS)
 
     async def stream(request: Request) -> Response:
         view = views.get(request.query_params.get("view", ""))
@@ -241,7 +243,25 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
               Route("/api/population", population)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
+    if warm:
+        threading.Thread(target=_warm, args=(readers, roots, stopping), name="pbtlab-serve-warm", daemon=True).start()
     return app
+
+
+def _warm(readers: SnapshotReaders, roots: list[str], stopping: threading.Event) -> None:
+    """Build the snapshots of the most recently changed experiments (what a visitor most likely opens first)."""
+    try:
+        found = sorted(discover(roots), key=lambda entry: _changed(entry.path), reverse=True)
+        readers.warm([entry.path for entry in found], stopping)
+    except Exception:  # noqa: BLE001 - warming is an optimization: a visit reports any problem itself
+        pass
+
+
+def _changed(path: str) -> float:
+    try:
+        return os.stat(os.path.join(path, "events.jsonl")).st_mtime
+    except OSError:
+        return 0.0
 
 
 # -- running it -------------------------------------------------------------------------------------------------

@@ -527,6 +527,7 @@
     document.getElementById("filter-trial").replaceChildren(new Option("all", ""));
     document.getElementById("filter-kind").replaceChildren(new Option("all", ""));
     Object.keys(snap.event_counts).sort().forEach(addKindOption);
+    const t0 = performance.now();
     buildTable();
     setStatus(snap.status);
     showProblems(snap.problems);
@@ -538,9 +539,11 @@
     S.best = rankBest();
     for (const id of S.order) updateTrialRow(id);
     restyleSelection();
+    S.timings.table = performance.now() - t0;
     for (const name of FIGURES) {
       const div = document.getElementById("plot-" + name);
       const shown = viewFigure(name);
+      const started = performance.now();
       Plotly.newPlot(div, shown.data.map((t) => Object.assign({}, t)), Object.assign({}, shown.layout),
         {responsive: true, displaylogo: false});
       div.dataset.revision = "0";
@@ -551,8 +554,11 @@
           ? point.customdata : point.data && point.data.meta && point.data.meta.trial);
         if (trial && S.trials.has(trial)) select(trial);
       });
+      S.timings[name] = performance.now() - started;
     }
+    const logStarted = performance.now();
     renderLog();
+    S.timings.log = performance.now() - logStarted;
   }
   function applyDelta(delta) {
     S.deltas += 1;
@@ -608,8 +614,16 @@
   async function load() {
     let snap;
     try {
-      const response = await fetch("/api/snapshot?id=" + encodeURIComponent(expId));
-      snap = await response.json();
+      S.timings = {scripts: performance.now()};
+      let answer = window.pbtlabSnapshot; // started by boot.js while the scripts loaded
+      window.pbtlabSnapshot = null;
+      if (!answer) {
+        answer = fetch("/api/snapshot?id=" + encodeURIComponent(expId))
+          .then(async (response) => ({ok: response.ok, status: response.status, body: await response.json()}));
+      }
+      const response = await answer;
+      snap = response.body;
+      S.timings.snapshot = performance.now() - S.timings.scripts;
       if (!response.ok) throw new Error(snap.error || ("the server answered " + response.status));
     } catch (error) {
       document.getElementById("problems").hidden = false;
