@@ -1,37 +1,29 @@
 """The one place the torch workloads import their heavy dependencies (the ``[torch]`` extra), and the
 helpers they share.
 
-    >>> from pbtlab.examples._torch import require
-    >>> require("numpy").__name__
+    >>> from pbtlab.examples._torch import workload_module
+    >>> workload_module("numpy").__name__
     'numpy'
 """
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any
 
+from pbtlab._optional import require
 from pbtlab.errors import ConfigError
 
-#: import name -> package to install
-PACKAGES = {"torch": "torch", "sklearn": "scikit-learn", "gymnasium": "gymnasium", "numpy": "numpy"}
 
 
-def require(module: str) -> ModuleType:
+def workload_module(module: str) -> ModuleType:
     """Import ``module`` or fail with an error that names the ``[torch]`` extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        package = PACKAGES.get(module.split(".")[0], module)
-        raise ConfigError(
-            f"the torch examples need {package!r}, which is not installed ({error}); "
-            "install the extra: pip install 'pbtlab[torch]'") from error
+    return require(module, "torch", "the torch examples")
 
 
 def torch() -> ModuleType:
     """``torch``, imported on first use."""
-    return require("torch")
+    return workload_module("torch")
 
 
 def pick_device(preferred: str | None = "auto") -> str:
