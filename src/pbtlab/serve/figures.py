@@ -39,13 +39,10 @@ from pbtlab.analysis.lineage import (
     trial_segments,
 )
 from pbtlab.errors import ConfigError
-<<<<<<< HEAD
+from pbtlab.viz._style import ANCESTRY_COLOR  # the best trial's ancestry: the same gold as the static plots
 from pbtlab.viz.distributions import QuantileBands, hyperparameter_distributions, metric_distribution
 from pbtlab.viz.forms import choose_form
 from pbtlab.viz.founders import FOUNDER_COLORS, OTHERS_COLOR, founder_shares
-=======
-from pbtlab.viz._style import ANCESTRY_COLOR  # the best trial's ancestry: the same gold as the static plots
->>>>>>> main
 from pbtlab.viz.history import metric_history
 from pbtlab.viz.lineage import ancestry_tree
 

@@ -263,18 +263,10 @@ class LiveView:
                                "status": statuses.get(record.trial_id, ""),
                                "iteration": last.get("training_iteration", 0),
                                "metric": finite(last.get(self.metric)) if self.metric else None,
-<<<<<<< HEAD
-                               "config": {p: config_value(config, p) for p in self.param_columns}})
+                               "config": {p: get_path(config, p) for p in self.param_columns}})
             body = {
                 "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
                 "param_columns": self.param_columns, "trials": trials, "figures": figures,
-=======
-                               "config": {p: get_path(config, p) for p in self.param_columns}})
-            self.announced = len(self.trial_order)
-            return {
-                "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
-                "param_columns": self.param_columns, "status": self.status, "trials": trials, "figures": figures,
->>>>>>> main
                 "events": events[-SNAPSHOT_EVENTS:], "num_events": len(events), "event_counts": counts,
                 "problems": problems, "incomplete": self._incomplete()}
             self._body = (state, body, to_json(body))

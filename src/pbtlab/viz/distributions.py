@@ -29,7 +29,7 @@ from pbtlab.analysis.lineage import (
 )
 from pbtlab.analysis.results import finite_number, mode_sign
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import lookup_column
+from pbtlab.nested import get_path
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import ANCESTRY_COLOR
 from pbtlab.viz.forms import choose_form
@@ -58,7 +58,7 @@ def population_matrix(run: RunData, column: str, from_config: bool = True) -> Po
     values = np.full((len(run.trials), len(iterations)), np.nan)
     for t, trial in enumerate(run.trials):
         for row in trial.rows:
-            raw = lookup_column(row.get("config") or {}, column) if from_config else row.get(column)
+            raw = get_path(row.get("config") or {}, column) if from_config else row.get(column)
             number = finite_number(raw)
             values[t, position[int(row.get("training_iteration", 0))]] = np.nan if number is None else number
     return PopulationMatrix(column, tuple(run.trial_ids), tuple(iterations), values)
@@ -104,7 +104,7 @@ def numeric_params(run: RunData, params: Sequence[str] | None = None) -> list[st
     names = hyperparameter_names(run, params)
     numeric = []
     for name in names:
-        seen = [lookup_column(r.get("config") or {}, name) for t in run.trials for r in t.rows[:1]]
+        seen = [get_path(r.get("config") or {}, name) for t in run.trials for r in t.rows[:1]]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen if v is not None):
             numeric.append(name)
         elif params is not None:
