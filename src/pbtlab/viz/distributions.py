@@ -31,6 +31,7 @@ from pbtlab.analysis.results import finite_number, mode_sign
 from pbtlab.errors import ConfigError, describe
 from pbtlab.nested import get_path
 from pbtlab.viz import _mpl
+from pbtlab.viz._cache import per_run
 from pbtlab.viz._style import ANCESTRY_COLOR
 from pbtlab.viz.forms import choose_form
 
@@ -52,15 +53,26 @@ class PopulationMatrix:
 
 
 def population_matrix(run: RunData, column: str, from_config: bool = True) -> PopulationMatrix:
-    """Every trial's value of a hyperparameter (``from_config``) or a reported metric, per reported iteration."""
+    """Every trial's value of a hyperparameter (``from_config``) or a reported metric, per reported iteration
+    (computed once per ``RunData``)."""
+    return per_run(run, ("population_matrix", column, from_config),
+                   lambda: _population_matrix(run, column, from_config))
+
+
+def _population_matrix(run: RunData, column: str, from_config: bool) -> PopulationMatrix:
     iterations = sorted({int(r.get("training_iteration", 0)) for t in run.trials for r in t.rows})
     position = {it: n for n, it in enumerate(iterations)}
     values = np.full((len(run.trials), len(iterations)), np.nan)
+    nan = float("nan")
     for t, trial in enumerate(run.trials):
-        for row in trial.rows:
-            raw = get_path(row.get("config") or {}, column) if from_config else row.get(column)
-            number = finite_number(raw)
-            values[t, position[int(row.get("training_iteration", 0))]] = np.nan if number is None else number
+        if not trial.rows:
+            continue
+        columns = [position[int(r.get("training_iteration", 0))] for r in trial.rows]
+        raw = [get_path(r.get("config") or {}, column) for r in trial.rows] if from_config \
+            else [r.get(column) for r in trial.rows]
+        numbers = [finite_number(v) for v in raw]
+        # a trial's later row at the same iteration (after a restart) wins, as numpy assigns in order
+        values[t, columns] = [nan if v is None else v for v in numbers]
     return PopulationMatrix(column, tuple(run.trial_ids), tuple(iterations), values)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from pbtlab.analysis.lineage import RunData, Segment, run_data
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
+from pbtlab.viz._cache import per_run
 
 #: Colours of the leading founders (tab20 without the orange pair, kept for the best trial's ancestry).
 FOUNDER_COLORS = ("#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
@@ -60,12 +61,7 @@ def weight_founders(run: RunData) -> WeightFounders:
 
     Computed once per ``RunData`` (kept beside its ``lineage``): founder shares and the ancestry tree share it.
     """
-    kept = run.__dict__.get("_weight_founders")
-    if isinstance(kept, WeightFounders):
-        return kept
-    found = _weight_founders(run)
-    run.__dict__["_weight_founders"] = found
-    return found
+    return per_run(run, "weight_founders", lambda: _weight_founders(run))
 
 
 def _weight_founders(run: RunData) -> WeightFounders:
@@ -130,11 +126,15 @@ class FounderShares:
 
 
 def founder_shares(run: RunData) -> FounderShares:
-    """The population's founder shares at every reported iteration.
+    """The population's founder shares at every reported iteration (computed once per ``RunData``).
 
     At iteration ``i`` each trial counts once, with the weights it reported ``i`` with (its last row at ``i``),
     among the trials that reported ``i``.
     """
+    return per_run(run, "founder_shares", lambda: _founder_shares(run))
+
+
+def _founder_shares(run: RunData) -> FounderShares:
     founders = weight_founders(run)
     column = {t.trial_id: n for n, t in enumerate(run.trials)}
     iterations = sorted({int(r.get("training_iteration", 0)) for t in run.trials for r in t.rows})

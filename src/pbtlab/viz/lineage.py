@@ -19,6 +19,7 @@ import numpy as np
 from pbtlab.analysis.lineage import AncestrySpan, LineageEdge, RunData, Segment, ancestry, resolve_trial, run_data
 from pbtlab.errors import ConfigError
 from pbtlab.viz import _mpl
+from pbtlab.viz._cache import per_run
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
 from pbtlab.viz.forms import choose_form
 from pbtlab.viz.founders import FOUNDER_COLORS, SegmentKey, weight_founders
@@ -245,7 +246,12 @@ class AncestryTree:
 
 def ancestry_tree(run: RunData, trial: str | int | None = None) -> AncestryTree:
     """Every trial's final weights followed back through the checkpoints their restarts loaded, merged into one
-    tree, laid out so each trial has a row and every stretch shares the row of the descendant that used it last."""
+    tree, laid out so each trial has a row and every stretch shares the row of the descendant that used it last
+    (computed once per ``RunData`` and trial)."""
+    return per_run(run, ("ancestry_tree", trial), lambda: _ancestry_tree(run, trial))
+
+
+def _ancestry_tree(run: RunData, trial: str | int | None) -> AncestryTree:
     founders = weight_founders(run)
     nodes: dict[SegmentKey, dict[str, Any]] = {}
     children: dict[SegmentKey, list[tuple[int, SegmentKey]]] = {}
