@@ -6,13 +6,15 @@
 1. Runs a real PBT experiment (in-process, a trivial trainable that checkpoints every 4 steps) with
    ``--trials`` trials, and the same with 2 trials (the peer the ratios compare with).
 2. First page: ``--repeats`` fresh Chromium pages (Debian's /usr/bin/chromium, through Playwright), timed
-   by the page from navigation start until the snapshot is drawn (table, three plots, event log). The
-   first visit also downloads plotly.min.js and has the server read every file; later visits (median)
-   find both cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
+   by the page from navigation start until the snapshot is drawn (table, the five plots, event log). The
+   server reads the runs in the background when it starts (as ``pbtlab serve`` does), and the first visit
+   waits for that if it is not done; the first visit also downloads plotly.js; later visits (median) find
+   both cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
 3. Updates: a copy of the run is replayed as a live run writes it: the first half of the iterations,
    then ``--steps`` synchronous rounds (every trial's next 4 rows and the events up to them). The page follows by server-sent events;
-   the script reports bytes received per update, the server's work per poll (with and without new
-   lines) and the page's redraw time.
+   the script reports bytes received per update (as the page decodes them, and on the wire, gzip-compressed
+   as the server sends them), the server's work per poll (with and without new lines) and the page's redraw
+   time.
 
 Prints medians and ratios; the figures in docs/serve.md come from this script.
 """
@@ -87,7 +89,7 @@ def wait(page, expression, timeout=300.0):
 
 def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
     """Median time to a drawn page, and the snapshot's bytes (raw and gzip) and server time."""
-    loads, scripts = [], []
+    loads, scripts, plots = [], [], []
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # one browser cache for all visits
     for _ in range(repeats):
         page = context.new_page()
@@ -96,6 +98,8 @@ def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
         loads.append(page.evaluate("() => window.pbtlab.readyMs") / 1000)
         scripts.append(page.evaluate("() => performance.getEntriesByType('navigation')[0]"
                                      ".domContentLoadedEventEnd") / 1000)
+        plots.append(page.evaluate("() => ['metric', 'founders', 'lineage', 'hyperparameters', 'schedule']"
+                                   ".reduce((sum, name) => sum + (window.pbtlab.timings[name] || 0), 0)") / 1000)
         page.close()
     context.close()
     server_times = []  # the server's shared reader has read the files already: these are repeat visits
@@ -106,7 +110,8 @@ def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
     later = list(range(1, len(loads))) or [0]
     return {"cold_s": loads[0], "load_s": statistics.median(loads[i] for i in later),
             "scripts_s": statistics.median(scripts[i] for i in later),
-            "own_s": statistics.median(loads[i] - scripts[i] for i in later), "snapshot_bytes": len(raw), "snapshot_gzip": len(gzip.compress(raw)),
+            "own_s": statistics.median(loads[i] - scripts[i] for i in later),
+            "plots_s": statistics.median(plots[i] for i in later), "snapshot_bytes": len(raw), "snapshot_gzip": len(gzip.compress(raw)),
             "snapshot_s": statistics.median(server_times)}
 
 
@@ -146,7 +151,9 @@ def write_slice(target: str, part: dict) -> None:
 
 def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
     """Replay the run into ``root/replay``; measure bytes per update, server poll cost and redraw time."""
-    from pbtlab.serve.live import LiveView
+    import zlib
+
+    from pbtlab.serve.live import LiveView, to_json
 
     target = os.path.join(root, "replay")
     os.makedirs(target)
@@ -168,7 +175,8 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
         started = time.perf_counter()
         probe.poll()
         idle.append(time.perf_counter() - started)
-    busy, sizes, lines, draws = [], [], [], []
+    busy, sizes, lines, draws, wire = [], [], [], [], []
+    stream = zlib.compressobj(6, zlib.DEFLATED, 31)  # as the server compresses the stream: gzip, flushed per message
     for part in slices[1:]:
         before = page.evaluate("() => [window.pbtlab.deltas, window.pbtlab.bytes, window.pbtlab.numEvents, "
                                "window.pbtlab.rowsSeen]")
@@ -176,6 +184,9 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
         started = time.perf_counter()
         delta = probe.poll()
         busy.append(time.perf_counter() - started)
+        if delta is not None:
+            message = f"event: delta\ndata: {to_json(delta)}\n\n".encode()
+            wire.append(len(stream.compress(message) + stream.flush(zlib.Z_SYNC_FLUSH)))
         new_rows = sum(len(v) for v in part["rows"].values())
         lines.append(len(part["events"]) + new_rows)
         wait(page, f"() => window.pbtlab.numEvents === {before[2] + len(part['events'])} && "
@@ -190,6 +201,7 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
     page.close()
     return {"idle_poll_ms": 1000 * statistics.median(idle), "busy_poll_ms": 1000 * statistics.median(busy),
             "update_bytes": statistics.median(sizes), "lines_per_update": statistics.median(lines),
+            "update_gzip": statistics.median(wire),
             "draw_ms": statistics.median(draws), "updates": len(sizes)}
 
 
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                 os.makedirs(root)
                 if args.steps:
                     server.stop()
-                    server = start_server([runs, root], poll_interval=0.5)
+                    server = start_server([runs, root], poll_interval=0.5, warm=False)
                     results[trials].update(updates(browser, server.url, os.path.join(runs, f"scale_{trials}"), root,
                                                    args.steps))
             browser.close()
@@ -239,10 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"{'':32} {'2 trials':>12} {f'{args.trials} trials':>14} {'ratio':>8}")
     rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"), ("later visits, page drawn (s)", "load_s", "{:.2f}"),
-            ("  of which scripts loaded (s)", "scripts_s", "{:.2f}"), ("  then snapshot + drawing (s)", "own_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
+            ("  of which scripts loaded (s)", "scripts_s", "{:.2f}"), ("  then snapshot + drawing (s)", "own_s", "{:.2f}"),
+            ("  of which the five plots (s)", "plots_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
             ("snapshot bytes (gzip)", "snapshot_gzip", "{:,.0f}"), ("snapshot bytes (raw JSON)", "snapshot_bytes", "{:,.0f}"),
             ("lines appended per update", "lines_per_update", "{:,.0f}"),
             ("bytes received per round", "update_bytes", "{:,.0f}"),
+            ("  on the wire, gzip stream", "update_gzip", "{:,.0f}"),
             ("server poll, nothing new (ms)", "idle_poll_ms", "{:.2f}"),
             ("server poll, one round new (ms)", "busy_poll_ms", "{:.1f}"), ("page redraw per update (ms)", "draw_ms", "{:.0f}")]
     for label, key, form in rows:

@@ -410,12 +410,14 @@ def lineage_tree_figure(run: RunData, best: str | None = None, max_founders: int
                        "hovertemplate": "%{customdata}<br>iter %{x}<extra></extra>"})
     xs: list[Any] = []
     ys: list[Any] = []
-    for n in tree.best_path:
+    for k, n in enumerate(tree.best_path):
         node = tree.nodes[n]
+        until = tree.nodes[tree.best_path[k + 1]].start_iteration if k + 1 < len(tree.best_path) \
+            else node.end_iteration  # an ancestor counts up to where the path branched off it
         if node.parent is not None:
             xs.extend([node.start_iteration])
             ys.extend([tree.nodes[node.parent].row])
-        xs.extend([node.start_iteration, node.end_iteration])
+        xs.extend([node.start_iteration, until])
         ys.extend([node.row, node.row])
     traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "name": "ancestry", "meta": {"trial": None},
                    "line": {"width": width + 1.5, "color": ANCESTRY_COLOR}, "hoverinfo": "skip"})

@@ -350,9 +350,12 @@ def draw_ancestry_tree(ax: Any, tree: AncestryTree, metric: str | None = None, m
     ax.add_collection(_mpl.line_collection(spans, colors=span_colors, linewidths=width, zorder=3))
     if tree.best_path:
         best_lines = []
-        for n in tree.best_path:
+        for k, n in enumerate(tree.best_path):
             node = tree.nodes[n]
-            best_lines.append([(node.start_iteration, node.row), (node.end_iteration, node.row)])
+            # an ancestor counts up to where the next stretch of the path branched off it
+            until = tree.nodes[tree.best_path[k + 1]].start_iteration if k + 1 < len(tree.best_path) \
+                else node.end_iteration
+            best_lines.append([(node.start_iteration, node.row), (until, node.row)])
             if node.parent is not None:
                 best_lines.append([(node.start_iteration, tree.nodes[node.parent].row),
                                    (node.start_iteration, node.row)])

@@ -154,6 +154,10 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
                                   "exploits from the event log (from the point before the jump to the cloned point), "
                                   "numbers are iterations where the scheduler decided. Right: the metric per trial "
                                   "against training iteration (dotted: jumps at exploits)."))
+        if animation is True and choose_form("metric", len(run.trials)) != "lines":
+            animation = False  # hundreds of moving trajectories: slow to render, and nothing to follow in them
+            parts.append(f"<p class=\"muted\">No animation for {len(run.trials)} trials (write_report(..., "
+                         "animation=PATH) embeds a GIF you made).</p>")
         if animation is True:
             with tempfile.TemporaryDirectory() as scratch:
                 from pbtlab.viz.animation import make_animation
