@@ -1,7 +1,7 @@
 """Interactive Plotly figures of a run, as plain JSON (dicts and lists): no plotly import, no web stack.
 
 The same figures serve ``pbtlab serve`` (the page extends them as rows and events are appended) and a
-self-contained HTML report (``interactive_html`` inlines plotly.min.js from the ``plotly`` package).
+self-contained HTML report (``interactive_html`` inlines plotly.js's basic bundle, shipped with pbtlab).
 
     >>> from pbtlab.examples.runs import run_toy_pbt
     >>> from pbtlab.analysis.lineage import run_data
