@@ -7,9 +7,9 @@
    ``--trials`` trials, and the same with 2 trials (the peer the ratios compare with).
 2. First page: ``--repeats`` fresh Chromium pages (Debian's /usr/bin/chromium, through Playwright), timed
    by the page from navigation start until the snapshot is drawn (table, the five plots, event log). The
-   server reads the runs in the background when it starts (as ``pbtlab serve`` does), and the first visit
-   waits for that if it is not done; the first visit also downloads plotly.js; later visits (median) find
-   both cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
+   server reads the runs in the background when it starts (as ``pbtlab serve`` does); the script waits for
+   that (and prints how long it took) before the first visit, which also downloads plotly.js; later visits
+   (median) find it cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
 3. Updates: a copy of the run is replayed as a live run writes it: the first half of the iterations,
    then ``--steps`` synchronous rounds (every trial's next 4 rows and the events up to them). The page follows by server-sent events;
    the script reports bytes received per update (as the page decodes them, and on the wire, gzip-compressed
@@ -232,7 +232,10 @@ def main(argv: list[str] | None = None) -> None:
             path = make_run(runs, trials, args.iterations)
             print(f"generated {trials} trials x {args.iterations} iterations in {time.perf_counter() - started:.1f} s"
                   f" ({sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs if f.endswith('.jsonl')) / 1e6:.1f} MB of JSON lines)")
+        started = time.perf_counter()
         server = start_server([runs, replays], poll_interval=0.5)
+        server.server.config.app.state.warmed.wait(600)  # the server reads the runs at start, before any visit
+        print(f"server started and read both runs (figures built) in {time.perf_counter() - started:.1f} s")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for trials in (2, args.trials):

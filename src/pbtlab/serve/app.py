@@ -242,18 +242,24 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
               Route("/api/population", population)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
+    app.state.warmed = threading.Event()  # set once the background reading at start is done (or not asked for)
     if warm:
-        threading.Thread(target=_warm, args=(readers, roots, stopping), name="pbtlab-serve-warm", daemon=True).start()
+        threading.Thread(target=_warm, args=(readers, roots, stopping, app.state.warmed), name="pbtlab-serve-warm",
+                         daemon=True).start()
+    else:
+        app.state.warmed.set()
     return app
 
 
-def _warm(readers: SnapshotReaders, roots: list[str], stopping: threading.Event) -> None:
+def _warm(readers: SnapshotReaders, roots: list[str], stopping: threading.Event, done: threading.Event) -> None:
     """Build the snapshots of the most recently changed experiments (what a visitor most likely opens first)."""
     try:
         found = sorted(discover(roots), key=lambda entry: _changed(entry.path), reverse=True)
         readers.warm([entry.path for entry in found], stopping)
     except Exception:  # noqa: BLE001 - warming is an optimization: a visit reports any problem itself
         pass
+    finally:
+        done.set()
 
 
 def _changed(path: str) -> float:
