@@ -204,12 +204,36 @@ def updates(browser, url: str, source: str, root: str, steps: int) -> dict:
             "draw_ms": statistics.median(draws), "updates": len(sizes)}
 
 
+def report(browser, run_dir: str, folder: str, repeats: int) -> dict:
+    """``pbtlab report`` of the run: seconds to write it (median of ``repeats``, each reading the run afresh),
+    and seconds until Chromium has drawn its five interactive plots (median of ``repeats`` fresh pages)."""
+    from pbtlab.viz.report import write_report
+
+    path = os.path.join(folder, "report.html")
+    writes, opens = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        write_report(run_dir, path)
+        writes.append(time.perf_counter() - started)
+    for _ in range(repeats):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        started = time.perf_counter()
+        page.goto("file://" + path, wait_until="load")
+        wait(page, "() => document.querySelectorAll('.pbtlab-plot .main-svg').length >= 5")
+        opens.append(time.perf_counter() - started)
+        page.close()
+    return {"report_write_s": statistics.median(writes), "report_open_s": statistics.median(opens),
+            "report_bytes": os.path.getsize(path)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1024)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5, help="live updates replayed (one PBT round each); 0: none")
+    parser.add_argument("--report", action="store_true", help="also time `pbtlab report` of both runs (writing "
+                                                                    "it, and opening it in Chromium)")
     parser.add_argument("--runs", default=None, help="a folder to keep the generated runs in and reuse them from "
                                                       "(default: a temporary folder, generated each time)")
     args = parser.parse_args(argv)
@@ -240,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for trials in (2, args.trials):
                 results[trials] = first_page(browser, server.url, f"0/scale_{trials}", args.repeats)
+                if args.report:
+                    results[trials].update(report(browser, os.path.join(runs, f"scale_{trials}"), storage,
+                                                  args.repeats))
                 root = os.path.join(replays, f"r{trials}")
                 os.makedirs(root)
                 if args.steps:
@@ -251,11 +278,14 @@ def main(argv: list[str] | None = None) -> None:
         server.stop()
     peer, big = results[2], results[args.trials]
     print()
-    print(f"{'':32} {'2 trials':>12} {f'{args.trials} trials':>14} {'ratio':>8}")
+    print(f"{'':42} {'2 trials':>12} {f'{args.trials} trials':>14} {'ratio':>8}")
     rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"), ("later visits, page drawn (s)", "load_s", "{:.2f}"),
             ("  of which HTML and scripts (s)", "scripts_s", "{:.2f}"), ("  then snapshot + drawing (s)", "own_s", "{:.2f}"),
             ("  of which the five plots (s)", "plots_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
-            ("snapshot bytes (gzip)", "snapshot_gzip", "{:,.0f}"), ("snapshot bytes (raw JSON)", "snapshot_bytes", "{:,.0f}"),
+            ("snapshot bytes (gzip)", "snapshot_gzip", "{:,.0f}"),
+            ("pbtlab report: written in (s)", "report_write_s", "{:.2f}"),
+            ("pbtlab report: plots drawn in Chromium (s)", "report_open_s", "{:.2f}"),
+            ("pbtlab report: file size (bytes)", "report_bytes", "{:,.0f}"), ("snapshot bytes (raw JSON)", "snapshot_bytes", "{:,.0f}"),
             ("lines appended per update", "lines_per_update", "{:,.0f}"),
             ("bytes received per round", "update_bytes", "{:,.0f}"),
             ("  on the wire, gzip stream", "update_gzip", "{:,.0f}"),
@@ -265,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         if key not in big:
             continue
         ratio = big[key] / peer[key] if peer[key] else float("nan")
-        print(f"{label:32} {form.format(peer[key]):>12} {form.format(big[key]):>14} {ratio:>7.1f}x")
+        print(f"{label:42} {form.format(peer[key]):>12} {form.format(big[key]):>14} {ratio:>7.1f}x")
     if "update_bytes" not in big:
         return
     per_line = big["update_bytes"] / max(1, big["lines_per_update"])
