@@ -22,7 +22,7 @@ from pbtlab.config import RunConfig, TuneConfig, check_tuner_arguments
 from pbtlab.engine import build
 from pbtlab.engine.controller import Controller
 from pbtlab.engine.reports import Stopper
-from pbtlab.errors import ConfigError, describe
+from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.rundir.store import EXPERIMENT_FILE, read_json
 
 __all__ = ["Stopper", "Tuner", "resume_run"]
@@ -39,6 +39,7 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._restore: dict[str, Any] | None = None  # set by Tuner.restore
+        self._results: ResultGrid | None = None  # the last fit's, or the restored run's as it was left
 
     @classmethod
     def restore(cls, path: str | os.PathLike[str], trainable: Callable[..., Any], *,
@@ -47,8 +48,15 @@ class Tuner:
                 resume_errored: bool = False, restart_errored: bool = False) -> Tuner:
         """Continue an experiment whose driver stopped (even by SIGKILL) from its saved state.
 
-        Settings come from the run's ``experiment.json`` unless given; a scheduler or stop function
-        that cannot be rebuilt from JSON must be passed again. As in Ray: ``resume_unfinished`` continues
+        Every setting comes back from the run's ``experiment.json`` (all of ``TuneConfig``, ``RunConfig``,
+        ``CheckpointConfig`` and ``FailureConfig`` that is JSON). ``tune_config``/``run_config`` change or
+        add settings: each field that is not at its default replaces the stored one, the others keep the
+        run's values. What JSON cannot hold must be passed again, and the resume names it: a stop function
+        (an error), callbacks and an Executor object (a warning), a scheduler that cannot be rebuilt::
+
+            Tuner.restore(path, trainable, run_config=RunConfig(callbacks=[MyCallback()]))
+
+        As in Ray: ``resume_unfinished`` continues
         unfinished trials (False: they end as terminated); ``resume_errored`` runs errored trials again
         from their latest checkpoint; ``restart_errored`` runs them again from scratch.
         """
@@ -56,7 +64,7 @@ class Tuner:
             raise ConfigError(f"Tuner.restore(path) needs an experiment directory, got {describe(path)}")
         check_tuner_arguments("Tuner.restore", trainable, param_space, tune_config, run_config)
         path = os.path.abspath(os.fspath(path))
-        build.read_run(path)  # clear errors now, before anything runs
+        build.check_resume(path, tune_config, run_config)  # clear errors now, before anything runs
         tuner = cls(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
         for name, flag in (("resume_unfinished", resume_unfinished), ("resume_errored", resume_errored),
                            ("restart_errored", restart_errored)):
@@ -64,6 +72,7 @@ class Tuner:
                 raise ConfigError(f"Tuner.restore({name}=...) must be True or False, got {describe(flag)}")
         options = build.ResumeOptions(resume_unfinished, resume_errored, restart_errored)
         tuner._restore = {"path": path, "tune_config": tune_config, "run_config": run_config, "options": options}
+        tuner._results = ResultGrid.from_path(path)
         return tuner
 
     @staticmethod
@@ -74,7 +83,16 @@ class Tuner:
     def fit(self) -> ResultGrid:
         controller = self._controller()
         controller.run()
-        return results_of(controller)
+        self._results = results_of(controller)
+        return self._results
+
+    def get_results(self) -> ResultGrid:
+        """The ``ResultGrid`` of the last :meth:`fit`; after :meth:`restore`, the run as it was left, without
+        running anything. As in Ray, a Tuner that was neither fit nor restored has none (``ExperimentError``, a ``RuntimeError``)."""
+        if self._results is None:
+            raise ExperimentError("Tuner.get_results(): this Tuner has not run yet; call Tuner.fit() first "
+                                   "(or Tuner.restore(path, trainable) to read a previous run)")
+        return self._results
 
     def _controller(self) -> Controller:
         if self._restore is None:

@@ -27,6 +27,7 @@ from typing import Any
 from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.nested import column_paths, get_path
 from pbtlab.rundir.records import EventKind
 
@@ -166,7 +167,7 @@ def best_trial(run: RunData, metric: str | None = None, mode: str | None = None)
     sign = mode_sign(mode)
     scored = []
     for record in run.trials:
-        value = finite_number(record.final_row.get(metric))
+        value = finite_number(metric_value(record.final_row, metric))
         scored.append((record, None if value is None else sign * value))
     best = pick_best(scored)
     if best is None:
@@ -215,7 +216,7 @@ def checkpoint_row(run: RunData, checkpoint: str) -> tuple[TrialRecord, int] | N
 
 # -- perturbations: exploits and explore-only restarts ------------------------------------------------------
 @dataclasses.dataclass(frozen=True, slots=True)
-class Perturbation:
+class PerturbationRecord:
     """One perturbation from the event log: an exploit merged with its explore, or an explore-only restart.
 
     ``decision_iteration`` is None for an explore-only restart (its event names only the checkpoint's).
@@ -233,7 +234,7 @@ class Perturbation:
     changes: tuple[dict[str, Any], ...]
 
 
-def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
+def perturbations(events: Sequence[dict[str, Any]]) -> list[PerturbationRecord]:
     """Each perturbation in ``events`` as one record, in event order."""
     merged: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
@@ -260,7 +261,7 @@ def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
             record["changes"] = tuple(event.get("changes") or ())
             if record["kind"] == EventKind.EXPLORE:
                 record["old_config"] = {c["param"]: c["old"] for c in record["changes"]}
-    return [Perturbation(**record) for record in merged]
+    return [PerturbationRecord(**record) for record in merged]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -312,7 +313,7 @@ class RunLineage:
                 name = row.get("checkpoint_dir_name")
                 if name:
                     self._checkpoints.setdefault(f"{run.dirname(trial.trial_id)}/{name}", (trial, index))
-        self.perturbations: tuple[Perturbation, ...] = tuple(perturbations(run.events))
+        self.perturbations: tuple[PerturbationRecord, ...] = tuple(perturbations(run.events))
         self.jumps: tuple[Jump, ...] = tuple(self._place_jumps())
         self._by_trial: dict[str, list[Jump]] = {}
         for jump in self.jumps:

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, TrialError
+from pbtlab.metrics import flatten_metrics, metric_value
+from pbtlab.rundir.checkpoints import kept_positions
 from pbtlab.rundir.reader import RunDir
 
 _T = TypeVar("_T")
@@ -63,6 +65,16 @@ def _pandas() -> Any:
     return require("pandas", "analysis", "metrics_dataframe and get_dataframe")
 
 
+def _checkpoint_listing(experiment: Mapping[str, Any]) -> tuple[int, str | None] | None:
+    """``(num_to_keep, score order or None)`` of the run, from experiment.json; None: list every kept one."""
+    stored = (experiment.get("run_config") or {}).get("checkpoint_config")
+    if isinstance(stored, Mapping):
+        keep = stored.get("num_to_keep")
+        order = stored.get("checkpoint_score_order") if stored.get("checkpoint_score_attribute") else None
+        return (int(keep), order) if isinstance(keep, int) else None
+    return None  # written before the configs were stored: the score order is unknown
+
+
 class Result:
     """One trial's outcome: final ``metrics`` and ``config``, ``checkpoint``, ``error``, full history."""
 
@@ -90,8 +102,13 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        """The checkpoints kept (``CheckpointConfig``), oldest first, each with the result reported with it."""
+        """The ``CheckpointConfig(num_to_keep)`` best checkpoints, each with the result reported with it, as
+        in Ray: the most recent ones oldest first, or by ``checkpoint_score_attribute`` worst first (the best
+        is last). The trial's latest checkpoint stays on disk even when it is not among them, as in Ray."""
         kept = self._record.get("checkpoints", [])
+        listing = _checkpoint_listing(self._run_dir.experiment)
+        if listing is not None:
+            kept = [kept[p] for p in kept_positions([ref.get("score") for ref in kept], *listing)]
         if not kept:
             return []
         rows = self.history()
@@ -191,7 +208,7 @@ class ResultGrid(Sequence[Result]):
         sign = mode_sign(mode)
         best = pick_best(((r, self._scope_value(r, metric, scope, sign)) for r in self._results), filter_nan_and_inf)
         if best is None:
-            reported = {key for result in self._results for key in result.metrics}
+            reported = {key for result in self._results for key in flatten_metrics(result.metrics)}
             raise ConfigError(
                 f"no trial reported a usable value of metric {metric!r}; the trials reported "
                 f"{sorted(k for k in reported if k != 'config')}")
@@ -201,9 +218,9 @@ class ResultGrid(Sequence[Result]):
     def _scope_value(result: Result, metric: str, scope: str, sign: float) -> float | None:
         """The trial's sign-adjusted value of ``metric`` under ``scope`` (higher is better)."""
         if scope == "last":
-            values = [result.metrics.get(metric)]
+            values = [metric_value(result.metrics, metric)]
         else:
-            values = [row.get(metric) for row in result.history()]
+            values = [metric_value(row, metric) for row in result.history()]
             if scope.startswith("last-"):
                 values = values[-int(scope.split("-")[1]):]
         numbers = []
@@ -229,10 +246,10 @@ class ResultGrid(Sequence[Result]):
             if filter_metric is not None:
                 if filter_mode not in ("min", "max"):
                     raise ConfigError(f"get_dataframe(filter_mode=...) must be 'min' or 'max', got {filter_mode!r}")
-                history = [r for r in result.history() if finite_number(r.get(filter_metric)) is not None]
+                history = [r for r in result.history() if finite_number(metric_value(r, filter_metric)) is not None]
                 if history:
                     pick = max if filter_mode == "max" else min
-                    row = pick(history, key=lambda r: float(r[filter_metric]))
+                    row = pick(history, key=lambda r: float(metric_value(r, filter_metric)))
             rows.append({**row, "trial_id": result.trial_id, "status": result.status,
                          "logdir": result.path})
         return pandas.json_normalize(rows, sep="/")
