@@ -318,13 +318,14 @@ def founders_figure(run: RunData, max_founders: int = 12) -> dict[str, Any]:
         traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": _numbers(shares.shares[:, k]),
                        "stackgroup": "founders", "name": founder, "meta": {"trial": shares.founders[k]},
                        "line": {"width": 0.5, "shape": "hv", "color": FOUNDER_COLORS[n % len(FOUNDER_COLORS)]},
+                       "fillcolor": FOUNDER_COLORS[n % len(FOUNDER_COLORS)],
                        "customdata": [int(c) for c in shares.counts[:, k]],
                        "hovertemplate": f"founder {founder}: %{{y:.1%}} (%{{customdata}} trials)<br>iter %{{x}}"
                                         "<extra></extra>"})
     if rest:
         traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": _numbers(shares.shares[:, rest].sum(axis=1)),
                        "stackgroup": "founders", "name": f"{len(rest)} others", "meta": {"trial": None},
-                       "line": {"width": 0.5, "shape": "hv", "color": OTHERS_COLOR},
+                       "line": {"width": 0.5, "shape": "hv", "color": OTHERS_COLOR}, "fillcolor": OTHERS_COLOR,
                        "hovertemplate": f"{len(rest)} other founders: %{{y:.1%}}<br>iter %{{x}}<extra></extra>"})
     surviving = int((shares.counts[-1] > 0).sum()) if xs else 0
     layout = {**_BASE_LAYOUT, "showlegend": True, "legend": {"font": {"size": 10}, "traceorder": "normal"},
@@ -346,8 +347,8 @@ def hyperparameters_figure(run: RunData, best: str | None = None) -> dict[str, A
         except ConfigError:
             schedule = None
     traces: list[dict[str, Any]] = []
-    layout: dict[str, Any] = {**_BASE_LAYOUT, "margin": {"l": 70, "r": 20, "t": 36, "b": 44}, "showlegend": True,
-                              "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.12},
+    layout: dict[str, Any] = {**_BASE_LAYOUT, "margin": {"l": 70, "r": 20, "t": 36, "b": 78}, "showlegend": True,
+                              "legend": {"font": {"size": 10}, "orientation": "h", "y": -0.16, "yanchor": "top"},
                               "title": {"text": f"hyperparameters of the {len(run.trials)} trials: quantile bands"
                                         + (f", best trial {plotly_text(best)} dashed" if schedule else ""),
                                         "font": {"size": 13}}}
@@ -367,6 +368,8 @@ def hyperparameters_figure(run: RunData, best: str | None = None) -> dict[str, A
         top = 1.0 - k * (height + gap)
         layout[f"yaxis{axis}"] = {"title": {"text": plotly_text(param)}, "domain": [max(0.0, top - height), top],
                                   "type": "log" if bands.log_scale else "linear", "zerolinecolor": "#e3e3e3"}
+        if bands.log_scale:
+            layout[f"yaxis{axis}"]["dtick"] = 1  # one label per power of ten
         layout[f"xaxis{axis}"] = {"anchor": f"y{axis}", "showticklabels": k == count - 1}
         if k:
             layout[f"xaxis{axis}"]["matches"] = "x"
@@ -428,10 +431,10 @@ def lineage_tree_figure(run: RunData, best: str | None = None, max_founders: int
                        "marker": {"symbol": "star", "size": 16, "color": ANCESTRY_COLOR,
                                   "line": {"width": 1, "color": "#000"}},
                        "hovertemplate": f"best trial {plotly_text(tree.best_trial)}<extra></extra>"})
-    until = tree.common_ancestor_until
+    common_until = tree.common_ancestor_until
     summary = (f"the {len(tree.leaves)} final trials descend from {len(tree.founders)} founder"
                f"{'s' if len(tree.founders) != 1 else ''}"
-               + (f", one common ancestor up to iter {until}" if until is not None else ""))
+               + (f", one common ancestor up to iter {common_until}" if common_until is not None else ""))
     layout = {**_BASE_LAYOUT, "showlegend": False,
               "title": {"text": f"ancestry of the final population: {summary}", "font": {"size": 13}},
               "xaxis": {"title": {"text": "training iteration"}},

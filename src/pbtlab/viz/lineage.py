@@ -392,8 +392,8 @@ def draw_ancestry_tree(ax: Any, tree: AncestryTree, metric: str | None = None, m
     strip.set_ylabel("ancestors", fontsize=7)
     strip.tick_params(labelbottom=False, labelsize=7)
     strip.grid(alpha=0.3)
-    until = tree.common_ancestor_until
-    common = (f"; they share one ancestor up to iteration {until}" if until is not None
+    common_until = tree.common_ancestor_until
+    common = (f"; they share one ancestor up to iteration {common_until}" if common_until is not None
               else "; they never share one ancestor")
     strip.set_title(f"Ancestry of the final population: {len(tree.leaves)} trials descend from "
                     f"{len(tree.founders)} founder{'s' if len(tree.founders) != 1 else ''}{common}\n"
