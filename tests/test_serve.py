@@ -17,7 +17,6 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
-pytest.importorskip("plotly")
 
 from pbtlab.analysis.lineage import run_data
 from pbtlab.examples.runs import run_toy_pbt
@@ -536,3 +535,10 @@ def test_the_update_stream_is_gzip_compressed_and_flushed_per_message(finished, 
         connection.close()
     finally:
         running.stop()
+
+
+def test_the_server_and_the_report_need_no_plotly_package():
+    code = ("import sys; sys.modules['plotly'] = None; import pbtlab.serve.app; "
+            "from pbtlab.serve.figures import plotly_js_path; print(plotly_js_path().endswith('plotly-basic.min.js'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
