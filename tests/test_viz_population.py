@@ -16,13 +16,8 @@ from pbtlab.analysis.lineage import best_trial, run_data
 from pbtlab.errors import ConfigError
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.viz import forms
-from pbtlab.viz.distributions import (
-    hyperparameter_distributions,
-    hyperparameter_heatmap,
-    metric_distribution,
-    plot_hyperparameter_distributions,
-    plot_population_metric,
-)
+from pbtlab.viz.distributions import hyperparameter_distributions, hyperparameter_heatmap, plot_hyperparameter_distributions
+from pbtlab.viz.history import metric_distribution, plot_population_metric
 from pbtlab.viz.founders import founder_shares, plot_founder_shares
 from pbtlab.viz.lineage import ancestry_tree, lineage, plot_lineage
 

@@ -40,10 +40,10 @@ from pbtlab.analysis.lineage import (
 )
 from pbtlab.errors import ConfigError
 from pbtlab.viz._style import ANCESTRY_COLOR  # the best trial's ancestry: the same gold as the static plots
-from pbtlab.viz.distributions import QuantileBands, hyperparameter_distributions, metric_distribution
+from pbtlab.viz.distributions import QuantileBands, hyperparameter_distributions
 from pbtlab.viz.forms import choose_form
 from pbtlab.viz.founders import FOUNDER_COLORS, OTHERS_COLOR, founder_shares
-from pbtlab.viz.history import metric_history
+from pbtlab.viz.history import metric_distribution, metric_history, top_metric_lines
 from pbtlab.viz.lineage import ancestry_tree
 
 #: Lane labels are trial ids up to this many trials; beyond, the axis shows trial numbers.
@@ -286,7 +286,7 @@ def metric_bands_figure(run: RunData, top_k: int = 5) -> dict[str, Any]:
                 "meta": {"form": "bands"}}
     distribution = metric_distribution(run, metric, top_k)
     traces = _band_traces(distribution.bands, steps=False)
-    lines = {line.trial_id: line for line in metric_history(run, metric)} if distribution.top else {}
+    lines = top_metric_lines(run, distribution)
     for n, trial_id in enumerate(distribution.top):
         xs: list[Any] = []
         ys: list[Any] = []

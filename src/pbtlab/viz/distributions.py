@@ -1,9 +1,10 @@
-"""The population's hyperparameters and metric as distributions over time: quantile bands (or a trial x iteration
+"""The population's hyperparameters as distributions over time: quantile bands (or a trial x iteration
 heat map in ancestry order), with the best trial drawn over them.
 
-Data (``population_matrix``, ``quantile_bands``, ``hyperparameter_distributions``, ``metric_distribution``,
-``hyperparameter_heatmap``; no matplotlib) beside their drawing (``plot_hyperparameter_distributions``,
-``draw_hyperparameter_bands``, ``plot_population_metric``, ``draw_metric_bands``).
+Data (``population_matrix``, ``quantile_bands``, ``hyperparameter_distributions``, ``hyperparameter_heatmap``;
+no matplotlib) beside their drawing (``plot_hyperparameter_distributions``, ``draw_hyperparameter_bands``,
+``draw_bands``). The metric's bands (``metric_distribution``, ``plot_population_metric``) are in
+``pbtlab.viz.history``, beside the per-trial metric history.
 
     >>> from pbtlab.examples.runs import run_toy_pbt
     >>> run = run_data(run_toy_pbt(population=4, seed=0, storage_path=getfixture("tmp_path")))
@@ -27,10 +28,10 @@ from pbtlab.analysis.lineage import (
     hyperparameter_schedule,
     run_data,
 )
-from pbtlab.analysis.results import finite_number, mode_sign
+from pbtlab.analysis.results import finite_number
+from pbtlab.metrics import metric_value
 from pbtlab.errors import ConfigError, describe
 from pbtlab.nested import get_path
-from pbtlab.viz import _mpl
 from pbtlab.viz._cache import per_run
 from pbtlab.viz._style import ANCESTRY_COLOR
 from pbtlab.viz.forms import choose_form
@@ -69,7 +70,7 @@ def _population_matrix(run: RunData, column: str, from_config: bool) -> Populati
             continue
         columns = [position[int(r.get("training_iteration", 0))] for r in trial.rows]
         raw = [get_path(r.get("config") or {}, column) for r in trial.rows] if from_config \
-            else [r.get(column) for r in trial.rows]
+            else [metric_value(r, column) for r in trial.rows]
         numbers = [finite_number(v) for v in raw]
         # a trial's later row at the same iteration (after a restart) wins, as numpy assigns in order
         values[t, columns] = [nan if v is None else v for v in numbers]
@@ -253,81 +254,3 @@ def draw_hyperparameter_heatmap(ax: Any, matrix: PopulationMatrix, schedule: Sch
                    label=f"best final trial {schedule.trial_id}")
     ax.set_ylabel(f"{matrix.name}\n(trials, ancestry order)", fontsize=8)
     ax.set_yticks([])
-
-
-# -- the metric --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class MetricDistribution:
-    """A metric's quantile bands over the population, and the ``top`` trials (best final value first)."""
-
-    bands: QuantileBands
-    top: tuple[str, ...]
-
-
-def metric_distribution(run: RunData, metric: str | None = None, top_k: int = 5,
-                        levels: Sequence[float] = DEFAULT_QUANTILES) -> MetricDistribution:
-    """The population's ``metric`` (default: the experiment's) per iteration, and its ``top_k`` final trials."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= 20:
-        raise ConfigError(f"top_k must be a whole number in [0, 20], got {describe(top_k)}")
-    metric = metric or run.metric
-    if not isinstance(metric, str):
-        raise ConfigError(f"metric must be the name of a reported value, got {describe(metric)} (this experiment "
-                          "names no metric: pass metric=...)")
-    reported = {k for t in run.trials for r in t.rows[:1] for k in r}
-    if run.trials and metric not in reported:
-        raise ConfigError(f"metric {metric!r} is not reported by this experiment; it reports "
-                          f"{sorted(k for k in reported if k != 'config')}")
-    matrix = population_matrix(run, metric, from_config=False)
-    bands = quantile_bands(matrix, levels)
-    sign = mode_sign(run.mode) if run.mode in ("min", "max") and metric == run.metric else 1.0
-    final = [(finite_number(t.final_row.get(metric)), t.index, t.trial_id) for t in run.trials]
-    ranked = sorted((f for f in final if f[0] is not None), key=lambda f: (-sign * float(f[0] or 0.0), f[1]))
-    return MetricDistribution(dataclasses.replace(bands, log_scale=False), tuple(t for _, _, t in ranked[:top_k]))
-
-
-def plot_population_metric(results: Any, metric: str | None = None, top_k: int = 5, ax: Any = None,
-                           quantiles: Sequence[float] = DEFAULT_QUANTILES) -> Any:
-    """The population's metric over training iterations as quantile bands, with the ``top_k`` trials (by their
-    final value) drawn as lines, each continuing from the checkpoint it cloned at an exploit. Returns the axes.
-
-        >>> plot_population_metric("runs/pbt_1024", top_k=3)     # doctest: +SKIP
-    """
-    run = run_data(results)
-    distribution = metric_distribution(run, metric, top_k, quantiles)
-    if ax is None:
-        _, ax = _mpl.pyplot().subplots(figsize=(10, 5))
-    draw_metric_bands(ax, run, distribution)
-    return ax
-
-
-def draw_metric_bands(ax: Any, run: RunData, distribution: MetricDistribution) -> None:
-    """Draw a precomputed metric distribution (the top trials' lines read from ``run``)."""
-    from pbtlab.viz.history import metric_history
-
-    bands = distribution.bands
-    draw_bands(ax, bands, steps=False)
-    wanted = set(distribution.top)
-    lines = {line.trial_id: line for line in metric_history(_only(run, wanted), bands.name)} if wanted else {}
-    for n, trial_id in enumerate(distribution.top):
-        color = ANCESTRY_COLOR if n == 0 else _TOP_COLORS[(n - 1) % len(_TOP_COLORS)]
-        for k, (iterations, values) in enumerate(lines[trial_id].pieces):
-            ax.plot(iterations, values, color=color, linewidth=2.0 if n == 0 else 1.2, zorder=5 - min(n, 3),
-                    label=(f"{'best' if n == 0 else f'#{n + 1}'} {trial_id}" if k == 0 else None))
-    ax.set_xlabel("Training Iteration")
-    ax.set_ylabel(bands.name)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"{bands.name} of the {len(run.trials)} trials over time: quantile bands"
-                 + (f", top {len(distribution.top)} trials as lines" if distribution.top else ""), fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-
-
-_TOP_COLORS = ("#c0392b", "#8e44ad", "#16a085", "#2c3e50", "#d35400", "#7f8c8d")
-
-
-def _only(run: RunData, trial_ids: set[str]) -> RunData:
-    """``run`` with only some trials' rows (their lineage still reads every trial's checkpoints)."""
-    lineage = run.lineage
-    kept = dataclasses.replace(run, trials=tuple(t for t in run.trials if t.trial_id in trial_ids))
-    kept.__dict__["lineage"] = lineage  # the full run's index: a clone's source may be a trial not kept
-    return kept
-

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
