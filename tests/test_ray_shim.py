@@ -74,7 +74,7 @@ def test_ray_names_map_to_pbtlab_inside_the_block_only():
     ("import ray.data", ["ray.data"]),
     ("from ray.tune.search.optuna import OptunaSearch", ["ray.tune.search.optuna", "BasicVariantGenerator"]),
     ("from ray.tune.search import ConcurrencyLimiter", ["ray.tune.search.ConcurrencyLimiter"]),
-    ("from ray.tune.schedulers import ASHAScheduler", ["ASHAScheduler", "PopulationBasedTraining"]),
+    ("from ray.tune.schedulers import HyperBandForBOHB", ["HyperBandForBOHB", "AsyncHyperBandScheduler"]),
     ("from ray.train import ScalingConfig", ["ray.train.ScalingConfig", "Ray Train"]),
     ("import ray.train.torch", ["ray.train.torch", "Ray Train"]),
     ("from ray.tune import NoSuchThing", ["ray.tune.NoSuchThing"]),

@@ -162,10 +162,11 @@ def _foreign_scheduler_advice(scheduler: Any) -> str:
     name = type(scheduler).__name__
     if not module.startswith("ray."):
         return ""
-    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay"):
+    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay",
+                "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule"):
         return f"; this is Ray's {name}: import it from pbtlab.schedulers (or run the script with `pbtlab run`)"
-    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-            "PopulationBasedTrainingReplay (subclass pbtlab.schedulers.TrialScheduler for another schedule)")
+    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2, "
+            "PopulationBasedTrainingReplay, AsyncHyperBandScheduler, HyperBandScheduler and MedianStoppingRule (subclass pbtlab.schedulers.TrialScheduler for another schedule)")
 
 
 #: What ``RunConfig(executor=None)`` means; ``pbtlab run --executor process`` sets it for the script it runs.
@@ -330,7 +331,7 @@ def reject_ray_trainable(where: str, trainable: Any) -> None:
 
 def _ray_example_under_pbtlab_run(module: str) -> bool:
     ray = sys.modules.get("ray")
-    return module.startswith("ray.tune.examples.") and "pbtlab's stand-in" in (getattr(ray, "__doc__", "") or "")
+    return module.startswith(("ray.tune.examples.", "ray.tune.utils.mock_trainable")) and "pbtlab's stand-in" in (getattr(ray, "__doc__", "") or "")
 
 
 def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:

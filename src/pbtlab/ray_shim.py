@@ -56,8 +56,10 @@ _TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the 
           "trainable")
 #: What to use instead, by name prefix, most specific first.
 _ADVICE: list[tuple[str, str]] = [
-    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
+    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2, "
+                             "PopulationBasedTrainingReplay, AsyncHyperBandScheduler (ASHAScheduler), "
+                             "HyperBandScheduler and MedianStoppingRule (no HyperBandForBOHB or "
+                             "ResourceChangingScheduler)"),
     ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
                          "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
     ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
@@ -127,9 +129,14 @@ _MODULES: dict[str, Any] = {
                                      importlib.import_module("pbtlab.schedulers")], {}),
     "ray.tune.schedulers.pbt": lambda: ([importlib.import_module("pbtlab.schedulers.pbt")], {}),
     "ray.tune.schedulers.pb2": lambda: ([importlib.import_module("pbtlab.schedulers.pb2")], {}),
+    "ray.tune.schedulers.async_hyperband": lambda: ([importlib.import_module("pbtlab.schedulers.asha")], {}),
+    "ray.tune.schedulers.hyperband": lambda: ([importlib.import_module("pbtlab.schedulers.hyperband")], {}),
+    "ray.tune.schedulers.median_stopping_rule": lambda: ([importlib.import_module("pbtlab.schedulers.median_stopping")],
+                                                         {}),
     "ray.tune.search": lambda: ([importlib.import_module("pbtlab.tune.search")], {}),
     "ray.tune.search.basic_variant": lambda: ([importlib.import_module("pbtlab.tune.search.basic_variant")], {}),
     "ray.tune.search.sample": lambda: ([importlib.import_module("pbtlab.space")], {}),
+    "ray.tune.utils": lambda: ([], {}),  # only for its mock_trainable (see _WHEEL_HELPERS)
     "ray.tune.stopper": lambda: ([importlib.import_module("pbtlab.tune.stopper")], {}),
     "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.legacy")
                                        .ExperimentAnalysis}),
@@ -167,6 +174,8 @@ class _RayModule(types.ModuleType):
 
 
 _EXAMPLES = "ray.tune.examples"
+#: Helper modules Ray's examples import, run from the installed Ray wheel as they are (as the examples).
+_WHEEL_HELPERS = ("ray.tune.utils.mock_trainable",)
 
 
 def _wheel_example_spec(fullname: str) -> importlib.machinery.ModuleSpec | None:
@@ -191,7 +200,7 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "ray" and not fullname.startswith("ray."):
             return None
-        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + "."):
+        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + ".") or fullname in _WHEEL_HELPERS:
             example = _wheel_example_spec(fullname)
             if example is not None:
                 return example

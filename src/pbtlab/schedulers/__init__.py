@@ -1,5 +1,7 @@
-"""Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2`` and
-``PopulationBasedTrainingReplay``; the contract is in ``base``."""
+"""Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2``,
+``PopulationBasedTrainingReplay``, and the early-stopping schedulers PBT is compared with:
+``AsyncHyperBandScheduler`` (``ASHAScheduler``), ``HyperBandScheduler`` and ``MedianStoppingRule``.
+The contract is in ``base``."""
 
 from typing import Any
 
@@ -14,8 +16,11 @@ from pbtlab.schedulers.base import (
     TrialScheduler,
     TrialView,
 )
+from pbtlab.schedulers.asha import ASHAScheduler, AsyncHyperBandScheduler
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
+from pbtlab.schedulers.hyperband import HyperBandScheduler
+from pbtlab.schedulers.median_stopping import MedianStoppingRule
 from pbtlab.schedulers.pbt import PopulationBasedTraining
 
 
@@ -34,11 +39,15 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PB2",
+    "ASHAScheduler",
     "Action",
+    "AsyncHyperBandScheduler",
     "CheckpointRef",
     "Decision",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "HyperparamChange",
+    "MedianStoppingRule",
     "Note",
     "Perturbation",
     "PopulationBasedTraining",

@@ -123,9 +123,13 @@ class Note:
 
 @dataclasses.dataclass(slots=True)
 class Decision:
+    """What happens to the reporting trial (``action``), perturbations of any trial, notes to record, and
+    ``stop``: other trials to end now (e.g. HyperBand's trials paused at a rung that did not make the cut)."""
+
     action: Action = Action.CONTINUE
     perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
     notes: list[Note] = dataclasses.field(default_factory=list)
+    stop: list[str] = dataclasses.field(default_factory=list)
 
 
 class TrialView(Protocol):

@@ -5,6 +5,15 @@
     'pbtlab.schedulers.pbt'
 """
 
-from pbtlab.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from pbtlab.schedulers import (
+    ASHAScheduler,
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 
-__all__ = ["FIFOScheduler", "PopulationBasedTraining", "TrialScheduler"]
+__all__ = ["ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler", "MedianStoppingRule",
+           "PopulationBasedTraining", "TrialScheduler"]

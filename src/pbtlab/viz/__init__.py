@@ -25,6 +25,7 @@ _EXPORTS = {
     "plot_lineage": "pbtlab.viz.lineage",
     "plot_hyperparameter_schedule": "pbtlab.viz.schedule",
     "plot_population_hyperparameters": "pbtlab.viz.population",
+    "plot_rungs": "pbtlab.viz.rungs",
     "plot_figure2": "pbtlab.viz.figure2",
     "run_figure2": "pbtlab.viz.figure2",
     "write_report": "pbtlab.viz.report",
@@ -33,7 +34,8 @@ _EXPORTS = {
 
 __all__ = [
     "Animation", "make_animation", "marker_sizes", "plot_Q_history", "plot_figure2", "plot_hyperparameter_schedule",
-    "plot_lineage", "plot_metric_history", "plot_parameter_history", "plot_population_hyperparameters", "run_demo",
+    "plot_lineage", "plot_metric_history", "plot_parameter_history", "plot_population_hyperparameters", "plot_rungs",
+    "run_demo",
     "run_figure2", "write_report",
 ]
 

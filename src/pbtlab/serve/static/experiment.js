@@ -373,6 +373,8 @@
       case "explore":
         return (event.changes || []).map((c) => c.param + ": " + fmt(c.old) + " --(" + c.op + ")--> " + fmt(c.new))
           .join("; ") || "no change";
+      case "rung_reached": case "rung_promoted": case "rung_stopped": case "median_stopped":
+        return String(event.message);
       case "trial_error":
         return event.error_type + ": " + event.message + (event.will_retry ? " (will retry)" : "");
       default: {
