@@ -209,7 +209,7 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "brackets": [[list(rung.recorded.items()) for rung in rungs] for rungs in self._brackets],
+            "brackets": [[[[t, s] for t, s in rung.recorded.items()] for rung in rungs] for rungs in self._brackets],
             "bracket_of": dict(self._bracket_of),
             "num_stopped": self._num_stopped,
             "rng": self.rng.bit_generator.state,
