@@ -145,8 +145,8 @@ def plot_rungs(results: Any, colors: Any = None, figure: Any = None, max_panels:
                    edgecolors="#1a7f37", linewidths=1.4, zorder=6)
         ax.scatter([m.time for m in stopped], [m.value for m in stopped], s=30, marker="x", color="#cf222e",
                    linewidths=1.4, zorder=6)
-        times = [t for curve, _ in panel.curves.values() for t in curve]
-        if panel.milestones and min(times, default=0.0) > 0 and max(panel.milestones) >= 8 * min(panel.milestones):
+        all_times = [t for curve, _ in panel.curves.values() for t in curve]
+        if panel.milestones and min(all_times, default=0.0) > 0 and max(panel.milestones) >= 8 * min(panel.milestones):
             ax.set_xscale("log")  # milestones grow geometrically: a log axis spaces the rungs evenly
             ax.set_xticks(list(panel.milestones), labels=[f"{m:g}" for m in panel.milestones])
             ax.tick_params(axis="x", which="minor", labelbottom=False)
