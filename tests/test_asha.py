@@ -10,7 +10,7 @@ import pytest
 
 from early_stopping_fakes import FakePopulation, add_trials, json_round_trip, report, run_script
 from pbtlab.errors import ConfigError
-from pbtlab.records import EventKind, event_from_dict
+from pbtlab.rundir.records import EventKind, event_from_dict
 from pbtlab.schedulers import Action, ASHAScheduler, AsyncHyperBandScheduler
 
 

@@ -75,8 +75,9 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
+from pbtlab.executors.pool import Allocation, ResourcePool, visible_gpu_ids, worker_environment
 from pbtlab.progress import logger
-from pbtlab.resources import Allocation, ResourcePool, Resources, visible_gpu_ids, worker_environment
+from pbtlab.resources import Resources
 from pbtlab.session import (
     Command,
     CommandKind,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError
-from pbtlab.records import EventKind
+from pbtlab.rundir.records import EventKind
 from pbtlab.schedulers.base import Action, Decision, Note, PopulationView, TrialView
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 

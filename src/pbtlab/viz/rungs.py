@@ -18,7 +18,7 @@ from typing import Any
 from pbtlab.analysis.lineage import RunData, run_data
 from pbtlab.analysis.results import finite_number
 from pbtlab.errors import ConfigError
-from pbtlab.records import EventKind
+from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors
 

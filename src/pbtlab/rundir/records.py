@@ -65,6 +65,10 @@ class EventKind(str, enum.Enum):
         return self.value
 
 
+#: Field metadata of provenance that only runs read from another tool have (left out of ``to_dict`` while None).
+FOREIGN_ONLY = {"foreign_only": True}
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every record has: ``seq`` (0, 1, 2, ... without gaps) and ``time`` (wall clock, seconds)."""
@@ -74,10 +78,16 @@ class Event:
     time: float
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object written to ``events.jsonl`` (``seq``, ``event``, ``time``, then the fields)."""
+        """The JSON object written to ``events.jsonl`` (``seq``, ``event``, ``time``, then the fields).
+
+        A field marked :data:`FOREIGN_ONLY` is left out while it is None: it exists for runs read from another
+        tool (where the record came from), and pbtlab's own runs never set it."""
         data: dict[str, Any] = {"seq": self.seq, "event": self.kind.value, "time": self.time}
         for field in dataclasses.fields(self)[2:]:
-            data[field.name] = getattr(self, field.name)
+            value = getattr(self, field.name)
+            if value is None and field.metadata.get("foreign_only"):
+                continue
+            data[field.name] = value
         return data
 
 
@@ -89,7 +99,7 @@ class ExperimentStart(Event):
     name: str
     seed: int | None
     num_trials: int
-    scheduler: dict[str, Any]
+    scheduler: dict[str, Any] | None
     executor: str
 
 
@@ -131,7 +141,9 @@ class TrialRestore(Event):
 class Exploit(Event):
     """``trial_id`` (the target) clones ``donor``'s checkpoint taken at ``donor_iteration``.
 
-    Scores are sign-adjusted (negative in ``min`` mode), as Ray logs them."""
+    Scores are sign-adjusted (negative in ``min`` mode), as Ray logs them. In a run read from Ray Tune,
+    ``checkpoint``, ``old_config``, ``time_attr`` and ``time_value`` are None where Ray kept no value, and
+    ``policy_log`` / ``policy_log_line`` name the row this exploit was read from."""
 
     kind: ClassVar[EventKind] = EventKind.EXPLOIT
     trial_id: str
@@ -140,13 +152,15 @@ class Exploit(Event):
     target_tag: str
     donor_tag: str
     donor_iteration: int
-    checkpoint: str
+    checkpoint: str | None
     target_score: float | None
     donor_score: float | None
-    old_config: dict[str, Any]
+    old_config: dict[str, Any] | None
     donor_config: dict[str, Any]
-    time_attr: str
-    time_value: float
+    time_attr: str | None
+    time_value: float | None
+    policy_log: str | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
+    policy_log_line: int | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,7 +261,7 @@ class MedianStopped(Note):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TrialError(Event):
+class TrialErrored(Event):
     """The trainable raised; ``will_retry`` says whether FailureConfig restarts it."""
 
     kind: ClassVar[EventKind] = EventKind.TRIAL_ERROR
@@ -329,8 +343,8 @@ class ExperimentResume(Event):
     kind: ClassVar[EventKind] = EventKind.EXPERIMENT_RESUME
     resumed_trials: list[str]
     state_saved_at: float | None
-    dropped_rows: dict[str, int]
-    events_kept: int
+    dropped_rows: dict[str, int] | None
+    events_kept: int | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -345,9 +359,8 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        RungReached, RungPromoted, RungStopped, MedianStopped, TrialError, TrialComplete, CheckpointDeleted,
-        CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
-        ExperimentEnd)
+        RungReached, RungPromoted, RungStopped, MedianStopped, TrialErrored, TrialComplete, CheckpointDeleted,
+        CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume, ExperimentEnd)
 }
 
 
