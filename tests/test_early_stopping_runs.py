@@ -235,3 +235,24 @@ def test_rays_hyperband_examples_run_unmodified(tmp_path, example, run_name, sch
     completes = [e for e in events if e["event"] == "trial_complete"]
     assert len(completes) == 20 and {e["iteration"] for e in completes} == {iteration}
     assert {e["reason"] for e in completes} == {"stop_criterion"}
+
+
+def test_compare_counts_an_asha_run_on_its_slots(tmp_path):
+    """One slot: trial 0 holds it for its 27 iterations, then the 11 trials ASHA stopped at rung 1 take it one
+    iteration each, in the order they started: 38 rounds of one report each (not 27 lockstep rounds)."""
+    from pbtlab.analysis.compare import compare_runs, run_curve
+
+    def falling(config):
+        for step in range(1, 31):
+            tune.report({"score": (2.0 - config["q"]) * (1 - 0.9 ** step)})
+
+    grid = Tuner(falling, param_space={"q": tune.grid_search(QS)},
+                 tune_config=TuneConfig(metric="score", mode="max", seed=0, max_concurrent_trials=1,
+                                        scheduler=ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3)),
+                 run_config=RunConfig(storage_path=str(tmp_path), name="asha_one_slot", verbose=0)).fit()
+    curve = run_curve(grid.experiment_path)
+    assert curve.method == "ASHA"
+    assert list(curve.compute) == list(range(1, 39))
+    first = [(2.0 - QS[0]) * (1 - 0.9 ** step) for step in range(1, 28)]
+    assert curve.best[:27] == pytest.approx(first) and curve.best[27:] == pytest.approx([first[-1]] * 11)
+    assert compare_runs([grid.experiment_path]).compute[-1] == 38

@@ -18,7 +18,8 @@ When each hook is called:
   ``selection_epoch`` is read first: the controller asks again about a trial that was not chosen only
   once the epoch changed.
 - ``on_trial_result(trial, result, population)``: after each report (unless a stop criterion ended
-  the trial); returns a :class:`Decision` for the reporting trial, plus perturbations of any trial.
+  the trial); returns a :class:`Decision` for the reporting trial, plus perturbations of any trial,
+  and other trials to end now (``Decision.stop``: e.g. HyperBand's trials paused at a rung that lost).
 - ``wants_checkpoint(trial, result)``: before ``on_trial_result``, for trainables that can save on
   request (class trainables) and reports without a checkpoint; True makes the controller ask the trial
   for a checkpoint now, so ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs.
