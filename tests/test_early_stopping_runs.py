@@ -102,7 +102,7 @@ def test_asha_run_and_its_rung_plot(tmp_path):
     assert panel.milestones == (1, 3, 9, 27)
     assert [panel.count("promoted", m) for m in (1, 3, 9)] == [12, 12, 12]
     assert panel.count("stopped", 27, "max_t") == 12
-    assert panel.stopped_early == frozenset()
+    assert panel.stopped_early == frozenset() and len(panel.went_furthest) == 12
     assert len(panel.curves) == 12 and all(len(times) == 27 for times, _ in panel.curves.values())
     figure = plot_rungs(grid)
     path = tmp_path / "rungs.png"
@@ -131,6 +131,7 @@ def test_asha_stops_the_worse_trials_when_they_come_later(tmp_path):
 
     (panel,) = rung_plot_data(run_data(grid)).panels
     assert panel.count("stopped", 1) == 11 and len(panel.stopped_early) == 11
+    assert panel.went_furthest == frozenset({grid[0].trial_id})
 
 
 def test_report_shows_the_rung_figure_and_the_decisions(tmp_path):

@@ -2,9 +2,10 @@
 one panel per bracket, with the rungs marked. The data (``rung_plot_data``, no matplotlib, read from the
 event log) and its drawing (``plot_rungs``).
 
-Trials that were stopped are thin and grey, ending in a cross at the rung that stopped them; trials that
-went on to the end are in colour; a ring marks each promotion; a short black bar at a rung is its
-cutoff at the last decision taken there.
+Trials the scheduler stopped are thin and grey, ending in a cross at the rung that stopped them; the others
+are in colour, thick if they went furthest (to ``max_t`` or as far as any trial of the panel), dashed if
+something else ended them (a stop criterion, the run's budget); a ring marks each promotion; a short black
+bar at a rung is its cutoff at the last decision taken there.
 
     >>> from pbtlab.viz.rungs import plot_rungs
     >>> figure = plot_rungs("pbtlab_results/asha_run")  # doctest: +SKIP
@@ -50,6 +51,7 @@ class BracketPanel:
     marks: tuple[RungMark, ...]
     cutoffs: dict[float, float]  # milestone -> the cutoff at the last decision there
     stopped_early: frozenset[str]  # stopped below a cutoff / outside the top (not at max_t)
+    went_furthest: frozenset[str]  # not stopped early, and reached max_t or the furthest time of the panel
 
     def count(self, kind: str, milestone: float, reason: str | None = None) -> int:
         """How many ``kind`` decisions ("promoted" / "stopped" / "paused") were taken at ``milestone``
@@ -110,7 +112,10 @@ def rung_plot_data(run: RunData) -> RungPlot:
         cutoffs = {m.milestone: m.cutoff for m in bracket_marks
                    if m.milestone is not None and m.cutoff is not None and m.kind != "paused"}
         stopped = frozenset(m.trial_id for m in bracket_marks if m.kind == "stopped" and m.reason != "max_t")
-        panels.append(BracketPanel(bracket, curves, tuple(milestones), tuple(bracket_marks), cutoffs, stopped))
+        furthest = max((times[-1] for times, _ in curves.values() if times), default=0.0)
+        went = frozenset(t for t, (times, _) in curves.items() if t not in stopped and times and (
+            times[-1] >= furthest or any(m.trial_id == t and m.reason == "max_t" for m in bracket_marks)))
+        panels.append(BracketPanel(bracket, curves, tuple(milestones), tuple(bracket_marks), cutoffs, stopped, went))
     return RungPlot(scheduler, time_attr, metric, tuple(panels))
 
 
@@ -124,14 +129,17 @@ def plot_rungs(results: Any, colors: Any = None, figure: Any = None, max_panels:
     palette = dict(zip(run.trial_ids, trial_colors(run, colors)))
     panels = data.panels[:max_panels]
     if figure is None:
-        figure = _mpl.new_figure(figsize=(min(5.0 * len(panels), 16.0), 4.6), layout="constrained")
+        figure = _mpl.new_figure(figsize=(min(max(5.0 * len(panels), 7.5), 16.0), 4.8), layout="constrained")
     axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     lines = _mpl.lines()
     for ax, panel in zip(axes, panels):
         for trial_id, (times, values) in panel.curves.items():
-            early = trial_id in panel.stopped_early
-            ax.plot(times, values, color="#b0b0b0" if early else palette.get(trial_id, "C0"),
-                    linewidth=0.8 if early else 1.8, alpha=0.7 if early else 0.95, zorder=2 if early else 3)
+            if trial_id in panel.stopped_early:
+                ax.plot(times, values, color="#b0b0b0", linewidth=0.8, alpha=0.7, zorder=2)
+            else:
+                furthest = trial_id in panel.went_furthest
+                ax.plot(times, values, color=palette.get(trial_id, "C0"), linewidth=2.0 if furthest else 1.0,
+                        linestyle="-" if furthest else "--", alpha=0.95, zorder=3)
         for milestone in panel.milestones:
             ax.axvline(milestone, color="#555555", linestyle="--", linewidth=0.8, zorder=1)
             ax.annotate(f"{data.time_attr}={milestone:g}: {panel.milestone_label(milestone)}", (milestone, 0.98),
@@ -148,15 +156,18 @@ def plot_rungs(results: Any, colors: Any = None, figure: Any = None, max_panels:
         all_times = [t for curve, _ in panel.curves.values() for t in curve]
         if panel.milestones and min(all_times, default=0.0) > 0 and max(panel.milestones) >= 8 * min(panel.milestones):
             ax.set_xscale("log")  # milestones grow geometrically: a log axis spaces the rungs evenly
-            ax.set_xticks(list(panel.milestones), labels=[f"{m:g}" for m in panel.milestones])
+            ticks = sorted({*panel.milestones, max(all_times)})
+            ax.set_xticks(ticks, labels=[f"{m:g}" for m in ticks])
             ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.set_title(f"bracket {panel.bracket}: {len(panel.curves)} trials", fontsize=9)
         ax.set_xlabel(data.time_attr)
         ax.grid(alpha=0.25)
     axes[0].set_ylabel(data.metric)
     handles = [
-        lines.Line2D([], [], color="C0", linewidth=1.8, label="went on to the end"),
-        lines.Line2D([], [], color="#b0b0b0", linewidth=0.8, label="stopped early"),
+        lines.Line2D([], [], color="C0", linewidth=2.0, label="went furthest (max_t or the panel's end)"),
+        lines.Line2D([], [], color="C0", linewidth=1.0, linestyle="--",
+                     label="ended otherwise (stop criterion, budget, error)"),
+        lines.Line2D([], [], color="#b0b0b0", linewidth=0.8, label="stopped by the scheduler"),
         lines.Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#1a7f37",
                      label="promoted at a rung"),
         lines.Line2D([], [], linestyle="none", marker="x", color="#cf222e", label="stopped at a rung"),
