@@ -257,3 +257,14 @@ def test_compare_counts_an_asha_run_on_its_slots(tmp_path):
     first = [(2.0 - QS[0]) * (1 - 0.9 ** step) for step in range(1, 28)]
     assert curve.best[:27] == pytest.approx(first) and curve.best[27:] == pytest.approx([first[-1]] * 11)
     assert compare_runs([grid.experiment_path]).compute[-1] == 38
+
+
+@pytest.mark.parametrize("scheduler", [ASHAScheduler(), HyperBandScheduler(), MedianStoppingRule()],
+                         ids=["asha", "hyperband", "median"])
+def test_a_metric_never_reported_is_an_error_at_the_first_report(tmp_path, scheduler):
+    def no_score(config):
+        tune.report({"loss": 1.0})
+
+    with pytest.raises(pbtlab.errors.ConfigError, match="TuneConfig\\(metric='score'\\) is not in trial"):
+        Tuner(no_score, tune_config=TuneConfig(metric="score", mode="max", scheduler=scheduler),
+              run_config=RunConfig(storage_path=str(tmp_path), name="no_score", verbose=0)).fit()

@@ -53,8 +53,6 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         stop_last_trials: False lets trials run past ``max_t`` (and past the last rung without comparison).
     """
 
-    checks_metric = True
-
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None, mode: str | None = None,
                  max_t: float = 100, grace_period: float = 1, reduction_factor: float = 4, brackets: int = 1,
                  stop_last_trials: bool = True) -> None:

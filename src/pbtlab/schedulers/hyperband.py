@@ -79,8 +79,6 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         stop_last_trials: False lets the survivors of the last halving run on past ``max_t``.
     """
 
-    checks_metric = True
-
     def __init__(self, time_attr: str = "training_iteration", metric: str | None = None, mode: str | None = None,
                  max_t: float = 81, reduction_factor: float = 3, stop_last_trials: bool = True) -> None:
         check_common(time_attr, metric, mode)

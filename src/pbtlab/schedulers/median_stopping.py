@@ -41,8 +41,6 @@ class MedianStoppingRule(EarlyStoppingScheduler):
         hard_stop: False pauses trials instead of stopping them.
     """
 
-    checks_metric = True
-
     def __init__(self, time_attr: str = "time_total_s", metric: str | None = None, mode: str | None = None,
                  grace_period: float = 60.0, min_samples_required: int = 3, min_time_slice: float = 0,
                  hard_stop: bool = True) -> None:
