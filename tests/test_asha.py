@@ -206,11 +206,11 @@ def test_metric_and_mode_come_from_tune_config_or_are_required():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(max_t=0), "max_t must be > 0, got 0"),
+    (dict(max_t=0), "max_t must be in (0, inf], got 0"),
     (dict(max_t="10"), "max_t must be a finite number, got '10' (str)"),
-    (dict(grace_period=0), "grace_period must be > 0, got 0"),
+    (dict(grace_period=0), "grace_period must be in (0, inf], got 0"),
     (dict(grace_period=200), "grace_period must be <= max_t (100), got 200"),
-    (dict(reduction_factor=1), "reduction_factor must be > 1, got 1"),
+    (dict(reduction_factor=1), "reduction_factor must be in (1, inf], got 1"),
     (dict(brackets=0), "brackets must be an int >= 1, got 0 (int)"),
     (dict(brackets=1.5), "brackets must be an int >= 1, got 1.5 (float)"),
     (dict(mode="maximize"), "mode must be 'min' or 'max', got 'maximize'"),

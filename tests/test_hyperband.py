@@ -178,9 +178,9 @@ def test_describe_round_trips():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(max_t=-1), "max_t must be > 0, got -1"),
+    (dict(max_t=-1), "max_t must be in (0, inf], got -1"),
     (dict(max_t=None), "max_t must be a finite number, got None (NoneType)"),
-    (dict(reduction_factor=0.5), "reduction_factor must be > 1, got 0.5"),
+    (dict(reduction_factor=0.5), "reduction_factor must be in (1, inf], got 0.5"),
     (dict(mode="up"), "mode must be 'min' or 'max', got 'up'"),
     (dict(time_attr=None), "time_attr must be a result field name (str), got None (NoneType)"),
     (dict(stop_last_trials=1), "stop_last_trials must be True or False, got 1"),

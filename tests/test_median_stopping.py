@@ -140,7 +140,7 @@ def test_describe_round_trips():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(grace_period=-1), "grace_period must be >= 0, got -1"),
+    (dict(grace_period=-1), "grace_period must be in [0, inf], got -1"),
     (dict(min_samples_required=0), "min_samples_required must be an int >= 1, got 0 (int)"),
     (dict(min_samples_required=2.0), "min_samples_required must be an int >= 1, got 2.0 (float)"),
     (dict(min_time_slice=float("nan")), "min_time_slice must be a finite number, got nan (float)"),

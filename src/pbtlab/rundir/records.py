@@ -394,8 +394,8 @@ def event_from_dict(data: Mapping[str, Any], where: str = "event record") -> Eve
 class ExperimentSpec:
     """``experiment.json``: every setting a resume needs to continue the run as it was started.
 
-    Values that are not JSON (a stop function, a callable in the search space) are kept as their
-    ``repr`` and must be passed again to ``Tuner.restore``.
+    Values that are not JSON (a stop function, callbacks, a callable in the search space) are kept as
+    their ``repr`` (``not_stored``) and must be passed again to ``Tuner.restore``.
     """
 
     name: str
@@ -424,6 +424,12 @@ class ExperimentSpec:
     #: ``tune.with_resources``: each trial's ``{"cpu": ..., "gpu": ...}`` (empty: the executor's default)
     trial_resources: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     log_to_file: Any = False  # RunConfig(log_to_file=...)
+    #: every storable field of TuneConfig / RunConfig (with its CheckpointConfig and FailureConfig), as
+    #: ``pbtlab.config.stored_config`` writes them; None in runs written before they were stored
+    tune_config: dict[str, Any] | None = None
+    run_config: dict[str, Any] | None = None
+    #: settings that are not JSON (``"RunConfig.callbacks"`` -> what they were): a resume needs them again
+    not_stored: dict[str, str] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -442,7 +448,7 @@ class ExperimentSpec:
             "executor": "inprocess", "param_columns": [], "verbose": None, "max_concurrent_trials": None,
             "time_budget_s": None, "progress_interval_s": 5.0, "state_save_period_s": 1.0, "created": "",
             "trial_dirs": {}, "trial_resources": {}, "log_to_file": False,
-            "format_version": FORMAT_VERSION,
+            "tune_config": None, "run_config": None, "not_stored": {}, "format_version": FORMAT_VERSION,
         }
         names = {f.name for f in dataclasses.fields(cls)}
         values = {**defaults, **{k: v for k, v in data.items() if k in names}}

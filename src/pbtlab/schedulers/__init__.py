@@ -1,7 +1,7 @@
 """Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2``,
 ``PopulationBasedTrainingReplay``, and the early-stopping schedulers PBT is compared with:
 ``AsyncHyperBandScheduler`` (``ASHAScheduler``), ``HyperBandScheduler`` and ``MedianStoppingRule``.
-The contract is in ``base``."""
+The contract is in ``base``, PBT's strategy objects in ``strategies``."""
 
 from typing import Any
 
@@ -9,12 +9,13 @@ from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,
     Decision,
+    DecisionNote,
+    EngineSide,
     HyperparamChange,
-    Note,
     Perturbation,
     PopulationView,
+    TrialInfo,
     TrialScheduler,
-    TrialView,
 )
 from pbtlab.schedulers.asha import ASHAScheduler, AsyncHyperBandScheduler
 from pbtlab.schedulers.explore import perturb_config
@@ -22,6 +23,19 @@ from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.schedulers.hyperband import HyperBandScheduler
 from pbtlab.schedulers.median_stopping import MedianStoppingRule
 from pbtlab.schedulers.pbt import PopulationBasedTraining
+from pbtlab.schedulers.strategies import (
+    BinaryTournament,
+    Clip,
+    ExploitStrategy,
+    ExploreStrategy,
+    Perturb,
+    PerturbBounds,
+    Reflect,
+    Resample,
+    Standings,
+    Truncation,
+    TTest,
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -42,18 +56,30 @@ __all__ = [
     "ASHAScheduler",
     "Action",
     "AsyncHyperBandScheduler",
+    "BinaryTournament",
     "CheckpointRef",
+    "Clip",
     "Decision",
+    "DecisionNote",
+    "EngineSide",
+    "ExploitStrategy",
+    "ExploreStrategy",
     "FIFOScheduler",
     "HyperBandScheduler",
     "HyperparamChange",
     "MedianStoppingRule",
-    "Note",
+    "Perturb",
+    "PerturbBounds",
     "Perturbation",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
     "PopulationView",
+    "Reflect",
+    "Resample",
+    "Standings",
+    "TTest",
+    "TrialInfo",
     "TrialScheduler",
-    "TrialView",
+    "Truncation",
     "perturb_config",
 ]

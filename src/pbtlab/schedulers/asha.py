@@ -26,7 +26,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
-from pbtlab.schedulers.base import Action, Decision, Note, PopulationView, TrialView
+from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 
 NAME = "AsyncHyperBand"
@@ -99,7 +99,7 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         self._bracket_of[trial_id] = index
         return config
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any], population: PopulationView) -> Decision:
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any], population: PopulationView) -> Decision:
         read = self.read(trial.trial_id, result)
         if read is None or trial.trial_id not in self._bracket_of:
             return Decision(Action.CONTINUE)
@@ -157,7 +157,7 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         return None
 
     def _note(self, kind: EventKind, trial_id: str, bracket: int, rung: int | None, time_value: float,
-              value: float, cutoff: float | None, compared: int, reason: str | None = None) -> Note:
+              value: float, cutoff: float | None, compared: int, reason: str | None = None) -> DecisionNote:
         milestone = self._brackets[bracket][rung].milestone if rung is not None else self.max_t
         shown_cutoff = self.metric_op * cutoff if cutoff is not None else None
         if kind is EventKind.RUNG_PROMOTED:
@@ -175,7 +175,7 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
             "num_compared": compared}
         if reason is not None:
             data["reason"] = reason
-        return Note(kind.value, trial_id, message, data)
+        return DecisionNote(kind.value, trial_id, message, data)
 
     # -- state -------------------------------------------------------------------------------------------
     @property

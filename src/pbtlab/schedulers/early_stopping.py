@@ -11,13 +11,13 @@ mode handling, argument checks that name the argument, and reading a score from 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.schedulers.arguments import number
 from pbtlab.schedulers.base import TrialScheduler
 
 #: The metric Ray uses when a mode is given without a metric (``ray.tune.result.DEFAULT_METRIC``).
@@ -25,13 +25,10 @@ DEFAULT_METRIC = "_metric"
 
 
 def check_number(name: str, value: Any, low: float | None = None, low_open: bool = False) -> float:
-    """A finite number ``>= low`` (``> low`` if ``low_open``); ConfigError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise ConfigError(f"{name} must be a finite number, got {describe(value)}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {float(value):g}")
-    return float(value) if isinstance(value, (float, np.floating)) else int(value)
+    """A finite number ``>= low`` (``> low`` if ``low_open``), kept an int if it is one (Ray's milestones are
+    ints when its arguments are); ConfigError naming ``name`` otherwise."""
+    number(name, value, low, None, low_open)
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
 
 
 def check_int(name: str, value: Any, low: int) -> int:

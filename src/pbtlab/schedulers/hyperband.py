@@ -24,7 +24,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
-from pbtlab.schedulers.base import Action, Decision, Note, PopulationView, TrialView
+from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_number
 
 NAME = "HyperBand"
@@ -139,7 +139,7 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         self._bracket_of[trial_id] = bracket.index
         return config
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any], population: PopulationView) -> Decision:
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any], population: PopulationView) -> Decision:
         trial_id = trial.trial_id
         if trial_id not in self._bracket_of:
             return Decision(Action.CONTINUE)
@@ -266,7 +266,7 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         decision.action = Action.CONTINUE
         return decision
 
-    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+    def choose_trials_to_run(self, candidates: Sequence[TrialInfo], k: int, allow_any: bool = False) -> list[str]:
         """As Ray: band by band, brackets by completion (least first), each bracket's trials in the order
         they joined; a trial is eligible if it has not started or was let go on from a milestone."""
         waiting = {t.trial_id for t in candidates}
@@ -298,7 +298,7 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         return self._epoch
 
     def _note(self, kind: EventKind, bracket: _Bracket, trial_id: str, rung: int | None, milestone: float | None,
-              cutoff: float | None, compared: int, reason: str | None = None) -> Note:
+              cutoff: float | None, compared: int, reason: str | None = None) -> DecisionNote:
         entry = bracket.live.get(trial_id)
         time_value = entry[0] if entry is not None else 0.0
         value = self.metric_op * entry[1] if entry is not None else None
@@ -321,7 +321,7 @@ class HyperBandScheduler(EarlyStoppingScheduler):
             "cutoff": cutoff, "num_compared": compared}
         if kind is EventKind.RUNG_STOPPED:
             data["reason"] = reason
-        return Note(kind.value, trial_id, message, data)
+        return DecisionNote(kind.value, trial_id, message, data)
 
     # -- state -------------------------------------------------------------------------------------------
     @property

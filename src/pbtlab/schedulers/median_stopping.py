@@ -22,7 +22,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
-from pbtlab.schedulers.base import Action, Decision, Note, PopulationView, TrialView
+from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 
 NAME = "MedianStoppingRule"
@@ -63,7 +63,7 @@ class MedianStoppingRule(EarlyStoppingScheduler):
         self.validate()
         return config
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any], population: PopulationView) -> Decision:
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any], population: PopulationView) -> Decision:
         read = self.read(trial.trial_id, result)
         if read is None:
             return Decision(Action.CONTINUE)
@@ -92,7 +92,7 @@ class MedianStoppingRule(EarlyStoppingScheduler):
         message = (f"[{NAME}] trial {trial_id} {'stopped' if self.hard_stop else 'paused'} at "
                    f"{self.time_attr}={time_value:g}: its best {self.metric}={best:.6g} is {worse} than the median "
                    f"{median:.6g} of {len(means)} other trials' running means")
-        note = Note(EventKind.MEDIAN_STOPPED.value, trial_id, message, {
+        note = DecisionNote(EventKind.MEDIAN_STOPPED.value, trial_id, message, {
             "time_attr": self.time_attr, "time_value": time_value, "metric": self.metric, "value": best,
             "median": median, "num_compared": len(means), "action": action})
         return Decision(Action.STOP if self.hard_stop else Action.PAUSE, notes=[note])
@@ -119,7 +119,7 @@ class MedianStoppingRule(EarlyStoppingScheduler):
         values = [value for _, value in self._results[trial_id]]
         return max(values) if self.mode == "max" else min(values)
 
-    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+    def choose_trials_to_run(self, candidates: Sequence[TrialInfo], k: int, allow_any: bool = False) -> list[str]:
         """As Ray's FIFO: trials that never ran first, then paused ones, each in the order they were added."""
         fresh = [t.trial_id for t in candidates if t.trial_id not in self._results]
         paused = [t.trial_id for t in candidates if t.trial_id in self._results]
