@@ -13,7 +13,7 @@ from pbtlab.schedulers import Action, CheckpointRef, Decision, TrialScheduler
 
 @dataclasses.dataclass(eq=False)
 class FakeTrial:
-    """A TrialView: what a scheduler may read about a trial."""
+    """A TrialInfo: what a scheduler may read about a trial (plus ``last_result``, as the engine's view has)."""
 
     trial_id: str
     config: dict[str, Any]

@@ -18,7 +18,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.arguments import number
-from pbtlab.schedulers.base import TrialScheduler
+from pbtlab.schedulers.base import TrialScheduler, class_path
 
 #: The metric Ray uses when a mode is given without a metric (``ray.tune.result.DEFAULT_METRIC``).
 DEFAULT_METRIC = "_metric"
@@ -88,7 +88,6 @@ class EarlyStoppingScheduler(TrialScheduler):
         return float(time_value), float(value)
 
     def common_description(self) -> dict[str, Any]:
-        from pbtlab.schedulers.base import class_path
-
+        """What every early-stopping scheduler records in ``describe()``."""
         return {"type": type(self).__name__, "class": class_path(type(self)), "time_attr": self.time_attr,
                 "metric": self.metric, "mode": self.mode}

@@ -171,7 +171,7 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         parts.append(_figure_html(_png(plot_rungs(run, colors)), "rungs",
                                   "Successive halving: each trial's metric against the scheduler's time attribute, "
                                   "one panel per bracket. Dashed lines are rungs (with how many went on or were "
-                                  "stopped there), rings promotions, crosses stops, black bars each rung's cutoff "
+                                  "stopped there), rings promotions, crosses stops, orange bars each rung's cutoff "
                                   "at its last decision; grey trials were stopped early."))
 
     params = run.param_columns

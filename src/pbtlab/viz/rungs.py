@@ -4,7 +4,7 @@ event log) and its drawing (``plot_rungs``).
 
 Trials the scheduler stopped are thin and grey, ending in a cross at the rung that stopped them; the others
 are in colour, thick if they went furthest (to ``max_t`` or as far as any trial of the panel), dashed if
-something else ended them (a stop criterion, the run's budget); a ring marks each promotion; a short black
+something else ended them (a stop criterion, the run's budget); a ring marks each promotion; a short orange
 bar at a rung is its cutoff at the last decision taken there.
 
     >>> from pbtlab.viz.rungs import plot_rungs
@@ -23,6 +23,8 @@ from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors
 
+#: The cutoff bars: orange, which no trial gets from the default palette.
+CUTOFF_COLOR = "#f59b00"
 #: The event kinds this plot reads.
 RUNG_KINDS = (EventKind.RUNG_REACHED.value, EventKind.RUNG_PROMOTED.value, EventKind.RUNG_STOPPED.value)
 
@@ -146,7 +148,7 @@ def plot_rungs(results: Any, colors: Any = None, figure: Any = None, max_panels:
                         xycoords=("data", "axes fraction"), xytext=(-2, 0), textcoords="offset points", rotation=90,
                         ha="right", va="top", fontsize=7, color="#333333")
         for milestone, cutoff in panel.cutoffs.items():
-            ax.plot([milestone], [cutoff], marker="_", markersize=16, markeredgewidth=2.5, color="black", zorder=5)
+            ax.plot([milestone], [cutoff], marker="_", markersize=16, markeredgewidth=3, color=CUTOFF_COLOR, zorder=5)
         promoted = [m for m in panel.marks if m.kind == "promoted" and m.value is not None]
         stopped = [m for m in panel.marks if m.kind == "stopped" and m.value is not None and m.reason != "max_t"]
         ax.scatter([m.time for m in promoted], [m.value for m in promoted], s=36, facecolors="none",
@@ -171,7 +173,7 @@ def plot_rungs(results: Any, colors: Any = None, figure: Any = None, max_panels:
         lines.Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#1a7f37",
                      label="promoted at a rung"),
         lines.Line2D([], [], linestyle="none", marker="x", color="#cf222e", label="stopped at a rung"),
-        lines.Line2D([], [], linestyle="none", marker="_", markersize=12, markeredgewidth=2.5, color="black",
+        lines.Line2D([], [], linestyle="none", marker="_", markersize=12, markeredgewidth=3, color=CUTOFF_COLOR,
                      label="rung cutoff (last decision)"),
         lines.Line2D([], [], color="#555555", linestyle="--", linewidth=0.8, label="rung milestone"),
     ]
