@@ -268,3 +268,33 @@ def test_a_metric_never_reported_is_an_error_at_the_first_report(tmp_path, sched
     with pytest.raises(pbtlab.errors.ConfigError, match="TuneConfig\\(metric='score'\\) is not in trial"):
         Tuner(no_score, tune_config=TuneConfig(metric="score", mode="max", scheduler=scheduler),
               run_config=RunConfig(storage_path=str(tmp_path), name="no_score", verbose=0)).fit()
+
+
+def test_serve_gives_the_rung_figure_of_a_hyperband_run(tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import urllib.request
+
+    from pbtlab.serve.app import start_server
+
+    fit(tmp_path / "runs", HyperBandScheduler(max_t=27, reduction_factor=3), "hb")
+    Tuner(curve, param_space={"q": tune.grid_search([0.5])}, tune_config=TuneConfig(metric="score", mode="max"),
+          run_config=RunConfig(storage_path=str(tmp_path / "runs"), name="fifo", verbose=0,
+                               stop={"training_iteration": 2})).fit()
+    running = start_server([str(tmp_path)])
+    try:
+        with urllib.request.urlopen(running.url + "/api/rungs?id=0/runs/hb") as response:
+            figure = json.loads(response.read())["rungs"]
+        with urllib.request.urlopen(running.url + "/api/rungs?id=0/runs/fifo") as response:
+            refused = json.loads(response.read())
+    finally:
+        running.stop()
+    curves = [t for t in figure["data"] if t["mode"] == "lines"]
+    assert len(curves) == 12 and {t["xaxis"] for t in curves} == {"x", "x2", "x3"}
+    stopped = [t for t in figure["data"] if t["name"] == "stopped"]
+    assert [len(t["x"]) for t in stopped] == [0, 4, 0]  # bracket 1's four losers, at its milestone 9
+    assert stopped[1]["x"] == [9.0] * 4
+    cutoffs = [t for t in figure["data"] if t["name"] == "cutoff"]
+    assert cutoffs[1]["x"] == [9] and cutoffs[1]["y"] == [pytest.approx(0.8 * (1 - 0.9 ** 9))]
+    assert sorted(s["x0"] for s in figure["layout"]["shapes"]) == [3, 9, 9, 27, 27, 27]
+    assert "no rung decisions" in refused["error"]

@@ -257,6 +257,32 @@
     })();
   }
 
+  // -- rungs (ASHA, HyperBand): the figure from the server, asked again at most every 2 s after a rung decision --
+  const RUNG_EVENTS = new Set(["rung_reached", "rung_promoted", "rung_stopped"]);
+  async function requestRungs() {
+    if (S.rungsFetch || S.rungsWait) { S.rungsAgain = true; return; }
+    const since = performance.now() - (S.rungsAt || -1e9);
+    if (since < 2000) {
+      S.rungsWait = setTimeout(() => { S.rungsWait = null; requestRungs(); }, 2000 - since);
+      return;
+    }
+    S.rungsAt = performance.now();
+    S.rungsFetch = (async () => {
+      try {
+        const response = await fetch("/api/rungs?id=" + encodeURIComponent(expId));
+        const data = await response.json();
+        if (data.error) { showProblems(["rungs: " + data.error]); return; }
+        document.getElementById("rungs").hidden = false;
+        Plotly.react("plot-rungs", data.rungs.data, data.rungs.layout, {responsive: true, displaylogo: false});
+      } catch (error) {
+        showProblems(["could not fetch the rung plot: " + error.message]);
+      } finally {
+        S.rungsFetch = null;
+        if (S.rungsAgain) { S.rungsAgain = false; requestRungs(); }
+      }
+    })();
+  }
+
   // -- selection (click a trial anywhere) ---------------------------------------------------------------------------
   function select(id) {
     const previous = S.selected;
@@ -499,6 +525,7 @@
       });
     }
     renderLog();
+    if (Object.keys(snap.event_counts).some((kind) => RUNG_EVENTS.has(kind))) requestRungs();
   }
   function applyDelta(delta) {
     S.deltas += 1;
@@ -522,6 +549,7 @@
       addKindOption(String(event.event));
       foldStatus(event);
       if (event.event === "exploit") applyExploit(event);
+      if (RUNG_EVENTS.has(event.event)) requestRungs();
       if (matches(event)) {
         S.logEvents.push(event);
         S.logMatching += 1;
