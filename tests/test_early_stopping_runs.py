@@ -298,3 +298,50 @@ def test_serve_gives_the_rung_figure_of_a_hyperband_run(tmp_path):
     assert cutoffs[1]["x"] == [9] and cutoffs[1]["y"] == [pytest.approx(0.8 * (1 - 0.9 ** 9))]
     assert sorted(s["x0"] for s in figure["layout"]["shapes"]) == [3, 9, 9, 27, 27, 27]
     assert "no rung decisions" in refused["error"]
+
+
+def _poll(page, expression, what, timeout=30.0):
+    """Evaluate ``expression`` (a function's source) until truthy: the page's CSP forbids eval-based waits."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page never showed {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.browser
+def test_serve_page_draws_the_rungs_section_only_for_rung_runs(tmp_path):
+    """In chromium: the HyperBand run's page shows the Rungs section with its 12 trial curves; a FIFO run's page
+    keeps it hidden; no console error on either."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("starlette")
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make test installs it)")
+    from pbtlab.serve.app import start_server
+
+    fit(tmp_path / "runs", HyperBandScheduler(max_t=27, reduction_factor=3), "hb")
+    Tuner(curve, param_space={"q": tune.grid_search([0.5])}, tune_config=TuneConfig(metric="score", mode="max"),
+          run_config=RunConfig(storage_path=str(tmp_path / "runs"), name="fifo", verbose=0,
+                               stop={"training_iteration": 2})).fit()
+    running = start_server([str(tmp_path)])
+    errors: list[str] = []
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(running.url + "/experiment?id=0/runs/hb")
+            _poll(page, "() => document.getElementById('plot-rungs').data !== undefined", "the rung plot")
+            lines = page.evaluate("() => document.getElementById('plot-rungs').data"
+                                  ".filter(t => t.mode === 'lines').length")
+            assert lines == 12 and page.locator("#rungs").is_visible()
+            page.goto(running.url + "/experiment?id=0/runs/fifo")
+            _poll(page, "() => document.getElementById('plot-metric').data !== undefined", "the metric plot")
+            page.wait_for_timeout(500)
+            assert page.locator("#rungs").is_hidden()
+            browser.close()
+    finally:
+        running.stop()
+    assert errors == []
