@@ -176,6 +176,7 @@ class StopAtStep(Callback):
             raise RuntimeError("crash")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: HyperBandScheduler(max_t=27, reduction_factor=3),
                                   lambda: ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3, brackets=2)],
                          ids=["hyperband", "asha"])
