@@ -346,3 +346,21 @@ def test_serve_page_draws_the_rungs_section_only_for_rung_runs(tmp_path):
     finally:
         running.stop()
     assert errors == []
+
+
+def test_asha_spends_exactly_the_trial_iteration_budget_of_the_comparison(tmp_path, monkeypatch):
+    """bench/compare_real.py's rule for ASHA: as many trials as it wants, 4 at a time, until 48 results."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(SRC), "bench"))
+    from compare_real import TrialIterationBudget
+
+    from pbtlab.analysis.compare import run_curve
+
+    grid = Tuner(curve, param_space={"q": tune.uniform(0.0, 1.0)},
+                 tune_config=TuneConfig(metric="score", mode="max", seed=3, num_samples=64, max_concurrent_trials=4,
+                                        scheduler=ASHAScheduler(max_t=12, grace_period=1, reduction_factor=3)),
+                 run_config=RunConfig(storage_path=str(tmp_path), name="budget", verbose=0,
+                                      stop=TrialIterationBudget(budget=48, max_iterations=12))).fit()
+    assert sum(len(r.history()) for r in grid) == 48
+    assert 4 < sum(1 for r in grid if r.history()) < 48  # it stopped some early and started others
+    assert run_curve(grid.experiment_path).compute[-1] == 48
+    assert {e["reason"] for e in grid.events_of("trial_complete")} >= {"scheduler", "stop_all"}
