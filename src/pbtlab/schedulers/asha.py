@@ -136,7 +136,8 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         self._bracket_of.pop(trial_id, None)
         return Decision(Action.CONTINUE)
 
-    def _record(self, trial_id: str, time_value: float, value: float) -> tuple[int, int, float | None, int, bool] | None:
+    def _record(self, trial_id: str, time_value: float,
+                value: float) -> tuple[int, int, float | None, int, bool] | None:
         """Ray's ``_Bracket.on_result``: the highest rung reached and not yet recorded for the trial, if any:
         ``(bracket, rung, cutoff, number compared, stop?)``; records the trial's score there."""
         bracket = self._bracket_of[trial_id]
