@@ -176,7 +176,7 @@ class _RayModule(types.ModuleType):
 
 _EXAMPLES = "ray.tune.examples"
 #: Helper modules Ray's examples import, run from the installed Ray wheel as they are (as the examples).
-_WHEEL_HELPERS = ("ray.tune.utils.mock_trainable",)
+WHEEL_HELPERS = ("ray.tune.utils.mock_trainable",)
 
 
 def _wheel_example_spec(fullname: str) -> importlib.machinery.ModuleSpec | None:
@@ -201,7 +201,7 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "ray" and not fullname.startswith("ray."):
             return None
-        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + ".") or fullname in _WHEEL_HELPERS:
+        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + ".") or fullname in WHEEL_HELPERS:
             example = _wheel_example_spec(fullname)
             if example is not None:
                 return example
