@@ -230,3 +230,14 @@ def test_population_fakes_follow_decisions():
     report(asha, population, "t0", 1, 3.0)
     report(asha, population, "t1", 1, 1.0)
     assert population["t1"].finished and not population["t0"].finished
+
+
+def test_a_nan_score_goes_on_and_is_recorded_but_not_counted_in_cutoffs():
+    """As Ray: NaN is never below a cutoff, it is recorded at the rung (so the trial is not judged there again),
+    and numpy's nanpercentile leaves it out of later cutoffs."""
+    asha = make_asha()
+    population = add_trials(asha, 3)
+    report(asha, population, "t0", 1, 10.0)
+    assert report(asha, population, "t1", 1, float("nan")).action is Action.CONTINUE
+    assert report(asha, population, "t1", 2, 0.0).notes == []  # rung 1 already has t1
+    assert report(asha, population, "t2", 1, 9.0).notes[0].data["cutoff"] == pytest.approx(10.0)

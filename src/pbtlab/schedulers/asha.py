@@ -18,7 +18,6 @@ recorded there. A trial that reaches ``max_t`` stops (``stop_last_trials``). Eac
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -151,9 +150,8 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
                 continue
             cutoff = self.cutoff(bracket, index)
             compared = len(rung.recorded)
-            stop = cutoff is not None and score < cutoff
-            if not math.isnan(score):
-                rung.recorded[trial_id] = score
+            stop = cutoff is not None and score < cutoff  # a NaN score is never below: it goes on, as in Ray
+            rung.recorded[trial_id] = score  # NaN too (as Ray): the cutoff's percentile ignores it
             return bracket, index, cutoff, compared, stop
         return None
 
