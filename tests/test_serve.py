@@ -201,7 +201,7 @@ def test_killed_then_resumed_run_shows_stopped_then_finished_and_resumed(tmp_pat
     "/etc", "0/runs/p2/00000", "0/\\..\\..", "0/runs/p2\x00", "x/runs/p2", "",
 ])
 def test_experiment_ids_outside_the_served_folders_are_refused(server, experiment_id):
-    for endpoint in ("snapshot", "events", "best"):
+    for endpoint in ("snapshot", "events", "best", "rungs"):
         status, body = get(server, f"/api/{endpoint}?id={urllib.parse.quote(experiment_id, safe='/%')}")
         assert status == 404 and "error" in body
 

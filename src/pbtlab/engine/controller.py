@@ -569,6 +569,11 @@ class Controller:
             self._note(note)
         for perturbation in decision.perturbations:
             self._perturb(perturbation)
+        for trial_id in decision.stop:  # other trials the scheduler ends (the reporter ends through its action)
+            trial = self.by_id[trial_id]
+            if not trial.is_finished:
+                self._terminate(trial, "scheduler")
+                self._apply(self.scheduler.on_trial_complete(trial_id, self.population))
 
     def _note(self, note: DecisionNote) -> None:
         self.emit(EVENT_TYPES[EventKind(note.kind)], trial_id=note.trial_id, message=note.message, **note.data)

@@ -7,7 +7,7 @@
 
 Routes (GET only): ``/`` the list, ``/experiment?id=...`` one run, ``/static/<file>`` the page's own files and
 plotly.min.js, ``/api/experiments``, ``/api/snapshot?id=``, ``/api/stream?view=`` (text/event-stream),
-``/api/events?id=&kind=&trial=``, ``/api/best?id=&trial=``. An experiment id is ``<folder number>/<path>``;
+``/api/events?id=&kind=&trial=``, ``/api/best?id=&trial=``, ``/api/rungs?id=``. An experiment id is ``<folder number>/<path>``;
 anything that resolves outside the served folders answers 404.
 """
 
@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pbtlab.serve.figures import ancestry_traces, forms, plotly_js_path, schedule_figure
+from pbtlab.serve.figures import ancestry_traces, forms, plotly_js_path, rungs_figure, schedule_figure
 from pbtlab.serve.live import LiveViews, SnapshotReaders, to_json
 
 DEFAULT_PORT = 8375
@@ -230,6 +230,24 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             return _refused(str(refusal))
         return _json(await anyio.to_thread.run_sync(readers.population, path))
 
+    async def rungs(request: Request) -> Response:
+        """ASHA's / HyperBand's run rung by rung (asked again by the page at each new rung decision)."""
+        try:
+            path = experiment_dir(request)
+        except PathRefused as refusal:
+            return _refused(str(refusal))
+
+        def compute() -> dict[str, Any]:
+            run, problems, _ = readers.run(path)
+            if run is None:
+                return {"error": problems[0]}
+            try:
+                return {"rungs": rungs_figure(run)}
+            except Exception as error:  # noqa: BLE001 - no rung decisions yet, or a damaged log: say so
+                return {"error": f"{type(error).__name__}: {error}"}
+
+        return _json(await anyio.to_thread.run_sync(compute))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return _refused("not found")
 
@@ -239,7 +257,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
     routes = [Route("/", page), Route("/experiment", page), Route("/static/{name}", static),
               Route("/api/experiments", experiments), Route("/api/snapshot", snapshot),
               Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best),
-              Route("/api/population", population)]
+              Route("/api/population", population), Route("/api/rungs", rungs)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
     app.state.warmed = threading.Event()  # set once the background reading at start is done (or not asked for)

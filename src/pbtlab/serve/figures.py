@@ -485,3 +485,51 @@ def interactive_html(run: RunData, names: Sequence[str] = FIGURE_NAMES, include_
                      f'<script>(function(){{var f={payload};Plotly.newPlot("pbtlab-{name}",f.data,f.layout,'
                      f'{{responsive:true,displaylogo:false}});}})();</script>')
     return "\n".join(parts)
+
+
+def rungs_figure(run: RunData, max_panels: int = 6) -> dict[str, Any]:
+    """A successive-halving run rung by rung (``pbtlab.viz.rungs.rung_plot_data``, as Plotly JSON): one panel
+    per bracket sharing the y axis; each trial's metric against the scheduler's time attribute (grey when the
+    scheduler stopped it), rings at promotions, crosses at stops, a black bar at each rung's last cutoff
+    (black: Plotly's trial colours include orange), dotted lines at the milestones. Raises ConfigError for a
+    run without rung decisions."""
+    from pbtlab.viz.rungs import rung_plot_data
+
+    data = rung_plot_data(run)
+    panels = data.panels[:max_panels]
+    traces: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {**_BASE_LAYOUT, "yaxis": {"title": {"text": plotly_text(data.metric)}}}
+    gap = 0.04
+    for number, panel in enumerate(panels):
+        axis = "x" if number == 0 else f"x{number + 1}"
+        width = (1.0 - gap * (len(panels) - 1)) / len(panels)
+        start = number * (width + gap)
+        layout["xaxis" if number == 0 else f"xaxis{number + 1}"] = {
+            "domain": [start, start + width], "anchor": "y",
+            "title": {"text": f"{plotly_text(data.time_attr)} · bracket {panel.bracket}"}}
+        for trial_id, (times, values) in panel.curves.items():
+            stopped = trial_id in panel.stopped_early
+            traces.append({"type": "scatter", "mode": "lines", "x": list(times), "y": list(values), "xaxis": axis,
+                           "name": plotly_text(trial_id), "meta": {"trial": trial_id},
+                           "line": {"width": 1 if stopped else 2, "color": "#b0b0b0" if stopped else None},
+                           "hovertemplate": f"{plotly_text(trial_id)}<br>%{{x}}: %{{y:.6g}}<extra></extra>"})
+        for kind, symbol, color in (("promoted", "circle-open", "#1a7f37"), ("stopped", "x", "#cf222e")):
+            marks = [m for m in panel.marks if m.kind == kind and m.value is not None and m.reason != "max_t"]
+            traces.append({"type": "scatter", "mode": "markers", "xaxis": axis, "name": kind,
+                           "x": [m.time for m in marks], "y": [m.value for m in marks],
+                           "text": [f"{plotly_text(m.trial_id)} {kind} at rung {m.rung}" for m in marks],
+                           "marker": {"symbol": symbol, "size": 9, "color": color},
+                           "hovertemplate": "%{text}<br>%{y:.6g}<extra></extra>"})
+        cutoffs = sorted(panel.cutoffs.items())
+        traces.append({"type": "scatter", "mode": "markers", "xaxis": axis, "name": "cutoff",
+                       "x": [m for m, _ in cutoffs], "y": [c for _, c in cutoffs],
+                       "marker": {"symbol": "line-ew", "size": 22, "line": {"width": 4, "color": "black"}},
+                       "hovertemplate": "cutoff %{y:.6g} at %{x}<extra></extra>"})
+        for milestone in panel.milestones:
+            shapes.append({"type": "line", "xref": axis, "yref": "paper", "x0": milestone, "x1": milestone,
+                           "y0": 0, "y1": 1, "line": {"dash": "dot", "width": 1, "color": "#555555"}})
+    layout["shapes"] = shapes
+    layout["title"] = {"text": f"{plotly_text(data.scheduler)}: {plotly_text(data.metric)} by rung "
+                               f"(rings: promoted, crosses: stopped, black bars: cutoff)", "font": {"size": 13}}
+    return {"data": traces, "layout": layout}

@@ -33,6 +33,7 @@ _EXPORTS = {
     "metric_distribution": "pbtlab.viz.history",
     "ancestry_tree": "pbtlab.viz.lineage",
     "choose_form": "pbtlab.viz.forms",
+    "plot_rungs": "pbtlab.viz.rungs",
     "plot_figure2": "pbtlab.viz.figure2",
     "run_figure2": "pbtlab.viz.figure2",
     "write_report": "pbtlab.viz.report",
@@ -43,8 +44,8 @@ __all__ = [
     "Animation", "ancestry_tree", "choose_form", "founder_shares", "hyperparameter_distributions", "make_animation",
     "marker_sizes", "metric_distribution", "plot_Q_history", "plot_figure2", "plot_founder_shares",
     "plot_hyperparameter_distributions", "plot_hyperparameter_schedule", "plot_lineage", "plot_metric_history",
-    "plot_parameter_history", "plot_population_hyperparameters", "plot_population_metric", "run_demo", "run_figure2",
-    "write_report",
+    "plot_parameter_history", "plot_population_hyperparameters", "plot_population_metric", "plot_rungs", "run_demo",
+    "run_figure2", "write_report",
 ]
 
 

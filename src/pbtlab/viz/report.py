@@ -31,6 +31,7 @@ from pbtlab.viz.forms import choose_form
 from pbtlab.viz.founders import draw_founder_shares, founder_shares
 from pbtlab.viz.lineage import TUTORIAL_LANES, ancestry_tree, draw_ancestry_tree, draw_lineage, lineage, lineage_figsize
 from pbtlab.viz.population import plot_population_hyperparameters
+from pbtlab.viz.rungs import RUNG_KINDS, plot_rungs
 from pbtlab.viz.schedule import draw_schedule
 from pbtlab.viz.trajectories import plot_parameter_history
 from pbtlab.viz.tutorial import has_toy_parameters, toy_labels
@@ -176,6 +177,13 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         plot_metric_history(run, metric, colors, labels, ax=figure.add_subplot())
         parts.append(_figure_html(_png(figure), f"{metric} history",
                                   f"{metric} per trial against training iteration (dotted: jumps at exploits)."))
+
+    if run.events_of(*RUNG_KINDS):
+        parts.append(_figure_html(_png(plot_rungs(run, colors)), "rungs",
+                                  "Successive halving: each trial's metric against the scheduler's time attribute, "
+                                  "one panel per bracket. Dashed lines are rungs (with how many went on or were "
+                                  "stopped there), rings promotions, crosses stops, orange bars each rung's cutoff "
+                                  "at its last decision; grey trials were stopped early."))
 
     params = run.param_columns
     if params and best is not None:

@@ -274,6 +274,32 @@
     })();
   }
 
+  // -- rungs (ASHA, HyperBand): the figure from the server, asked again at most every 2 s after a rung decision --
+  const RUNG_EVENTS = new Set(["rung_reached", "rung_promoted", "rung_stopped"]);
+  async function requestRungs() {
+    if (S.rungsFetch || S.rungsWait) { S.rungsAgain = true; return; }
+    const since = performance.now() - (S.rungsAt || -1e9);
+    if (since < 2000) {
+      S.rungsWait = setTimeout(() => { S.rungsWait = null; requestRungs(); }, 2000 - since);
+      return;
+    }
+    S.rungsAt = performance.now();
+    S.rungsFetch = (async () => {
+      try {
+        const response = await fetch("/api/rungs?id=" + encodeURIComponent(expId));
+        const data = await response.json();
+        if (data.error) { showProblems(["rungs: " + data.error]); return; }
+        document.getElementById("rungs").hidden = false;
+        Plotly.react("plot-rungs", data.rungs.data, data.rungs.layout, {responsive: true, displaylogo: false});
+      } catch (error) {
+        showProblems(["could not fetch the rung plot: " + error.message]);
+      } finally {
+        S.rungsFetch = null;
+        if (S.rungsAgain) { S.rungsAgain = false; requestRungs(); }
+      }
+    })();
+  }
+
   // -- selection (click a trial anywhere) ---------------------------------------------------------------------------
   function select(id) {
     const previous = S.selected;
@@ -429,6 +455,8 @@
       case "explore":
         return (event.changes || []).map((c) => c.param + ": " + fmt(c.old) + " --(" + c.op + ")--> " + fmt(c.new))
           .join("; ") || "no change";
+      case "rung_reached": case "rung_promoted": case "rung_stopped": case "median_stopped":
+        return String(event.message);
       case "trial_error":
         return event.error_type + ": " + event.message + (event.will_retry ? " (will retry)" : "");
       default: {
@@ -560,6 +588,7 @@
     const logStarted = performance.now();
     renderLog();
     S.timings.log = performance.now() - logStarted;
+    if (Object.keys(snap.event_counts).some((kind) => RUNG_EVENTS.has(kind))) requestRungs();
   }
   function applyDelta(delta) {
     S.deltas += 1;
@@ -583,6 +612,7 @@
       addKindOption(String(event.event));
       foldStatus(event);
       if (event.event === "exploit") applyExploit(event);
+      if (RUNG_EVENTS.has(event.event)) requestRungs();
       if (matches(event)) {
         S.logEvents.push(event);
         S.logMatching += 1;
