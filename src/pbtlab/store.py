@@ -183,7 +183,8 @@ class ExperimentStore:
         """
         self.flush()
         full = dict(state)
-        full["rows_written"] = dict(self.rows_written)
+        # The rows of each trial that belong to the state: as given (each trial's recovery point), else all.
+        full["rows_written"] = dict(state.get("rows_written", self.rows_written))
         full["events_written"] = self.events_written
         write_json_atomic(os.path.join(self.path, STATE_FILE), full, durable=durable)
 

@@ -46,6 +46,7 @@ from pbtlab.records import (
     TrialError,
     TrialRestore,
     TrialStart,
+    recovery_summary,
 )
 from pbtlab.resources import Resources
 from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
@@ -119,7 +120,13 @@ class Controller:
         self._unchecked: list[str] = list(self.waiting)
         self._failed_epoch: int | None = None
         self._seq = store.num_events
-        self._num_dirty = 0
+        #: rows each trial has in its result.jsonl (written or buffered)
+        self._rows: dict[str, int] = {t.trial_id: store.rows_written.get(t.trial_id, 0) for t in trials}
+        #: each trial that reported since its last recovery point: that point (a copy of the trial) and its rows
+        self._recovery: dict[str, tuple[Trial, int]] = {}
+        self._save_due = False  # a recovery point advanced since the last save
+        self._save_time_total = 0.0
+        self._consistent = True  # no message is half handled (an interruption now may save the state)
         self._abort: BaseException | None = None
         self.start_time = time.monotonic() - elapsed_s
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
@@ -159,19 +166,23 @@ class Controller:
         self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
         try:
             while True:
+                self._consistent = False
                 self._fill_slots()
                 if not self.running:
                     if not self.waiting or not self._force_one():
                         break
                 if self.callbacks:
                     self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
+                self._consistent = True
                 next_message = self._next_message()
+                self._consistent = False
                 if next_message is None:  # out of time, or the stopper ended the run, while trials ran
                     self._stop_everything()
                     break
                 trial_id, message = next_message
                 self._handle(self.by_id[trial_id], message)
                 if self._abort is not None:
+                    self._consistent = True  # the failed trial was handled in full
                     raise self._abort
                 if self.stop_criteria.stop_all or self._over_budget():
                     self._stop_everything()
@@ -179,7 +190,9 @@ class Controller:
                 if self.callbacks:
                     self.callbacks.call("on_step_end", iteration=self.step, trials=self.views)
                 self.step += 1
+                self._consistent = True
                 self.reporter.update(self)
+            self._consistent = True
         finally:
             try:
                 self.executor.shutdown()
@@ -194,12 +207,13 @@ class Controller:
         """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
         (so a callback that reads the run directory sees every row)."""
         try:
-            if self._num_dirty == 0:
+            if self._consistent:
                 self.save_state(durable=True)
             else:
-                # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
-                # what was reported since is on disk, and a resume drops and re-runs it.
+                # Interrupted in the middle of handling a message: keep the state saved before it; what was
+                # written since is on disk, and a resume drops and re-runs it.
                 self.store.flush()
+            if any(not t.is_finished for t in self.trials):
                 logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
                                f"trainable) or `pbtlab resume {self.store.path}`")
             self.callbacks.call("on_experiment_end", trials=self.views)
@@ -371,11 +385,14 @@ class Controller:
             raise RuntimeError(f"unexpected message from trial {trial.trial_id}: {message!r}")
 
     def _set_dirty(self, trial: Trial, dirty: bool) -> None:
-        if trial.dirty != dirty:
-            self._num_dirty += 1 if dirty else -1
-            trial.dirty = dirty
+        """``dirty``: the trial reported since its recovery point (``_recovery`` holds that point)."""
+        trial.dirty = dirty
+        if not dirty:
+            self._recovery.pop(trial.trial_id, None)
 
     def _on_report(self, trial: Trial, message: ReportMessage) -> None:
+        if not trial.dirty:  # the trial leaves its recovery point: remember it until the next one
+            self._recovery[trial.trial_id] = (self._copy_of(trial), self._rows[trial.trial_id])
         if trial.trial_id not in self._metric_checked:
             self._metric_checked.add(trial.trial_id)
             check_metric_reported(self.metric, trial.trial_id, message.metrics, self.scheduler.checks_metric)
@@ -394,6 +411,7 @@ class Controller:
         if stop:
             result["done"] = True
         self.store.append_result(trial.trial_id, result)
+        self._rows[trial.trial_id] += 1
         trial.last_result = result
         if self.callbacks:
             self._report_to_callbacks(trial, result, message.checkpoint_path)
@@ -414,7 +432,9 @@ class Controller:
         elif decision.action is Action.PAUSE or trial.restart is not None:
             self._set_waiting(trial, TrialStatus.PAUSED)
         else:
+            self._maybe_save()  # before the trial goes on: its new recovery point is on disk first
             self.executor.send(trial.trial_id, CONTINUE)
+            return
         self._maybe_save()
 
     def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
@@ -439,8 +459,10 @@ class Controller:
                   message=message.message, traceback=message.traceback, num_failures=trial.num_failures,
                   will_retry=retry)
         self.running.discard(trial.trial_id)
+        self._save_due = True
         if retry:
             trial.restart = PendingRestart(trial.latest, "failure")
+            self._set_dirty(trial, False)  # its future is decided: restart from its latest checkpoint
             where = f"from checkpoint {trial.latest.path} (iteration {trial.latest.iteration})" if trial.latest \
                 else "from scratch (it has no checkpoint yet)"
             logger.warning(f"[pbtlab] Trial {trial.trial_id} failed ({message.error_type}: {message.message}); "
@@ -448,6 +470,7 @@ class Controller:
             self._set_waiting(trial, TrialStatus.PENDING)
             if self.callbacks:
                 self.callbacks.call("on_trial_recover", iteration=self.step, trials=self.views, trial=TrialView(trial))
+            self._maybe_save()
             return
         trial.error = {"error_type": message.error_type, "message": message.message,
                        "traceback": message.traceback, "iteration": trial.iteration}
@@ -502,6 +525,7 @@ class Controller:
         trial.latest = ref
         trial.next_checkpoint_index = ref.index + 1
         self._set_dirty(trial, False)
+        self._save_due = True
         if self.retention.needs_prune(trial):
             self.retention.prune(trial, self.retention.pinned(self.trials))
         return ref
@@ -512,6 +536,7 @@ class Controller:
         trial.restart = None
         self.waiting.pop(trial.trial_id, None)
         self._set_dirty(trial, False)
+        self._save_due = True
         self.emit(TrialComplete, trial_id=trial.trial_id, iteration=trial.iteration, reason=reason,
                   was_running=False)
         self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -525,6 +550,7 @@ class Controller:
         self.running.discard(trial.trial_id)
         self.waiting.pop(trial.trial_id, None)
         self._set_dirty(trial, False)
+        self._save_due = True
         if trial.has_worker:
             self.executor.send(trial.trial_id, STOP)
             trial.has_worker = False
@@ -568,33 +594,79 @@ class Controller:
         values = ",".join(f"{c.param}={format_tag_value(c.new)}" for c in p.changes)
         target.tag = f"{target.orig_tag}@perturbed[{values}]"
         target.restart = PendingRestart(p.checkpoint, "exploit" if p.donor is not None else "explore")
+        self._set_dirty(target, False)  # decided: the rows up to the decision and the restart are its recovery point
+        self._save_due = True
 
     # -- checkpoints and state -------------------------------------------------------------------------
     def _record_deleted(self, ref: CheckpointRef) -> None:
         self.emit(CheckpointDeleted, trial_id=ref.trial_id, checkpoint=ref.path, iteration=ref.iteration)
 
     def _maybe_save(self) -> None:
-        """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose);
-        at most once per ``RunConfig(state_save_period_s)``, and (as Ray's automatic period) rarely
-        enough that saving takes at most 5% of the run."""
-        if self._num_dirty:
+        """Save when a recovery point advanced (a checkpoint registered, a trial finished, a decision taken).
+
+        ``RunConfig(state_save_period_s)``: None (the default) saves each one at once while saving takes at
+        most 5% of the run time, and otherwise at the first message after it is back under 5%; 0 saves
+        each one at once; a number saves at most that often and (as Ray's automatic period) rarely enough
+        that one save's cost is at most 5% of the time between saves. A save that waits is never lost: it
+        is made at the next message, and at the end of the run."""
+        if not self._save_due:
             return
-        period = max(self.run_config.state_save_period_s, 20 * self._save_cost) \
-            if self.run_config.state_save_period_s > 0 else 0.0
-        if time.monotonic() - self._last_save >= period:
+        period = self.run_config.state_save_period_s
+        now = time.monotonic()
+        if period is None:
+            allowed = self._save_time_total <= 0.05 * (now - self.start_time)
+        elif period > 0:
+            allowed = now - self._last_save >= max(period, 20 * self._save_cost)
+        else:
+            allowed = True
+        if allowed:
             self.save_state()
 
+    @staticmethod
+    def _copy_of(trial: Trial) -> Trial:
+        """The trial as it is now, for its recovery point (what later reports change is copied)."""
+        snapshot = copy.copy(trial)
+        snapshot.last_result = dict(trial.last_result) if trial.last_result is not None else None
+        return snapshot
+
+    def recovery_records(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Each trial's recovery point: its record (``Trial.to_dict()``) and its rows in result.jsonl.
+
+        A trial that has not reported since its latest checkpoint, its end, or a decision about it is at
+        its recovery point now. One that has is recorded as it was at that point (a resume restarts it
+        from its latest checkpoint and drops its rows since), with the checkpoints it has now (retention
+        may have retired some since; it added none, or it would be at a new recovery point)."""
+        records, rows = [], {}
+        for trial in self.trials:
+            point = self._recovery.get(trial.trial_id) if trial.dirty else None
+            if point is None:
+                records.append(trial.to_dict())
+                rows[trial.trial_id] = self._rows[trial.trial_id]
+                continue
+            snapshot, snapshot_rows = point
+            record = snapshot.to_dict()
+            record["checkpoints"] = [c.to_dict() for c in trial.checkpoints]
+            records.append(record)
+            rows[trial.trial_id] = snapshot_rows
+        return records, rows
+
     def save_state(self, durable: bool = False) -> None:
-        """Write ``state.json`` (a ``pbtlab.records.RunState``), then delete checkpoints it no longer names."""
+        """Write ``state.json`` (a ``pbtlab.records.RunState``: each trial at its recovery point, the
+        scheduler as it is now), then delete checkpoints it no longer names."""
         started = time.monotonic()
+        records, rows = self.recovery_records()
         self.store.save_state({
             "format_version": FORMAT_VERSION,
-            "trials": [t.to_dict() for t in self.trials],
+            "trials": records,
             "scheduler": self.scheduler.state_dict(),
             "next_seq": self._seq,
             "saved_at": time.time(),
             "elapsed_s": started - self.start_time,
+            "rows_written": rows,
+            "recovery": recovery_summary(records, rows),
         }, durable=durable)
         self.retention.after_state_save()
+        self._save_due = False
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - started
+        self._save_time_total += self._save_cost
