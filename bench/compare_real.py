@@ -7,7 +7,7 @@
 Every method runs the same number of trials (the population) for the same number of iterations, so each
 run costs the same total trial-iterations. Runs are named ``<workload>_<method>_seed<N>``; an existing run
 directory (with its experiment_end event) is not run again. The report is ``pbtlab compare`` on each
-workload's runs (grouped by scheduler type and search kind, see ``pbtlab.compare.method_of``).
+workload's runs (grouped by scheduler type and search kind, see ``pbtlab.analysis.compare.method_of``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run_all(workload: str, seeds: int, out: str) -> list[str]:
 
 
 def report(workload: str, paths: list[str], docs: str | None) -> None:
-    from pbtlab.compare import compare_runs, format_comparison, plot_comparison
+    from pbtlab.analysis.compare import compare_runs, format_comparison, plot_comparison
 
     comparison = compare_runs(paths)
     print(f"\n## {workload}\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pbtlab.store import is_wall_clock_field
+from pbtlab.rundir.store import is_wall_clock_field
 
 
 def read_jsonl(path: Any) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pbtlab.analysis.events import describe_event, format_event, format_value
+from pbtlab.analysis.events import describe_event, format_event, format_field
 
 EXPLOIT = {"seq": 7, "event": "exploit", "time": 1.5, "trial_id": "t1", "donor": "t0", "target_iteration": 8,
            "target_tag": "1", "donor_tag": "0", "donor_iteration": 6, "checkpoint": "t0/checkpoint_000002",
@@ -49,4 +49,4 @@ def test_an_exploit_record_missing_fields_falls_back_to_key_value():
 @pytest.mark.parametrize("value, shown", [(0.0, "0"), (1 / 3, "0.333333"), (float("inf"), "inf"), (None, ""),
                                           ([1, "a"], '[1, "a"]'), ("text", "text"), (3, "3")])
 def test_values(value, shown):
-    assert format_value(value) == shown
+    assert format_field(value) == shown

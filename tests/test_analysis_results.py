@@ -12,7 +12,7 @@ import pbtlab
 from pbtlab.analysis import Result, ResultGrid, load_results
 from pbtlab.analysis.results import finite_number, pick_best
 from pbtlab.errors import ConfigError
-from pbtlab.store import RESULT_FILE
+from pbtlab.rundir.store import RESULT_FILE
 
 
 def test_public_names_are_importable_from_the_package_and_pbtlab():

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from pbtlab import load_results
-from pbtlab.store import is_wall_clock_field
+from pbtlab.rundir.store import is_wall_clock_field
 
 WORKER = os.path.join(os.path.dirname(__file__), "chaos_worker.py")
 DECISIONS = ("exploit", "explore", "exploit_skipped")

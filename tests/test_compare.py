@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pbtlab.cli import main
-from pbtlab.compare import compare_runs, format_comparison, method_of, plot_comparison, run_curve, t_quantile_975
+from pbtlab.analysis.compare import compare_runs, format_comparison, method_of, plot_comparison, run_curve, t_quantile_975
 from pbtlab.errors import ConfigError, ExperimentError
 
 PBT = {"type": "PopulationBasedTraining", "perturbation_interval": 2}

@@ -10,7 +10,7 @@ import tutorial_code as tc
 from run_files import read_jsonl, strip_wall_clock
 
 from pbtlab.examples.runs import run_toy_pbt
-from pbtlab.store import is_wall_clock_field
+from pbtlab.rundir.store import is_wall_clock_field
 
 
 def _snapshot(results):

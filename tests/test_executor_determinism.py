@@ -16,7 +16,7 @@ import os
 import pytest
 
 from pbtlab.examples.runs import run_toy_pbt
-from pbtlab.store import is_wall_clock_field
+from pbtlab.rundir.store import is_wall_clock_field
 
 DECISIONS = {"exploit", "explore", "exploit_skipped", "unrankable_score"}
 ITERATIONS = 40

@@ -282,7 +282,7 @@ def never_checkpoints(config):
 
 
 def test_results_stream_to_disk_without_state_saves(storage, monkeypatch):
-    from pbtlab.store import ExperimentStore
+    from pbtlab.rundir.store import ExperimentStore
 
     monkeypatch.setattr(ExperimentStore, "FLUSH_LINES", 64)
     results = run("inprocess", storage, never_checkpoints, param_space={"rate": tune.grid_search([1, 2, 3, 4])},

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from pbtlab import CheckpointConfig, ConfigError, ExperimentError, tune
-from pbtlab.legacy import AnalysisTrial, ExperimentAnalysis
+from pbtlab.compat.ray.legacy import AnalysisTrial, ExperimentAnalysis
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.tune.stopper import MaximumIterationStopper
 

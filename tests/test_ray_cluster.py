@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from pbtlab.examples.runs import run_toy_pbt
-from pbtlab.store import is_wall_clock_field
+from pbtlab.rundir.store import is_wall_clock_field
 
 pytestmark = pytest.mark.ray
 

@@ -18,7 +18,7 @@ import pytest
 from pbtlab.analysis import load_results
 from pbtlab.cli import main
 from pbtlab.errors import ExperimentError
-from pbtlab.analysis.ray_runs import RayResultGrid, is_ray_experiment, load_ray_results, tuner_settings
+from pbtlab.compat.ray.runs import RayResultGrid, is_ray_experiment, load_ray_results, tuner_settings
 from pbtlab.analysis import lineage as al
 from pbtlab.viz import lineage as vl
 from pbtlab.viz import trajectories as vt

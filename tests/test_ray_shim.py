@@ -19,7 +19,7 @@ import pytest
 import pbtlab
 import pbtlab.schedulers
 from pbtlab import CheckpointConfig
-from pbtlab.ray_shim import RayFeatureError, ray_modules
+from pbtlab.compat.ray.shim import RayFeatureError, ray_modules
 
 SRC = os.path.dirname(os.path.dirname(pbtlab.__file__))
 HAS_SCORE_ATTRIBUTE = "checkpoint_score_attribute" in {f.name for f in dataclasses.fields(CheckpointConfig)}

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pbtlab.errors import ExperimentError
-from pbtlab.records import (
+from pbtlab.rundir.records import (
     EVENT_TYPES,
     EventKind,
     ExperimentSpec,
@@ -60,4 +60,4 @@ def test_run_state_checks_its_version():
 
 def test_architecture_doc_has_the_generated_event_table():
     with open(DOCS, encoding="utf-8") as handle:
-        assert schema_markdown() in handle.read(), "regenerate it with pbtlab.records.schema_markdown()"
+        assert schema_markdown() in handle.read(), "regenerate it with pbtlab.rundir.records.schema_markdown()"

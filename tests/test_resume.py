@@ -15,7 +15,7 @@ from pbtlab.config import RunConfig, TuneConfig
 from pbtlab.errors import ConfigError, ExperimentError
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.examples.toy import train_func
-from pbtlab.store import truncate_lines
+from pbtlab.rundir.store import truncate_lines
 from pbtlab.tuner import Tuner
 
 

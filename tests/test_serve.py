@@ -23,7 +23,8 @@ from pbtlab.analysis.lineage import run_data
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.serve.figures import build_figures, interactive_html
 from pbtlab.serve.live import LiveView
-from pbtlab.serve.runs import FileTail, PathRefused, resolve_experiment, run_state
+from pbtlab.rundir.tail import FileTail
+from pbtlab.serve.runs import PathRefused, resolve_experiment, run_state
 
 WORKER = os.path.join(os.path.dirname(__file__), "chaos_worker.py")
 XSS = "<img src=x onerror=alert(1)>"

@@ -65,16 +65,3 @@ class Checkpoint:
 
     def __repr__(self) -> str:
         return f"Checkpoint(path={self.path!r})"
-
-
-def persist_directory(source: str, target_dir: str, name: str) -> str:
-    """Copy ``source`` to ``target_dir/name`` atomically (copy to a hidden name, then rename)."""
-    final = os.path.join(target_dir, name)
-    staging = os.path.join(target_dir, f".tmp_{name}_{os.getpid()}")
-    if os.path.exists(staging):
-        shutil.rmtree(staging)
-    shutil.copytree(source, staging)
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.rename(staging, final)
-    return final

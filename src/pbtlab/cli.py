@@ -76,7 +76,8 @@ def show_command(args: argparse.Namespace) -> int:
 
 def summarize_run(grid: Any) -> str:
     """A plain-text summary of a run: settings, one line per trial, and decision counts."""
-    from pbtlab.progress import format_value, lookup_column, render_plain
+    from pbtlab.nested import get_path
+    from pbtlab.progress import format_cell, render_plain
 
     exp = grid.experiment
     lines = [f"Experiment {exp.get('name')}  ({grid.experiment_path})",
@@ -88,10 +89,10 @@ def summarize_run(grid: Any) -> str:
     header = ["trial", "status", "iter", *columns, *( [metric] if metric else [])]
     rows = []
     for result in grid:
-        config_values = [format_value(lookup_column(result.config, column)) for column in columns]
+        config_values = [format_cell(get_path(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
-            row.append(format_value(result.metrics.get(metric)))
+            row.append(format_cell(result.metrics.get(metric)))
         rows.append(row)
     lines.append(render_plain("Trials", header, rows))
     counts: dict[str, int] = {}
@@ -160,7 +161,7 @@ def add_run(sub: Any) -> None:
 
 
 def run_script_command(args: argparse.Namespace) -> int:
-    from pbtlab.ray_shim import run_script
+    from pbtlab.compat.scripts import run_script
 
     try:
         run_script(args.script, args.args, executor=args.executor)
@@ -178,7 +179,7 @@ def add_tensorboard(sub: Any) -> None:
 
 
 def tensorboard_command(args: argparse.Namespace) -> int:
-    from pbtlab.lineage_tensorboard import write_lineage_tensorboard
+    from pbtlab.loggers.lineage_tensorboard import write_lineage_tensorboard
 
     folders = write_lineage_tensorboard(args.run_dir, args.output)
     print(f"Wrote {len(folders)} lineage curves; view them with: tensorboard --logdir {os.path.dirname(folders[0])}"
@@ -201,7 +202,7 @@ def add_compare(sub: Any) -> None:
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from pbtlab.compare import compare_runs, format_comparison, plot_comparison
+    from pbtlab.analysis.compare import compare_runs, format_comparison, plot_comparison
 
     comparison = compare_runs(args.run_dirs, metric=args.metric, mode=args.mode, group_pattern=args.group_pattern)
     print(format_comparison(comparison))

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pbtlab import compat
 from pbtlab.callbacks import check_callbacks
 from pbtlab.errors import ConfigError, describe
 
@@ -80,8 +81,8 @@ class TuneConfig:
             if not isinstance(self.scheduler, TrialScheduler):
                 raise ConfigError(
                     f"TuneConfig(scheduler=...) must be a pbtlab scheduler such as PopulationBasedTraining(...), "
-                    f"got {describe(self.scheduler)}{_foreign_scheduler_advice(self.scheduler)}")
-        reject_ray_only("TuneConfig", self, _RAY_ONLY_TUNE)
+                    f"got {describe(self.scheduler)}{compat.scheduler_advice(self.scheduler)}")
+        compat.reject_unsupported_arguments("TuneConfig", self)
 
 
 @dataclasses.dataclass
@@ -128,44 +129,6 @@ class CheckpointConfig:
         if self.checkpoint_at_end is not None and not isinstance(self.checkpoint_at_end, bool):
             raise ConfigError(f"CheckpointConfig(checkpoint_at_end=...) must be True, False or None, got "
                               f"{describe(self.checkpoint_at_end)}")
-
-
-#: Ray Tune arguments pbtlab does not have, and what to use instead (also the table in docs/ray_compat.md).
-_RAY_ONLY_TUNE = {
-    "chdir_to_trial_dir": "is deprecated in Ray and not supported: trials share the working directory in-process; "
-                          "use tune.get_context().get_trial_dir() for per-trial files",
-}
-_RAY_ONLY_RUN = {
-    "storage_filesystem": "(a pyarrow filesystem for cloud storage) is not supported: pbtlab writes to a local "
-                          "directory; use RunConfig(storage_path=...) on a local or mounted path",
-    "sync_config": "(syncing to cloud storage) is not supported: pbtlab writes straight to storage_path; "
-                   "point storage_path at a mounted directory, or copy the run directory afterwards",
-    "progress_reporter": "(CLIReporter/JupyterNotebookReporter) is not supported: use RunConfig(verbose=0|1|2) "
-                         "and RunConfig(progress_interval_s=...)",
-    "local_dir": "is deprecated in Ray and not supported: use RunConfig(storage_path=...)",
-    "worker_runtime_env": "(Ray Train's runtime environment) is not supported: pbtlab runs trials in this "
-                          "Python environment",
-    "logging_config": "(Ray Train's LoggingConfig) is not supported: pbtlab logs through the 'pbtlab' logger; "
-                      "use RunConfig(verbose=...)",
-}
-
-
-def reject_ray_only(where: str, config: Any, table: Mapping[str, str]) -> None:
-    """A clear error for a Ray-only argument that was set (pbtlab never ignores one silently)."""
-    for name, advice in table.items():
-        if getattr(config, name) is not None:
-            raise ConfigError(f"{where}({name}=...) {advice}")
-
-
-def _foreign_scheduler_advice(scheduler: Any) -> str:
-    module = getattr(type(scheduler), "__module__", "") or ""
-    name = type(scheduler).__name__
-    if not module.startswith("ray."):
-        return ""
-    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay"):
-        return f"; this is Ray's {name}: import it from pbtlab.schedulers (or run the script with `pbtlab run`)"
-    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-            "PopulationBasedTrainingReplay (subclass pbtlab.schedulers.TrialScheduler for another schedule)")
 
 
 #: What ``RunConfig(executor=None)`` means; ``pbtlab run --executor process`` sets it for the script it runs.
@@ -261,7 +224,7 @@ class RunConfig:
                 or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0):
             raise ConfigError(f"RunConfig(state_save_period_s=...) must be None (automatic) or a number >= 0, "
                               f"got {describe(self.state_save_period_s)}")
-        reject_ray_only("RunConfig", self, _RAY_ONLY_RUN)
+        compat.reject_unsupported_arguments("RunConfig", self)
 
 
 def log_file_names(log_to_file: Any) -> tuple[str | None, str | None]:
@@ -283,7 +246,7 @@ def log_file_names(log_to_file: Any) -> tuple[str | None, str | None]:
 
 def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_config: Any, run_config: Any) -> None:
     """The checks ``Tuner(...)`` and ``Tuner.restore(...)`` share; ``where`` names the call in messages."""
-    reject_ray_trainable(where, trainable)
+    compat.check_trainable(where, trainable)
     if isinstance(trainable, type) and not any(c.__name__ == "Trainable" and c.__module__ == "pbtlab.trainable"
                                                for c in trainable.__mro__):
         raise ConfigError(
@@ -295,59 +258,8 @@ def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_con
     if param_space is not None and not isinstance(param_space, Mapping):
         raise ConfigError(f"{where}(param_space=...) must be a dict, got {describe(param_space)}")
     if param_space is not None:
-        reject_ray_search_space(where, param_space)
+        compat.check_search_space(where, param_space)
     if tune_config is not None and not isinstance(tune_config, TuneConfig):
         raise ConfigError(f"{where}(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
     if run_config is not None and not isinstance(run_config, RunConfig):
         raise ConfigError(f"{where}(run_config=...) must be a RunConfig, got {describe(run_config)}")
-
-
-def reject_ray_trainable(where: str, trainable: Any) -> None:
-    """A clear error for trainables only Ray can run: RLlib algorithms (by name or class), Ray Train
-    trainers, and trainables built by Ray's own ``tune`` module (``ray.tune.with_parameters``...)."""
-    if isinstance(trainable, str):
-        raise ConfigError(
-            f"{where}(trainable) got the name {trainable!r}: pbtlab does not look trainables up by name, and RLlib "
-            "algorithms (such as 'PPO') are not supported; pass your training function (or Trainable class)")
-    kind = trainable if isinstance(trainable, type) else type(trainable)
-    modules = [getattr(c, "__module__", "") or "" for c in getattr(kind, "__mro__", (kind,))]
-    own_module = getattr(trainable, "__module__", "") or ""
-    if any(m.startswith("ray.rllib") for m in modules):
-        raise ConfigError(
-            f"{where}(trainable) got the RLlib algorithm {kind.__name__}: RLlib is not supported by pbtlab; call "
-            "your environment and learner from a function trainable that reports with tune.report(...)")
-    if any(m.startswith("ray.train") for m in modules):
-        raise ConfigError(
-            f"{where}(trainable) got the Ray Train trainer {kind.__name__}: Ray Train (TorchTrainer, "
-            "DataParallelTrainer...) is not supported by pbtlab; pass the training loop function itself, "
-            "which reports with tune.report(...)")
-    if _ray_example_under_pbtlab_run(own_module):
-        return  # Ray's example trainables (ray.tune.examples...) run under `pbtlab run` call pbtlab's tune
-    if any(m.startswith("ray.") for m in modules[:-1]) or own_module.startswith("ray."):
-        made_by = own_module if own_module.startswith("ray.") else next(m for m in modules if m.startswith("ray."))
-        raise ConfigError(
-            f"{where}(trainable) got {describe(trainable)}, which comes from Ray ({made_by}): import Trainable, "
-            "with_parameters and with_resources from pbtlab.tune instead (or run the script with `pbtlab run`)")
-
-
-def _ray_example_under_pbtlab_run(module: str) -> bool:
-    ray = sys.modules.get("ray")
-    return module.startswith("ray.tune.examples.") and "pbtlab's stand-in" in (getattr(ray, "__doc__", "") or "")
-
-
-def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:
-    """Ray's own domain objects and Ray's JSON-style ``{"grid_search": [...]}`` would otherwise reach the
-    trainable as plain values: name them and the pbtlab function to use."""
-    if isinstance(space, Mapping):
-        if list(space) == ["grid_search"]:
-            raise ConfigError(f"{where}(param_space=...) has {{'grid_search': ...}} at {path or 'the top'}: write "
-                              f"tune.grid_search([...]) (pbtlab reads grids only from tune.grid_search)")
-        for key, value in space.items():
-            reject_ray_search_space(where, value, f"{path}/{key}" if path else str(key))
-    elif isinstance(space, list):
-        for index, value in enumerate(space):
-            reject_ray_search_space(where, value, f"{path}/{index}")
-    elif (getattr(type(space), "__module__", "") or "").startswith("ray."):
-        raise ConfigError(f"{where}(param_space=...) has Ray's {type(space).__name__} at {path}: build the search "
-                          "space with pbtlab's functions (from pbtlab import tune; tune.uniform(...), ...), or run "
-                          "the script with `pbtlab run`")

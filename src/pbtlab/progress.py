@@ -13,7 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from pbtlab.records import AUTO_RESULT_FIELDS
+from pbtlab.nested import get_path
+from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
 logger = logging.getLogger("pbtlab")
 
@@ -32,7 +33,7 @@ def ensure_log_handler() -> None:
     logger.propagate = False
 
 
-def format_value(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if value is None:
@@ -54,36 +55,11 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
     for trial in trials:
         result = trial.last_result or {}
         row = [trial.trial_id, trial.status.value]
-        row += [format_value(lookup_column(trial.config, column)) for column in param_columns]
+        row += [format_cell(get_path(trial.config, column)) for column in param_columns]
         row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
-        row += [format_value(result.get(column)) for column in metric_columns]
+        row += [format_cell(result.get(column)) for column in metric_columns]
         rows.append(row)
     return rows
-
-
-def column_paths(tree: Any, prefix: str = "") -> list[str]:
-    """The ``a/b`` column paths of a nested dict's leaves, in order (the inverse of :func:`lookup_column`).
-
-        >>> column_paths({"lr": 0.1, "model": {"width": [1, 2]}})
-        ['lr', 'model/width']
-    """
-    if not isinstance(tree, Mapping):
-        return []
-    paths: list[str] = []
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        paths += column_paths(value, path + "/") if isinstance(value, Mapping) and value else [path]
-    return paths
-
-
-def lookup_column(config: Any, column: str) -> Any:
-    """The value at a ``a/b`` column path in a (nested) config, or None."""
-    value = config
-    for part in column.split("/"):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def metric_columns(trials: Sequence[Any], metric: str | None, limit: int = 3) -> list[str]:

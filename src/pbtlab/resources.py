@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pbtlab import compat
 from pbtlab.errors import ConfigError, describe
 
 #: Where ``with_resources`` / ``with_parameters`` keep what they attach (on a wrapper or a subclass).
@@ -184,9 +185,9 @@ def with_resources(trainable: Any, resources: Any) -> Any:
     """
     where = "tune.with_resources(trainable, resources)"
     _check_trainable(where, trainable)
-    from_ray = (getattr(type(resources), "__module__", "") or "").startswith("ray.")
+    foreign = compat.comes_from_other_tool(resources)  # Ray's PlacementGroupFactory is callable, but not ours
     request: ResourceRequest = resources if callable(resources) and not isinstance(resources, Mapping) \
-        and not from_ray else Resources.parse(resources, where)
+        and not foreign else Resources.parse(resources, where)
     if isinstance(trainable, type):
         return _subclass(trainable, None, request)
     if isinstance(trainable, WrappedFunction):

@@ -22,7 +22,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pbtlab.checkpoint import Checkpoint, persist_directory
+from pbtlab.checkpoint import Checkpoint
+from pbtlab.rundir.checkpoints import persist_directory
 from pbtlab.errors import ReportError, describe
 from pbtlab.resources import Resources
 

@@ -23,7 +23,7 @@ from pbtlab.engine import build
 from pbtlab.engine.controller import Controller
 from pbtlab.engine.reports import Stopper
 from pbtlab.errors import ConfigError, describe
-from pbtlab.store import EXPERIMENT_FILE, read_json
+from pbtlab.rundir.store import EXPERIMENT_FILE, read_json
 
 __all__ = ["Stopper", "Tuner", "resume_run"]
 

@@ -15,23 +15,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.errors import ExperimentError
-from pbtlab.progress import format_value as format_scalar
-from pbtlab.records import EventKind, Exploit, Explore, event_from_dict
+from pbtlab.progress import format_cell
+from pbtlab.rundir.records import EventKind, Exploit, Explore, event_from_dict
 
 #: Fields left out of the generic ``key=value`` line: the kind and sequence (shown apart), the wall
 #: clock, and the long ones (tracebacks, whole configs).
 HIDDEN_FIELDS = frozenset({"seq", "event", "time", "traceback", "config", "old_config", "donor_config", "new_config"})
 
 
-def format_value(value: Any) -> str:
+def format_field(value: Any) -> str:
     """A value as shown in an event line: floats to 6 significant digits, containers as JSON.
 
-        >>> format_value(0.123456789), format_value(None), format_value({"a": 1}), format_value(float("nan"))
+        >>> format_field(0.123456789), format_field(None), format_field({"a": 1}), format_field(float("nan"))
         ('0.123457', '', '{"a": 1}', 'nan')
     """
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=str)
-    return format_scalar(value)
+    return format_cell(value)
 
 
 def _typed(event: Mapping[str, Any]) -> Exploit | Explore | None:
@@ -52,14 +52,14 @@ def describe_event(event: Mapping[str, Any]) -> str:
         where = f"checkpoint of iteration {record.donor_iteration}"
         if where not in str(record.checkpoint):  # Ray class trainables' checkpoints have no folder name of their own
             where += f": {record.checkpoint}"
-        return (f"{record.trial_id} (score {format_value(record.target_score)}, iteration {record.target_iteration}) "
-                f"clones {record.donor} (score {format_value(record.donor_score)}, {where})")
+        return (f"{record.trial_id} (score {format_field(record.target_score)}, iteration {record.target_iteration}) "
+                f"clones {record.donor} (score {format_field(record.donor_score)}, {where})")
     if isinstance(record, Explore):
-        changes = "; ".join(f"{c.get('param')}: {format_value(c.get('old'))} --({c.get('op')})--> "
-                            f"{format_value(c.get('new'))}" for c in record.changes)
+        changes = "; ".join(f"{c.get('param')}: {format_field(c.get('old'))} --({c.get('op')})--> "
+                            f"{format_field(c.get('new'))}" for c in record.changes)
         who = "" if record.donor is not None else " (explore only: own weights)"
         return f"{record.trial_id}{who}: {changes or 'no change'}"
-    return ", ".join(f"{k}={format_value(v)}" for k, v in event.items() if k not in HIDDEN_FIELDS)
+    return ", ".join(f"{k}={format_field(v)}" for k, v in event.items() if k not in HIDDEN_FIELDS)
 
 
 def format_event(event: Mapping[str, Any]) -> str:

@@ -27,8 +27,8 @@ from typing import Any
 from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import column_paths, lookup_column
-from pbtlab.records import EventKind
+from pbtlab.nested import column_paths, get_path
+from pbtlab.rundir.records import EventKind
 
 #: Restart reasons recorded in ``restored_from/reason`` that a perturbation caused.
 PERTURBATION_REASONS = (EventKind.EXPLOIT.value, EventKind.EXPLORE.value)
@@ -94,6 +94,11 @@ class RunData:
     @cached_property
     def _by_id(self) -> dict[str, TrialRecord]:
         return {t.trial_id: t for t in self.trials}
+
+    def dirname(self, trial_id: str) -> str:
+        """The trial's folder name, which checkpoint paths in events begin with (``trial_dirname_creator``)."""
+        names = self.experiment.get("trial_dirs") or {}
+        return str(names.get(trial_id, trial_id))
 
     def trial(self, trial_id: str) -> TrialRecord:
         record = self._by_id.get(trial_id)
@@ -306,7 +311,7 @@ class RunLineage:
             for index, row in enumerate(trial.rows):
                 name = row.get("checkpoint_dir_name")
                 if name:
-                    self._checkpoints.setdefault(f"{trial.trial_id}/{name}", (trial, index))
+                    self._checkpoints.setdefault(f"{run.dirname(trial.trial_id)}/{name}", (trial, index))
         self.perturbations: tuple[Perturbation, ...] = tuple(perturbations(run.events))
         self.jumps: tuple[Jump, ...] = tuple(self._place_jumps())
         self._by_trial: dict[str, list[Jump]] = {}
@@ -507,7 +512,7 @@ def hyperparameter_schedule(run: RunData, trial: str | int | None = None,
             iterations.append(int(row["training_iteration"]))
             owners.append(span.trial_id)
             for p in params:
-                values[p].append(lookup_column(row.get("config") or {}, p))
+                values[p].append(get_path(row.get("config") or {}, p))
     target = resolve_trial(run, trial).trial_id
     return Schedule(target, tuple(params), tuple(iterations), tuple(owners),
                     {p: tuple(v) for p, v in values.items()}, tuple(switches), tuple(span_starts))

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
+from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
-from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, read_json
+from pbtlab.rundir.reader import RunDir
 
 _T = TypeVar("_T")
 
@@ -59,18 +60,15 @@ def pick_best(scored: Iterable[tuple[_T, float | None]], filter_nan_and_inf: boo
 
 
 def _pandas() -> Any:
-    try:
-        import pandas
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("metrics_dataframe and get_dataframe need pandas: pip install 'pbtlab[analysis]'") from None
-    return pandas
+    return require("pandas", "analysis", "metrics_dataframe and get_dataframe")
 
 
 class Result:
     """One trial's outcome: final ``metrics`` and ``config``, ``checkpoint``, ``error``, full history."""
 
-    def __init__(self, experiment_path: str, record: Mapping[str, Any], rows_limit: int | None = None) -> None:
-        self._experiment_path = experiment_path
+    def __init__(self, run_dir: RunDir, record: Mapping[str, Any], rows_limit: int | None = None) -> None:
+        self._run_dir = run_dir
+        experiment_path = self._experiment_path = run_dir.path
         self._record = record
         self._rows_limit = rows_limit
         self.trial_id: str = record["trial_id"]
@@ -88,7 +86,7 @@ class Result:
 
     @property
     def path(self) -> str:
-        return os.path.join(self._experiment_path, self._record.get("dirname") or self.trial_id)
+        return self._run_dir.trial_dir(self.trial_id)
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
@@ -109,8 +107,7 @@ class Result:
 
     def history(self) -> list[dict[str, Any]]:
         """Every row the trial reported, in order, including rows from before it was exploited."""
-        return list(iter_jsonl(os.path.join(self.path, RESULT_FILE), f"results of trial {self.trial_id}",
-                               self._rows_limit))
+        return self._run_dir.rows(self.trial_id, self._rows_limit)
 
     @cached_property
     def metrics_dataframe(self) -> Any:
@@ -146,23 +143,16 @@ class ResultGrid(Sequence[Result]):
         self.experiment_path = experiment_path
         self.experiment = dict(experiment)
         self._events_limit = events_written
-        dirs = self.experiment.get("trial_dirs") or {}  # TuneConfig(trial_dirname_creator)
-        self._results = [Result(experiment_path, {**r, "dirname": dirs.get(r["trial_id"])},
-                                (rows_written or {}).get(r["trial_id"])) for r in trial_records]
+        self.run_dir = RunDir(experiment_path, strict=False, experiment=self.experiment)
+        self._results = [Result(self.run_dir, r, (rows_written or {}).get(r["trial_id"])) for r in trial_records]
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> ResultGrid:
         """Load a finished (or interrupted) experiment from its directory."""
-        path = os.path.abspath(os.fspath(path))
-        if not os.path.isdir(path):
-            raise ExperimentError(f"no experiment directory at {path}")
-        experiment = read_json(os.path.join(path, EXPERIMENT_FILE), "experiment settings (experiment.json)")
-        if not isinstance(experiment, dict) or "trial_ids" not in experiment:
-            raise ExperimentError(f"{os.path.join(path, EXPERIMENT_FILE)} is not a pbtlab experiment file")
-        state = read_json(os.path.join(path, STATE_FILE), "experiment state (state.json)")
-        if not isinstance(state, dict) or not isinstance(state.get("trials"), list):
-            raise ExperimentError(f"{os.path.join(path, STATE_FILE)} is not a pbtlab state file")
-        return cls(path, experiment, state["trials"], state.get("rows_written"), state.get("events_written"))
+        run = RunDir(path)
+        experiment = run.experiment  # read first: a folder without it is not a run at all
+        state = run.state or {}
+        return cls(run.path, experiment, state["trials"], state.get("rows_written"), state.get("events_written"))
 
     # -- sequence protocol ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -251,8 +241,7 @@ class ResultGrid(Sequence[Result]):
     @cached_property
     def events(self) -> list[dict[str, Any]]:
         """Every recorded event (decisions, starts, restores, errors), in order."""
-        return list(iter_jsonl(os.path.join(self.experiment_path, EVENTS_FILE), "event log (events.jsonl)",
-                               self._events_limit))
+        return self.run_dir.events(self._events_limit)
 
     def events_of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == kind]

@@ -37,8 +37,9 @@ from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
 from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.executors.base import make_executor
-from pbtlab.progress import column_paths, logger
-from pbtlab.records import (
+from pbtlab.nested import column_paths
+from pbtlab.progress import logger
+from pbtlab.rundir.records import (
     EventKind,
     ExperimentResume,
     ExperimentSpec,
@@ -50,7 +51,7 @@ from pbtlab.resources import Resources, declares_resources, resources_for
 from pbtlab.schedulers.base import TrialScheduler, class_path
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
-from pbtlab.store import (
+from pbtlab.rundir.store import (
     EVENTS_FILE,
     EXPERIMENT_FILE,
     RESULT_FILE,

@@ -1,7 +1,7 @@
 """The loop: fill slots, wait for a trial's message, ask the scheduler, carry out its decision, save state.
 
 The controller is the one place where decisions become side effects. Everything it does is recorded
-as an event (``pbtlab.records``); what a report becomes is in ``reports.py``, whether a failure is
+as an event (``pbtlab.rundir.records``); what a report becomes is in ``reports.py``, whether a failure is
 retried in ``failures.py``, which checkpoints go in ``retention.py``. It is built by ``build.py``.
 
 It runs with any executor; the tests drive it with a scripted fake one (``tests/engine_fakes.py``).
@@ -26,11 +26,11 @@ from pbtlab.engine.reports import StopCriteria, check_metric_reported, elapsed_b
 from pbtlab.engine.retention import Retention
 from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, TrialView, TrialViews
 from pbtlab.errors import ConfigError
-from pbtlab.errors import TrialError as TrialFailed
+from pbtlab.errors import TrialError
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
-from pbtlab.records import (
+from pbtlab.rundir.records import (
     EVENT_TYPES,
     FORMAT_VERSION,
     CheckpointDeleted,
@@ -43,13 +43,14 @@ from pbtlab.records import (
     Explore,
     ForcedStart,
     TrialComplete,
-    TrialError,
+    TrialErrored,
     TrialRestore,
     TrialStart,
     recovery_summary,
 )
 from pbtlab.resources import Resources
-from pbtlab.schedulers.base import Action, CheckpointRef, Decision, Note, Perturbation, TrialScheduler
+from pbtlab.rundir.checkpoints import CheckpointRef
+from pbtlab.schedulers.base import Action, Decision, Note, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
     SAVE,
@@ -63,7 +64,7 @@ from pbtlab.session import (
     StartSpec,
     WorkerMessage,
 )
-from pbtlab.store import ExperimentStore
+from pbtlab.rundir.store import ExperimentStore
 
 #: How often a stopper's ``stop_all()`` is asked while trials are inside an iteration (executors with ``poll``).
 STOP_CHECK_INTERVAL_S = 1.0
@@ -139,7 +140,7 @@ class Controller:
 
     # -- events --------------------------------------------------------------------------------------
     def emit(self, kind: type[Event], **fields: Any) -> None:
-        """Record an event of ``kind`` (a class from ``pbtlab.records``) with the next ``seq``."""
+        """Record an event of ``kind`` (a class from ``pbtlab.rundir.records``) with the next ``seq``."""
         record = kind(seq=self._seq, time=time.time(), **fields)
         self._seq += 1
         self.store.append_event(record.to_dict())
@@ -455,7 +456,7 @@ class Controller:
     def _on_error(self, trial: Trial, message: ErrorMessage) -> None:
         trial.num_failures += 1
         retry = self.retry.should_retry(trial.num_failures, message.usage_error)
-        self.emit(TrialError, trial_id=trial.trial_id, iteration=trial.iteration, error_type=message.error_type,
+        self.emit(TrialErrored, trial_id=trial.trial_id, iteration=trial.iteration, error_type=message.error_type,
                   message=message.message, traceback=message.traceback, num_failures=trial.num_failures,
                   will_retry=retry)
         self.running.discard(trial.trial_id)
@@ -485,7 +486,7 @@ class Controller:
             self.callbacks.call("on_trial_error", iteration=self.step, trials=self.views, trial=TrialView(trial))
         self._apply(self.scheduler.on_trial_error(trial.trial_id, self.population))
         if self.retry.fail_fast:
-            self._abort = TrialFailed(trial.trial_id, f"{message.error_type}: {message.message}", message.traceback)
+            self._abort = TrialError(trial.trial_id, f"{message.error_type}: {message.message}", message.traceback)
         self._maybe_save()
 
     def _request_checkpoint(self, trial: Trial, reason: str) -> None:
@@ -651,7 +652,7 @@ class Controller:
         return records, rows
 
     def save_state(self, durable: bool = False) -> None:
-        """Write ``state.json`` (a ``pbtlab.records.RunState``: each trial at its recovery point, the
+        """Write ``state.json`` (a ``pbtlab.rundir.records.RunState``: each trial at its recovery point, the
         scheduler as it is now), then delete checkpoints it no longer names."""
         started = time.monotonic()
         records, rows = self.recovery_records()

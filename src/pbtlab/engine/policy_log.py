@@ -10,8 +10,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pbtlab.records import EventKind
-from pbtlab.store import ExperimentStore, dumps
+from pbtlab.rundir.records import EventKind
+from pbtlab.rundir.store import ExperimentStore, dumps
 
 GLOBAL_FILE = "pbt_global.txt"
 

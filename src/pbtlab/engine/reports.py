@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError
-from pbtlab.records import AUTO_RESULT_FIELDS
+from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 from pbtlab.stopper import Stopper  # the base class lives with the Ray-style stoppers
 
 __all__ = ["AUTO_RESULT_FIELDS", "StopCriteria", "Stopper", "result_row"]

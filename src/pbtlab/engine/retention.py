@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Callable, Iterable
 
 from pbtlab.engine.trial import Trial
-from pbtlab.schedulers.base import CheckpointRef, TrialScheduler
+from pbtlab.rundir.checkpoints import CheckpointRef
+from pbtlab.schedulers.base import TrialScheduler
 
 
 class Retention:

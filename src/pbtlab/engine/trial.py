@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.checkpoint import Checkpoint
-from pbtlab.schedulers.base import CheckpointRef
+from pbtlab.rundir.checkpoints import CheckpointRef
 
 
 class TrialStatus(str, enum.Enum):

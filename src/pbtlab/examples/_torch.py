@@ -8,25 +8,17 @@ helpers they share.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Any
 
+from pbtlab._optional import require as require_optional
 from pbtlab.errors import ConfigError
 
-#: import name -> package to install
-PACKAGES = {"torch": "torch", "sklearn": "scikit-learn", "gymnasium": "gymnasium", "numpy": "numpy"}
 
 
 def require(module: str) -> ModuleType:
     """Import ``module`` or fail with an error that names the ``[torch]`` extra."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        package = PACKAGES.get(module.split(".")[0], module)
-        raise ConfigError(
-            f"the torch examples need {package!r}, which is not installed ({error}); "
-            "install the extra: pip install 'pbtlab[torch]'") from error
+    return require_optional(module, "torch", "the torch examples")
 
 
 def torch() -> ModuleType:

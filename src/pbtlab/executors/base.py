@@ -75,6 +75,8 @@ trial at a time, in the order they were started or answered, which makes a seede
 
 from __future__ import annotations
 
+import importlib
+
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -109,22 +111,23 @@ class Executor(Protocol):
         """Stop every worker."""
 
 
+#: ``RunConfig(executor=NAME)``: the executor class each name stands for, imported only when chosen.
+EXECUTORS_BY_NAME = {
+    "inprocess": "pbtlab.executors.inprocess:InProcessExecutor",
+    "process": "pbtlab.executors.process:ProcessExecutor",
+    "ray": "pbtlab.executors.ray:RayExecutor",
+}
+
+
 def make_executor(executor: Any) -> Executor:
     """Turn ``RunConfig(executor=...)`` (a name or an object) into an executor."""
-    if executor is None or executor == "inprocess":
-        from pbtlab.executors.inprocess import InProcessExecutor
-
-        return InProcessExecutor()
-    if executor == "process":
-        from pbtlab.executors.process import ProcessExecutor
-
-        return ProcessExecutor()
-    if executor == "ray":
-        from pbtlab.executors.ray import RayExecutor
-
-        return RayExecutor()
     if isinstance(executor, Executor):
         return executor
-    raise ConfigError(
-        f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor object, "
-        f"got {describe(executor)}")
+    target = EXECUTORS_BY_NAME.get("inprocess" if executor is None else executor) \
+        if executor is None or isinstance(executor, str) else None
+    if target is None:
+        names = ", ".join(repr(name) for name in EXECUTORS_BY_NAME)
+        raise ConfigError(f"RunConfig(executor=...) must be {names} or an Executor object, got {describe(executor)}")
+    module_name, class_name = target.split(":")
+    made: Executor = getattr(importlib.import_module(module_name), class_name)()
+    return made

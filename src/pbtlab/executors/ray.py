@@ -58,6 +58,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pbtlab._optional import require
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
 from pbtlab.executors.threads import EXITED, ThreadWorker
@@ -76,13 +77,7 @@ TRANSPORTS = ("auto", "shared", "object_store")
 
 
 def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError(
-            f"executor='ray' needs Ray, which is not installed ({error}); install it with: pip install 'pbtlab[ray]'"
-        ) from None
-    return ray
+    return require("ray", "ray", "executor='ray' and its trials")
 
 
 # -- moving checkpoint directories as bytes ------------------------------------------------------------

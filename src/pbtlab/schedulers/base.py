@@ -47,6 +47,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pbtlab.rundir.checkpoints import CheckpointRef
+
 
 class Action(enum.Enum):
     """What happens to the trial that just reported."""
@@ -54,29 +56,6 @@ class Action(enum.Enum):
     CONTINUE = "continue"
     PAUSE = "pause"
     STOP = "stop"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CheckpointRef:
-    """A persisted checkpoint of a trial, with the clock values it was taken at."""
-
-    trial_id: str
-    path: str
-    iteration: int
-    time_total_s: float
-    index: int
-    score: float | None = None  # CheckpointConfig(checkpoint_score_attribute)'s value when it was taken
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {"trial_id": self.trial_id, "path": self.path, "iteration": self.iteration,
-                "time_total_s": self.time_total_s, "index": self.index}
-        if self.score is not None:
-            data["score"] = self.score
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointRef:
-        return cls(**data)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

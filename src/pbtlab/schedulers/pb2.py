@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab._optional import require
+from pbtlab.nested import get_path, set_path
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange, TrialView, class_path
 from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number, refuse_custom_explore_fn
 from pbtlab.space import Float
 
-_INSTALL = "pip install 'pbtlab[pb2]'"
 #: How many of the most recent reward changes the GP is fitted on.
 MAX_GP_POINTS = 200
 #: Ray's UCB constants: beta_t = C1 + max(0, log(C2 * n)).
@@ -46,12 +47,9 @@ _UCB_C1, _UCB_C2 = 0.2, 0.4
 
 def _sklearn_gp() -> tuple[Any, Any, Any, Any]:
     """scikit-learn's GP pieces, imported here only (the one place ``pbtlab[pb2]`` is needed)."""
-    try:
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Hyperparameter, Kernel
-    except ImportError as error:
-        raise ConfigError(f"PB2 needs scikit-learn: {_INSTALL} ({error})") from error
-    return GaussianProcessRegressor, ConstantKernel, Hyperparameter, Kernel
+    processes = require("sklearn.gaussian_process", "pb2", "PB2's Gaussian processes")
+    kernels = require("sklearn.gaussian_process.kernels", "pb2", "PB2's Gaussian processes")
+    return processes.GaussianProcessRegressor, kernels.ConstantKernel, kernels.Hyperparameter, kernels.Kernel
 
 
 _KERNEL_CLASS: type | None = None
@@ -159,20 +157,6 @@ def _bounds_to_domains(bounds: Mapping[str, Any]) -> dict[str, Any]:
             for key, value in bounds.items()}
 
 
-def _get_flat(config: Mapping[str, Any], name: str) -> Any:
-    value: Any = config
-    for part in name.split("/"):
-        value = value[part]
-    return value
-
-
-def _set_flat(config: dict[str, Any], name: str, value: Any) -> None:
-    parts = name.split("/")
-    for part in parts[:-1]:
-        config = config[part]
-    config[parts[-1]] = value
-
-
 class PB2(PopulationBasedTraining):
     """Population Based Bandits with Ray Tune's arguments and defaults.
 
@@ -226,7 +210,7 @@ class PB2(PopulationBasedTraining):
         super()._save_state(state, time_value, result, trial, decision)
         if state.last_score is None or not math.isfinite(state.last_score):
             return  # an unrankable score teaches the GP nothing
-        values = tuple(float(_get_flat(trial.config, name)) for name in self._bounds_flat)
+        values = tuple(float(get_path(trial.config, name)) for name in self._bounds_flat)
         self._observations.append(_Observation(trial.trial_id, time_value, values, state.last_score))
 
     def _reward_changes(self) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float, float]]]:
@@ -259,8 +243,8 @@ class PB2(PopulationBasedTraining):
         new_config = copy.deepcopy(config)
         names = list(self._bounds_flat)
         if base.trial_id not in last:
-            changes = tuple(HyperparamChange(name, _get_flat(config, name), "pb2: kept (no reward change measured "
-                                             "for the donor yet)", _get_flat(config, name)) for name in names)
+            changes = tuple(HyperparamChange(name, get_path(config, name), "pb2: kept (no reward change measured "
+                                             "for the donor yet)", get_path(config, name)) for name in names)
             return self._custom(new_config), changes
         time_now = X[:, 0].max()
         if time_now > self._pending_time:
@@ -268,16 +252,16 @@ class PB2(PopulationBasedTraining):
         chosen, why = self._select(X[-MAX_GP_POINTS:], y[-MAX_GP_POINTS:], np.array(last[base.trial_id][:2]))
         changes_list = []
         for name, value in zip(names, chosen):
-            old = _get_flat(config, name)
+            old = get_path(config, name)
             new: Any = round(float(value)) if isinstance(old, (int, np.integer)) and not isinstance(old, bool) \
                 else float(value)
-            _set_flat(new_config, name, new)
+            set_path(new_config, name, new)
             changes_list.append(HyperparamChange(name, old, why, new))
         self._pending.append(tuple(float(v) for v in chosen))
         # The target continues from the donor's point with the new values: its next change is measured from there.
         donor_time, _, donor_score = last[base.trial_id]
         self._observations.append(_Observation(
-            target.trial_id, donor_time, tuple(float(_get_flat(new_config, n)) for n in names), donor_score))
+            target.trial_id, donor_time, tuple(float(get_path(new_config, n)) for n in names), donor_score))
         return self._custom(new_config), tuple(changes_list)
 
     def _custom(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
-from pbtlab.records import AUTO_RESULT_FIELDS, EventKind
+from pbtlab.rundir.records import AUTO_RESULT_FIELDS, EventKind
 from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.rundir.reader import RunDir
 from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, PathRefused, discover, resolve_experiment, summarize
 from pbtlab.serve.stack import require_serve_stack
 
@@ -166,9 +167,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             return _json({"error": f"limit must be a whole number in [1, 100000], got {limit_text!r}"}, 400)
 
         def matching() -> dict[str, Any]:
-            from pbtlab.serve.runs import FileTail
-
-            tail = FileTail(os.path.join(path, "events.jsonl"))
+            tail = RunDir(path, strict=False).event_tail()
             found: list[dict[str, Any]] = []
             total = 0
             while True:

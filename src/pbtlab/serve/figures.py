@@ -33,10 +33,9 @@ from pbtlab.analysis.lineage import (
     trial_segments,
 )
 from pbtlab.errors import ConfigError
+from pbtlab.viz._style import ANCESTRY_COLOR  # the best trial's ancestry: the same gold as the static plots
 from pbtlab.viz.history import metric_history
 
-#: Colour of the best trial's ancestry (as in the static lineage plot).
-ANCESTRY_COLOR = "#d4a017"
 #: Lane labels are trial ids up to this many trials; beyond, the axis shows trial numbers.
 MAX_LABELLED_LANES = 40
 _BASE_LAYOUT: dict[str, Any] = {"margin": {"l": 60, "r": 20, "t": 36, "b": 44}, "hovermode": "closest",

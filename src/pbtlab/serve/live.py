@@ -19,17 +19,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pbtlab.serve.runs import (
-    DEFAULT_STALE_SECONDS,
-    DamagedLine,
-    FileTail,
-    finite,
-    fold_status,
-    read_json_file,
-    run_state,
-    trial_result_path,
-)
-from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE
+from pbtlab.nested import get_path
+from pbtlab.rundir.reader import RunDir
+from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE
+from pbtlab.rundir.tail import DamagedLine, FileTail, read_json_file
+from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, finite, fold_status, run_state
 
 #: Events sent with the first page; older ones are fetched when the log is filtered.
 SNAPSHOT_EVENTS = 300
@@ -55,13 +49,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def config_value(config: Any, param: str) -> Any:
-    value = config
-    for part in param.split("/"):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
-
-
 class LiveView:
     """Follows one experiment directory for one client: ``snapshot()`` once, then ``poll()`` on a timer.
 
@@ -75,7 +62,8 @@ class LiveView:
         self.id = secrets.token_urlsafe(12)
         self.lock = threading.Lock()
         self.last_used = time.monotonic()
-        self.events = FileTail(os.path.join(experiment_dir, EVENTS_FILE))
+        self.run = RunDir(experiment_dir, strict=False, experiment={})
+        self.events = self.run.event_tail()
         self.tails: dict[str, FileTail] = {}
         self.trial_order: list[str] = []
         self.experiment: dict[str, Any] = {}
@@ -98,19 +86,20 @@ class LiveView:
         trial_id = str(trial_id)
         if trial_id in self.tails or trial_id in self.trial_order:
             return
-        path = trial_result_path(self.experiment_dir, trial_id)
-        if path is None:
-            problems.append(f"trial id {trial_id!r} does not name a folder inside the experiment; not read")
+        tail = self.run.row_tail(trial_id)
+        if tail is None:
+            problems.append(f"trial {trial_id!r}'s folder name {self.run.dirname(trial_id)!r} does not name a "
+                            "folder inside the experiment; not read")
             return
         self.trial_order.append(trial_id)
-        self.tails[trial_id] = FileTail(path, f"{trial_id}/result.jsonl")
+        self.tails[trial_id] = tail
 
     def _register(self, trial_id: str, row: dict[str, Any]) -> None:
         """Remember a checkpointed row's (iteration, metric): a later restart from it starts its curve there."""
         checkpoint = row.get("checkpoint_dir_name")
         if isinstance(checkpoint, str):
             metric_value = finite(row.get(self.metric)) if self.metric else None
-            self.checkpoints[f"{trial_id}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
+            self.checkpoints[f"{self.run.dirname(trial_id)}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
 
     def _ready(self, trial_id: str, rows: list[dict[str, Any]]) -> int:
         """How many of a trial's new rows can be sent: a restart whose cloned checkpoint was not read yet (the
@@ -140,7 +129,7 @@ class LiveView:
                 clone = [found[0], found[1]]
         config = row.get("config") if isinstance(row.get("config"), dict) else {}
         return {"t": trial_id, "i": iteration, "m": metric_value,
-                "c": {p: config_value(config, p) for p in self.param_columns},
+                "c": {p: get_path(config, p) for p in self.param_columns},
                 "r": restored, "cp": clone, "k": checkpoint if isinstance(checkpoint, str) else None}
 
     # -- first page ----------------------------------------------------------------------------------------
@@ -180,6 +169,7 @@ class LiveView:
         if problem or not isinstance(experiment, dict):
             return None, [problem or "experiment.json is not a JSON object"], {}
         self.experiment = experiment
+        self.run = RunDir(self.experiment_dir, strict=False, experiment=experiment)
         self.metric = experiment.get("metric") if isinstance(experiment.get("metric"), str) else None
         columns = experiment.get("param_columns")
         self.param_columns = [str(c) for c in columns] if isinstance(columns, list) else []
@@ -214,8 +204,8 @@ class LiveView:
         for index, trial_id in enumerate(self.trial_order):
             rows = self.all_rows.get(trial_id, [])
             if trial_id not in self.initial:
-                params, _ = read_json_file(os.path.join(self.experiment_dir, trial_id, "params.json"))
-                if isinstance(params, dict):
+                params = self.run.params(trial_id)
+                if params is not None:
                     self.initial[trial_id] = params
             initial = self.initial.get(trial_id) or (rows[0].get("config") if rows else {}) or {}
             records.append(TrialRecord(trial_id, index, dict(initial), tuple(rows), statuses.get(trial_id, "")))
@@ -264,7 +254,7 @@ class LiveView:
                                "status": statuses.get(record.trial_id, ""),
                                "iteration": last.get("training_iteration", 0),
                                "metric": finite(last.get(self.metric)) if self.metric else None,
-                               "config": {p: config_value(config, p) for p in self.param_columns}})
+                               "config": {p: get_path(config, p) for p in self.param_columns}})
             self.announced = len(self.trial_order)
             return {
                 "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),

@@ -24,17 +24,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
-from pbtlab.store import EVENTS_FILE, EXPERIMENT_FILE, RESULT_FILE, STATE_FILE
+from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, STATE_FILE
+from pbtlab.rundir.tail import FileTail, inside, read_json_file
 
 #: How deep below a served folder experiments are looked for (``runs/<name>/experiment.json`` is depth 2).
 MAX_DEPTH = 3
-#: Largest chunk read from one file per tick; the rest follows on the next tick.
-MAX_CHUNK_BYTES = 8 * 1024 * 1024
 #: A run without ``experiment_end`` whose files did not change for this long is reported as stopped.
 DEFAULT_STALE_SECONDS = 600.0
 
 
-class RunState(str, enum.Enum):
+class RunStatus(str, enum.Enum):
     """What the files say about a run."""
 
     RUNNING = "running"      # no experiment_end yet, files changed recently
@@ -44,112 +43,9 @@ class RunState(str, enum.Enum):
     DAMAGED = "damaged"      # experiment.json cannot be read
 
 
-# -- reading appended lines ---------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, slots=True)
-class DamagedLine:
-    """A line that is not a JSON object: ``file`` (relative to the experiment), its 1-based ``line``, why."""
-
-    file: str
-    line: int
-    message: str
-
-    def describe(self) -> str:
-        return f"{self.file} line {self.line} is damaged ({self.message}); it is skipped"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TailChunk:
-    """What one read of a file found: complete records, damaged lines, bytes of an unfinished last line,
-    and ``reset`` when the file shrank (rewritten, e.g. truncated by a resume)."""
-
-    records: list[dict[str, Any]]
-    damaged: list[DamagedLine]
-    pending_bytes: int
-    reset: bool = False
-
-
-class FileTail:
-    """Follows one JSON-lines file by byte offset; only complete lines (ending in a newline) are parsed.
-
-    Each read costs what was appended since the last one, not the file's size.
-    """
-
-    def __init__(self, path: str, label: str | None = None) -> None:
-        self.path = path
-        self.label = label or os.path.basename(path)
-        self.offset = 0
-        self.lines = 0
-
-    def size(self) -> int:
-        try:
-            return os.stat(self.path).st_size
-        except OSError:
-            return 0
-
-    def read(self, size: int | None = None) -> TailChunk:
-        size = self.size() if size is None else size
-        if size < self.offset:
-            return TailChunk([], [], 0, reset=True)
-        if size == self.offset:
-            return TailChunk([], [], 0)
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(min(size - self.offset, MAX_CHUNK_BYTES))
-        except OSError as error:
-            return TailChunk([], [DamagedLine(self.label, self.lines + 1, f"cannot read: {error.strerror}")], 0)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return TailChunk([], [], len(data))
-        lines = data[:end].split(b"\n")
-        if all(line.strip() for line in lines):  # the common case: one parse for the whole chunk
-            try:
-                values = json.loads(b"[" + b",".join(lines) + b"]")
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                values = None
-            if values is not None and len(values) == len(lines) and all(isinstance(v, dict) for v in values):
-                self.lines += len(lines)
-                self.offset += end + 1
-                return TailChunk(values, [], len(data) - end - 1)
-        records: list[dict[str, Any]] = []
-        damaged: list[DamagedLine] = []
-        for raw in lines:
-            self.lines += 1
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                damaged.append(DamagedLine(self.label, self.lines, str(error)))
-                continue
-            if not isinstance(value, dict):
-                damaged.append(DamagedLine(self.label, self.lines, f"not a JSON object but {type(value).__name__}"))
-                continue
-            records.append(value)
-        self.offset += end + 1
-        return TailChunk(records, damaged, len(data) - end - 1)
-
-
-def read_json_file(path: str) -> tuple[Any, str | None]:
-    """``(value, None)``, or ``(None, why)`` when the file is missing or damaged."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle), None
-    except FileNotFoundError:
-        return None, f"{os.path.basename(path)} is missing"
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        return None, f"{os.path.basename(path)} is damaged ({error})"
-
-
 # -- paths ------------------------------------------------------------------------------------------------
 class PathRefused(Exception):
     """A requested path is outside the served folders (or not an experiment)."""
-
-
-def inside(root: str, path: str) -> bool:
-    """Whether ``path`` (after resolving symlinks) is ``root`` or below it."""
-    real_root, real = os.path.realpath(root), os.path.realpath(path)
-    return os.path.commonpath([real_root, real]) == real_root
 
 
 def resolve_experiment(roots: Sequence[str], experiment_id: str) -> str:
@@ -177,15 +73,6 @@ def resolve_experiment(roots: Sequence[str], experiment_id: str) -> str:
     if not os.path.isfile(os.path.join(path, EXPERIMENT_FILE)):
         raise PathRefused("no experiment there")
     return path
-
-
-def trial_result_path(experiment_dir: str, trial_id: str) -> str | None:
-    """``<experiment>/<trial_id>/result.jsonl`` if the trial id names a folder inside the experiment."""
-    if not isinstance(trial_id, str) or not trial_id or trial_id in (".", "..") or "/" in trial_id \
-            or "\\" in trial_id or "\x00" in trial_id:
-        return None
-    path = os.path.join(experiment_dir, trial_id, RESULT_FILE)
-    return path if inside(experiment_dir, path) else None
 
 
 # -- discovery and summaries ------------------------------------------------------------------------------
@@ -270,16 +157,16 @@ def run_state(experiment_dir: str, last_event: Mapping[str, Any] | None = None,
             pass
     age = max(0.0, now - newest) if newest else None
     if isinstance(last_event, dict) and last_event.get("event") == "experiment_end":
-        state, label = RunState.FINISHED, "finished"
+        state, label = RunStatus.FINISHED, "finished"
     elif not os.path.exists(events_path):
-        state = RunState.STARTING if age is not None and age < stale_after else RunState.STOPPED
-        label = "starting" if state is RunState.STARTING else "stopped before its first event"
+        state = RunStatus.STARTING if age is not None and age < stale_after else RunStatus.STOPPED
+        label = "starting" if state is RunStatus.STARTING else "stopped before its first event"
     elif age is not None and age >= stale_after:
-        state = RunState.STOPPED
+        state = RunStatus.STOPPED
         label = (f"stopped: no experiment_end, nothing written for {_duration(age)} "
                  "(the driver died or was killed; `pbtlab resume` continues it)")
     else:
-        state, label = RunState.RUNNING, "running"
+        state, label = RunStatus.RUNNING, "running"
     return {"state": state.value, "label": label, "age_s": None if age is None else round(age, 1)}
 
 
@@ -307,7 +194,7 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
                                "progress": None, "best": None, "metric": None, "started": None, "problems": []}
     experiment, problem = read_json_file(os.path.join(entry.path, EXPERIMENT_FILE))
     if problem or not isinstance(experiment, dict):
-        summary["status"] = {"state": RunState.DAMAGED.value, "label": problem or "experiment.json is not an object"}
+        summary["status"] = {"state": RunStatus.DAMAGED.value, "label": problem or "experiment.json is not an object"}
         return summary
     summary["name"] = str(experiment.get("name") or entry.name)
     summary["status"] = run_state(entry.path, stale_after=stale_after)
@@ -318,7 +205,7 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
     metric, mode = experiment.get("metric"), experiment.get("mode")
     summary["metric"] = metric
     state, problem = read_json_file(os.path.join(entry.path, STATE_FILE))
-    if problem and summary["status"]["state"] != RunState.STARTING.value:
+    if problem and summary["status"]["state"] != RunStatus.STARTING.value:
         summary["problems"].append(problem)
     trials_field = state.get("trials") if isinstance(state, dict) else None
     trials: list[Any] = trials_field if isinstance(trials_field, list) else []
@@ -340,7 +227,7 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
         if value is not None and (best is None or sign * value > sign * best):
             best = value
     if trial_ids:
-        finished = summary["status"]["state"] == RunState.FINISHED.value
+        finished = summary["status"]["state"] == RunStatus.FINISHED.value
         summary["progress"] = 1.0 if finished else round(done / len(trial_ids), 4)
     summary["best"] = best
     return summary

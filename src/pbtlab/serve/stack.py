@@ -6,18 +6,13 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from pbtlab._optional import require
 
 _STACK = ("starlette", "uvicorn", "plotly")
 
 
 def require_serve_stack() -> dict[str, Any]:
     """The web stack's modules by name; a clear error naming the extra when one is missing."""
-    modules = {}
-    for name in _STACK:
-        try:
-            modules[name] = importlib.import_module(name)
-        except ImportError:
-            raise ImportError(f"pbtlab serve needs {name} (not installed): pip install 'pbtlab[serve]'") from None
-    return modules
+    return {name: require(name, "serve", "pbtlab serve's pages") for name in _STACK}

@@ -45,7 +45,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     """``tune.run`` and ``ExperimentAnalysis`` (older scripts) are imported when first used."""
     if name in ("run", "ExperimentAnalysis"):
-        from pbtlab import legacy
+        from pbtlab.compat import legacy
 
         return getattr(legacy, name)
     raise AttributeError(f"module 'pbtlab.tune' has no attribute {name!r}")

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_INSTALL = "pip install 'pbtlab[viz]'"
-
-
-def _missing(what: str, error: ImportError) -> ImportError:
-    return ImportError(f"pbtlab's plots need {what}, which is not installed ({error}); install it with: {_INSTALL}")
+from pbtlab._optional import require
 
 
 def matplotlib() -> Any:
     """The ``matplotlib`` module."""
-    try:
-        import matplotlib as mpl
-    except ImportError as error:
-        raise _missing("matplotlib", error) from None
-    return mpl
+    return require("matplotlib", "viz", "pbtlab's plots")
 
 
 def pyplot() -> Any:
@@ -81,8 +73,4 @@ def below_axes(ax: Any, inches: float) -> Any:
 
 def pil_image() -> Any:
     """``PIL.Image`` (Pillow), for GIF animations."""
-    try:
-        from PIL import Image
-    except ImportError as error:
-        raise _missing("Pillow", error) from None
-    return Image
+    return require("PIL.Image", "viz", "pbtlab's animations")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pbtlab.analysis.lineage import RunData, hyperparameter_names, hyperparameter_schedule, resolve_trial, run_data
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import lookup_column
+from pbtlab.nested import get_path
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
 from pbtlab.viz.schedule import axes_for, is_numeric
 
@@ -39,9 +39,9 @@ def population_hyperparameters(run: RunData, params: Sequence[str] | None = None
             for segment in run.lineage.segments(trial.trial_id):
                 rows = trial.rows[segment.first_row:segment.last_row + 1]
                 pieces.append((tuple(int(r["training_iteration"]) for r in rows),
-                               tuple(lookup_column(r.get("config") or {}, p) for r in rows)))
-            marks = [(int(trial.rows[j.after_row]["training_iteration"]), lookup_column(j.old_config, p),
-                      lookup_column(j.new_config, p))
+                               tuple(get_path(r.get("config") or {}, p) for r in rows)))
+            marks = [(int(trial.rows[j.after_row]["training_iteration"]), get_path(j.old_config, p),
+                      get_path(j.new_config, p))
                      for j in run.lineage.jumps_of(trial.trial_id) if j.after_row is not None]
             out[p].append(PopulationSeries(trial.trial_id, p, tuple(pieces), tuple(marks)))
     return out

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from pbtlab.analysis.events import describe_event
-from pbtlab.analysis.events import format_value as _fmt
+from pbtlab.analysis.events import format_field as _fmt
 from pbtlab.analysis.lineage import RunData, ancestry, best_trial, hyperparameter_schedule, run_data
 from pbtlab.errors import ConfigError, describe
-from pbtlab.progress import lookup_column
-from pbtlab.records import EventKind
+from pbtlab.nested import get_path
+from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.history import plot_metric_history
@@ -237,7 +237,7 @@ def final_table(run: RunData) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status,
                                  "iterations": row.get("training_iteration", 0)}
         for p in run.param_columns:
-            entry[p] = lookup_column(row.get("config") or trial.initial_config, p)
+            entry[p] = get_path(row.get("config") or trial.initial_config, p)
         if run.metric:
             entry[run.metric] = row.get(run.metric)
         table.append(entry)

@@ -16,7 +16,7 @@ import numpy as np
 
 from pbtlab.analysis.lineage import RunData, TrialRecord
 from pbtlab.analysis.results import finite_number
-from pbtlab.progress import lookup_column
+from pbtlab.nested import get_path
 
 #: The tutorial's colours, in trial order.
 TUTORIAL_COLORS = ["red", "black", "blue", "green"]
@@ -36,7 +36,7 @@ def short_value(value: Any) -> str:
 def initial_label(run: RunData, trial: TrialRecord, params: Sequence[str] | None = None) -> str:
     """A legend label from a trial's starting hyperparameters, e.g. ``"lr=0.05, h0=0, h1=1"``."""
     names = list(params) if params is not None else run.param_columns
-    parts = [f"{p}={short_value(lookup_column(trial.initial_config, p))}" for p in names]
+    parts = [f"{p}={short_value(get_path(trial.initial_config, p))}" for p in names]
     return ", ".join(parts) or trial.trial_id
 
 
@@ -78,7 +78,7 @@ def label_mismatches(run: RunData, labels: Sequence[str]) -> list[str]:
     """
     def matches(label: str, trial: TrialRecord) -> bool:
         numbers = [float(n) for n in _NUMBER.findall(label)]
-        values = [finite_number(lookup_column(trial.initial_config, p)) for p in run.param_columns]
+        values = [finite_number(get_path(trial.initial_config, p)) for p in run.param_columns]
         if len(numbers) < 2 or any(v is None for v in values):
             return False
         return any(all(math.isclose(numbers[k], values[start + k], rel_tol=1e-6, abs_tol=1e-9)  # type: ignore[arg-type]

@@ -314,7 +314,7 @@
     if (name === "metric") {
       const all = merged(own, {name: "trials", line: {width: 1, color: "rgba(70, 100, 160, 0.35)"},
         hovertemplate: "trial %{customdata}<br>iter %{x}<br>" + esc(S.snap.metric || "") + " %{y:.6g}<extra></extra>"});
-      if (bestIndex >= 0) tops.push(overlay(own[bestIndex], "#d4a017", 2.5, "best"));
+      if (bestIndex >= 0) tops.push(overlay(own[bestIndex], "#f59b00", 2.5, "best"));
       if (selectedIndex >= 0) tops.push(overlay(own[selectedIndex], "#e8590c", 3, "selected"));
       return {data: [all, ...rest, ...tops], layout: fig.layout};
     }

@@ -34,9 +34,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.analysis.results import Result, ResultGrid
+from pbtlab.compat.ray import STATE_GLOB, is_ray_experiment, is_ray_object
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.nested import get_path
+from pbtlab.rundir.reader import RunDir
 
-STATE_GLOB = "experiment_state-*.json"
 POLICY_LOG = "pbt_global.txt"
 TUNER_PICKLE = "tuner.pkl"
 ROW_FILE = "result.json"
@@ -46,24 +48,12 @@ _DEFAULT_FACTORS = (1.2, 0.8)
 _INDEX = re.compile(r"^(\d+)")
 
 
-def is_ray_experiment(path: str | os.PathLike[str]) -> bool:
-    """True for a directory Ray Tune wrote (it has ``experiment_state-*.json`` and no pbtlab ``experiment.json``)."""
-    folder = os.fspath(path)
-    return (os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "experiment.json"))
-            and bool(glob.glob(os.path.join(glob.escape(folder), STATE_GLOB))))
-
-
-def is_ray_object(value: Any) -> bool:
-    """True for Ray's ``ResultGrid`` / ``ExperimentAnalysis`` (checked by class module; never imports ray)."""
-    return any(cls.__module__.startswith("ray.") for cls in type(value).__mro__)
-
-
 # -- the grid the views read ---------------------------------------------------------------------------------
 class RayResult(Result):
     """One Ray trial, with its rows held in memory (rebuilt from result.json and progress.csv)."""
 
-    def __init__(self, experiment_path: str, record: Mapping[str, Any], rows: Sequence[dict[str, Any]]) -> None:
-        super().__init__(experiment_path, record)
+    def __init__(self, run_dir: RunDir, record: Mapping[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+        super().__init__(run_dir, record)
         self._rows = [dict(r) for r in rows]
         self._folder = str(record["folder"])
 
@@ -83,7 +73,8 @@ class RayResultGrid(ResultGrid):
         self.experiment_path = run.path
         self.experiment = dict(run.experiment)
         self._events_limit = None
-        self._results = [RayResult(run.path, record, run.rows[record["trial_id"]]) for record in run.trials]
+        self.run_dir = RunDir(run.path, strict=False, experiment=self.experiment)
+        self._results = [RayResult(self.run_dir, record, run.rows[record["trial_id"]]) for record in run.trials]
         self.__dict__["events"] = [dict(e) for e in run.events]  # the base class reads events.jsonl; these are built
         self.gaps: list[str] = list(run.experiment.get("gaps", []))
 
@@ -489,7 +480,7 @@ def _read_rows(folder: str, trial: _Trial, gaps: list[dict[str, Any]]) -> None:
     if first.get("training_iteration") == 1 and isinstance(first.get("config"), dict):
         trial.initial_config = dict(first["config"])
     else:  # Ray's own copy holds placeholders for sample_from values: drop them, and say so
-        placeholders = [k for k in _flat(trial.initial_config) if _is_placeholder(_lookup(trial.initial_config, k))]
+        placeholders = [k for k in _flat(trial.initial_config) if _is_placeholder(get_path(trial.initial_config, k))]
         trial.initial_config = _without(trial.initial_config, placeholders)
         gaps.append({"trial_id": trial.trial_id, "what": "start config",
                      "message": f"trial {trial.trial_id}: result.json lost the first row, so the start config is "
@@ -699,14 +690,14 @@ def _param_columns(trials: Sequence[_Trial], exploits: Sequence[_Exploit]) -> li
     keys: list[str] = []
     for exploit in exploits:
         for key in _flat(exploit.new_config):
-            if key not in keys and _lookup(exploit.new_config, key) != _lookup(exploit.donor_config, key):
+            if key not in keys and get_path(exploit.new_config, key) != get_path(exploit.donor_config, key):
                 keys.append(key)
     if not keys:
         for trial in trials:
             for key in _flat(trial.initial_config):
-                value = _lookup(trial.initial_config, key)
+                value = get_path(trial.initial_config, key)
                 if key not in keys and isinstance(value, (int, float)) and not isinstance(value, bool) and any(
-                        _lookup(other.initial_config, key) != value for other in trials):
+                        get_path(other.initial_config, key) != value for other in trials):
                     keys.append(key)
     return keys
 
@@ -719,12 +710,6 @@ def _flat(config: Mapping[str, Any], prefix: str = "") -> list[str]:
         else:
             keys.append(f"{prefix}{key}")
     return keys
-
-
-def _lookup(config: Any, key: str) -> Any:
-    for part in key.split("/"):
-        config = config.get(part) if isinstance(config, Mapping) else None
-    return config
 
 
 def _explore_op(old: Any, new: Any, factors: Sequence[float]) -> str | None:
@@ -796,7 +781,7 @@ def _events(folder: str, trials: Sequence[_Trial], exploits: Sequence[_Exploit],
             else exploit.ray_target_iteration
         changes = []
         for key in _flat(exploit.new_config):
-            old, new = _lookup(exploit.donor_config, key), _lookup(exploit.new_config, key)
+            old, new = get_path(exploit.donor_config, key), get_path(exploit.new_config, key)
             if old != new:
                 op = _explore_op(old, new, factors) if ops_known else None
                 changes.append({"param": key, "old": old, "op": op, "new": new})

@@ -187,7 +187,7 @@ class UnrankableScore(Note):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class TrialError(Event):
+class TrialErrored(Event):
     """The trainable raised; ``will_retry`` says whether FailureConfig restarts it."""
 
     kind: ClassVar[EventKind] = EventKind.TRIAL_ERROR
@@ -285,7 +285,7 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialError, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
+        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
         ExperimentEnd)
 }
 

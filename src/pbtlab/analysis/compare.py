@@ -28,7 +28,6 @@ The rules, stated once:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.rundir.reader import RunDir
 
 #: Student's t 0.975 quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -117,18 +117,6 @@ class Comparison:
         return max(runs, key=lambda run: sign * run.final_best).path
 
 
-def _read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _read_rows(path: str) -> list[dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def _space_kinds(space: Any) -> set[str]:
     """'grid' / 'random' for the recorded param_space (domains are stored as their ``tune.…(...)`` text)."""
     kinds: set[str] = set()
@@ -196,19 +184,19 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
     experiment_file = os.path.join(path, "experiment.json")
     if not os.path.isfile(experiment_file):
         raise ExperimentError(f"{path!r} is not a pbtlab run directory (no experiment.json)")
-    experiment = _read_json(experiment_file)
+    run = RunDir(path)
+    experiment = run.experiment
     metric = metric or experiment.get("metric")
     mode = mode or experiment.get("mode")
     if not metric or mode not in ("max", "min"):
         raise ConfigError(f"{path!r} records metric={experiment.get('metric')!r}, mode={experiment.get('mode')!r}; "
                           "pass metric=... and mode='max'/'min'")
-    trial_ids = experiment.get("trial_ids") or sorted(
-        d for d in os.listdir(path) if os.path.isfile(os.path.join(path, d, "result.jsonl")))
+    trial_ids = run.trial_ids
     sign = 1.0 if mode == "max" else -1.0
     per_trial: list[list[float]] = []
     for trial_id in trial_ids:
         values = []
-        for row in _read_rows(os.path.join(path, trial_id, "result.jsonl")):
+        for row in run.rows(trial_id):
             value = row.get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 values.append(sign * float(value))
@@ -259,7 +247,7 @@ def compare_runs(paths: Sequence[str | os.PathLike[str]], metric: str | None = N
     for path in (os.fspath(p) for p in paths):
         method = _method_from_pattern(path, pattern) if pattern else None
         curves.append(run_curve(path, metric, mode, method))
-    experiments = [_read_json(os.path.join(c.path, "experiment.json")) for c in curves]
+    experiments = [RunDir(c.path).experiment for c in curves]
     recorded = [(e.get("metric"), e.get("mode")) for e in experiments]
     for curve, (run_metric, run_mode) in zip(curves, recorded):
         if (metric or run_metric, mode or run_mode) != (metric or recorded[0][0], mode or recorded[0][1]):

@@ -9,7 +9,7 @@
   (``pip install 'pbtlab[tensorboard]'``): every numeric result field at ``training_iteration``, under
   ``ray/tune/<field>`` as Ray names them, so
   ``tensorboard --logdir <run>`` shows every trial. ``pbtlab tensorboard RUN_DIR`` adds one curve per
-  lineage, stitched across exploits (``pbtlab.lineage_tensorboard``).
+  lineage, stitched across exploits (``pbtlab.loggers.lineage_tensorboard``).
 
 They are callbacks added by default, as in Ray; ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`` turns them off.
 
@@ -27,30 +27,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback
-from pbtlab.tbx import tensorboardx
+from pbtlab.loggers._tbx import tensorboardx
+from pbtlab.nested import flatten
+from pbtlab.rundir.store import RESULT_FILE, iter_jsonl
 
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
 
 
-def flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}/"))
-        else:
-            out[name] = value
-    return out
-
-
 def _kept_rows(trial_dir: str) -> list[dict[str, Any]]:
     """The rows a resumed run kept (result.jsonl was truncated to the saved state before this runs)."""
-    path = os.path.join(trial_dir, "result.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return list(iter_jsonl(os.path.join(trial_dir, RESULT_FILE), "results kept by the resume"))
 
 
 class JsonLoggerCallback(Callback):

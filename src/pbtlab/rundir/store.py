@@ -24,7 +24,6 @@ from typing import Any
 
 from pbtlab.errors import ExperimentError
 
-FORMAT_VERSION = 1
 EXPERIMENT_FILE = "experiment.json"
 EVENTS_FILE = "events.jsonl"
 STATE_FILE = "state.json"

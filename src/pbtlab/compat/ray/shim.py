@@ -25,7 +25,7 @@ While the script runs, an import hook answers every ``import ray...`` before the
     ...     ray.remote
     Traceback (most recent call last):
     ...
-    pbtlab.ray_shim.RayFeatureError: ray.remote is not supported by pbtlab (pbtlab run): pbtlab runs the trials ...
+    pbtlab.compat.ray.shim.RayFeatureError: ray.remote is not supported by pbtlab (pbtlab run): pbtlab runs the trials ...
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pbtlab import config as _config
+from pbtlab.compat.ray import shim_state
 from pbtlab.errors import ConfigError, PbtlabError
 
 __all__ = ["RayFeatureError", "install", "ray_modules", "run_script", "uninstall"]
@@ -131,7 +132,7 @@ _MODULES: dict[str, Any] = {
     "ray.tune.search.basic_variant": lambda: ([importlib.import_module("pbtlab.tune.search.basic_variant")], {}),
     "ray.tune.search.sample": lambda: ([importlib.import_module("pbtlab.space")], {}),
     "ray.tune.stopper": lambda: ([importlib.import_module("pbtlab.tune.stopper")], {}),
-    "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.legacy")
+    "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.compat.ray.legacy")
                                        .ExperimentAnalysis}),
     "ray.train": lambda: ([], _train_names()),
     "ray.air": lambda: ([], _air_names()),
@@ -227,6 +228,7 @@ def install(executor: str | None = None) -> None:
     for name in _installed["modules"]:
         del sys.modules[name]
     sys.meta_path.insert(0, finder)
+    shim_state.active = True
     if executor is not None:
         _config.DEFAULT_EXECUTOR = executor
     _RayState.initialized = False
@@ -242,6 +244,7 @@ def uninstall() -> None:
         del sys.modules[name]
     sys.modules.update(_installed["modules"])
     _config.DEFAULT_EXECUTOR = _installed["executor"]
+    shim_state.active = False
     _installed.clear()
 
 

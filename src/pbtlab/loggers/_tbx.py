@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pbtlab._optional import require
+
 
 class _TensorBoardX:
     """tensorboardX's event-file writer and Summary proto (``pip install 'pbtlab[tensorboard]'``)."""
@@ -16,20 +18,16 @@ class _TensorBoardX:
         blocked = "torch" not in sys.modules
         if blocked:
             sys.modules["torch"] = None  # type: ignore[assignment]
+        feature = "TensorBoard files"
         try:
-            from tensorboardX.event_file_writer import EventsWriter
-            from tensorboardX.proto.event_pb2 import Event
-            from tensorboardX.proto.summary_pb2 import Summary
-            from tensorboardX.writer import FileWriter
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ImportError("TensorBoard files need tensorboardX: pip install 'pbtlab[tensorboard]'") from None
+            self.Summary = require("tensorboardX.proto.summary_pb2", "tensorboard", feature).Summary
+            self.Event = require("tensorboardX.proto.event_pb2", "tensorboard", feature).Event
+            # synchronous: no writer thread competing with the trials
+            self.EventsWriter = require("tensorboardX.event_file_writer", "tensorboard", feature).EventsWriter
+            self.FileWriter = require("tensorboardX.writer", "tensorboard", feature).FileWriter
         finally:
             if blocked:
                 del sys.modules["torch"]
-        self.Summary = Summary
-        self.Event = Event
-        self.EventsWriter = EventsWriter  # synchronous: no writer thread competing with the trials
-        self.FileWriter = FileWriter
 
 
 _TBX: _TensorBoardX | None = None

@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from pbtlab.analysis.lineage import ancestry, run_data
-from pbtlab.tbx import tensorboardx
+from pbtlab.loggers._tbx import tensorboardx
 
 
 def default_output(results: Any) -> str:

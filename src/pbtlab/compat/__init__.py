@@ -1,0 +1,65 @@
+"""What pbtlab's core asks of the compatibility layer: the only way the core reaches another tool's code.
+
+Three modules, by who asks: this one (checks that configs and ``Tuner`` make on their arguments),
+:mod:`pbtlab.compat.runs` (reading another tool's run directory) and :mod:`pbtlab.compat.scripts`
+(running another tool's script, and its older entry points such as ``tune.run``). Each function hands its question to the tool it concerns (today Ray Tune, in ``compat/ray/``),
+importing that module only when it is asked, so ``import pbtlab`` stays light and the core never names
+another tool. A new compatibility layer adds a package beside ``ray/`` and its answers here.
+
+    >>> check_search_space("Tuner", {"lr": 0.1, "layers": [1, 2]})   # nothing foreign: no error
+    >>> scheduler_advice(object())
+    ''
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["check_search_space", "check_trainable", "comes_from_other_tool", "reject_unsupported_arguments",
+           "scheduler_advice"]
+
+#: Module-name prefixes of the tools whose objects reach pbtlab (Ray Tune's).
+_FOREIGN_PREFIXES = ("ray.",)
+
+
+def comes_from_other_tool(obj: Any) -> bool:
+    """True for an object whose class another tool defines (checked by module name, never importing it)."""
+    return any((getattr(cls, "__module__", "") or "").startswith(_FOREIGN_PREFIXES)
+               for cls in getattr(type(obj), "__mro__", (type(obj),)))
+
+
+def _arguments() -> Any:
+    from pbtlab.compat.ray import arguments
+
+    return arguments
+
+
+def reject_unsupported_arguments(where: str, config: Any) -> None:
+    """A clear error if ``config`` (a ``TuneConfig`` or ``RunConfig``) sets an argument only Ray has."""
+    _arguments().reject_ray_only(where, config)
+
+
+def check_trainable(where: str, trainable: Any) -> None:
+    """A clear error for a trainable only another tool can run (RLlib algorithms, Ray Train trainers...)."""
+    _arguments().reject_ray_trainable(where, trainable)
+
+
+def check_search_space(where: str, space: Any) -> None:
+    """A clear error for another tool's search-space objects, which would reach trainables as plain values."""
+    if _has_foreign_value(space):
+        _arguments().reject_ray_search_space(where, space)
+
+
+def _has_foreign_value(space: Any) -> bool:
+    if isinstance(space, dict):
+        return list(space) == ["grid_search"] or any(_has_foreign_value(v) for v in space.values())
+    if isinstance(space, list):
+        return any(_has_foreign_value(v) for v in space)
+    return comes_from_other_tool(space)
+
+
+def scheduler_advice(scheduler: Any) -> str:
+    """What to use instead of another tool's scheduler object ('' for anything else)."""
+    if not comes_from_other_tool(scheduler):
+        return ""
+    return str(_arguments().foreign_scheduler_advice(scheduler))

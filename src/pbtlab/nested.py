@@ -1,0 +1,70 @@
+"""Nested dicts addressed by ``a/b`` paths: configs with nested keys, and metrics reported as nested dicts.
+
+The one place these paths are made and followed (param columns, PB2's bounds, loggers' flat rows, the views).
+
+    >>> config = {"lr": 0.1, "model": {"width": 64}}
+    >>> column_paths(config), get_path(config, "model/width"), get_path(config, "model/depth")
+    (['lr', 'model/width'], 64, None)
+    >>> flatten(config)
+    {'lr': 0.1, 'model/width': 64}
+    >>> unflatten({"lr": 0.1, "model/width": 64}) == config
+    True
+    >>> set_path(config, "model/depth", 3); config["model"]
+    {'width': 64, 'depth': 3}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["column_paths", "flatten", "get_path", "set_path", "unflatten"]
+
+
+def column_paths(tree: Any, prefix: str = "") -> list[str]:
+    """The ``a/b`` paths of a nested dict's leaves, in order (an empty dict is a leaf)."""
+    if not isinstance(tree, Mapping):
+        return []
+    paths: list[str] = []
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        paths += column_paths(value, path + "/") if isinstance(value, Mapping) and value else [path]
+    return paths
+
+
+def get_path(tree: Any, path: str) -> Any:
+    """The value at ``path`` in a nested dict, or None where any part is missing."""
+    value = tree
+    for part in path.split("/"):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set the value at ``path``, making the dicts on the way where they are missing."""
+    parts = path.split("/")
+    for part in parts[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[parts[-1]] = value
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}/"))
+        else:
+            out[name] = value
+    return out
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested dict whose leaves ``flat`` lists by path (the inverse of :func:`flatten`)."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        set_path(tree, str(key), value)
+    return tree
