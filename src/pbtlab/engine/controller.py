@@ -308,7 +308,10 @@ class Controller:
     def _launch(self, trial: Trial) -> None:
         self.waiting.pop(trial.trial_id, None)
         if trial.status is TrialStatus.PENDING or trial.restart is not None:
+            decided = self._copy_of(trial) if trial.restart is not None and trial.restart.is_decision else None
             checkpoint, reason = self._prepare_restart(trial)
+            if decided is not None:  # until it reports, its recovery point is the decision (a resume redoes it)
+                self._recovery[trial.trial_id] = (decided, self._rows[trial.trial_id])
             spec = StartSpec(trial.trial_id, copy.deepcopy(trial.config), self.store.trial_dir(trial.trial_id),
                              self.store.absolute(checkpoint.path) if checkpoint else None,
                              trial.next_checkpoint_index, trial_name=trial.name or trial.trial_id,
@@ -393,7 +396,7 @@ class Controller:
 
     def _on_report(self, trial: Trial, message: ReportMessage) -> None:
         if not trial.dirty:  # the trial leaves its recovery point: remember it until the next one
-            self._recovery[trial.trial_id] = (self._copy_of(trial), self._rows[trial.trial_id])
+            self._recovery.setdefault(trial.trial_id, (self._copy_of(trial), self._rows[trial.trial_id]))
         if trial.trial_id not in self._metric_checked:
             self._metric_checked.add(trial.trial_id)
             check_metric_reported(self.metric, trial.trial_id, message.metrics, self.scheduler.checks_metric)
@@ -634,12 +637,13 @@ class Controller:
         """Each trial's recovery point: its record (``Trial.to_dict()``) and its rows in result.jsonl.
 
         A trial that has not reported since its latest checkpoint, its end, or a decision about it is at
-        its recovery point now. One that has is recorded as it was at that point (a resume restarts it
-        from its latest checkpoint and drops its rows since), with the checkpoints it has now (retention
-        may have retired some since; it added none, or it would be at a new recovery point)."""
+        its recovery point now. One that has (or that started the restart a decision gave it) is recorded
+        as it was at that point (a resume restarts it from its latest checkpoint, or carries out the
+        decision again, and drops its rows since), with the checkpoints it has now (retention may have
+        retired some since; it added none, or it would be at a new recovery point)."""
         records, rows = [], {}
         for trial in self.trials:
-            point = self._recovery.get(trial.trial_id) if trial.dirty else None
+            point = self._recovery.get(trial.trial_id)
             if point is None:
                 records.append(trial.to_dict())
                 rows[trial.trial_id] = self._rows[trial.trial_id]
