@@ -3,7 +3,7 @@ speeds, killed (SIGKILL) when the trials together have run a given number of ite
 
     python crash_driver.py LOG_DIR STORAGE NAME [--framework pbtlab|ray-tune] [--executor inprocess|process|ray]
         [--scheduler fifo|pbt-sync|pbt-async] [--every 3] [--iterations 30] [--delays 0.01,0.02,0.04,0.06]
-        [--kill-at 80] [--phase 1]
+        [--kill-at 80] [--phase 1] [--save-period SECONDS]
 
 The same script runs on pbtlab and on Ray Tune (``--framework``); a run directory that exists is restored
 (``Tuner.restore``), else a new run starts. Each trial checkpoints every ``--every`` iterations (0: never).
@@ -101,6 +101,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--delays", default="0.01,0.015,0.06,0.08")
     parser.add_argument("--kill-at", type=int, default=0)
     parser.add_argument("--phase", type=int, default=1)
+    parser.add_argument("--save-period", type=float, default=None,
+                        help="pbtlab's RunConfig(state_save_period_s); default None (automatic)")
     return parser.parse_args(argv)
 
 
@@ -120,7 +122,8 @@ def main(argv: list[str]) -> None:
     else:
         from pbtlab import tune  # type: ignore[no-redef]
         from pbtlab.schedulers import PopulationBasedTraining  # type: ignore[assignment]
-        run_config = tune.RunConfig(name=args.name, storage_path=args.storage, verbose=0, executor=args.executor)
+        run_config = tune.RunConfig(name=args.name, storage_path=args.storage, verbose=0, executor=args.executor,
+                                    state_save_period_s=args.save_period)
         trainable = make_trainable(tune)
     path = os.path.join(args.storage, args.name)
     if os.path.isdir(path):
