@@ -640,7 +640,8 @@ class Controller:
         its recovery point now. One that has (or that started the restart a decision gave it) is recorded
         as it was at that point (a resume restarts it from its latest checkpoint, or carries out the
         decision again, and drops its rows since), with the checkpoints it has now (retention may have
-        retired some since; it added none, or it would be at a new recovery point)."""
+        retired some since; it added none, or it would be at a new recovery point) and its latest (the
+        same checkpoint, or the donor's once a decided restart began)."""
         records, rows = [], {}
         for trial in self.trials:
             point = self._recovery.get(trial.trial_id)
@@ -651,6 +652,7 @@ class Controller:
             snapshot, snapshot_rows = point
             record = snapshot.to_dict()
             record["checkpoints"] = [c.to_dict() for c in trial.checkpoints]
+            record["latest"] = trial.latest.to_dict() if trial.latest else None  # the same, or a decision's donor
             records.append(record)
             rows[trial.trial_id] = snapshot_rows
         return records, rows

@@ -412,7 +412,7 @@ class RunState:
     ``events_written`` how many lines of events.jsonl belong to the state. ``scheduler`` is the
     scheduler's ``state_dict()`` as at the save, not rewound per trial: it keeps every decision (each is
     its target's recovery point) and the last score it saw of each trial; a trial that re-runs reports
-    them again (see ``docs/architecture.md``, "Recovery points"). ``recovery`` summarizes each trial's
+    them again (see ``docs/core.md``, "Recovery points"). ``recovery`` summarizes each trial's
     point (:func:`recovery_summary`). ``elapsed_s`` is the run time spent so far
     (``TuneConfig(time_budget_s)`` counts on from it).
     """
