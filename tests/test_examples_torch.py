@@ -16,6 +16,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("gymnasium")
 
 from pbtlab import RunConfig, TuneConfig, Tuner
+from pbtlab._optional import MissingDependency
 from pbtlab.errors import ConfigError
 from pbtlab.examples import _torch, convnet, rl
 
@@ -180,7 +181,7 @@ def test_a_missing_dependency_names_the_extra(monkeypatch):
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(ConfigError, match=r"need 'gymnasium'.*pip install 'pbtlab\[torch\]'"):
+    with pytest.raises(MissingDependency, match=r"need gymnasium, which is not installed.*pip install 'pbtlab\[torch\]'"):
         rl.CartPoleRun({})
 
 

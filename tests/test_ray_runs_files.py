@@ -18,7 +18,11 @@ import pytest
 from pbtlab.analysis import load_results
 from pbtlab.cli import main
 from pbtlab.errors import ExperimentError
-from pbtlab.compat.ray.runs import RayResultGrid, is_ray_experiment, load_ray_results, tuner_settings
+from pbtlab.compat.ray import is_ray_experiment
+from pbtlab.compat.ray.files import tuner_settings
+from pbtlab.compat.ray.grid import RayResultGrid
+from pbtlab.compat.ray.runs import load_ray_results
+from pbtlab.rundir.records import event_from_dict
 from pbtlab.analysis import lineage as al
 from pbtlab.viz import lineage as vl
 from pbtlab.viz import trajectories as vt
@@ -68,6 +72,19 @@ def test_async_fixture_becomes_pbtlab_records():
             assert len({e["trial_id"] for e in grid.events[n:n + 4]}) == 1
     assert grid.get_best_result().trial_id == "7b7a4_00001"
     assert grid.experiment["gaps"] == []
+
+
+@pytest.mark.parametrize("fixture", [ASYNC, RESTORED])
+def test_every_event_of_a_ray_run_is_a_schema_record(fixture):
+    """The Ray reader builds each event with the schema's class: parsing and writing it back changes nothing, so
+    it has no field the schema lacks and none it needs is missing."""
+    events = load_ray_results(fixture).events
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    for event in events:
+        assert event_from_dict(event).to_dict() == event
+    exploits = [e for e in events if e["event"] == "exploit"]
+    assert exploits and all(e["policy_log"] and e["policy_log_line"] >= 1 and e["time_value"] is None for e in exploits)
+    assert events[0]["scheduler"] == {"type": "PopulationBasedTraining"}
 
 
 def test_exploits_follow_pbt_global_and_rows_show_the_clone():

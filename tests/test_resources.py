@@ -21,9 +21,10 @@ from resource_trainables import (
 from pbtlab import tune
 from pbtlab.engine.build import resumed_run
 from pbtlab.errors import ConfigError
+from pbtlab.executors.pool import ResourcePool
 from pbtlab.executors.process import ProcessExecutor
 from pbtlab.executors.ray import RayExecutor
-from pbtlab.resources import ResourcePool, Resources, resources_for
+from pbtlab.resources import Resources, resources_for
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.session import StartSpec
 from pbtlab.tuner import Tuner

@@ -435,3 +435,32 @@ def test_non_finite_values_reach_the_browser_as_strings(tmp_path, finished):
     text = to_json(LiveView(str(copy)).snapshot())
     parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON a browser accepts"))
     assert parsed["events"][-1]["value"] == "NaN"
+
+
+def test_an_interrupted_run_shows_as_interrupted_not_finished(tmp_path):
+    """Ctrl-C (or an error) still writes experiment_end, with the unfinished trials' statuses: not finished."""
+    import signal
+
+    from pbtlab import tune
+    from pbtlab.config import RunConfig, TuneConfig
+    from pbtlab.tuner import Tuner
+
+    def trainable(config):
+        for step in range(1, 10):
+            if step == 3 and config["x"] == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # as a user pressing Ctrl-C
+            tune.report({"score": float(step)})
+
+    storage = str(tmp_path / "runs")
+    with pytest.raises(KeyboardInterrupt):
+        Tuner(trainable, param_space={"x": tune.grid_search([0, 1])}, tune_config=TuneConfig(seed=0),
+              run_config=RunConfig(storage_path=storage, name="run", verbose=0)).fit()
+    path = os.path.join(storage, "run")
+    with open(os.path.join(path, "events.jsonl")) as handle:
+        last = json.loads(handle.read().splitlines()[-1])
+    assert last["event"] == "experiment_end"
+    status = run_state(path)
+    assert status["state"] == "interrupted"
+    assert "2 of 2 trials unfinished" in status["label"] and "pbtlab resume" in status["label"]
+    snapshot = LiveView(path).snapshot()
+    assert snapshot["status"]["state"] == "interrupted"

@@ -111,3 +111,20 @@ def test_a_class_that_is_not_a_trainable_is_refused():
 
     with pytest.raises(ConfigError, match="NotATrainable, which is not a tune.Trainable"):
         Tuner(NotATrainable)
+
+
+@pytest.mark.parametrize("executor", ["inprocess", "process"])
+def test_a_class_trainable_pbt_run_leaves_nothing_in_the_temp_folder(storage, tmp_path, monkeypatch, executor):
+    import tempfile
+
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # the folder tempfile chose at import
+    results = fit(DirectoryCheckpoints, storage, scheduler=pbt(), executor=executor, checkpoint_frequency=4)
+    saved = [e for e in results.events_of("checkpoint_saved") if e["reason"] == "scheduler"]
+    assert saved  # PBT asked donors for checkpoints (SAVE), each made in the temp folder first
+    for event in saved:  # and moved, whole, into the trial's directory
+        with open(os.path.join(results.experiment_path, event["checkpoint"], "x.json")) as handle:
+            assert "x" in json.load(handle)
+    assert os.listdir(scratch) == []

@@ -45,3 +45,13 @@ class DirectoryCheckpoints(Quadratic):
         assert isinstance(checkpoint, str) and os.path.isdir(checkpoint)
         with open(os.path.join(checkpoint, "x.json")) as handle:
             self.x = json.load(handle)["x"]
+
+
+class SlowSteps(Quadratic):
+    """Quadratic with steps that take a while, so a trial is inside one when the run is stopped."""
+
+    def step(self):
+        import time
+
+        time.sleep(0.3)
+        return super().step()

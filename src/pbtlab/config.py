@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -263,3 +262,121 @@ def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_con
         raise ConfigError(f"{where}(tune_config=...) must be a TuneConfig, got {describe(tune_config)}")
     if run_config is not None and not isinstance(run_config, RunConfig):
         raise ConfigError(f"{where}(run_config=...) must be a RunConfig, got {describe(run_config)}")
+
+
+# -- storing the configs in experiment.json (what a resume rebuilds) --------------------------------------
+
+#: Fields experiment.json does not keep as values, and why. Every other field of the four config classes
+#: is stored as JSON when its value is JSON (a dict ``stop``, a name ``executor``...) and rebuilt on resume;
+#: a value that is not JSON (a function, a callback, an Executor object) is named in ``not_stored`` instead,
+#: and a resume says how to pass it again. ``tests/test_resume_config.py`` walks ``dataclasses.fields`` of each
+#: class against this table, so a field added later is either stored or listed here.
+NOT_STORED_FIELDS: dict[str, str] = {
+    "TuneConfig.scheduler": "stored as the scheduler's description (experiment.json 'scheduler')",
+    "TuneConfig.search_alg": "used once, to sample the trials, which are stored",
+    "TuneConfig.trial_name_creator": "used once, when the trials were made; their names are stored",
+    "TuneConfig.trial_dirname_creator": "used once, when the trials were made; their folders are stored",
+    "RunConfig.name": "the run directory's name",
+    "RunConfig.storage_path": "the folder that holds the run directory",
+    **{f"{kind}.{name}": "accepted only to be refused with advice (pbtlab.compat): always None"
+       for kind, names in (("TuneConfig", ("chdir_to_trial_dir",)),
+                           ("RunConfig", ("storage_filesystem", "sync_config", "progress_reporter", "local_dir",
+                                          "worker_runtime_env", "logging_config")))
+       for name in names},
+}
+
+_JSON_SCALARS = (bool, int, float, str, type(None))
+
+
+def _as_json(value: Any) -> tuple[bool, Any]:
+    """(True, the value as JSON) when it is JSON data (tuples become lists, numpy scalars numbers), else
+    (False, None).
+
+        >>> import numpy as np
+        >>> _as_json({"training_iteration": np.int64(5)}), _as_json(print)
+        ((True, {'training_iteration': 5}), (False, None))
+    """
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        value = value.item()  # a numpy scalar
+    if isinstance(value, _JSON_SCALARS):
+        return (not isinstance(value, float) or math.isfinite(value)), value
+    if isinstance(value, (list, tuple)):
+        items = [_as_json(v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if isinstance(value, Mapping):
+        entries = {k: _as_json(v) for k, v in value.items()}
+        return (all(isinstance(k, str) for k in value) and all(ok for ok, _ in entries.values()),
+                {k: v for k, (_, v) in entries.items()})
+    return False, None
+
+
+def stored_config(config: Any, not_stored: dict[str, str] | None = None) -> dict[str, Any]:
+    """The fields of a config (``TuneConfig``, ``RunConfig``, ``CheckpointConfig``, ``FailureConfig``) that
+    experiment.json keeps: JSON values, nested configs as dicts. A value that cannot be stored is named in
+    ``not_stored`` (``"RunConfig.callbacks" -> its description``) when it is not a default.
+
+        >>> stored_config(CheckpointConfig(num_to_keep=2))["num_to_keep"]
+        2
+        >>> missing = {}
+        >>> "stop" in stored_config(RunConfig(stop=lambda trial_id, result: False), missing), sorted(missing)
+        (False, ['RunConfig.stop'])
+    """
+    kind = type(config).__name__
+    stored: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        name = f"{kind}.{field.name}"
+        if name in NOT_STORED_FIELDS:
+            continue
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            stored[field.name] = stored_config(value, not_stored)
+            continue
+        ok, as_json = _as_json(value)
+        if ok:
+            stored[field.name] = as_json
+        elif not_stored is not None:
+            not_stored[name] = describe(value)
+    return stored
+
+
+_NESTED: dict[str, type] = {"failure_config": FailureConfig, "checkpoint_config": CheckpointConfig}
+
+
+def config_from_stored(cls: type[Any], stored: Mapping[str, Any], **fixed: Any) -> Any:
+    """Rebuild a config from :func:`stored_config` output (fields a newer pbtlab wrote are ignored).
+
+        >>> config_from_stored(RunConfig, stored_config(RunConfig(stop={"training_iteration": 3}))).stop
+        {'training_iteration': 3}
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for name, value in stored.items():
+        if name not in names:
+            continue
+        nested = _NESTED.get(name) if cls is RunConfig else None
+        values[name] = config_from_stored(nested, value) if nested and isinstance(value, Mapping) else value
+    values.update(fixed)
+    return cls(**values)
+
+
+def overridden(base: Any, given: Any) -> Any:
+    """``base`` with every field of ``given`` that is not at its default (nested configs field by field):
+    how ``Tuner.restore(path, trainable, run_config=RunConfig(callbacks=[...]))`` adds to the stored settings.
+
+        >>> base = RunConfig(stop={"training_iteration": 9}, checkpoint_config=CheckpointConfig(num_to_keep=2))
+        >>> merged = overridden(base, RunConfig(verbose=0))
+        >>> merged.stop, merged.verbose, merged.checkpoint_config.num_to_keep
+        ({'training_iteration': 9}, 0, 2)
+    """
+    defaults = type(base)()  # as __post_init__ leaves them (RunConfig(callbacks=None) holds [])
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(base):
+        mine, theirs = getattr(base, field.name), getattr(given, field.name)
+        default = getattr(defaults, field.name)
+        if field.name in _NESTED and isinstance(base, RunConfig):
+            values[field.name] = overridden(mine, theirs)
+        elif theirs is not default and theirs != default:
+            values[field.name] = theirs
+        else:
+            values[field.name] = mine
+    return type(base)(**values)

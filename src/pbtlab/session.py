@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import shutil
 import threading
 import time
 import traceback
@@ -173,6 +174,9 @@ class TrialSession:
 
         session = current_session()
         session.save_hook = lambda: Checkpoint.from_directory(trainable.save(tmp_dir))
+
+    With ``save_hook_scratch = True`` the directory the hook returns is scratch space the hook made for
+    this save: it is moved into the trial directory, so nothing is left behind (class trainables).
     """
 
     def __init__(self, spec: StartSpec, channel: Channel) -> None:
@@ -181,6 +185,7 @@ class TrialSession:
         self.checkpoint = Checkpoint(spec.checkpoint_path) if spec.checkpoint_path else None
         self.next_checkpoint_index = spec.next_checkpoint_index
         self.save_hook: SaveHook | None = None
+        self.save_hook_scratch = False
         self.mark = time.perf_counter()
 
     def report(self, metrics: Any, checkpoint: Checkpoint | None = None) -> None:
@@ -231,12 +236,17 @@ class TrialSession:
         if not os.path.isdir(checkpoint.path):
             raise ReportError(f"the trial's save hook returned a checkpoint whose directory {checkpoint.path!r} "
                               "does not exist")
-        return SavedMessage(*self._persist(checkpoint))
+        try:
+            return SavedMessage(*self._persist(checkpoint, move=self.save_hook_scratch))
+        finally:
+            if self.save_hook_scratch and os.path.isdir(checkpoint.path):  # the move failed part way
+                shutil.rmtree(checkpoint.path, ignore_errors=True)
 
-    def _persist(self, checkpoint: Checkpoint) -> tuple[str, int]:
-        """Copy ``checkpoint`` into the trial directory as the next ``checkpoint_<index:06d>`` (atomically)."""
+    def _persist(self, checkpoint: Checkpoint, move: bool = False) -> tuple[str, int]:
+        """Copy (``move``: move) ``checkpoint`` into the trial directory as the next ``checkpoint_<index:06d>``
+        (atomically)."""
         index = self.next_checkpoint_index
-        saved_path = persist_directory(checkpoint.path, self.spec.trial_dir, f"checkpoint_{index:06d}")
+        saved_path = persist_directory(checkpoint.path, self.spec.trial_dir, f"checkpoint_{index:06d}", move=move)
         self.next_checkpoint_index += 1
         self.checkpoint = Checkpoint(saved_path)
         return saved_path, index

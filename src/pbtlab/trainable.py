@@ -214,6 +214,7 @@ class ClassTrainableRunner:
         if checkpoint is not None:
             trainable.restore(checkpoint.path)
         session.save_hook = lambda: _saved(trainable)
+        session.save_hook_scratch = True  # _saved's folder is moved into the trial directory
         try:
             while True:
                 result = trainable.train()
@@ -254,9 +255,14 @@ class ClassTrainableRunner:
 
 
 def _saved(trainable: Trainable) -> Checkpoint:
-    """The checkpoint ``SAVE`` asks for: saved to a temporary directory the session then persists."""
+    """The checkpoint ``SAVE`` asks for: saved to a scratch directory that the session then moves into the
+    trial directory (``save_hook_scratch``); removed here if the save fails."""
     directory = tempfile.mkdtemp(prefix="pbtlab_save_")
-    return Checkpoint(trainable.save(directory))
+    try:
+        return Checkpoint(trainable.save(directory))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
 
 
 def wrap_trainable(trainable: Any, checkpoint_config: Any, reuse_actors: bool | None) -> Any:

@@ -47,8 +47,15 @@ class Tuner:
                 resume_errored: bool = False, restart_errored: bool = False) -> Tuner:
         """Continue an experiment whose driver stopped (even by SIGKILL) from its saved state.
 
-        Settings come from the run's ``experiment.json`` unless given; a scheduler or stop function
-        that cannot be rebuilt from JSON must be passed again. As in Ray: ``resume_unfinished`` continues
+        Every setting comes back from the run's ``experiment.json`` (all of ``TuneConfig``, ``RunConfig``,
+        ``CheckpointConfig`` and ``FailureConfig`` that is JSON). ``tune_config``/``run_config`` change or
+        add settings: each field that is not at its default replaces the stored one, the others keep the
+        run's values. What JSON cannot hold must be passed again, and the resume names it: a stop function
+        (an error), callbacks and an Executor object (a warning), a scheduler that cannot be rebuilt::
+
+            Tuner.restore(path, trainable, run_config=RunConfig(callbacks=[MyCallback()]))
+
+        As in Ray: ``resume_unfinished`` continues
         unfinished trials (False: they end as terminated); ``resume_errored`` runs errored trials again
         from their latest checkpoint; ``restart_errored`` runs them again from scratch.
         """
@@ -56,7 +63,7 @@ class Tuner:
             raise ConfigError(f"Tuner.restore(path) needs an experiment directory, got {describe(path)}")
         check_tuner_arguments("Tuner.restore", trainable, param_space, tune_config, run_config)
         path = os.path.abspath(os.fspath(path))
-        build.read_run(path)  # clear errors now, before anything runs
+        build.check_resume(path, tune_config, run_config)  # clear errors now, before anything runs
         tuner = cls(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
         for name, flag in (("resume_unfinished", resume_unfinished), ("resume_errored", resume_errored),
                            ("restart_errored", restart_errored)):

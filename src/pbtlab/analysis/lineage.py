@@ -215,7 +215,7 @@ def checkpoint_row(run: RunData, checkpoint: str) -> tuple[TrialRecord, int] | N
 
 # -- perturbations: exploits and explore-only restarts ------------------------------------------------------
 @dataclasses.dataclass(frozen=True, slots=True)
-class Perturbation:
+class PerturbationRecord:
     """One perturbation from the event log: an exploit merged with its explore, or an explore-only restart.
 
     ``decision_iteration`` is None for an explore-only restart (its event names only the checkpoint's).
@@ -233,7 +233,7 @@ class Perturbation:
     changes: tuple[dict[str, Any], ...]
 
 
-def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
+def perturbations(events: Sequence[dict[str, Any]]) -> list[PerturbationRecord]:
     """Each perturbation in ``events`` as one record, in event order."""
     merged: list[dict[str, Any]] = []
     pending: dict[str, dict[str, Any]] = {}
@@ -260,7 +260,7 @@ def perturbations(events: Sequence[dict[str, Any]]) -> list[Perturbation]:
             record["changes"] = tuple(event.get("changes") or ())
             if record["kind"] == EventKind.EXPLORE:
                 record["old_config"] = {c["param"]: c["old"] for c in record["changes"]}
-    return [Perturbation(**record) for record in merged]
+    return [PerturbationRecord(**record) for record in merged]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -312,7 +312,7 @@ class RunLineage:
                 name = row.get("checkpoint_dir_name")
                 if name:
                     self._checkpoints.setdefault(f"{run.dirname(trial.trial_id)}/{name}", (trial, index))
-        self.perturbations: tuple[Perturbation, ...] = tuple(perturbations(run.events))
+        self.perturbations: tuple[PerturbationRecord, ...] = tuple(perturbations(run.events))
         self.jumps: tuple[Jump, ...] = tuple(self._place_jumps())
         self._by_trial: dict[str, list[Jump]] = {}
         for jump in self.jumps:

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
-from pbtlab.errors import ConfigError, ExperimentError, TrialError, describe
+from pbtlab.errors import ConfigError, TrialError
+from pbtlab.rundir.checkpoints import kept_positions
 from pbtlab.rundir.reader import RunDir
 
 _T = TypeVar("_T")
@@ -63,6 +64,16 @@ def _pandas() -> Any:
     return require("pandas", "analysis", "metrics_dataframe and get_dataframe")
 
 
+def _checkpoint_listing(experiment: Mapping[str, Any]) -> tuple[int, str | None] | None:
+    """``(num_to_keep, score order or None)`` of the run, from experiment.json; None: list every kept one."""
+    stored = (experiment.get("run_config") or {}).get("checkpoint_config")
+    if isinstance(stored, Mapping):
+        keep = stored.get("num_to_keep")
+        order = stored.get("checkpoint_score_order") if stored.get("checkpoint_score_attribute") else None
+        return (int(keep), order) if isinstance(keep, int) else None
+    return None  # written before the configs were stored: the score order is unknown
+
+
 class Result:
     """One trial's outcome: final ``metrics`` and ``config``, ``checkpoint``, ``error``, full history."""
 
@@ -90,8 +101,13 @@ class Result:
 
     @property
     def best_checkpoints(self) -> list[tuple[Checkpoint, dict[str, Any]]]:
-        """The checkpoints kept (``CheckpointConfig``), oldest first, each with the result reported with it."""
+        """The ``CheckpointConfig(num_to_keep)`` best checkpoints, each with the result reported with it, as
+        in Ray: the most recent ones oldest first, or by ``checkpoint_score_attribute`` worst first (the best
+        is last). The trial's latest checkpoint stays on disk even when it is not among them, as in Ray."""
         kept = self._record.get("checkpoints", [])
+        listing = _checkpoint_listing(self._run_dir.experiment)
+        if listing is not None:
+            kept = [kept[p] for p in kept_positions([ref.get("score") for ref in kept], *listing)]
         if not kept:
             return []
         rows = self.history()

@@ -33,7 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.config import (
+    CheckpointConfig,
+    FailureConfig,
+    RunConfig,
+    TuneConfig,
+    config_from_stored,
+    overridden,
+    stored_config,
+)
 from pbtlab.engine import policy_log
 from pbtlab.engine.controller import Controller, format_tag_value
 from pbtlab.engine.trial import PendingRestart, Trial, TrialStatus, TrialView
@@ -59,13 +67,16 @@ from pbtlab.rundir.store import (
     RESULT_FILE,
     STATE_FILE,
     ExperimentStore,
+    inside_run,
     iter_jsonl,
+    line_cut,
     read_json,
-    truncate_lines,
 )
 from pbtlab.trainable import wrap_trainable
 
 DEFAULT_STORAGE = "pbtlab_results"
+#: Executors a resume can build by name (``RunConfig(executor=...)``).
+BUILT_IN_EXECUTORS = ("inprocess", "process", "ray")
 
 #: Schedulers experiment.json named by type only (written before ``describe()`` recorded the class).
 _KNOWN_SCHEDULERS = {
@@ -112,6 +123,9 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
     columns = ["/".join(map(str, p)) for p in varying]
     columns += [k for k in column_paths(getattr(scheduler, "hyperparam_mutations", None)) if k not in columns]
     failure = run_config.failure_config or FailureConfig()
+    not_stored: dict[str, str] = {}
+    stored_tune = {**stored_config(tune_config, not_stored), "metric": metric, "mode": mode, "seed": seed}
+    stored_run = stored_config(run_config, not_stored)
     spec = ExperimentSpec(
         name=os.path.basename(path), trainable=spec_name(trainable),
         trainable_path=_import_path(trainable), seed=seed, metric=metric, mode=mode,
@@ -126,7 +140,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         progress_interval_s=run_config.progress_interval_s, state_save_period_s=run_config.state_save_period_s,
         trial_ids=[t.trial_id for t in trials], created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         trial_dirs=dict(store.trial_dirs), trial_resources={k: r.to_dict() for k, r in resources.items()},
-        log_to_file=_jsonable_log_to_file(run_config.log_to_file))
+        log_to_file=_jsonable_log_to_file(run_config.log_to_file),
+        tune_config=stored_tune, run_config=stored_run, not_stored=not_stored)
     store.create(spec.to_dict())
     runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
     controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
@@ -244,6 +259,13 @@ def read_run(path: str) -> tuple[ExperimentSpec, RunState]:
     return ExperimentSpec.from_dict(experiment, experiment_file), RunState.from_dict(state, state_file)
 
 
+def check_resume(path: str, tune_config: TuneConfig | None = None, run_config: RunConfig | None = None) -> None:
+    """Raise now what resuming the run at ``path`` with these settings would raise (``Tuner.restore``)."""
+    experiment, _ = read_run(path)
+    _resumed_scheduler(experiment, tune_config)
+    _resumed_configs(experiment, path, tune_config, run_config, None, warn=False)
+
+
 def can_restore(path: str | os.PathLike[str]) -> bool:
     """Is there an experiment at ``path`` that ``Tuner.restore`` can continue?"""
     try:
@@ -303,28 +325,77 @@ def _resumed_scheduler(experiment: ExperimentSpec, tune_config: TuneConfig | Non
     return scheduler_from_description(experiment.scheduler)
 
 
-def _resumed_run_config(experiment: ExperimentSpec, path: str, run_config: RunConfig | None,
-                        verbose: int | None) -> RunConfig:
+def _stored_settings(experiment: ExperimentSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's stored TuneConfig and RunConfig fields (rebuilt from the older flat fields for a run
+    written before the configs were stored whole)."""
+    tune = dict(experiment.tune_config or {
+        "num_samples": experiment.num_samples, "max_concurrent_trials": experiment.max_concurrent_trials,
+        "time_budget_s": experiment.time_budget_s})
+    tune.update(metric=experiment.metric, mode=experiment.mode, seed=int(experiment.seed))
+    run: dict[str, Any]
+    if experiment.run_config is not None:
+        run = dict(experiment.run_config)
+        if "executor" not in run and experiment.executor in BUILT_IN_EXECUTORS:
+            run["executor"] = experiment.executor  # an Executor object: the same kind, with its defaults
+        return tune, run
+    run = {
+        "failure_config": {"max_failures": int(experiment.max_failures), "fail_fast": bool(experiment.fail_fast)},
+        "checkpoint_config": {"num_to_keep": experiment.num_to_keep}, "executor": experiment.executor,
+        "verbose": experiment.verbose, "progress_interval_s": experiment.progress_interval_s,
+        "state_save_period_s": experiment.state_save_period_s, "log_to_file": experiment.log_to_file}
+    if experiment.stop is None or isinstance(experiment.stop, Mapping):
+        run["stop"] = experiment.stop
+    return tune, run
+
+
+#: How to pass again a setting experiment.json could not hold (``ExperimentSpec.not_stored``).
+_PASS_AGAIN = {
+    "RunConfig.stop": "run_config=RunConfig(stop=...)",
+    "RunConfig.callbacks": "run_config=RunConfig(callbacks=[...])",
+    "RunConfig.executor": "run_config=RunConfig(executor=...)",
+}
+
+
+def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneConfig | None,
+                     run_config: RunConfig | None, verbose: int | None,
+                     warn: bool = True) -> tuple[TuneConfig, RunConfig]:
+    """The run's own TuneConfig and RunConfig, rebuilt from experiment.json; fields the caller set (not at
+    their defaults) replace the stored ones. A setting the run had but could not store, and the caller did
+    not pass again, is named: an error for a stop function (it decides when trials end), else a warning
+    (``warn=False``: only the errors, for checking early)."""
+    stored_tune, stored_run = _stored_settings(experiment)
+    tune = config_from_stored(TuneConfig, stored_tune)
+    run = config_from_stored(RunConfig, stored_run, name=os.path.basename(path), storage_path=os.path.dirname(path))
+    if tune_config is not None:
+        for name in ("metric", "mode", "seed"):
+            given, recorded = getattr(tune_config, name), getattr(tune, name)
+            if given is not None and given != recorded:
+                raise ConfigError(f"Tuner.restore(tune_config=TuneConfig({name}={given!r})): the run at {path} has "
+                                  f"{name}={recorded!r}; leave {name} unset (or the same) to continue it")
+        tune = overridden(tune, tune_config)
     if run_config is not None:
-        config = RunConfig(**{**run_config.__dict__, "name": os.path.basename(path),
-                              "storage_path": os.path.dirname(path)})
-    else:
-        stop = experiment.stop
-        if stop is not None and not isinstance(stop, Mapping):
-            raise ConfigError(
-                f"the run stopped trials with a function ({stop}), which cannot be rebuilt from experiment.json; "
-                "pass it again: Tuner.restore(path, trainable, run_config=RunConfig(stop=...))")
-        config = RunConfig(
-            name=os.path.basename(path), storage_path=os.path.dirname(path), stop=stop,
-            failure_config=FailureConfig(max_failures=int(experiment.max_failures),
-                                         fail_fast=bool(experiment.fail_fast)),
-            checkpoint_config=CheckpointConfig(num_to_keep=experiment.num_to_keep),
-            executor=experiment.executor, verbose=experiment.verbose,
-            progress_interval_s=experiment.progress_interval_s, state_save_period_s=experiment.state_save_period_s,
-            log_to_file=experiment.log_to_file)
+        run = overridden(run, run_config)
+        run.name, run.storage_path = os.path.basename(path), os.path.dirname(path)
     if verbose is not None:
-        config.verbose = verbose
-    return config
+        run.verbose = verbose
+    for name, was in experiment.not_stored.items():
+        kind, _, field = name.partition(".")
+        argument, given, cls = (("tune_config", tune_config, TuneConfig) if kind == "TuneConfig"
+                                else ("run_config", run_config, RunConfig))
+        if given is not None and hasattr(given, field) and getattr(given, field) != getattr(cls(), field):
+            continue  # passed again
+        how = f"Tuner.restore(path, trainable, {_PASS_AGAIN.get(name, f'{argument}={kind}({field}=...)')})"
+        if name == "RunConfig.stop":
+            raise ConfigError(
+                f"the run stopped trials with {was}, which cannot be rebuilt from experiment.json; pass it "
+                f"again: {how}")
+        if not warn:
+            continue
+        instead = f"; it continues with executor={run.executor or 'inprocess'!r} and its defaults" \
+            if name == "RunConfig.executor" else "; it continues without it"
+        logger.warning(f"[pbtlab] The run at {path} was started with {field}={was}, which experiment.json "
+                       f"cannot hold{instead}. To use it again: {how}")
+    return tune, run
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -345,7 +416,11 @@ class ResumeOptions:
 def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneConfig | None = None,
                 run_config: RunConfig | None = None, options: ResumeOptions = ResumeOptions(),
                 verbose: int | None = None) -> Controller:
-    """A controller that continues the experiment at ``path`` from its saved state (see the module docstring)."""
+    """A controller that continues the experiment at ``path`` from its saved state (see the module docstring).
+
+    Everything that can fail is done first (settings, scheduler, executor, trainable, the paths the run's
+    files name); only then are the files cut back to the saved state, so a resume that fails leaves the run
+    directory byte for byte as it was."""
     path = os.path.abspath(path)
     experiment, state = read_run(path)
     scheduler = _resumed_scheduler(experiment, tune_config)
@@ -354,28 +429,18 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
         raise ConfigError(f"the scheduler's metric/mode differ from the run's ({metric!r}, {mode!r})")
     scheduler.set_rng(_streams(int(experiment.seed))[1])
     scheduler.load_state_dict(state.scheduler)
-    if tune_config is None:
-        tune_config = TuneConfig(metric=metric, mode=mode, seed=int(experiment.seed),
-                                 max_concurrent_trials=experiment.max_concurrent_trials,
-                                 time_budget_s=experiment.time_budget_s)
-    run_config = _resumed_run_config(experiment, path, run_config, verbose)
+    tune_config, run_config = _resumed_configs(experiment, path, tune_config, run_config, verbose)
 
     store = ExperimentStore(path)
     store.trial_dirs = dict(experiment.trial_dirs)
-    dropped = {}
-    for trial_id in experiment.trial_ids:
-        kept = state.rows_written.get(trial_id, 0)
-        dropped[trial_id] = truncate_lines(os.path.join(store.trial_dir(trial_id), RESULT_FILE), kept)
-    truncate_lines(os.path.join(path, EVENTS_FILE), state.events_written)
-    store.rows_written = {tid: state.rows_written.get(tid, 0) for tid in experiment.trial_ids}
-    store._results = {tid: [] for tid in experiment.trial_ids}
-    store.events_written = state.events_written
-    events = list(iter_jsonl(os.path.join(path, EVENTS_FILE), "event log (events.jsonl)"))
-    _finish_deletions(path, events)
-    if scheduler.writes_policy_log:
-        policy_log.rebuild(path, events)
-
+    events_file = os.path.join(path, EVENTS_FILE)
+    events = list(iter_jsonl(events_file, "event log (events.jsonl)", limit=state.events_written))
+    deletions = _recorded_deletions(path, events)
     trials = [Trial.from_dict(record) for record in state.trials]
+    _check_paths(path, experiment, trials, store)
+    cuts = {trial_id: line_cut(os.path.join(store.trial_dir(trial_id), RESULT_FILE), state.rows_written.get(trial_id, 0))
+            for trial_id in experiment.trial_ids}
+    cuts[EVENTS_FILE] = line_cut(events_file, state.events_written)
     resumed, not_resumed = [], []
     for trial in trials:
         trial.path = store.trial_dir(trial.trial_id)
@@ -398,9 +463,26 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
         resumed.append(trial.trial_id)
     executor = make_executor(run_config.executor)
     runner = wrap_trainable(trainable, run_config.checkpoint_config or CheckpointConfig(), tune_config.reuse_actors)
+    resources = _resumed_resources(experiment, trials, trainable)
+    store.rows_written = {tid: state.rows_written.get(tid, 0) for tid in experiment.trial_ids}
+    store._results = {tid: [] for tid in experiment.trial_ids}
+    store.events_written = state.events_written
     controller = Controller(runner, store, trials, scheduler, executor, tune_config, run_config,
                             list(experiment.param_columns), metric, mode, elapsed_s=state.elapsed_s,
-                            resources=_resumed_resources(experiment, trials, trainable))
+                            resources=resources)
+
+    # -- every check passed: now cut the files back to the saved state and finish what the crash cut short
+    dropped = {}
+    for name, cut in cuts.items():
+        target = events_file if name == EVENTS_FILE else os.path.join(store.trial_dir(name), RESULT_FILE)
+        if cut is not None:
+            os.truncate(target, cut[0])
+        if name != EVENTS_FILE:
+            dropped[name] = cut[1] if cut is not None else 0
+    for target in deletions:
+        shutil.rmtree(target, ignore_errors=True)
+    if scheduler.writes_policy_log:
+        policy_log.rebuild(path, events)
     controller.emit(ExperimentResume, resumed_trials=resumed, state_saved_at=state.saved_at,
                     dropped_rows=dropped, events_kept=state.events_written)
     for trial in not_resumed:
@@ -416,10 +498,30 @@ def _resumed_resources(experiment: ExperimentSpec, trials: list[Trial], trainabl
             for trial_id, value in experiment.trial_resources.items()}
 
 
-def _finish_deletions(path: str, events: list[dict[str, Any]]) -> None:
-    """Finish checkpoint deletions that were recorded but cut short by the crash."""
+def _recorded_deletions(path: str, events: list[dict[str, Any]]) -> list[str]:
+    """Checkpoint folders whose deletion was recorded but may have been cut short by the crash (to finish
+    on resume); an ``ExperimentError`` names any that lies outside the run directory."""
+    targets = []
     for event in events:
         if event.get("event") == EventKind.CHECKPOINT_DELETED:
-            target = os.path.join(path, event["checkpoint"])
+            target = inside_run(path, event.get("checkpoint"), "events.jsonl: a deleted checkpoint")
             if os.path.isdir(target):
-                shutil.rmtree(target, ignore_errors=True)
+                targets.append(target)
+    return targets
+
+
+def _check_paths(path: str, experiment: ExperimentSpec, trials: list[Trial], store: ExperimentStore) -> None:
+    """Every trial folder experiment.json names, and every checkpoint state.json names (retention may
+    delete it later), lies inside the run; an ``ExperimentError`` names the first that does not."""
+    known = set(experiment.trial_ids)
+    for trial in trials:
+        if trial.trial_id not in known:
+            raise ExperimentError(f"state.json names trial {trial.trial_id!r}, which experiment.json does not have "
+                                  f"(its trial ids: {sorted(known)})")
+    for trial_id in experiment.trial_ids:
+        inside_run(path, store.trial_dirs.get(trial_id, trial_id), f"experiment.json: the folder of trial {trial_id}")
+    for trial in trials:
+        refs = [*trial.checkpoints, trial.latest, trial.restart.checkpoint if trial.restart else None]
+        for ref in refs:
+            if ref is not None:
+                inside_run(path, ref.path, f"state.json: a checkpoint of trial {trial.trial_id}")

@@ -50,7 +50,7 @@ from pbtlab.rundir.records import (
 )
 from pbtlab.resources import Resources
 from pbtlab.rundir.checkpoints import CheckpointRef
-from pbtlab.schedulers.base import Action, Decision, Note, Perturbation, TrialScheduler
+from pbtlab.schedulers.base import Action, Decision, DecisionNote, Perturbation, TrialScheduler
 from pbtlab.session import (
     CONTINUE,
     SAVE,
@@ -68,6 +68,15 @@ from pbtlab.rundir.store import ExperimentStore
 
 #: How often a stopper's ``stop_all()`` is asked while trials are inside an iteration (executors with ``poll``).
 STOP_CHECK_INTERVAL_S = 1.0
+
+
+def _score_text(score: Any) -> str:
+    """A score in the exploit log line; a custom scheduler may leave it None.
+
+        >>> _score_text(0.5), _score_text(None)
+        ('0.500000', 'None')
+    """
+    return f"{score:4f}" if isinstance(score, (int, float)) and not isinstance(score, bool) else str(score)
 
 
 def format_tag_value(value: Any) -> str:
@@ -104,7 +113,7 @@ class Controller:
         self.stop_criteria = StopCriteria(run_config.stop)
         checkpoint_config = run_config.checkpoint_config or CheckpointConfig()
         self.score_attribute = checkpoint_config.checkpoint_score_attribute
-        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.absolute, self._record_deleted,
+        self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.deletable, self._record_deleted,
                                    checkpoint_config.checkpoint_score_order if self.score_attribute else None)
         self.running: set[str] = set()
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
@@ -246,9 +255,12 @@ class Controller:
                 return None
 
     def _stop_everything(self) -> None:
+        """End every unfinished trial. A running one is inside an iteration: it gets STOP and nothing else
+        (a SAVE would be a second command outstanding); it keeps its latest checkpoint."""
         for trial in self.trials:
             if not trial.is_finished:
-                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget")
+                self._terminate(trial, "stop_all" if self.stop_criteria.stop_all else "time_budget",
+                                in_flight=trial.trial_id in self.running)
 
     def _force_one(self) -> bool:
         """Nothing runs but trials wait: start the least advanced one rather than hang (logged)."""
@@ -281,7 +293,7 @@ class Controller:
         if free <= 0 or not self.waiting:
             return
         epoch = self.scheduler.selection_epoch
-        if epoch == self._failed_epoch:
+        if epoch is not None and epoch == self._failed_epoch:  # only trials not yet offered (EngineSide)
             ids = [tid for tid in self._unchecked if tid in self.waiting]
         else:
             ids = list(self.waiting)
@@ -417,9 +429,9 @@ class Controller:
         self.store.append_result(trial.trial_id, result)
         self._rows[trial.trial_id] += 1
         trial.last_result = result
-        if self.callbacks:
-            self._report_to_callbacks(trial, result, message.checkpoint_path)
         if stop:
+            if self.callbacks:
+                self._report_to_callbacks(trial, result, message.checkpoint_path)
             self._terminate(trial, "stop_criterion")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
             self._maybe_save()
@@ -430,6 +442,8 @@ class Controller:
             self._request_checkpoint(trial, "scheduler")
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
         self._apply(decision)
+        if self.callbacks:  # as in Ray: after the scheduler has decided, before the decision is carried out
+            self._report_to_callbacks(trial, result, message.checkpoint_path)
         if decision.action is Action.STOP:
             self._terminate(trial, "scheduler")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -442,8 +456,11 @@ class Controller:
         self._maybe_save()
 
     def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
+        """``on_trial_result`` gets its own copy of the row (as Ray's ``result.copy()``): a callback that
+        changes it changes neither the stored row nor what the scheduler saw."""
         view = TrialView(trial)
-        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view, result=result)
+        self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view,
+                            result=dict(result))
         if checkpoint_path is not None:
             self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
                                 checkpoint=Checkpoint(checkpoint_path))
@@ -545,9 +562,10 @@ class Controller:
                   was_running=False)
         self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
 
-    def _terminate(self, trial: Trial, reason: str) -> None:
+    def _terminate(self, trial: Trial, reason: str, in_flight: bool = False) -> None:
+        """End a trial; ``in_flight``: it is inside an iteration (no message of it is unanswered)."""
         if self.checkpoint_at_end and self.saves_on_request and trial.has_worker and trial.dirty \
-                and trial.restart is None:
+                and trial.restart is None and not in_flight:
             self._request_checkpoint(trial, "end")
         was_running = trial.trial_id in self.running
         trial.status = TrialStatus.TERMINATED
@@ -570,7 +588,7 @@ class Controller:
         for perturbation in decision.perturbations:
             self._perturb(perturbation)
 
-    def _note(self, note: Note) -> None:
+    def _note(self, note: DecisionNote) -> None:
         self.emit(EVENT_TYPES[EventKind(note.kind)], trial_id=note.trial_id, message=note.message, **note.data)
         self.log(note.message)
 
@@ -582,14 +600,16 @@ class Controller:
                       donor_iteration=p.checkpoint.iteration, checkpoint=p.checkpoint.path,
                       target_score=p.target_score, donor_score=p.donor_score, old_config=p.old_config,
                       donor_config=p.donor_config, time_attr=p.time_attr, time_value=p.time_value)
-            self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = {p.donor_score:4f}) "
-                     f"into trial {p.target} (score = {p.target_score:4f})")
+            if self.verbose >= 2:
+                self.log(f"[PopulationBasedTraining] [Exploit] Cloning trial {p.donor} (score = "
+                         f"{_score_text(p.donor_score)}) into trial {p.target} (score = {_score_text(p.target_score)})")
         self.emit(Explore, trial_id=p.target, donor=p.donor, iteration=p.checkpoint.iteration,
                   target_iteration=p.target_iteration,
                   changes=[{"param": c.param, "old": c.old, "op": c.op, "new": c.new} for c in p.changes],
                   new_config=p.new_config)
-        self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
-                 f"{p.target}:\n{summarize_changes(p.changes)}\n")
+        if self.verbose >= 2:
+            self.log(f"[PopulationBasedTraining] [Explore] Perturbed the hyperparameter config of trial"
+                     f"{p.target}:\n{summarize_changes(p.changes)}\n")
         if self.scheduler.writes_policy_log and p.donor is not None:
             row = [target.orig_tag, self.by_id[p.donor].orig_tag, p.target_iteration, p.checkpoint.iteration,
                    p.donor_config, p.new_config]

@@ -13,20 +13,22 @@ import shutil
 from collections.abc import Callable, Iterable
 
 from pbtlab.engine.trial import Trial
-from pbtlab.rundir.checkpoints import CheckpointRef
+from pbtlab.rundir.checkpoints import CheckpointRef, kept_positions
 from pbtlab.schedulers.base import TrialScheduler
 
 
 class Retention:
     """Applies ``num_to_keep`` to each trial's checkpoints; deletes from disk in :meth:`after_state_save`."""
 
-    def __init__(self, num_to_keep: int | None, scheduler: TrialScheduler, absolute: Callable[[str], str],
+    def __init__(self, num_to_keep: int | None, scheduler: TrialScheduler, deletable: Callable[[str], str],
                  record_deleted: Callable[[CheckpointRef], None], score_order: str | None = None) -> None:
-        """``score_order`` ("max"/"min"): keep the best-scored checkpoints instead of the most recent."""
+        """``deletable(path)``: the absolute path of a checkpoint to delete; it raises for a path outside the
+        run (``ExperimentStore.deletable``). ``score_order`` ("max"/"min"): keep the best-scored checkpoints
+        instead of the most recent."""
         self.num_to_keep = num_to_keep
         self.score_order = score_order
         self.scheduler = scheduler
-        self.absolute = absolute
+        self.deletable = deletable
         self.record_deleted = record_deleted
         self._doomed: list[CheckpointRef] = []
 
@@ -60,18 +62,8 @@ class Retention:
 
     def _wanted(self, checkpoints: list[CheckpointRef], keep: int) -> set[str]:
         """The ``keep`` most recent checkpoints, or the ``keep`` best by score (ties: the more recent)."""
-        if self.score_order is None:
-            return {ref.path for ref in checkpoints[-keep:]}
-        sign = 1.0 if self.score_order == "max" else -1.0
-
-        def rank(item: tuple[int, CheckpointRef]) -> tuple[float, int]:
-            position, ref = item
-            score = ref.score
-            finite = isinstance(score, (int, float)) and score == score and abs(score) != float("inf")
-            return (sign * float(score) if finite else float("-inf"), position)  # type: ignore[arg-type]
-
-        best = sorted(enumerate(checkpoints), key=rank, reverse=True)[:keep]
-        return {ref.path for _, ref in best}
+        positions = kept_positions([ref.score for ref in checkpoints], keep, self.score_order)
+        return {checkpoints[position].path for position in positions}
 
     def prune_all(self, trials: list[Trial]) -> None:
         if self.num_to_keep is None:
@@ -82,6 +74,6 @@ class Retention:
 
     def after_state_save(self) -> None:
         """The saved state no longer names the retired checkpoints: remove them from disk."""
-        for ref in self._doomed:
-            shutil.rmtree(self.absolute(ref.path), ignore_errors=True)
-        self._doomed.clear()
+        doomed, self._doomed = self._doomed, []
+        for ref in doomed:
+            shutil.rmtree(self.deletable(ref.path), ignore_errors=True)

@@ -1,8 +1,8 @@
 """The one place the torch workloads import their heavy dependencies (the ``[torch]`` extra), and the
 helpers they share.
 
-    >>> from pbtlab.examples._torch import require
-    >>> require("numpy").__name__
+    >>> from pbtlab.examples._torch import workload_module
+    >>> workload_module("numpy").__name__
     'numpy'
 """
 
@@ -11,19 +11,19 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from pbtlab._optional import require as require_optional
+from pbtlab._optional import require
 from pbtlab.errors import ConfigError
 
 
 
-def require(module: str) -> ModuleType:
+def workload_module(module: str) -> ModuleType:
     """Import ``module`` or fail with an error that names the ``[torch]`` extra."""
-    return require_optional(module, "torch", "the torch examples")
+    return require(module, "torch", "the torch examples")
 
 
 def torch() -> ModuleType:
     """``torch``, imported on first use."""
-    return require("torch")
+    return workload_module("torch")
 
 
 def pick_device(preferred: str | None = "auto") -> str:

@@ -24,7 +24,7 @@ import os
 import tempfile
 from typing import Any
 
-from pbtlab.examples._torch import pb2_like, pick_device, require, state_digest, torch
+from pbtlab.examples._torch import pb2_like, pick_device, state_digest, torch, workload_module
 
 #: The defaults every config key falls back to.
 DEFAULTS: dict[str, Any] = {
@@ -43,8 +43,8 @@ def load_digits_split(seed: int = 0) -> tuple[Any, Any, Any, Any]:
     """The digits as float tensors ``(x_train, y_train, x_val, y_val)``: 1437 train, 360 validation images
     of shape (1, 8, 8), scaled to [0, 1]; the split is fixed by ``seed`` (stratified)."""
     torch_ = torch()
-    datasets = require("sklearn.datasets")
-    model_selection = require("sklearn.model_selection")
+    datasets = workload_module("sklearn.datasets")
+    model_selection = workload_module("sklearn.model_selection")
     digits = datasets.load_digits()
     images = digits.images.astype("float32") / 16.0
     x_train, x_val, y_train, y_val = model_selection.train_test_split(

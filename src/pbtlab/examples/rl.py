@@ -22,7 +22,7 @@ import os
 import tempfile
 from typing import Any
 
-from pbtlab.examples._torch import pb2_like, pick_device, require, state_digest, torch
+from pbtlab.examples._torch import pb2_like, pick_device, state_digest, torch, workload_module
 
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01, "gamma": 0.99, "entropy_coef": 0.01, "value_coef": 0.5, "episodes_per_iteration": 8,
@@ -67,7 +67,7 @@ class CartPoleRun:
 
     def __init__(self, config: dict[str, Any]) -> None:
         torch_ = torch()
-        gymnasium = require("gymnasium")
+        gymnasium = workload_module("gymnasium")
         threads = _setting(config, "num_threads")
         if threads is not None:
             torch_.set_num_threads(int(threads))

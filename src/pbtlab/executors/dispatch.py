@@ -16,7 +16,7 @@ methods: launch a worker, deliver a command, wait for replies, take one reply, r
         def _receive(self, worker): ...       # its reply, or raise WorkerLost(how)
         def _retire(self, worker, final): ... # end it: parked, busy or dead
 
-Resources: a subclass that sets ``self._pool`` (a :class:`~pbtlab.resources.ResourcePool`) gets
+Resources: a subclass that sets ``self._pool`` (a :class:`~pbtlab.executors.pool.ResourcePool`) gets
 ``fits``/``release``/``capacity_error`` (see :mod:`pbtlab.executors.base`): a trial holds its resources
 from its start (or the command that resumes it) until it is released, stopped or its worker died, and
 a worker started with GPU ids gets the same ids back whenever its trial runs again.
@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pbtlab.errors import ExecutorError
-from pbtlab.resources import Allocation, ResourcePool, Resources
+from pbtlab.executors.pool import Allocation, ResourcePool
+from pbtlab.resources import Resources
 from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage
 
 

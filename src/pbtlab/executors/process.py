@@ -75,8 +75,9 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
+from pbtlab.executors.pool import Allocation, ResourcePool, visible_gpu_ids, worker_environment
 from pbtlab.progress import logger
-from pbtlab.resources import Allocation, ResourcePool, Resources, visible_gpu_ids, worker_environment
+from pbtlab.resources import Resources
 from pbtlab.session import (
     Command,
     CommandKind,
@@ -106,16 +107,31 @@ def _default_start_method() -> str:
 class _PipeChannel:
     """The worker's end of the pipe: send a message, block for the driver's command."""
 
-    def __init__(self, conn: multiprocessing.connection.Connection, parent_pid: int) -> None:
+    def __init__(self, conn: multiprocessing.connection.Connection, driver_pid: int) -> None:
         self.conn = conn
-        self.parent_pid = parent_pid
+        self.driver_pid = driver_pid
+        # Our parent: the driver with fork and spawn, the fork server with forkserver (which exits with the
+        # driver); either way it changes when the driver is gone.
+        self.parent_pid = os.getppid()
+
+    def driver_gone(self) -> bool:
+        """Has the driver died (our parent changed, or the driver's process no longer exists)?"""
+        if os.getppid() != self.parent_pid:
+            return True
+        try:
+            os.kill(self.driver_pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover - the pid was reused by another user's process
+            return True
+        return False
 
     def exchange(self, message: WorkerMessage) -> Command:
         self.conn.send(message)
         # Wake up now and then while parked: if the driver died without stopping us, exit rather than
         # linger (a forked sibling may hold the driver's end of our pipe open, so EOF alone is not enough).
         while not self.conn.poll(2.0):
-            if os.getppid() != self.parent_pid:
+            if self.driver_gone():
                 os._exit(1)
         try:
             return self.conn.recv()
@@ -135,13 +151,13 @@ def _set_up_process(spec: StartSpec) -> None:
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, driver_end: Any, trainable: Any,
-                 pickled: bool, spec: StartSpec, parent_pid: int) -> None:
+                 pickled: bool, spec: StartSpec, driver_pid: int) -> None:
     """Entry point of a worker process: load the trainable, run the trial until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
     if driver_end is not None:  # fork: close our copy of the driver's end, so EOF means the driver is gone
         driver_end.close()
     _set_up_process(spec)
-    channel = _PipeChannel(conn, parent_pid)
+    channel = _PipeChannel(conn, driver_pid)
     try:
         fn = pickle.loads(trainable) if pickled else trainable
     except BaseException as error:  # noqa: BLE001 - reported to the driver, which stops the trial

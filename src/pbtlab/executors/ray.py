@@ -61,8 +61,8 @@ from typing import Any
 from pbtlab._optional import require
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
+from pbtlab.executors.pool import ResourcePool
 from pbtlab.executors.threads import EXITED, ThreadWorker
-from pbtlab.resources import ResourcePool
 from pbtlab.session import (
     Command,
     CommandKind,

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pbtlab.session import Command, StartSpec, WorkerMessage, run_trial
+from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage, run_trial
 
 
 class Exited(enum.Enum):
@@ -40,7 +40,8 @@ class ThreadWorker:
     """A trial's thread; :meth:`step` hands it control with a command and returns its next message.
 
     It is the trial's :class:`~pbtlab.session.Channel`: the thread calls :meth:`exchange` from inside
-    ``tune.report``. The thread starts parked; the first ``step(None)`` runs it to its first message.
+    ``tune.report``. The thread starts parked; the first ``step(None)`` runs it to its first message, and
+    a first ``step(STOP)`` ends it without running the function.
     """
 
     def __init__(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool = False) -> None:
@@ -58,6 +59,8 @@ class ThreadWorker:
     def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool) -> None:
         self._to_worker.acquire()
         try:
+            if self._command is not None and self._command.kind is CommandKind.STOP:
+                return  # stopped before its first turn: the function never runs
             run_trial(trainable, spec, self, chdir=chdir)
         finally:
             self._message = EXITED

@@ -23,7 +23,6 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.callbacks import Callback

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CheckpointRef", "persist_directory"]
+__all__ = ["CheckpointRef", "kept_positions", "persist_directory"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,14 +39,43 @@ class CheckpointRef:
         return cls(**data)
 
 
-def persist_directory(source: str, target_dir: str, name: str) -> str:
-    """Copy ``source`` to ``target_dir/name`` atomically (copy to a hidden name, then rename)."""
+def persist_directory(source: str, target_dir: str, name: str, move: bool = False) -> str:
+    """Copy ``source`` to ``target_dir/name`` atomically (copy to a hidden name, then rename).
+
+    ``move``: ``source`` is scratch space; it is moved instead (a rename on the same file system) and is
+    gone afterwards."""
     final = os.path.join(target_dir, name)
     staging = os.path.join(target_dir, f".tmp_{name}_{os.getpid()}")
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    shutil.copytree(source, staging)
+    if move:
+        shutil.move(source, staging)
+    else:
+        shutil.copytree(source, staging)
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(staging, final)
     return final
+
+
+def kept_positions(scores: list[float | None], keep: int, order: str | None) -> list[int]:
+    """Which of a trial's checkpoints ``CheckpointConfig(num_to_keep=keep)`` keeps, as positions in the
+    list ``scores`` (oldest first): the ``keep`` most recent (``order`` None), or the ``keep`` best by score
+    (``order`` "max"/"min"; a missing or non-finite score ranks last, ties go to the more recent one).
+    As Ray's ``Result.best_checkpoints``: worst first, best (or newest) last.
+
+        >>> kept_positions([5.0, 1.0, 9.0, 3.0], 2, None), kept_positions([5.0, 1.0, 9.0, 3.0], 2, "max")
+        ([2, 3], [0, 2])
+        >>> kept_positions([5.0, None, 9.0, 3.0], 2, "min")
+        [0, 3]
+    """
+    if order is None:
+        return list(range(max(len(scores) - keep, 0), len(scores)))
+    sign = 1.0 if order == "max" else -1.0
+
+    def rank(position: int) -> tuple[float, int]:
+        score = scores[position]
+        finite = isinstance(score, (int, float)) and score == score and abs(score) != float("inf")
+        return (sign * float(score) if finite else float("-inf"), position)  # type: ignore[arg-type]
+
+    return sorted(sorted(range(len(scores)), key=rank, reverse=True)[:keep], key=rank)

@@ -26,8 +26,15 @@ from typing import Any
 
 from pbtlab.errors import ExperimentError
 from pbtlab.rundir.records import Event, event_from_dict
-from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, PARAMS_FILE, RESULT_FILE, STATE_FILE, iter_jsonl, \
-    read_json
+from pbtlab.rundir.store import (
+    EVENTS_FILE,
+    EXPERIMENT_FILE,
+    PARAMS_FILE,
+    RESULT_FILE,
+    STATE_FILE,
+    iter_jsonl,
+    read_json,
+)
 from pbtlab.rundir.tail import FileTail, inside, read_json_file
 
 __all__ = ["RunDir", "safe_name"]

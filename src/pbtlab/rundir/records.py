@@ -61,6 +61,10 @@ class EventKind(str, enum.Enum):
         return self.value
 
 
+#: Field metadata of provenance that only runs read from another tool have (left out of ``to_dict`` while None).
+FOREIGN_ONLY = {"foreign_only": True}
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every record has: ``seq`` (0, 1, 2, ... without gaps) and ``time`` (wall clock, seconds)."""
@@ -70,10 +74,16 @@ class Event:
     time: float
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object written to ``events.jsonl`` (``seq``, ``event``, ``time``, then the fields)."""
+        """The JSON object written to ``events.jsonl`` (``seq``, ``event``, ``time``, then the fields).
+
+        A field marked :data:`FOREIGN_ONLY` is left out while it is None: it exists for runs read from another
+        tool (where the record came from), and pbtlab's own runs never set it."""
         data: dict[str, Any] = {"seq": self.seq, "event": self.kind.value, "time": self.time}
         for field in dataclasses.fields(self)[2:]:
-            data[field.name] = getattr(self, field.name)
+            value = getattr(self, field.name)
+            if value is None and field.metadata.get("foreign_only"):
+                continue
+            data[field.name] = value
         return data
 
 
@@ -85,7 +95,7 @@ class ExperimentStart(Event):
     name: str
     seed: int | None
     num_trials: int
-    scheduler: dict[str, Any]
+    scheduler: dict[str, Any] | None
     executor: str
 
 
@@ -127,7 +137,9 @@ class TrialRestore(Event):
 class Exploit(Event):
     """``trial_id`` (the target) clones ``donor``'s checkpoint taken at ``donor_iteration``.
 
-    Scores are sign-adjusted (negative in ``min`` mode), as Ray logs them."""
+    Scores are sign-adjusted (negative in ``min`` mode), as Ray logs them. In a run read from Ray Tune,
+    ``checkpoint``, ``old_config``, ``time_attr`` and ``time_value`` are None where Ray kept no value, and
+    ``policy_log`` / ``policy_log_line`` name the row this exploit was read from."""
 
     kind: ClassVar[EventKind] = EventKind.EXPLOIT
     trial_id: str
@@ -136,13 +148,15 @@ class Exploit(Event):
     target_tag: str
     donor_tag: str
     donor_iteration: int
-    checkpoint: str
+    checkpoint: str | None
     target_score: float | None
     donor_score: float | None
-    old_config: dict[str, Any]
+    old_config: dict[str, Any] | None
     donor_config: dict[str, Any]
-    time_attr: str
-    time_value: float
+    time_attr: str | None
+    time_value: float | None
+    policy_log: str | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
+    policy_log_line: int | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,8 +283,8 @@ class ExperimentResume(Event):
     kind: ClassVar[EventKind] = EventKind.EXPERIMENT_RESUME
     resumed_trials: list[str]
     state_saved_at: float | None
-    dropped_rows: dict[str, int]
-    events_kept: int
+    dropped_rows: dict[str, int] | None
+    events_kept: int | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,8 +299,8 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume,
-        ExperimentEnd)
+        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart,
+        ExperimentResume, ExperimentEnd)
 }
 
 
@@ -320,8 +334,8 @@ def event_from_dict(data: Mapping[str, Any], where: str = "event record") -> Eve
 class ExperimentSpec:
     """``experiment.json``: every setting a resume needs to continue the run as it was started.
 
-    Values that are not JSON (a stop function, a callable in the search space) are kept as their
-    ``repr`` and must be passed again to ``Tuner.restore``.
+    Values that are not JSON (a stop function, callbacks, a callable in the search space) are kept as
+    their ``repr`` (``not_stored``) and must be passed again to ``Tuner.restore``.
     """
 
     name: str
@@ -350,6 +364,12 @@ class ExperimentSpec:
     #: ``tune.with_resources``: each trial's ``{"cpu": ..., "gpu": ...}`` (empty: the executor's default)
     trial_resources: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     log_to_file: Any = False  # RunConfig(log_to_file=...)
+    #: every storable field of TuneConfig / RunConfig (with its CheckpointConfig and FailureConfig), as
+    #: ``pbtlab.config.stored_config`` writes them; None in runs written before they were stored
+    tune_config: dict[str, Any] | None = None
+    run_config: dict[str, Any] | None = None
+    #: settings that are not JSON (``"RunConfig.callbacks"`` -> what they were): a resume needs them again
+    not_stored: dict[str, str] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -368,7 +388,7 @@ class ExperimentSpec:
             "executor": "inprocess", "param_columns": [], "verbose": None, "max_concurrent_trials": None,
             "time_budget_s": None, "progress_interval_s": 5.0, "state_save_period_s": 1.0, "created": "",
             "trial_dirs": {}, "trial_resources": {}, "log_to_file": False,
-            "format_version": FORMAT_VERSION,
+            "tune_config": None, "run_config": None, "not_stored": {}, "format_version": FORMAT_VERSION,
         }
         names = {f.name for f in dataclasses.fields(cls)}
         values = {**defaults, **{k: v for k, v in data.items() if k in names}}

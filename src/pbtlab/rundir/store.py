@@ -92,19 +92,56 @@ def iter_jsonl(path: str, what: str, limit: int | None = None) -> Iterator[dict[
             yield value
 
 
+def line_cut(path: str, keep: int) -> tuple[int, int] | None:
+    """Where to cut a file to keep only its first ``keep`` lines: ``(byte offset, lines dropped)``, or None
+    when there is nothing to cut (a half-written last line counts as one dropped line). Reads only."""
+    if not os.path.exists(path):
+        return None
+    offset = 0
+    kept = 0
+    dropped = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            if kept < keep and line.endswith(b"\n"):
+                kept += 1
+                offset += len(line)
+            else:
+                dropped += 1
+    return (offset, dropped) if dropped else None
+
+
 def truncate_lines(path: str, keep: int) -> int:
     """Keep only the first ``keep`` lines of a file (drop what was written after the last state save).
 
-    Returns how many lines were dropped (a half-written last line counts as one)."""
-    if not os.path.exists(path):
+    Cuts in place with ``os.truncate`` at a byte offset, so the file is never empty in between and every
+    hard link to it (``result.json``) stays valid. Returns how many lines were dropped."""
+    cut = line_cut(path, keep)
+    if cut is None:
         return 0
-    with open(path, "rb") as handle:
-        lines = handle.readlines()
-    if len(lines) <= keep and all(line.endswith(b"\n") for line in lines):
-        return 0
-    with open(path, "wb") as handle:
-        handle.writelines(lines[:keep])
-    return max(0, len(lines) - keep)
+    os.truncate(path, cut[0])
+    return cut[1]
+
+
+def inside_run(run_path: str, path: Any, what: str) -> str:
+    """``path`` (relative to the run directory, as the run's files name it) as an absolute path, if it lies
+    strictly inside the run directory; an ``ExperimentError`` naming it otherwise (nothing outside a run is
+    ever deleted, whatever a damaged or crafted ``events.jsonl``/``state.json`` says).
+
+        >>> inside_run("/runs/a", "t0/checkpoint_000001", "a checkpoint")
+        '/runs/a/t0/checkpoint_000001'
+        >>> inside_run("/runs/a", "../b", "a checkpoint")
+        Traceback (most recent call last):
+        ...
+        pbtlab.errors.ExperimentError: a checkpoint named '../b' lies outside the run directory /runs/a (at /runs/b); refusing to touch it
+    """
+    if not isinstance(path, str):
+        raise ExperimentError(f"{what} must be a path relative to the run directory {run_path}, got {path!r}")
+    root = os.path.realpath(run_path)
+    target = os.path.realpath(os.path.join(run_path, path))
+    if os.path.commonpath([root, target]) != root or target == root:
+        raise ExperimentError(f"{what} named {path!r} lies outside the run directory {run_path} (at {target}); "
+                              "refusing to touch it")
+    return os.path.join(run_path, path)
 
 
 class ExperimentStore:
@@ -133,6 +170,11 @@ class ExperimentStore:
 
     def absolute(self, path: str) -> str:
         return path if os.path.isabs(path) else os.path.join(self.path, path)
+
+    def deletable(self, path: str) -> str:
+        """The absolute path of a checkpoint to delete, named relative to the run; an ``ExperimentError``
+        when it lies outside the run directory (see :func:`inside_run`)."""
+        return inside_run(self.path, path, "a checkpoint to delete")
 
     def create(self, experiment: Mapping[str, Any]) -> None:
         os.makedirs(self.path, exist_ok=True)

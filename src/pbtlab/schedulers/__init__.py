@@ -1,5 +1,5 @@
 """Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2`` and
-``PopulationBasedTrainingReplay``; the contract is in ``base``."""
+``PopulationBasedTrainingReplay``; the contract is in ``base``, PBT's strategy objects in ``strategies``."""
 
 from typing import Any
 
@@ -7,16 +7,30 @@ from pbtlab.schedulers.base import (
     Action,
     CheckpointRef,
     Decision,
+    DecisionNote,
+    EngineSide,
     HyperparamChange,
-    Note,
     Perturbation,
     PopulationView,
+    TrialInfo,
     TrialScheduler,
-    TrialView,
 )
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.schedulers.pbt import PopulationBasedTraining
+from pbtlab.schedulers.strategies import (
+    BinaryTournament,
+    Clip,
+    ExploitStrategy,
+    ExploreStrategy,
+    Perturb,
+    PerturbBounds,
+    Reflect,
+    Resample,
+    Standings,
+    Truncation,
+    TTest,
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -35,16 +49,28 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "PB2",
     "Action",
+    "BinaryTournament",
     "CheckpointRef",
+    "Clip",
     "Decision",
+    "DecisionNote",
+    "EngineSide",
+    "ExploitStrategy",
+    "ExploreStrategy",
     "FIFOScheduler",
     "HyperparamChange",
-    "Note",
+    "Perturb",
+    "PerturbBounds",
     "Perturbation",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
     "PopulationView",
+    "Reflect",
+    "Resample",
+    "Standings",
+    "TTest",
+    "TrialInfo",
     "TrialScheduler",
-    "TrialView",
+    "Truncation",
     "perturb_config",
 ]

@@ -1,41 +1,57 @@
 """The scheduler contract, and the decisions schedulers return as data.
 
 A scheduler never touches trials, threads, files or Ray. The controller (``pbtlab.engine.controller``)
-calls the hooks below and carries out what they return. Trials reach a scheduler as read-only
-:class:`TrialView` objects (``config`` is the scheduler's own copy) and reports as read-only mappings.
+calls the hooks below and carries out the :class:`Decision` they return. Trials reach a scheduler as
+read-only :class:`TrialInfo` objects (``config`` is the scheduler's own copy), reports as read-only
+mappings, and the whole run as a :class:`PopulationView`.
 
-When each hook is called:
+The hooks an author implements (every one has a default, FIFO's; override only what you need):
 
-- ``set_search_properties(metric, mode)``: once, before trials are added, in a new and a resumed run
-  (Ray's contract: returns False if the scheduler already has a different metric or mode).
+- ``on_trial_add(trial_id, config, tag) -> config``: once per trial in a new run, before it starts (not
+  in a resumed run: ``load_state_dict`` is called instead). Return the trial's config, possibly with
+  values filled in.
+- ``on_trial_result(trial, result, population) -> Decision``: after each report of a trial (unless a
+  stop criterion ended it). The decision's ``action`` is for the reporting trial; its ``perturbations``
+  may restart any trial from a checkpoint with a new config; its ``notes`` are recorded as events.
+- ``on_trial_complete(trial_id, population) -> Decision``: once when a trial ends for good (a stop
+  criterion, its function returned, your ``Action.STOP``, or the run ended). ``on_trial_error`` (a trial
+  failed with no retries left) calls it by default.
+- ``choose_trials_to_run(candidates, k, allow_any) -> [trial_id]``: whenever slots are free and
+  trials wait; up to ``k`` of the waiting ``candidates`` to start. A trial you leave out waits.
+  ``allow_any=True`` when nothing runs and something must (return at least one then).
+
+Settings and resuming:
+
 - ``validate()``: once in a new run, before any trial is added; raise ``ConfigError`` if unusable.
-- ``set_rng(rng)``: once; every random choice the scheduler makes must come from this generator.
-- ``on_trial_add(trial_id, config, tag)``: once per trial in a new run; returns the trial's config,
-  possibly with values filled in.
-- ``load_state_dict(state)``: once in a resumed run, after ``set_rng``, instead of ``on_trial_add``.
-- ``choose_trials_to_run(candidates, k, allow_any)``: whenever slots are free and trials wait; up to
-  ``k`` of the waiting trials to start. ``allow_any=True`` when nothing runs and something must.
-  ``selection_epoch`` is read first: the controller asks again about a trial that was not chosen only
-  once the epoch changed.
-- ``on_trial_result(trial, result, population)``: after each report (unless a stop criterion ended
-  the trial); returns a :class:`Decision` for the reporting trial, plus perturbations of any trial.
-- ``wants_checkpoint(trial, result)``: before ``on_trial_result``, for trainables that can save on
-  request (class trainables) and reports without a checkpoint; True makes the controller ask the trial
-  for a checkpoint now, so ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs.
-- ``on_trial_complete(trial_id, population)``: a trial terminated (stop criterion, its function
-  returned, the scheduler stopped it, or the run ended); may return a Decision (a synchronous
-  barrier may now be complete).
-- ``on_trial_error(trial_id, population)``: a trial errored for good (no retries left).
-- ``referenced_checkpoints()``: before retention deletes checkpoints; those named here are kept.
-- ``writes_policy_log``: read when an exploit is applied: also write Ray's ``pbt_policy_*.txt`` files.
-- ``describe()``: once, into ``experiment.json`` and the ``experiment_start`` event; ``from_description``
-  (a classmethod) rebuilds the scheduler from it when a run is resumed without one. ``describe()``
-  records the scheduler's own class, so a subclass resumes as itself.
-- ``state_dict()``: at every state save; JSON-friendly.
-- ``debug_string()``: once, into the ``experiment_end`` event.
+  ``self.metric`` and ``self.mode`` are set by then (from the scheduler's arguments or ``TuneConfig``).
+- ``self.rng``: the run's seeded generator, set before any hook is called; draw every random choice
+  from it, so that runs are reproducible.
+- ``describe()`` / ``from_description(description)``: once, into ``experiment.json``; a resumed run
+  rebuilds the scheduler from it (by default ``cls()``). ``describe()`` records the class, so a subclass
+  resumes as itself.
+- ``state_dict()`` / ``load_state_dict(state)``: at every state save (JSON-friendly) / once when a run
+  is resumed, after ``self.rng`` is set.
+- ``debug_string()``: the status line, and once into the ``experiment_end`` event.
 
-    >>> TrialScheduler().describe()
-    {'type': 'TrialScheduler', 'class': 'pbtlab.schedulers.base:TrialScheduler'}
+What the engine reads besides the hooks lives in :class:`EngineSide`, with defaults a scheduler
+written from scratch never needs to change (``PopulationBasedTraining`` sets them for its subclasses).
+
+    >>> class StopLosers(TrialScheduler):
+    ...     '''Stops a trial whose score is below 0 at its 4th report.'''
+    ...     def on_trial_result(self, trial, result, population):
+    ...         late_and_bad = result["training_iteration"] == 4 and result[self.metric] < 0
+    ...         return Decision(Action.STOP if late_and_bad else Action.CONTINUE)
+    >>> from pbtlab import tune
+    >>> def train(config):
+    ...     for i in range(8):
+    ...         tune.report({"score": config["x"] - 0.1 * i})
+    >>> results = tune.Tuner(train, param_space={"x": tune.grid_search([0.0, 1.0])},
+    ...                      tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=StopLosers()),
+    ...                      run_config=tune.RunConfig(storage_path=getfixture("tmp_path"), verbose=0)).fit()
+    >>> [(r.config["x"], r.metrics["training_iteration"]) for r in results]
+    [(0.0, 4), (1.0, 8)]
+    >>> [e["reason"] for e in results.events_of("trial_complete")]
+    ['scheduler', 'function_returned']
 """
 
 from __future__ import annotations
@@ -91,8 +107,12 @@ class Perturbation:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Note:
-    """Something a person should see in the log and the event record (e.g. a skipped exploit)."""
+class DecisionNote:
+    """Something a person should see in the log and the event record (e.g. a skipped exploit).
+
+    ``kind`` names the event (a ``pbtlab.rundir.records.EventKind`` whose fields are ``trial_id``, ``message``
+    and the keys of ``data``).
+    """
 
     kind: str
     trial_id: str
@@ -102,13 +122,15 @@ class Note:
 
 @dataclasses.dataclass(slots=True)
 class Decision:
+    """What a hook decided: ``action`` for the reporting trial, ``perturbations`` of any trial, ``notes``."""
+
     action: Action = Action.CONTINUE
     perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
-    notes: list[Note] = dataclasses.field(default_factory=list)
+    notes: list[DecisionNote] = dataclasses.field(default_factory=list)
 
 
-class TrialView(Protocol):
-    """What a scheduler may read about a trial (``pbtlab.engine.trial.TrialView`` implements it)."""
+class TrialInfo(Protocol):
+    """What a scheduler may read about a trial (the engine passes its ``pbtlab.engine.trial.TrialView``)."""
 
     @property
     def trial_id(self) -> str: ...
@@ -132,7 +154,7 @@ class TrialView(Protocol):
 class PopulationView(Protocol):
     """Every trial of the run by id, read-only, and how many wait for a slot."""
 
-    def __getitem__(self, trial_id: str) -> TrialView: ...
+    def __getitem__(self, trial_id: str) -> TrialInfo: ...
 
     def __iter__(self) -> Iterator[str]: ...
 
@@ -151,14 +173,32 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-class TrialScheduler:
-    """Base class with FIFO behaviour; see the module docstring for when each method is called."""
+class EngineSide:
+    """What the engine reads from a scheduler besides its hooks. The defaults fit any scheduler; an author
+    does not touch them (``PopulationBasedTraining`` sets them, so its subclasses inherit the right ones).
+
+    - ``set_search_properties(metric, mode)``: once, before trials are added (new and resumed runs): takes
+      ``TuneConfig(metric, mode)`` unless the scheduler has its own; False if they differ (Ray's contract).
+    - ``set_rng(rng)``: once, before any hook; the generator becomes ``self.rng``.
+    - ``checks_metric``: True if ``on_trial_result`` itself checks that reports contain the metric (else
+      the engine checks each trial's first report).
+    - ``writes_policy_log``: read when an exploit is applied: True also writes Ray's ``pbt_global.txt``
+      and ``pbt_policy_<trial>.txt``.
+    - ``selection_epoch``: read before ``choose_trials_to_run``. None (the default): every waiting trial
+      is a candidate each time. A number: a trial left out is offered again only once the number changed
+      (a synchronous scheduler holding trials at a barrier changes it when the barrier opens).
+    - ``referenced_checkpoints()``: before retention deletes checkpoints; the paths named are kept
+      (checkpoints the scheduler may still hand to a clone).
+    - ``wants_checkpoint(trial, result)``: before ``on_trial_result``, for trainables that save on request
+      (class trainables) and reports without a checkpoint; True makes the engine save the trial now, so
+      ``trial.latest_checkpoint`` is current when ``on_trial_result`` runs (PBT and replay want one at the
+      reports they act on).
+    """
 
     metric: str | None = None
     mode: str | None = None
-    #: True if ``on_trial_result`` itself validates that reports contain the metric.
+    rng: np.random.Generator
     checks_metric: bool = False
-    #: True to have exploits written to Ray's ``pbt_global.txt`` / ``pbt_policy_<trial>.txt``.
     writes_policy_log: bool = False
 
     def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
@@ -175,19 +215,29 @@ class TrialScheduler:
     def set_rng(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
+    @property
+    def selection_epoch(self) -> int | None:
+        return None
+
+    def referenced_checkpoints(self) -> set[str]:
+        return set()
+
+    def wants_checkpoint(self, trial: TrialInfo, result: Mapping[str, Any]) -> bool:
+        return False
+
+
+class TrialScheduler(EngineSide):
+    """Base class with FIFO behaviour; see the module docstring for when each hook is called."""
+
     def validate(self) -> None:
-        """Raise ConfigError if the scheduler cannot run as configured (called before any trial starts)."""
+        """Raise ConfigError if the scheduler cannot run as configured (called before any trial is added)."""
 
     def on_trial_add(self, trial_id: str, config: dict[str, Any], tag: str) -> dict[str, Any]:
         return config
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any],
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any],
                         population: PopulationView) -> Decision:
         return Decision(Action.CONTINUE)
-
-    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
-        """Does this report need a checkpoint of the trial at its current iteration? (default: no)"""
-        return False
 
     def on_trial_complete(self, trial_id: str, population: PopulationView) -> Decision:
         return Decision(Action.CONTINUE)
@@ -195,29 +245,9 @@ class TrialScheduler:
     def on_trial_error(self, trial_id: str, population: PopulationView) -> Decision:
         return self.on_trial_complete(trial_id, population)
 
-    def choose_trial_to_run(self, candidates: Sequence[TrialView], allow_any: bool = False) -> str | None:
-        return candidates[0].trial_id if candidates else None
-
-    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
-        """Up to ``k`` trials for free slots; by default ``choose_trial_to_run`` asked repeatedly."""
-        remaining = list(candidates)
-        chosen: list[str] = []
-        while remaining and len(chosen) < k:
-            trial_id = self.choose_trial_to_run(remaining, allow_any)
-            if trial_id is None:
-                break
-            chosen.append(trial_id)
-            remaining = [t for t in remaining if t.trial_id != trial_id]
-        return chosen
-
-    @property
-    def selection_epoch(self) -> int:
-        """Changes whenever a waiting trial that was not chosen may have become choosable."""
-        return 0
-
-    def referenced_checkpoints(self) -> set[str]:
-        """Checkpoint paths the scheduler may still hand out; retention must not delete them."""
-        return set()
+    def choose_trials_to_run(self, candidates: Sequence[TrialInfo], k: int, allow_any: bool = False) -> list[str]:
+        """Up to ``k`` trials for free slots; by default the first ``k``, in the order trials were added."""
+        return [t.trial_id for t in candidates[:k]]
 
     def debug_string(self) -> str:
         return "Using FIFO scheduling algorithm."

@@ -14,8 +14,9 @@ keys are named ``a/b``. The semantics are Ray Tune's: a list is an ordered set o
 integers are rounded, booleans stay booleans, and values are clipped only with ``clip_to_domain``.
 
 ``bounds`` keeps a perturbed value of a bounded domain (``uniform``, ``loguniform``, ``randint``...) inside
-it: ``"clip"`` (the same as ``clip_to_domain=True``) or ``"reflect"``, which mirrors an overshoot back off
-the bound, in log space for log domains (``loguniform(1e-4, 1e-1)``: 0.12 reflects to 0.1 / 1.2 = 0.0833):
+it: :class:`Clip` (``"clip"``, the same as ``clip_to_domain=True``) or :class:`Reflect` (``"reflect"``), which
+mirrors an overshoot back off the bound, in log space for log domains (``loguniform(1e-4, 1e-1)``: 0.12
+reflects to 0.1 / 1.2 = 0.0833):
 
     >>> config, changes = perturb_config({"lr": 0.1}, {"lr": tune.loguniform(1e-4, 1e-1)},
     ...                                  np.random.default_rng(1), resample_probability=0.0, perturbation_factors=(1.2,),
@@ -37,26 +38,86 @@ from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange
 from pbtlab.space import Domain, Integer
 
+__all__ = ["BOUNDS", "Clip", "PerturbBounds", "Reflect", "bounds_policy", "perturb_config", "reflect_into"]
+
 Mutation = Any  # dict | list | tuple | Domain | Callable[[], Any]
-#: How a perturbed value is kept inside its domain: not at all (Ray), clipped, or reflected off the bound.
-BOUNDS = (None, "clip", "reflect")
+
+
+class PerturbBounds:
+    """How a perturbed value of a bounded domain is kept inside it (None, Ray's default: not at all).
+
+    ``before_rounding`` sees the value multiplied by its factor and may move it (and say how, for the op);
+    ``after_rounding`` brings the rounded value onto the domain (by default the domain's own clip).
+    """
+
+    name: str = ""
+
+    def before_rounding(self, domain: Domain, value: Any) -> tuple[Any, str | None]:
+        return value, None
+
+    def after_rounding(self, domain: Domain, value: Any) -> Any:
+        return domain.clip(value)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Clip(PerturbBounds):
+    """Clip a perturbed value to its domain's bounds and quantization (``perturb_bounds="clip"``)."""
+
+    name = "clip"
+
+
+class Reflect(PerturbBounds):
+    """Mirror an overshoot back off the bound (in log space for log domains), then clip what rounding moved
+    out (``perturb_bounds="reflect"``)."""
+
+    name = "reflect"
+
+    def before_rounding(self, domain: Domain, value: Any) -> tuple[Any, str | None]:
+        reflected = reflect_into(domain, value)
+        return (reflected, "reflected") if reflected != value else (value, None)
+
+
+#: The ``perturb_bounds`` strings and what they mean: not at all (Ray), clipped, or reflected off the bound.
+BOUNDS: dict[str | None, PerturbBounds | None] = {None: None, "clip": Clip(), "reflect": Reflect()}
+
+
+def bounds_policy(value: str | PerturbBounds | None, name: str = "bounds") -> PerturbBounds | None:
+    """The policy a ``perturb_bounds`` value names: None, ``"clip"``, ``"reflect"`` or a :class:`PerturbBounds`.
+
+        >>> bounds_policy("reflect"), bounds_policy(None)
+        (Reflect(), None)
+    """
+    if isinstance(value, PerturbBounds):
+        return value
+    if isinstance(value, str) or value is None:
+        if value in BOUNDS:
+            return BOUNDS[value]
+    raise ConfigError(f"{name} must be None, 'clip' or 'reflect', got {value!r} (or pass Clip() or Reflect() "
+                      "from pbtlab.schedulers.strategies)")
 
 
 def perturb_config(config: Mapping[str, Any], mutations: Mapping[str, Mutation], rng: np.random.Generator, *,
                    resample_probability: float = 0.25, perturbation_factors: Sequence[float] = (1.2, 0.8),
-                   clip_to_domain: bool = False, bounds: str | None = None,
+                   clip_to_domain: bool = False, bounds: str | PerturbBounds | None = None,
                    custom_explore_fn: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                    ) -> tuple[dict[str, Any], tuple[HyperparamChange, ...]]:
     """A new config with every key of ``mutations`` explored, and the changes made (``config`` is not changed)."""
-    if bounds not in BOUNDS:
-        raise ConfigError(f"bounds must be one of {BOUNDS}, got {bounds!r}")
+    policy = bounds_policy(bounds)
     if clip_to_domain:
-        if bounds == "reflect":
+        if isinstance(policy, Reflect):
             raise ConfigError("clip_to_domain=True and bounds='reflect' contradict each other: choose one")
-        bounds = "clip"
+        policy = BOUNDS["clip"]
     changes: list[HyperparamChange] = []
     new_config = _explore_level(dict(config), mutations, "", changes, rng, resample_probability,
-                                tuple(perturbation_factors), bounds)
+                                tuple(perturbation_factors), policy)
     if custom_explore_fn is not None:
         explored = custom_explore_fn(new_config)
         if not isinstance(explored, dict):
@@ -67,7 +128,7 @@ def perturb_config(config: Mapping[str, Any], mutations: Mapping[str, Mutation],
 
 def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], prefix: str,
                    changes: list[HyperparamChange], rng: np.random.Generator, resample_probability: float,
-                   factors: tuple[float, ...], bounds: str | None) -> dict[str, Any]:
+                   factors: tuple[float, ...], bounds: PerturbBounds | None) -> dict[str, Any]:
     new_config = copy.deepcopy(config)
     for key, distribution in mutations.items():
         name = f"{prefix}{key}"
@@ -95,16 +156,16 @@ def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], pr
                         f"cannot perturb {name}={old!r} by multiplying it by {factor}: {error}. "
                         f"Give hyperparam_mutations[{key!r}] as a list to treat it as categories") from error
                 op = f"* {factor}"
-                if bounds == "reflect" and isinstance(distribution, Domain):
-                    reflected = reflect_into(distribution, new)
-                    if reflected != new:
-                        new, op = reflected, f"{op} (reflected)"
+                if bounds is not None and isinstance(distribution, Domain):
+                    new, moved = bounds.before_rounding(distribution, new)
+                    if moved:
+                        op = f"{op} ({moved})"
             if isinstance(old, bool):
                 new = bool(new)
             elif isinstance(old, (int, np.integer)):
                 new = int(round(new))
             if bounds is not None and isinstance(distribution, Domain):
-                new = distribution.clip(new)
+                new = bounds.after_rounding(distribution, new)
         if isinstance(new, np.generic):
             new = new.item()
         new_config[key] = new

@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pbtlab.schedulers.base import TrialScheduler
 
-from pbtlab.schedulers.base import TrialScheduler, TrialView
+__all__ = ["FIFOScheduler"]
 
 
 class FIFOScheduler(TrialScheduler):
-    """Runs trials in the order they were added and never pauses them (the default)."""
-
-    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
-        return [t.trial_id for t in candidates[:k]]
+    """Runs trials in the order they were added and never pauses them (the default): every hook is the
+    base class's."""

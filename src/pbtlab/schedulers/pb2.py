@@ -35,8 +35,9 @@ import numpy as np
 from pbtlab._optional import require
 from pbtlab.nested import get_path, set_path
 from pbtlab.errors import ConfigError, describe
-from pbtlab.schedulers.base import HyperparamChange, TrialView, class_path
-from pbtlab.schedulers.pbt import PopulationBasedTraining, _MemberState, _number, refuse_custom_explore_fn
+from pbtlab.schedulers.arguments import number
+from pbtlab.schedulers.base import HyperparamChange, TrialInfo, class_path
+from pbtlab.schedulers.pbt import PopulationBasedTraining, refuse_custom_explore_fn
 from pbtlab.space import Float
 
 #: How many of the most recent reward changes the GP is fitted on.
@@ -144,8 +145,8 @@ def _flatten_bounds(bounds: Mapping[str, Any], prefix: str = "") -> dict[str, tu
             continue
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
             raise ConfigError(f"hyperparam_bounds[{name!r}] must be a [low, high] pair, got {describe(value)}")
-        low = _number(f"hyperparam_bounds[{name!r}] low", value[0])
-        high = _number(f"hyperparam_bounds[{name!r}] high", value[1])
+        low = number(f"hyperparam_bounds[{name!r}] low", value[0])
+        high = number(f"hyperparam_bounds[{name!r}] high", value[1])
         if not low < high:
             raise ConfigError(f"hyperparam_bounds[{name!r}] must have low < high, got [{value[0]!r}, {value[1]!r}]")
         flat[name] = (low, high)
@@ -205,13 +206,12 @@ class PB2(PopulationBasedTraining):
         self._pending_time = -math.inf
 
     # -- data ----------------------------------------------------------------------------------------
-    def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
-                    trial: TrialView, decision: Any) -> None:
-        super()._save_state(state, time_value, result, trial, decision)
-        if state.last_score is None or not math.isfinite(state.last_score):
+    def on_check(self, trial: TrialInfo, time_value: float, score: float) -> None:
+        """Each check is a data point: the trial's score at ``time_value`` with its current hyperparameters."""
+        if not math.isfinite(score):
             return  # an unrankable score teaches the GP nothing
         values = tuple(float(get_path(trial.config, name)) for name in self._bounds_flat)
-        self._observations.append(_Observation(trial.trial_id, time_value, values, state.last_score))
+        self._observations.append(_Observation(trial.trial_id, time_value, values, score))
 
     def _reward_changes(self) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float, float]]]:
         """(X, y, last): rows ``[time, reward before, *hyperparameters]`` and the reward change per unit of
@@ -234,7 +234,7 @@ class PB2(PopulationBasedTraining):
         return np.array(rows, dtype=float).reshape(-1, 2 + len(self._bounds_flat)), np.array(changes), last
 
     # -- explore -------------------------------------------------------------------------------------
-    def explore(self, target: TrialView, donor: TrialView | None,
+    def explore(self, target: TrialInfo, donor: TrialInfo | None,
                 config: dict[str, Any]) -> tuple[dict[str, Any], Sequence[HyperparamChange]]:
         """``config`` (the donor's) with the bounded hyperparameters chosen by GP-UCB at the donor's time and
         reward; unchanged when the donor has no measured reward change yet (as Ray)."""

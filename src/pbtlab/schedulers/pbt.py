@@ -17,13 +17,21 @@ a keyword fixes it (see each argument). Deviations that are always on:
   records the checkpoint's iteration. An exploit whose donor has no checkpoint is skipped and logged.
 - Scheduler state survives trial failures (Ray resets it) and is saved for ``Tuner.restore``.
 - A synchronous barrier never waits for a trial that has errored or finished.
+
+A PBT variant changes one of three things, each without touching the engine:
+
+- whom a trial copies: ``exploit=`` an :class:`~pbtlab.schedulers.strategies.ExploitStrategy`;
+- how the copied config changes: ``explore=`` an :class:`~pbtlab.schedulers.strategies.ExploreStrategy`,
+  or override :meth:`PopulationBasedTraining.explore` in a subclass;
+- what it learns from each check: override :meth:`PopulationBasedTraining.on_check` (PB2 does).
+
+The ranking lives in ``schedulers/ranking.py``, the strategies in ``schedulers/strategies.py`` and the
+t-test in ``schedulers/statistics.py``.
 """
 
 from __future__ import annotations
 
-import bisect
 import copy
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,98 +40,41 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS, EventKind
+from pbtlab.schedulers.arguments import check_mutations, number
 from pbtlab.schedulers.base import (
     Action,
-    CheckpointRef,
     Decision,
+    DecisionNote,
     HyperparamChange,
-    Note,
     Perturbation,
     PopulationView,
+    TrialInfo,
     TrialScheduler,
-    TrialView,
     class_path,
 )
-from pbtlab.schedulers.explore import Mutation, perturb_config
-from pbtlab.space import Domain, Function, GridSearch, from_spec, to_spec
+from pbtlab.schedulers.explore import Mutation
+from pbtlab.schedulers.ranking import MemberState, Ranking
+from pbtlab.schedulers.statistics import welch_t_test
+from pbtlab.schedulers.strategies import (
+    BOUNDS,
+    EXPLOIT_STRATEGIES,
+    EXPLORE_STRATEGIES,
+    Clip,
+    ExploitStrategy,
+    ExploreStrategy,
+    Perturb,
+    PerturbBounds,
+    Standings,
+    TTest,
+    bounds_policy,
+    exploit_strategy,
+    explore_strategy,
+)
+from pbtlab.space import Domain, from_spec, to_spec
 
+__all__ = ["PopulationBasedTraining", "refuse_custom_explore_fn", "welch_t_test"]
 
-@dataclasses.dataclass(slots=True)
-class _MemberState:
-    orig_tag: str
-    last_score: float | None = None
-    last_checkpoint: CheckpointRef | None = None
-    last_perturbation_time: float = 0.0
-    last_train_time: float = 0.0
-    last_iteration: int = 0
-    finished: bool = False
-    recent_scores: list[float] = dataclasses.field(default_factory=list)  # exploit="ttest" only
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "orig_tag": self.orig_tag, "last_score": _json_float(self.last_score),
-            "last_checkpoint": self.last_checkpoint.to_dict() if self.last_checkpoint else None,
-            "last_perturbation_time": self.last_perturbation_time, "last_train_time": self.last_train_time,
-            "last_iteration": self.last_iteration, "finished": self.finished,
-        }
-        if self.recent_scores:
-            data["recent_scores"] = list(self.recent_scores)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> _MemberState:
-        values = dict(data)
-        values["recent_scores"] = [float(v) for v in values.get("recent_scores", [])]
-        if values.get("last_checkpoint"):
-            values["last_checkpoint"] = CheckpointRef.from_dict(values["last_checkpoint"])
-        if isinstance(values.get("last_score"), str):
-            values["last_score"] = float(values["last_score"])
-        return cls(**values)
-
-
-def _json_float(value: float | None) -> float | str | None:
-    if value is None or math.isfinite(value):
-        return value
-    return repr(value)  # 'nan', 'inf', '-inf' survive a JSON round trip as strings
-
-
-def _check_mutations(mutations: Any, path: str = "hyperparam_mutations") -> None:
-    if not isinstance(mutations, Mapping):
-        raise ConfigError(f"{path} must be a dict, got {describe(mutations)}")
-    for key, value in mutations.items():
-        where = f"{path}[{key!r}]"
-        if isinstance(value, Function):
-            raise ConfigError(
-                f"{where} is a tune.sample_from(...), which PBT cannot perturb: it must be a domain such as "
-                f"tune.uniform(...), a list of values, or a function of no arguments; got {value!r}")
-        if isinstance(value, GridSearch):
-            raise ConfigError(f"{where} is a tune.grid_search(...): it must be a domain, a list or a callable; "
-                              f"got {value!r}")
-        if isinstance(value, Mapping):
-            if not value:
-                raise ConfigError(f"{where} must be a non-empty dict of mutations; got {{}}")
-            _check_mutations(value, where)
-        elif isinstance(value, (list, tuple)):
-            if not value:
-                raise ConfigError(f"{where} must be a non-empty list of the values to choose from; got {value!r}")
-        elif not isinstance(value, Domain) and not callable(value):
-            raise ConfigError(
-                f"{where} must be a dict, list, tuple, tune domain or callable, got {describe(value)}")
-
-
-def _number(name: str, value: Any, low: float | None = None, high: float | None = None,
-            low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(value)):
-        raise ConfigError(f"{name} must be a finite number, got {describe(value)}")
-    value = float(value)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and value > high
-    if bad_low or bad_high:
-        left = "(" if low_open else "["
-        allowed = f"{left}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise ConfigError(f"{name} must be in {allowed}, got {value:g}")
-    return value
+_TTEST_DEFAULTS = (10, 0.05)
 
 
 class PopulationBasedTraining(TrialScheduler):
@@ -145,7 +96,8 @@ class PopulationBasedTraining(TrialScheduler):
         require_attrs: raise if a report lacks ``time_attr`` or ``metric`` (else skip that report).
         synch: synchronous PBT: decide only when every live trial has reached the next interval.
 
-    pbtlab's own (fixes of Ray bugs; off by default where the tutorial's numbers depend on Ray's way):
+    pbtlab's own (fixes of Ray bugs; off by default where the tutorial's numbers depend on Ray's way). Each
+    strategy is an object from :mod:`pbtlab.schedulers.strategies`, or its name:
         clip_to_domain: keep perturbed values inside their domain's bounds and quantization
             (Ray issues #5035 and #12717; off by default, as in Ray). The same as ``perturb_bounds="clip"``.
         exploit: how a trial chooses whom to copy (the PBT paper's strategies, Jaderberg et al. 2017, 3.2):
@@ -154,17 +106,19 @@ class PopulationBasedTraining(TrialScheduler):
             member and copies it if that member's score is better), ``"ttest"`` (the same, but copies only if
             the other's mean over the last ``ttest_window`` reported scores is higher and Welch's t-test gives
             p < ``ttest_significance``); False: explore-only, a trial perturbs its own hyperparameters and
-            keeps its own weights (the paper's Figure 2 ablation).
+            keeps its own weights (the paper's Figure 2 ablation). Or an ``ExploitStrategy`` object.
         explore: how the copied config changes: ``"perturb"`` (or True, the default: Ray's resample-or-perturb
             with ``resample_probability``), ``"resample"`` (always resample from the mutation); False:
-            exploit-only, copy without perturbing.
+            exploit-only, copy without perturbing. Or an ``ExploreStrategy`` object.
         perturb_bounds: None (Ray's: a perturbed value may leave its domain), ``"clip"`` or ``"reflect"``
-            (mirror an overshoot back off the domain's bound; in log space for log domains).
+            (mirror an overshoot back off the domain's bound; in log space for log domains); or
+            ``Clip()`` / ``Reflect()``.
         ttest_window, ttest_significance: the t-test's window of recent reports and threshold (the
-            paper's: the last 10 scores, p < 0.05).
+            paper's: the last 10 scores, p < 0.05); with ``exploit="ttest"`` (else use ``TTest(...)``).
 
-    To change how configs are explored, override :meth:`explore` in a subclass; the subclass is
-    recorded in experiment.json as itself and resumes as itself.
+    To change how configs are explored, override :meth:`explore` in a subclass; to learn from every
+    check, override :meth:`on_check`. The subclass is recorded in experiment.json as itself and resumes
+    as itself.
     """
 
     checks_metric = True
@@ -186,9 +140,9 @@ class PopulationBasedTraining(TrialScheduler):
         synch: bool = False,
         *,
         clip_to_domain: bool = False,
-        exploit: bool | str = True,
-        explore: bool | str = True,
-        perturb_bounds: str | None = None,
+        exploit: bool | str | ExploitStrategy = True,
+        explore: bool | str | ExploreStrategy = True,
+        perturb_bounds: str | PerturbBounds | None = None,
         ttest_window: int = 10,
         ttest_significance: float = 0.05,
     ) -> None:
@@ -198,13 +152,13 @@ class PopulationBasedTraining(TrialScheduler):
             raise ConfigError(f"mode must be 'min' or 'max', got {mode!r}")
         if metric is not None and not isinstance(metric, str):
             raise ConfigError(f"metric must be a str, got {describe(metric)}")
-        self.perturbation_interval = _number("perturbation_interval", perturbation_interval, 0, None, True)
-        self.burn_in_period = _number("burn_in_period", burn_in_period, 0)
-        self.quantile_fraction = _number("quantile_fraction", quantile_fraction, 0, 0.5)
-        self.resample_probability = _number("resample_probability", resample_probability, 0, 1)
+        self.perturbation_interval = number("perturbation_interval", perturbation_interval, 0, None, True)
+        self.burn_in_period = number("burn_in_period", burn_in_period, 0)
+        self.quantile_fraction = number("quantile_fraction", quantile_fraction, 0, 0.5)
+        self.resample_probability = number("resample_probability", resample_probability, 0, 1)
         if hyperparam_mutations is None:
             hyperparam_mutations = {}
-        _check_mutations(hyperparam_mutations)
+        check_mutations(hyperparam_mutations)
         if custom_explore_fn is not None and not callable(custom_explore_fn):
             raise ConfigError(f"custom_explore_fn must be callable or None, got {describe(custom_explore_fn)}")
         if not hyperparam_mutations and custom_explore_fn is None and explore:
@@ -216,21 +170,27 @@ class PopulationBasedTraining(TrialScheduler):
             raise ConfigError(
                 f"perturbation_factors must be a non-empty sequence of numbers, got {describe(perturbation_factors)}")
         for i, factor in enumerate(perturbation_factors):
-            _number(f"perturbation_factors[{i}]", factor)
+            number(f"perturbation_factors[{i}]", factor)
         self.perturbation_factors = tuple(perturbation_factors)
-        exploit_strategy = _strategy("exploit", exploit, EXPLOIT_STRATEGIES)
-        explore_strategy = _strategy("explore", explore, EXPLORE_STRATEGIES)
-        if perturb_bounds not in (None, "clip", "reflect"):
-            raise ConfigError(f"perturb_bounds must be None, 'clip' or 'reflect', got {perturb_bounds!r}")
-        if clip_to_domain and perturb_bounds == "reflect":
-            raise ConfigError("clip_to_domain=True and perturb_bounds='reflect' contradict each other: choose one")
         if isinstance(ttest_window, bool) or not isinstance(ttest_window, int) or ttest_window < 2:
             raise ConfigError(f"ttest_window must be an int >= 2 (scores per side of the t-test), got "
                               f"{describe(ttest_window)}")
-        self.ttest_significance = _number("ttest_significance", ttest_significance, 0, 1, True)
-        self.ttest_window = ttest_window
-        if not exploit and not explore:
+        ttest_significance = number("ttest_significance", ttest_significance, 0, 1, True)
+        if isinstance(exploit, ExploitStrategy) and (ttest_window, ttest_significance) != _TTEST_DEFAULTS:
+            raise ConfigError(f"ttest_window and ttest_significance go with exploit='ttest'; with exploit={exploit!r}, "
+                              "set them on the strategy, e.g. TTest(window=5, significance=0.01)")
+        self.exploit_strategy: ExploitStrategy | None = exploit_strategy(exploit, ttest_window, ttest_significance)
+        self.explore_strategy: ExploreStrategy | None = explore_strategy(explore)
+        bounds = bounds_policy(perturb_bounds, "perturb_bounds")
+        if clip_to_domain and bounds is not None and not isinstance(bounds, Clip):
+            raise ConfigError(f"clip_to_domain=True and perturb_bounds={perturb_bounds!r} contradict each other: "
+                              "choose one")
+        if self.exploit_strategy is None and self.explore_strategy is None:
             raise ConfigError("PopulationBasedTraining(exploit=False, explore=False) would never change a trial")
+        if isinstance(self.exploit_strategy, TTest):
+            ttest_window, ttest_significance = self.exploit_strategy.window, self.exploit_strategy.significance
+        self.ttest_window = ttest_window
+        self.ttest_significance = ttest_significance
         self.time_attr = time_attr
         self.metric = metric
         self.mode = mode
@@ -240,14 +200,12 @@ class PopulationBasedTraining(TrialScheduler):
         self.writes_policy_log = self.log_config
         self.require_attrs = bool(require_attrs)
         self.synch = bool(synch)
-        self.clip_to_domain = bool(clip_to_domain) or perturb_bounds == "clip"
-        self.perturb_bounds = "clip" if self.clip_to_domain else perturb_bounds
-        self.exploit_enabled = bool(exploit)
-        self.explore_enabled = bool(explore)
-        self.exploit_strategy = exploit_strategy  # None when exploit=False
-        self.explore_strategy = explore_strategy  # None when explore=False
+        self.clip_to_domain = bool(clip_to_domain) or isinstance(bounds, Clip)
+        self.perturb_bounds: PerturbBounds | None = Clip() if self.clip_to_domain else bounds
+        self.exploit_enabled = self.exploit_strategy is not None
+        self.explore_enabled = self.explore_strategy is not None
         self.rng = np.random.default_rng()
-        self._members: dict[str, _MemberState] = {}
+        self._members: dict[str, MemberState] = {}
         self._saves_on_request = False
         self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
         self._num_checkpoints = 0
@@ -282,9 +240,8 @@ class PopulationBasedTraining(TrialScheduler):
         self.validate()
         config = copy.deepcopy(config)
         self._fill_config(config, self.hyperparam_mutations)
-        self._members[trial_id] = _MemberState(orig_tag=tag)
-        self._order.append(trial_id)
-        self._position[trial_id] = len(self._order) - 1
+        self._members[trial_id] = MemberState(orig_tag=tag)
+        self._ranking.add(trial_id)
         return config
 
     def _fill_config(self, config: dict[str, Any], mutations: Mapping[str, Mutation]) -> None:
@@ -308,7 +265,7 @@ class PopulationBasedTraining(TrialScheduler):
     def _metric_op(self) -> float:
         return 1.0 if self.mode == "max" else -1.0
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any],
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any],
                         population: PopulationView) -> Decision:
         missing = [name for name in (self.time_attr, self.metric) if name not in result]
         if missing:
@@ -320,8 +277,9 @@ class PopulationBasedTraining(TrialScheduler):
                     "or set PopulationBasedTraining(require_attrs=False) to skip such reports")
             return Decision(Action.CONTINUE)
         state = self._members[trial.trial_id]
-        if self.exploit_strategy == "ttest":
-            self._remember_score(state, result[self.metric or ""])
+        window = self.exploit_strategy.score_window if self.exploit_strategy is not None else 0
+        if window:
+            self._remember_score(state, result[self.metric or ""], window)
         try:
             time_value = float(result[self.time_attr])
         except (TypeError, ValueError):
@@ -333,10 +291,10 @@ class PopulationBasedTraining(TrialScheduler):
         if time_value - state.last_perturbation_time < self.perturbation_interval:
             return Decision(Action.CONTINUE)
         decision = Decision()
-        self._save_state(state, time_value, result, trial, decision)
+        self._record_check(state, time_value, result, trial, decision)
         if not self.synch:
             state.last_perturbation_time = time_value
-            lower, upper = self._quantiles()
+            lower, upper = self._ranking.quantiles(self.quantile_fraction)
             self._checkpoint_or_exploit(trial.trial_id, population, upper, lower, decision)
             exploited = any(p.target == trial.trial_id for p in decision.perturbations)
             decision.action = Action.PAUSE if exploited or population.num_waiting > 0 else Action.CONTINUE
@@ -347,7 +305,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._run_barrier(time_value, population, decision)
         return decision
 
-    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
+    def wants_checkpoint(self, trial: TrialInfo, result: Mapping[str, Any]) -> bool:
         """A trial is checked at this report and has no checkpoint of its current state: PBT wants one,
         so that the trial can be a donor (Ray saves upper-quantile class trainables the same way). Such a
         trainable can then always be a donor: exploits are never skipped for lack of a checkpoint."""
@@ -364,15 +322,20 @@ class PopulationBasedTraining(TrialScheduler):
         latest = trial.latest_checkpoint
         return latest is None or latest.iteration < trial.iteration
 
-    def _save_state(self, state: _MemberState, time_value: float, result: Mapping[str, Any],
-                    trial: TrialView, decision: Decision) -> None:
+    def on_check(self, trial: TrialInfo, time_value: float, score: float) -> None:
+        """Called at each check of a trial (when ``time_attr`` advanced ``perturbation_interval``), once its
+        ``score`` (sign-adjusted: higher is better; NaN if it cannot be ranked) is recorded and before anyone
+        is exploited. Override to learn from the population's scores; by default nothing."""
+
+    def _record_check(self, state: MemberState, time_value: float, result: Mapping[str, Any],
+                      trial: TrialInfo, decision: Decision) -> None:
         raw = result[self.metric or ""]  # validate() guarantees a metric before any trial is added
         try:
             score = self._metric_op * float(raw)
         except (TypeError, ValueError):
             score = math.nan
         if not math.isfinite(score):
-            decision.notes.append(Note(
+            decision.notes.append(DecisionNote(
                 EventKind.UNRANKABLE_SCORE, trial.trial_id,
                 f"[pbt]: trial {trial.trial_id} reported {self.metric}={raw!r}, which cannot be ranked; "
                 "it will not be a donor and ranks below every finite score",
@@ -382,6 +345,7 @@ class PopulationBasedTraining(TrialScheduler):
         self._rank(trial.trial_id, state)
         state.last_train_time = time_value
         state.last_iteration = int(result.get("training_iteration", trial.iteration))
+        self.on_check(trial, time_value, score)
 
     def _behind(self, trial_id: str) -> bool:
         state = self._members[trial_id]
@@ -393,7 +357,7 @@ class PopulationBasedTraining(TrialScheduler):
         Amortized O(1): a trial that reached the barrier (or finished) stays so until the barrier moves,
         so a cursor walks past it once per barrier instead of every report scanning the population.
         """
-        order = self._order
+        order = self._ranking.order
         while self._cursor < len(order):
             trial_id = order[self._cursor]
             if not self._behind(trial_id):
@@ -407,7 +371,7 @@ class PopulationBasedTraining(TrialScheduler):
         return False
 
     def _run_barrier(self, time_value: float, population: PopulationView, decision: Decision) -> None:
-        lower, upper = self._quantiles()
+        lower, upper = self._ranking.quantiles(self.quantile_fraction)
         ranked = set(lower) | set(upper)
         middle = [tid for tid, s in self._members.items() if not s.finished and tid not in ranked]
         for tid in upper + middle + lower:
@@ -432,77 +396,45 @@ class PopulationBasedTraining(TrialScheduler):
         return decision
 
     # -- ranking and exploitation -------------------------------------------------------------------
-    # The ranking is kept sorted as scores change (bisect), rather than sorted at every check.
     def _reset_indexes(self) -> None:
-        self._order: list[str] = list(self._members)
-        self._position = {tid: i for i, tid in enumerate(self._order)}
+        self._ranking = Ranking()
+        for trial_id in self._members:
+            self._ranking.add(trial_id)
         self._cursor = 0
         self._num_finished = sum(s.finished for s in self._members.values())
-        self._ranking: list[tuple[float, int, str]] = []  # finite scores of live trials, ascending
-        self._unrankable: set[str] = set()
-        for tid, state in self._members.items():
-            self._rank(tid, state)
+        for trial_id, state in self._members.items():
+            self._rank(trial_id, state)
 
-    def _rank(self, trial_id: str, state: _MemberState) -> None:
-        if state.last_score is None or state.finished:
-            return
-        if math.isfinite(state.last_score):
-            bisect.insort(self._ranking, (state.last_score, self._position[trial_id], trial_id))
-        else:
-            self._unrankable.add(trial_id)
+    def _rank(self, trial_id: str, state: MemberState) -> None:
+        if not state.finished:
+            self._ranking.rank(trial_id, state.last_score)
 
-    def _unrank(self, trial_id: str, state: _MemberState) -> None:
-        if state.last_score is None or state.finished:
-            return
-        if math.isfinite(state.last_score):
-            entry = (state.last_score, self._position[trial_id], trial_id)
-            index = bisect.bisect_left(self._ranking, entry)
-            del self._ranking[index]
-        else:
-            self._unrankable.discard(trial_id)
-
-    def _quantiles(self) -> tuple[list[str], list[str]]:
-        """(lower, upper): the worst and best ``n`` scored live trials, ``n = min(ceil(N q), floor(N / 2))``.
-
-        Ties keep the order trials were added; unrankable scores rank below every finite one and are
-        never in the upper quantile.
-        """
-        total = len(self._ranking) + len(self._unrankable)
-        if total <= 1:
-            return [], []
-        n = math.ceil(total * self.quantile_fraction)
-        if n > total / 2:
-            n = math.floor(total / 2)
-        if n == 0:
-            return [], []
-        unrankable = sorted(self._unrankable, key=self._position.__getitem__)
-        lower = unrankable[:n] + [tid for _, _, tid in self._ranking[:max(0, n - len(unrankable))]]
-        upper = [tid for _, _, tid in self._ranking[max(0, len(self._ranking) - n):]]
-        return lower, upper
+    def _unrank(self, trial_id: str, state: MemberState) -> None:
+        if not state.finished:
+            self._ranking.unrank(trial_id, state.last_score)
 
     def _checkpoint_or_exploit(self, trial_id: str, population: PopulationView,
                                upper: list[str], lower: list[str], decision: Decision) -> None:
         state = self._members[trial_id]
         trial = population[trial_id]
-        if self.exploit_strategy in ("binary_tournament", "ttest"):
-            # every member may be picked as the other one: each keeps its checkpoint from its last check
+        strategy = self.exploit_strategy
+        standings = Standings(lower, upper, self._members, self._ranking.order)
+        keeps = trial_id in upper if strategy is None else strategy.keeps_checkpoint(trial_id, standings)
+        if keeps:
             state.last_checkpoint = trial.latest_checkpoint
             self._num_checkpoints += 1
-            donor_id = self._tournament_donor(trial_id)
-            if donor_id is None:
-                return
         else:
-            if trial_id in upper:
-                state.last_checkpoint = trial.latest_checkpoint
-                self._num_checkpoints += 1
-            else:
-                state.last_checkpoint = None
-            if trial_id not in lower or not upper:
-                return
-            if not self.exploit_enabled:
+            state.last_checkpoint = None
+        if strategy is None:  # explore-only: the bottom quantile perturbs its own config
+            if trial_id in lower and upper:
                 self._explore_only(trial, state, decision)
-                return
-            donor_id = upper[int(self.rng.integers(len(upper)))]
+            return
+        donor_id = strategy.choose_donor(trial_id, standings, self.rng)
+        if donor_id is None:
+            return
+        if donor_id not in self._members or donor_id == trial_id:
+            raise ConfigError(f"{type(strategy).__name__}.choose_donor({trial_id!r}) returned {donor_id!r}: it must "
+                              "name another trial of the run, or None")
         donor_state = self._members[donor_id]
         checkpoint = donor_state.last_checkpoint
         if checkpoint is None and self._saves_on_request:
@@ -510,7 +442,7 @@ class PopulationBasedTraining(TrialScheduler):
             # the upper quantile then, or holds the checkpoint it was just restored from: clone its latest.
             checkpoint = population[donor_id].latest_checkpoint
         if checkpoint is None:
-            decision.notes.append(Note(
+            decision.notes.append(DecisionNote(
                 EventKind.EXPLOIT_SKIPPED, trial_id,
                 f"[pbt]: no checkpoint for trial {donor_id}. Skip exploit for Trial {trial_id}",
                 {"donor": donor_id, "reason": "donor has no checkpoint"}))
@@ -532,37 +464,19 @@ class PopulationBasedTraining(TrialScheduler):
         state.recent_scores = []  # new weights and hyperparameters: the t-test's evidence starts again
         self._num_perturbations += 1
 
-    def _tournament_donor(self, trial_id: str) -> str | None:
-        """Binary tournament / t-test selection: one other live member with a finite score, drawn uniformly;
-        returned if the trial should copy it (its score is better; for the t-test, significantly so)."""
-        others = [tid for tid in self._order if tid != trial_id and not self._members[tid].finished
-                  and _finite(self._members[tid].last_score)]
-        if not others:
-            return None
-        other_id = others[int(self.rng.integers(len(others)))]
-        own, other = self._members[trial_id], self._members[other_id]
-        if self.exploit_strategy == "binary_tournament":
-            own_score = own.last_score if own.last_score is not None and _finite(own.last_score) else -math.inf
-            return other_id if other.last_score > own_score else None  # type: ignore[operator]
-        if len(own.recent_scores) < 2 or len(other.recent_scores) < 2:
-            return None
-        if float(np.mean(other.recent_scores)) <= float(np.mean(own.recent_scores)):
-            return None
-        return other_id if welch_t_test(other.recent_scores, own.recent_scores) < self.ttest_significance else None
-
-    def _remember_score(self, state: _MemberState, raw: Any) -> None:
+    def _remember_score(self, state: MemberState, raw: Any, window: int) -> None:
         try:
             score = self._metric_op * float(raw)
         except (TypeError, ValueError):
             return
         if math.isfinite(score):
             state.recent_scores.append(score)
-            del state.recent_scores[:-self.ttest_window]
+            del state.recent_scores[:-window]
 
-    def _explore_only(self, trial: TrialView, state: _MemberState, decision: Decision) -> None:
+    def _explore_only(self, trial: TrialInfo, state: MemberState, decision: Decision) -> None:
         checkpoint = trial.latest_checkpoint
         if checkpoint is None:
-            decision.notes.append(Note(
+            decision.notes.append(DecisionNote(
                 EventKind.EXPLOIT_SKIPPED, trial.trial_id,
                 f"[pbt]: no checkpoint for trial {trial.trial_id}. Skip explore for Trial {trial.trial_id}",
                 {"donor": None, "reason": "trial has no checkpoint to restart from"}))
@@ -576,31 +490,33 @@ class PopulationBasedTraining(TrialScheduler):
             time_value=state.last_train_time))
         self._num_perturbations += 1
 
-    def explore(self, target: TrialView, donor: TrialView | None,
+    def explore(self, target: TrialInfo, donor: TrialInfo | None,
                 config: dict[str, Any]) -> tuple[dict[str, Any], Sequence[HyperparamChange]]:
         """The config ``target`` restarts with, made from ``config`` (``donor``'s; the target's own in
         explore-only mode, where ``donor`` is None), and the changes made. Override to explore differently;
         draw randomness from ``self.rng`` so runs stay reproducible.
 
-        By default: Ray's explore (:func:`pbtlab.schedulers.explore.perturb_config`), then ``custom_explore_fn``.
+        By default: the explore strategy (Ray's resample-or-perturb,
+        :func:`pbtlab.schedulers.explore.perturb_config`), then ``custom_explore_fn``.
         """
-        resample_probability = 1.0 if self.explore_strategy == "resample" else self.resample_probability
-        return perturb_config(
-            config, self.hyperparam_mutations, self.rng, resample_probability=resample_probability,
+        strategy = self.explore_strategy if self.explore_strategy is not None else Perturb()
+        return strategy.explore(
+            config, self.hyperparam_mutations, self.rng, resample_probability=self.resample_probability,
             perturbation_factors=self.perturbation_factors, bounds=self.perturb_bounds,
             custom_explore_fn=self.custom_explore_fn)
 
     # -- slots -------------------------------------------------------------------------------------
-    def choose_trial_to_run(self, candidates: Sequence[TrialView], allow_any: bool = False) -> str | None:
+    def choose_trial_to_run(self, candidates: Sequence[TrialInfo], allow_any: bool = False) -> str | None:
+        """Ray's name: the one trial :meth:`choose_trials_to_run` would start first."""
         chosen = self.choose_trials_to_run(candidates, 1, allow_any)
         return chosen[0] if chosen else None
 
-    def choose_trials_to_run(self, candidates: Sequence[TrialView], k: int, allow_any: bool = False) -> list[str]:
+    def choose_trials_to_run(self, candidates: Sequence[TrialInfo], k: int, allow_any: bool = False) -> list[str]:
         """The ``k`` least advanced candidates (by ``time_attr`` at their last check), as Ray.
 
         In synchronous mode only trials that have not reached the next barrier are eligible.
         """
-        def train_time(trial: TrialView) -> float:
+        def train_time(trial: TrialInfo) -> float:
             state = self._members.get(trial.trial_id)
             return state.last_train_time if state else 0.0
 
@@ -610,9 +526,10 @@ class PopulationBasedTraining(TrialScheduler):
         eligible.sort(key=train_time)  # stable: ties keep the order trials were added
         return [t.trial_id for t in eligible[:k]]
 
+    # -- engine side (EngineSide) -------------------------------------------------------------------
     @property
     def selection_epoch(self) -> int:
-        """Changes whenever a trial that was not eligible to run may have become eligible."""
+        """Changes whenever a trial held at the barrier may have become eligible (the barrier opened)."""
         return self._epoch
 
     def referenced_checkpoints(self) -> set[str]:
@@ -650,15 +567,12 @@ class PopulationBasedTraining(TrialScheduler):
         """The paper's strategy options, recorded only when they differ from Ray's defaults (so that runs with
         the defaults describe themselves exactly as before)."""
         extra: dict[str, Any] = {}
-        if self.exploit_strategy not in (None, "truncation"):
-            extra["exploit_strategy"] = self.exploit_strategy
-        if self.exploit_strategy == "ttest":
-            extra["ttest_window"] = self.ttest_window
-            extra["ttest_significance"] = self.ttest_significance
-        if self.explore_strategy not in (None, "perturb"):
-            extra["explore_strategy"] = self.explore_strategy
-        if self.perturb_bounds == "reflect":
-            extra["perturb_bounds"] = "reflect"
+        if self.exploit_strategy is not None:
+            extra.update(self.exploit_strategy.describe())
+        if self.explore_strategy is not None:
+            extra.update(self.explore_strategy.describe())
+        if self.perturb_bounds is not None and not self.clip_to_domain:
+            extra["perturb_bounds"] = self.perturb_bounds.name or type(self.perturb_bounds).__name__
         return extra
 
     @classmethod
@@ -691,7 +605,7 @@ class PopulationBasedTraining(TrialScheduler):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._members = {tid: _MemberState.from_dict(s) for tid, s in state["members"].items()}
+        self._members = {tid: MemberState.from_dict(s) for tid, s in state["members"].items()}
         self._next_perturbation_sync = float(state["next_perturbation_sync"])
         self._num_checkpoints = int(state["num_checkpoints"])
         self._num_perturbations = int(state["num_perturbations"])
@@ -702,68 +616,6 @@ class PopulationBasedTraining(TrialScheduler):
     def last_scores(self) -> dict[str, float | None]:
         """Each trial's score at its last check (sign-adjusted: higher is better)."""
         return {tid: s.last_score for tid, s in self._members.items()}
-
-
-def _finite(score: float | None) -> bool:
-    return score is not None and math.isfinite(score)
-
-
-#: PopulationBasedTraining(exploit=...): True means "truncation", False explore-only.
-EXPLOIT_STRATEGIES = ("truncation", "binary_tournament", "ttest")
-#: PopulationBasedTraining(explore=...): True means "perturb", False exploit-only.
-EXPLORE_STRATEGIES = ("perturb", "resample")
-
-
-def _strategy(name: str, value: Any, allowed: tuple[str, ...]) -> str | None:
-    if value is True:
-        return allowed[0]
-    if value is False:
-        return None
-    if isinstance(value, str) and value in allowed:
-        return value
-    raise ConfigError(f"{name} must be True, False or one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
-
-
-def welch_t_test(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided p-value of Welch's t-test that samples ``a`` and ``b`` have the same mean (numpy only).
-
-        >>> round(welch_t_test([1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 5.0, 6.0]), 3)
-        0.071
-    """
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    var_x, var_y = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    difference = float(x.mean() - y.mean())
-    if var_x + var_y == 0.0:
-        return 1.0 if difference == 0.0 else 0.0
-    t = difference / math.sqrt(var_x + var_y)
-    dof = (var_x + var_y) ** 2 / (var_x ** 2 / (len(x) - 1) + var_y ** 2 / (len(y) - 1))
-    return float(_regularized_incomplete_beta(float(dof) / 2.0, 0.5, float(dof / (dof + t * t))))
-
-
-def _regularized_incomplete_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), by its continued fraction (modified Lentz), using the symmetry I_x(a,b) = 1 - I_(1-x)(b,a)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1.0) / (a + b + 2.0):
-        return 1.0 - _regularized_incomplete_beta(b, a, 1.0 - x)
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    fraction = d
-    for m in range(1, 300):
-        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            fraction *= c * d
-        if abs(c * d - 1.0) < 1e-14:
-            break
-    return math.exp(log_front) * fraction / a
 
 
 def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
@@ -781,9 +633,17 @@ def _describe_mutations(mutations: Mapping[str, Mutation]) -> dict[str, Any]:
 
 
 def refuse_custom_explore_fn(description: Mapping[str, Any]) -> None:
-    """A run whose ``custom_explore_fn`` cannot come back from experiment.json must be given its scheduler."""
+    """A run whose ``custom_explore_fn`` or strategy objects cannot come back from experiment.json must be
+    given its scheduler."""
+    custom = []
     if description.get("custom_explore_fn"):
+        custom.append(f"custom_explore_fn={description['custom_explore_fn']}")
+    for key, known in (("exploit_strategy", EXPLOIT_STRATEGIES), ("explore_strategy", EXPLORE_STRATEGIES),
+                       ("perturb_bounds", BOUNDS)):
+        if description.get(key) is not None and description[key] not in known:
+            custom.append(f"{key}={description[key]!r} (an object of its own)")
+    if custom:
         raise ConfigError(
-            f"the run used custom_explore_fn={description['custom_explore_fn']}, which cannot be rebuilt from "
+            f"the run used {' and '.join(custom)}, which cannot be rebuilt from "
             "experiment.json; pass the same scheduler: Tuner.restore(path, trainable, "
             "tune_config=TuneConfig(scheduler=...))")

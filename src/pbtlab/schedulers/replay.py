@@ -44,7 +44,7 @@ from pbtlab.schedulers.base import (
     Perturbation,
     PopulationView,
     TrialScheduler,
-    TrialView,
+    TrialInfo,
     class_path,
 )
 
@@ -162,12 +162,12 @@ class PopulationBasedTrainingReplay(TrialScheduler):
             return False
         return int(result["training_iteration"]) >= self.schedule[self._next][0]
 
-    def wants_checkpoint(self, trial: TrialView, result: Mapping[str, Any]) -> bool:
+    def wants_checkpoint(self, trial: TrialInfo, result: Mapping[str, Any]) -> bool:
         """A switch is due: class trainables save now, so the restart continues from exactly this iteration."""
         latest = trial.latest_checkpoint
         return self._due(result) and (latest is None or latest.iteration < trial.iteration)
 
-    def on_trial_result(self, trial: TrialView, result: Mapping[str, Any],
+    def on_trial_result(self, trial: TrialInfo, result: Mapping[str, Any],
                         population: PopulationView) -> Decision:
         if "training_iteration" in result:
             self._current_step = int(result["training_iteration"])

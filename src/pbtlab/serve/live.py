@@ -16,7 +16,6 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from pbtlab.nested import get_path
@@ -88,7 +87,7 @@ class LiveView:
             return
         tail = self.run.row_tail(trial_id)
         if tail is None:
-            problems.append(f"trial {trial_id!r}'s folder name {self.run.dirname(trial_id)!r} does not name a "
+            problems.append(f"trial {trial_id!r}'s folder {self.run.dirname(trial_id)!r} is not a "
                             "folder inside the experiment; not read")
             return
         self.trial_order.append(trial_id)
@@ -99,7 +98,8 @@ class LiveView:
         checkpoint = row.get("checkpoint_dir_name")
         if isinstance(checkpoint, str):
             metric_value = finite(row.get(self.metric)) if self.metric else None
-            self.checkpoints[f"{self.run.dirname(trial_id)}/{checkpoint}"] = (row.get("training_iteration"), metric_value)
+            key = f"{self.run.dirname(trial_id)}/{checkpoint}"  # as events name it: the trial's folder first
+            self.checkpoints[key] = (row.get("training_iteration"), metric_value)
 
     def _ready(self, trial_id: str, rows: list[dict[str, Any]]) -> int:
         """How many of a trial's new rows can be sent: a restart whose cloned checkpoint was not read yet (the

@@ -25,7 +25,7 @@ from typing import Any
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, STATE_FILE
-from pbtlab.rundir.tail import FileTail, inside, read_json_file
+from pbtlab.rundir.tail import FileTail, inside, read_json_file  # noqa: F401 - FileTail: the doctest above
 
 #: How deep below a served folder experiments are looked for (``runs/<name>/experiment.json`` is depth 2).
 MAX_DEPTH = 3
@@ -37,7 +37,8 @@ class RunStatus(str, enum.Enum):
     """What the files say about a run."""
 
     RUNNING = "running"      # no experiment_end yet, files changed recently
-    FINISHED = "finished"    # the last event is experiment_end
+    FINISHED = "finished"    # the last event is experiment_end, and every trial ended
+    INTERRUPTED = "interrupted"  # experiment_end with trials unfinished (Ctrl-C, an error, fail_fast): resumable
     STOPPED = "stopped"      # no experiment_end and nothing written for a while: the driver died or was killed
     STARTING = "starting"    # experiment.json exists, nothing else yet
     DAMAGED = "damaged"      # experiment.json cannot be read
@@ -156,7 +157,12 @@ def run_state(experiment_dir: str, last_event: Mapping[str, Any] | None = None,
         except OSError:
             pass
     age = max(0.0, now - newest) if newest else None
-    if isinstance(last_event, dict) and last_event.get("event") == "experiment_end":
+    unfinished = _unfinished_trials(last_event)
+    if unfinished:
+        state = RunStatus.INTERRUPTED
+        label = (f"interrupted: {unfinished[0]} of {unfinished[1]} trials unfinished "
+                 "(`pbtlab resume` continues it)")
+    elif isinstance(last_event, dict) and last_event.get("event") == "experiment_end":
         state, label = RunStatus.FINISHED, "finished"
     elif not os.path.exists(events_path):
         state = RunStatus.STARTING if age is not None and age < stale_after else RunStatus.STOPPED
@@ -168,6 +174,22 @@ def run_state(experiment_dir: str, last_event: Mapping[str, Any] | None = None,
     else:
         state, label = RunStatus.RUNNING, "running"
     return {"state": state.value, "label": label, "age_s": None if age is None else round(age, 1)}
+
+
+def _unfinished_trials(last_event: Any) -> tuple[int, int] | None:
+    """``(unfinished, all)`` trials when ``last_event`` is an ``experiment_end`` that left some unfinished.
+
+        >>> _unfinished_trials({"event": "experiment_end", "statuses": {"a": "TERMINATED", "b": "PAUSED"}})
+        (1, 2)
+        >>> _unfinished_trials({"event": "experiment_end", "statuses": {"a": "TERMINATED", "b": "ERROR"}})
+    """
+    if not isinstance(last_event, dict) or last_event.get("event") != "experiment_end":
+        return None
+    statuses = last_event.get("statuses")
+    if not isinstance(statuses, dict) or not statuses:
+        return None
+    unfinished = sum(1 for status in statuses.values() if status not in ("TERMINATED", "ERROR"))
+    return (unfinished, len(statuses)) if unfinished else None
 
 
 def _duration(seconds: float) -> str:

@@ -112,7 +112,8 @@
     document.getElementById("filter-trial").appendChild(option);
   }
   function shownStatus(trial) {
-    if (S.status && S.status.state === "stopped" && trial.status === "RUNNING") return "INTERRUPTED";
+    const ended = S.status && (S.status.state === "stopped" || S.status.state === "interrupted");
+    if (ended && ["RUNNING", "PAUSED", "PENDING"].includes(trial.status)) return "INTERRUPTED";
     return trial.status;
   }
   function updateTrialRow(id) {
