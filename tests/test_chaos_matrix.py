@@ -39,9 +39,22 @@ DEFAULT = [
     ("inprocess", "pbt-sync", 1, 60),
     ("process", "fifo", 0, 40),
 ]
-WIDE = [case for case in itertools.product(("inprocess", "process"), ("fifo", "pbt-sync", "pbt-async"),
-                                           (1, 3, 0), (30, 80, 105))
-        if case not in DEFAULT]
+KILL_POINTS = (30, 80, 105)  # early (nothing finished), the issue's, late (most finished)
+
+
+def wide_cases():
+    """Every executor x scheduler x checkpoint frequency, each at kill points taken in turn (two kill points
+    in-process, one with processes, which cost more to start), so every kill point meets every kind."""
+    combos = itertools.product(("inprocess", "process"), ("fifo", "pbt-sync", "pbt-async"), (1, 3, 0))
+    for index, (executor, scheduler, every) in enumerate(combos):
+        turns = (0, 1) if executor == "inprocess" else (0,)
+        for turn in turns:
+            case = (executor, scheduler, every, KILL_POINTS[(index + turn) % len(KILL_POINTS)])
+            if case not in DEFAULT:
+                yield case
+
+
+WIDE = list(wide_cases())
 RAY = [("ray", "fifo", 3, 80), ("ray", "pbt-async", 1, 60), ("ray", "pbt-sync", 3, 50), ("ray", "fifo", 0, 40)]
 
 

@@ -136,7 +136,6 @@ class Controller:
         self._recovery: dict[str, tuple[Trial, int]] = {}
         self._save_due = False  # a recovery point advanced since the last save
         self._save_time_total = 0.0
-        self._consistent = True  # no message is half handled (an interruption now may save the state)
         self._abort: BaseException | None = None
         self.start_time = time.monotonic() - elapsed_s
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
@@ -176,23 +175,19 @@ class Controller:
         self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
         try:
             while True:
-                self._consistent = False
                 self._fill_slots()
                 if not self.running:
                     if not self.waiting or not self._force_one():
                         break
                 if self.callbacks:
                     self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
-                self._consistent = True
                 next_message = self._next_message()
-                self._consistent = False
                 if next_message is None:  # out of time, or the stopper ended the run, while trials ran
                     self._stop_everything()
                     break
                 trial_id, message = next_message
                 self._handle(self.by_id[trial_id], message)
                 if self._abort is not None:
-                    self._consistent = True  # the failed trial was handled in full
                     raise self._abort
                 if self.stop_criteria.stop_all or self._over_budget():
                     self._stop_everything()
@@ -200,9 +195,7 @@ class Controller:
                 if self.callbacks:
                     self.callbacks.call("on_step_end", iteration=self.step, trials=self.views)
                 self.step += 1
-                self._consistent = True
                 self.reporter.update(self)
-            self._consistent = True
         finally:
             try:
                 self.executor.shutdown()
@@ -217,12 +210,9 @@ class Controller:
         """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
         (so a callback that reads the run directory sees every row)."""
         try:
-            if self._consistent:
-                self.save_state(durable=True)
-            else:
-                # Interrupted in the middle of handling a message: keep the state saved before it; what was
-                # written since is on disk, and a resume drops and re-runs it.
-                self.store.flush()
+            # Whatever ended the run (Ctrl-C and errors too): every trial at its recovery point. A trial
+            # interrupted while its report was handled is still at its point before that report.
+            self.save_state(durable=True)
             if any(not t.is_finished for t in self.trials):
                 logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
                                f"trainable) or `pbtlab resume {self.store.path}`")
@@ -419,15 +409,17 @@ class Controller:
         checkpoint_name = os.path.basename(message.checkpoint_path) if message.checkpoint_path is not None else None
         result = result_row(message.metrics, trial, message.time_this_iter_s, checkpoint_name)
         trial.restored_from = None
-        if message.checkpoint_path is not None:
-            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
-        else:
-            self._set_dirty(trial, True)
         stop = self.stop_criteria.should_stop(trial.trial_id, result)
         if stop:
             result["done"] = True
         self.store.append_result(trial.trial_id, result)
         self._rows[trial.trial_id] += 1
+        # The row is in: only now may the checkpoint become the trial's recovery point (until then an
+        # interruption leaves the trial at its previous point, and the row is dropped and reported again).
+        if message.checkpoint_path is not None:
+            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
+        else:
+            self._set_dirty(trial, True)
         trial.last_result = result
         if stop:
             if self.callbacks:
