@@ -14,7 +14,7 @@ What the trials write into LOG_DIR (the measurement):
   driver has taken in (written under a lock, so the lines of parallel trials do not mix);
 - ``pids``: the process id of every process that ran a trial (the test waits for them to end);
 - the trial whose report makes the count of phase ``--phase`` reach ``--kill-at`` SIGKILLs the driver
-  (its pid is in ``driver.pid``) once: ``killed`` marks that it happened.
+  (its pid is in ``driver.pid``) once, a moment later: ``killed_<phase>`` marks that it happened.
 
 The trainable is deterministic: its score at a step depends only on the step and the config's ``lr``
 history, which a checkpoint restores, so rows can be compared exactly.
@@ -32,6 +32,7 @@ import tempfile
 import time
 
 RAN_FILE = "ran.log"
+KILL_DELAY_S = 0.1
 
 
 def note_pid(log_dir: str) -> None:
@@ -40,7 +41,12 @@ def note_pid(log_dir: str) -> None:
 
 
 def record_ran(log_dir: str, trial_id: str, step: int) -> None:
-    """Append this iteration to ran.log; SIGKILL the driver if it is the ``kill_at``-th of this phase."""
+    """Append this iteration to ran.log; SIGKILL the driver if it is the ``kill_at``-th of this phase.
+
+    The kill comes a moment (``KILL_DELAY_S``) after the count is reached, so that trials whose reports
+    returned at the same time have written their lines: the log then holds every iteration the driver
+    acknowledged, which is what the floor is counted from."""
+    kill = False
     with open(os.path.join(log_dir, "lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with open(os.path.join(log_dir, "phase")) as handle:
@@ -53,9 +59,12 @@ def record_ran(log_dir: str, trial_id: str, step: int) -> None:
         marker = os.path.join(log_dir, f"killed_{phase}")
         if kill_at and count >= kill_at and not os.path.exists(marker):
             open(marker, "w").close()
-            with open(os.path.join(log_dir, "driver.pid")) as handle:
-                driver = int(handle.read())
-            os.kill(driver, signal.SIGKILL)
+            kill = True
+    if kill:
+        time.sleep(KILL_DELAY_S)
+        with open(os.path.join(log_dir, "driver.pid")) as handle:
+            driver = int(handle.read())
+        os.kill(driver, signal.SIGKILL)
 
 
 def make_trainable(tune):  # type: ignore[no-untyped-def]
