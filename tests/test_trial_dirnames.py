@@ -51,7 +51,7 @@ def _renamer(named_path: str, plain_path: str) -> Any:
 
     def rename(value: Any) -> Any:
         if isinstance(value, str):
-            value = value.replace(named_path, plain_path)
+            value = value.replace(os.path.dirname(named_path), os.path.dirname(plain_path))  # storage_path too
             for old, new in pairs:
                 value = value.replace(old, new)
             return value

@@ -22,10 +22,14 @@ class MissingDependency(PbtlabError, ImportError):
     """An optional dependency a feature needs is not installed; the message names the extra to install."""
 
 
-def require(module: str, extra: str, feature: str) -> ModuleType:
-    """Import ``module`` for ``feature`` (a plural subject: "pbtlab's plots"), or say which extra brings it."""
+def require(module: str, extra: str, feature: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` for ``feature`` (a plural subject: "pbtlab's plots"), or say which extra brings it.
+
+    ``package`` is the name to install when it is not the module's (``PIL`` comes with Pillow)."""
+    top = module.split(".")[0]
     try:
+        importlib.import_module(top)  # a package blocked or missing fails here, even if a submodule is cached
         return importlib.import_module(module)
     except ImportError as error:
-        raise MissingDependency(f"{feature} need {module.split('.')[0]}, which is not installed ({error}); "
+        raise MissingDependency(f"{feature} need {package or top}, which is not installed ({error}); "
                                 f"install it with: pip install 'pbtlab[{extra}]'") from error

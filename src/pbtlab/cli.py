@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pbtlab.errors import PbtlabError
+from pbtlab.metrics import metric_value
 from pbtlab.serve.command import add_serve
 
 
@@ -92,7 +93,7 @@ def summarize_run(grid: Any) -> str:
         config_values = [format_cell(get_path(result.config, column)) for column in columns]
         row = [result.trial_id, result.status, str(result.metrics.get("training_iteration", 0)), *config_values]
         if metric:
-            row.append(format_cell(result.metrics.get(metric)))
+            row.append(format_cell(metric_value(result.metrics, metric)))
         rows.append(row)
     lines.append(render_plain("Trials", header, rows))
     counts: dict[str, int] = {}

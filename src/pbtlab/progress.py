@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+from pbtlab.metrics import metric_value
 from pbtlab.nested import get_path
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
@@ -57,7 +58,7 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
         row = [trial.trial_id, trial.status.value]
         row += [format_cell(get_path(trial.config, column)) for column in param_columns]
         row += [str(trial.iteration), f"{trial.time_total_s:.4g}"]
-        row += [format_cell(result.get(column)) for column in metric_columns]
+        row += [format_cell(metric_value(result, column)) for column in metric_columns]
         rows.append(row)
     return rows
 

@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.metrics import has_metric, metric_value
 
 __all__ = [
     "CombinedStopper", "ExperimentPlateauStopper", "FunctionStopper", "MaximumIterationStopper", "NoopStopper",
@@ -153,7 +154,7 @@ class TrialPlateauStopper(Stopper):
         self._trial_results: defaultdict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=self._num_results))
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        value = result.get(self._metric)
+        value = metric_value(result, self._metric)
         self._trial_results[trial_id].append(value)
         self._iter[trial_id] += 1
         if self._iter[trial_id] < self._grace_period or len(self._trial_results[trial_id]) < self._num_results:
@@ -201,11 +202,11 @@ class ExperimentPlateauStopper(Stopper):
         self._top_values: list[float] = []
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if self._metric not in result:
+        if not has_metric(result, self._metric):
             reported = sorted(k for k in result if k != "config")
             raise ConfigError(f"ExperimentPlateauStopper(metric={self._metric!r}): trial {trial_id} did not report "
                               f"it; it reported {reported}")
-        values = sorted([*self._top_values, result[self._metric]])
+        values = sorted([*self._top_values, metric_value(result, self._metric)])
         self._top_values = values[: self._top] if self._mode == "min" else values[-self._top:]
         self._iterations = self._iterations + 1 if self.has_plateaued() else 0
         return self.stop_all()

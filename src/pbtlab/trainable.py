@@ -28,10 +28,12 @@ pbtlab's readers never unpickle anything).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import pickle
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -58,9 +60,12 @@ class Trainable:
         self.config: dict[str, Any] = dict(config or {})
         self._iteration = 0
         self._time_total = 0.0
+        self._iterations_since_restore = 0
+        self._time_since_restore = 0.0
         session = current_session()
         self._trial_id = session.spec.trial_id if session else "default"
-        self._trial_name = (session.spec.trial_name if session else "") or f"{type(self).__name__}_{self._trial_id}"
+        self._trial_name = ((session.spec.trial_name or f"{type(self).__name__}_{self._trial_id}") if session
+                            else "default")
         self._logdir = session.spec.trial_dir if session else os.getcwd()
         self.setup(copy.deepcopy(self.config))
 
@@ -112,14 +117,42 @@ class Trainable:
 
     # -- Ray's driver-side methods, usable directly ---------------------------------------------------
     def train(self) -> dict[str, Any]:
-        """Run one ``step()`` and count it."""
+        """Run one ``step()`` and count it; returns its metrics with Ray's automatic fields, as Ray does
+        outside a Tuner too (``training_iteration``, ``time_this_iter_s``, ``time_total_s``, ``timestamp``,
+        ``date``, ``trial_id``, ``done``, ``config``, ``iterations_since_restore``, ``time_since_restore``,
+        ``pid``, ``hostname``, ``node_ip``).
+
+            >>> class Once(Trainable):
+            ...     def step(self):
+            ...         return {"loss": 0.5}
+            >>> result = Once({"lr": 0.1}).train()
+            >>> result["loss"], result["training_iteration"], result["trial_id"], result["done"], result["config"]
+            (0.5, 1, 'default', False, {'lr': 0.1})
+        """
+        result, elapsed = self._counted_step()
+        result.setdefault("done", False)
+        result.setdefault("training_iteration", self._iteration)
+        result.setdefault("trial_id", self._trial_id)
+        now = time.time()
+        result.update(time_this_iter_s=elapsed, time_total_s=self._time_total, timestamp=int(now),
+                      date=time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)), pid=os.getpid(),
+                      hostname=socket.gethostname(), node_ip=_node_ip(), config=copy.deepcopy(self.config),
+                      time_since_restore=self._time_since_restore,
+                      iterations_since_restore=self._iterations_since_restore)
+        return result
+
+    def _counted_step(self) -> tuple[dict[str, Any], float]:
+        """One ``step()``, counted: its metrics as returned, and the seconds it took (a Tuner adds the rest)."""
         started = time.perf_counter()
         result = self.step()
         if not isinstance(result, Mapping):
             raise ReportError(f"{type(self).__name__}.step() must return a dict of metrics, got {describe(result)}")
+        elapsed = time.perf_counter() - started
         self._iteration += 1
-        self._time_total += time.perf_counter() - started
-        return dict(result)
+        self._iterations_since_restore += 1
+        self._time_total += elapsed
+        self._time_since_restore += elapsed
+        return dict(result), elapsed
 
     def save(self, checkpoint_dir: str | None = None) -> str:
         """Save into ``checkpoint_dir`` (a new temporary directory by default); returns the directory."""
@@ -148,10 +181,21 @@ class Trainable:
                 values = json.load(handle)
             self._iteration = int(values.get("iteration", 0))
             self._time_total = float(values.get("time_total_s", 0.0))
+        self._iterations_since_restore = 0
+        self._time_since_restore = 0.0
         self.load_checkpoint(_read_dict(checkpoint_path))
 
     def stop(self) -> None:
         self.cleanup()
+
+
+@functools.cache
+def _node_ip() -> str:
+    """This machine's address as Ray reports it (``node_ip``); 127.0.0.1 when it has none."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 def _write_dict(directory: str, state: dict[str, Any]) -> None:
@@ -217,7 +261,7 @@ class ClassTrainableRunner:
         session.save_hook_scratch = True  # _saved's folder is moved into the trial directory
         try:
             while True:
-                result = trainable.train()
+                result, _ = trainable._counted_step()  # the engine adds the automatic fields
                 done = bool(result.get("done", False))  # reported too: RunConfig(stop={"done": True}) sees it
                 due = self.checkpoint_frequency and trainable.iteration % self.checkpoint_frequency == 0
                 if due or (done and self.checkpoint_at_end):

@@ -22,7 +22,7 @@ from pbtlab.config import RunConfig, TuneConfig, check_tuner_arguments
 from pbtlab.engine import build
 from pbtlab.engine.controller import Controller
 from pbtlab.engine.reports import Stopper
-from pbtlab.errors import ConfigError, describe
+from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.rundir.store import EXPERIMENT_FILE, read_json
 
 __all__ = ["Stopper", "Tuner", "resume_run"]
@@ -39,6 +39,7 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._restore: dict[str, Any] | None = None  # set by Tuner.restore
+        self._results: ResultGrid | None = None  # the last fit's, or the restored run's as it was left
 
     @classmethod
     def restore(cls, path: str | os.PathLike[str], trainable: Callable[..., Any], *,
@@ -71,6 +72,7 @@ class Tuner:
                 raise ConfigError(f"Tuner.restore({name}=...) must be True or False, got {describe(flag)}")
         options = build.ResumeOptions(resume_unfinished, resume_errored, restart_errored)
         tuner._restore = {"path": path, "tune_config": tune_config, "run_config": run_config, "options": options}
+        tuner._results = ResultGrid.from_path(path)
         return tuner
 
     @staticmethod
@@ -81,7 +83,16 @@ class Tuner:
     def fit(self) -> ResultGrid:
         controller = self._controller()
         controller.run()
-        return results_of(controller)
+        self._results = results_of(controller)
+        return self._results
+
+    def get_results(self) -> ResultGrid:
+        """The ``ResultGrid`` of the last :meth:`fit`; after :meth:`restore`, the run as it was left, without
+        running anything. As in Ray, a Tuner that was neither fit nor restored has none (``ExperimentError``, a ``RuntimeError``)."""
+        if self._results is None:
+            raise ExperimentError("Tuner.get_results(): this Tuner has not run yet; call Tuner.fit() first "
+                                   "(or Tuner.restore(path, trainable) to read a previous run)")
+        return self._results
 
     def _controller(self) -> Controller:
         if self._restore is None:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.rundir.reader import RunDir
 
 #: Student's t 0.975 quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
@@ -197,7 +198,7 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
     for trial_id in trial_ids:
         values = []
         for row in run.rows(trial_id):
-            value = row.get(metric)
+            value = metric_value(row, metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 values.append(sign * float(value))
             else:

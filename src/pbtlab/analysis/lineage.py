@@ -27,6 +27,7 @@ from typing import Any
 from pbtlab.analysis.loading import load_results
 from pbtlab.analysis.results import finite_number, mode_sign, pick_best
 from pbtlab.errors import ConfigError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.nested import column_paths, get_path
 from pbtlab.rundir.records import EventKind
 
@@ -166,7 +167,7 @@ def best_trial(run: RunData, metric: str | None = None, mode: str | None = None)
     sign = mode_sign(mode)
     scored = []
     for record in run.trials:
-        value = finite_number(record.final_row.get(metric))
+        value = finite_number(metric_value(record.final_row, metric))
         scored.append((record, None if value is None else sign * value))
     best = pick_best(scored)
     if best is None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pbtlab._optional import require
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, TrialError
+from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.rundir.checkpoints import kept_positions
 from pbtlab.rundir.reader import RunDir
 
@@ -207,7 +208,7 @@ class ResultGrid(Sequence[Result]):
         sign = mode_sign(mode)
         best = pick_best(((r, self._scope_value(r, metric, scope, sign)) for r in self._results), filter_nan_and_inf)
         if best is None:
-            reported = {key for result in self._results for key in result.metrics}
+            reported = {key for result in self._results for key in flatten_metrics(result.metrics)}
             raise ConfigError(
                 f"no trial reported a usable value of metric {metric!r}; the trials reported "
                 f"{sorted(k for k in reported if k != 'config')}")
@@ -217,9 +218,9 @@ class ResultGrid(Sequence[Result]):
     def _scope_value(result: Result, metric: str, scope: str, sign: float) -> float | None:
         """The trial's sign-adjusted value of ``metric`` under ``scope`` (higher is better)."""
         if scope == "last":
-            values = [result.metrics.get(metric)]
+            values = [metric_value(result.metrics, metric)]
         else:
-            values = [row.get(metric) for row in result.history()]
+            values = [metric_value(row, metric) for row in result.history()]
             if scope.startswith("last-"):
                 values = values[-int(scope.split("-")[1]):]
         numbers = []
@@ -245,10 +246,10 @@ class ResultGrid(Sequence[Result]):
             if filter_metric is not None:
                 if filter_mode not in ("min", "max"):
                     raise ConfigError(f"get_dataframe(filter_mode=...) must be 'min' or 'max', got {filter_mode!r}")
-                history = [r for r in result.history() if finite_number(r.get(filter_metric)) is not None]
+                history = [r for r in result.history() if finite_number(metric_value(r, filter_metric)) is not None]
                 if history:
                     pick = max if filter_mode == "max" else min
-                    row = pick(history, key=lambda r: float(r[filter_metric]))
+                    row = pick(history, key=lambda r: float(metric_value(r, filter_metric)))
             rows.append({**row, "trial_id": result.trial_id, "status": result.status,
                          "logdir": result.path})
         return pandas.json_normalize(rows, sep="/")

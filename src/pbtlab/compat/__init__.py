@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["check_search_space", "check_trainable", "comes_from_other_tool", "reject_unsupported_arguments",
-           "scheduler_advice"]
+           "scheduler_advice", "unsupported_name"]
 
 #: Module-name prefixes of the tools whose objects reach pbtlab (Ray Tune's).
 _FOREIGN_PREFIXES = ("ray.",)
@@ -63,3 +63,18 @@ def scheduler_advice(scheduler: Any) -> str:
     if not comes_from_other_tool(scheduler):
         return ""
     return str(_arguments().foreign_scheduler_advice(scheduler))
+
+
+def unsupported_name(namespace: str, name: str, shown_as: str) -> Any:
+    """For a name pbtlab's ``namespace`` (``"tune"``, ``"tune.schedulers"``...) lacks but the tool it mirrors has:
+    the tool's value for a constant, else a placeholder that imports fine and raises a clear error, naming
+    ``shown_as`` and what to use instead, when used. None for a name the tool does not have either."""
+    from pbtlab.compat.ray import names
+
+    ray_module = f"ray.{namespace}"
+    if not names.is_ray_tune_name(ray_module, name):
+        return None
+    constants = names.constants(ray_module)
+    if name in constants:  # a constant is its value (ray.tune.search.UNDEFINED_SEARCH_SPACE...)
+        return constants[name]
+    return names.placeholder(f"{ray_module}.{name}", shown_as=shown_as)

@@ -115,7 +115,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
         trial_id = f"{prefix}_{index:05d}"
         tag = _make_tag(index, config, varying)
         config = scheduler.on_trial_add(trial_id, config, tag)
-        trial = Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}")
+        trial = Trial(trial_id, index, config, tag, name=f"{spec_name(trainable)}_{trial_id}",
+                      trainable_name=spec_name(trainable), evaluated_params=_evaluated_params(config, varying))
         _apply_creators(trial, tune_config, store)
         trial.path = store.trial_dir(trial_id)
         trials.append(trial)
@@ -209,13 +210,22 @@ def _experiment_path(trainable: Any, run_config: RunConfig) -> str:
     return path
 
 
+def _leaf(config: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
+    value: Any = config
+    for key in path:
+        value = value[key] if isinstance(value, (dict, list)) else None
+    return value
+
+
+def _evaluated_params(config: Mapping[str, Any], paths: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """What was sampled for a trial, by ``a/b`` path (Ray's ``trial.evaluated_params``)."""
+    return {"/".join(map(str, path)): _leaf(config, path) for path in paths}
+
+
 def _make_tag(index: int, config: Mapping[str, Any], paths: list[tuple[Any, ...]]) -> str:
     parts = []
     for path in paths:
-        value: Any = config
-        for key in path:
-            value = value[key] if isinstance(value, (dict, list)) else None
-        parts.append(f"{'/'.join(map(str, path))}={format_tag_value(value)}")
+        parts.append(f"{'/'.join(map(str, path))}={format_tag_value(_leaf(config, path))}")
     text = ",".join(parts)
     return f"{index}_{text}" if text else str(index)
 
@@ -445,6 +455,7 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     for trial in trials:
         trial.path = store.trial_dir(trial.trial_id)
         trial.name = trial.name or f"{experiment.trainable}_{trial.trial_id}"
+        trial.trainable_name = experiment.trainable
         if trial.status is TrialStatus.ERROR and (options.resume_errored or options.restart_errored):
             trial.error = None
             trial.num_failures = 0

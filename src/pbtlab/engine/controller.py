@@ -29,6 +29,7 @@ from pbtlab.errors import ConfigError
 from pbtlab.errors import TrialError
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
+from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
 from pbtlab.rundir.records import (
     EVENT_TYPES,
@@ -421,21 +422,27 @@ class Controller:
         else:
             self._set_dirty(trial, True)
         trial.last_result = result
+        saved = message.checkpoint_path is not None
         if stop:
             if self.callbacks:
-                self._report_to_callbacks(trial, result, message.checkpoint_path)
+                result = self._report_to_callbacks(trial, result, message.checkpoint_path)
+            self._save_if_requested(trial, result, saved)
             self._terminate(trial, "stop_criterion")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
             self._maybe_save()
             return
-        seen = types.MappingProxyType({**result, "config": copy.deepcopy(trial.config)})
-        if self.saves_on_request and message.checkpoint_path is None \
+        # Schedulers see nested metrics flattened ("eval/loss"), as in Ray.
+        seen = types.MappingProxyType({**flatten_metrics(result), "config": copy.deepcopy(trial.config)})
+        if self.saves_on_request and not saved \
                 and self.scheduler.wants_checkpoint(TrialView(trial), seen):
             self._request_checkpoint(trial, "scheduler")
+            saved = True
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
         self._apply(decision)
         if self.callbacks:  # as in Ray: after the scheduler has decided, before the decision is carried out
-            self._report_to_callbacks(trial, result, message.checkpoint_path)
+            result = self._report_to_callbacks(trial, result, message.checkpoint_path)
+        if trial.restart is None:
+            self._save_if_requested(trial, result, saved)
         if decision.action is Action.STOP:
             self._terminate(trial, "scheduler")
             self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -447,16 +454,26 @@ class Controller:
             return
         self._maybe_save()
 
-    def _report_to_callbacks(self, trial: Trial, result: dict[str, Any], checkpoint_path: str | None) -> None:
+    def _save_if_requested(self, trial: Trial, result: Mapping[str, Any], saved: bool) -> None:
+        """As Ray: a result whose ``should_checkpoint`` the trainable or a callback set to True saves the trial now
+        (a class trainable; a function trainable checkpoints itself when it reports)."""
+        if result.get("should_checkpoint") is True and not saved and self.saves_on_request:
+            self._request_checkpoint(trial, "requested")
+
+    def _report_to_callbacks(self, trial: Trial, result: dict[str, Any],
+                             checkpoint_path: str | None) -> dict[str, Any]:
         """``on_trial_result`` gets its own copy of the row (as Ray's ``result.copy()``): a callback that
-        changes it changes neither the stored row nor what the scheduler saw."""
+        changes it changes neither the stored row nor what the scheduler saw. Returns that copy: a callback
+        may set ``should_checkpoint`` in it to have the trial saved (Ray's ``SHOULD_CHECKPOINT``)."""
         view = TrialView(trial)
+        seen_by_callbacks = dict(result)
         self.callbacks.call("on_trial_result", iteration=self.step, trials=self.views, trial=view,
-                            result=dict(result))
+                            result=seen_by_callbacks)
         if checkpoint_path is not None:
             self.callbacks.call("on_checkpoint", iteration=self.step, trials=self.views, trial=view,
                                 checkpoint=Checkpoint(checkpoint_path))
             self.callbacks.call("on_trial_save", iteration=self.step, trials=self.views, trial=view)
+        return seen_by_callbacks
 
     def _on_finished(self, trial: Trial) -> None:
         if trial.last_result is not None:
@@ -530,7 +547,7 @@ class Controller:
         """Register a persisted checkpoint, taken with ``result`` (its score for ``checkpoint_score_attribute``)."""
         score = None
         if self.score_attribute is not None and result is not None:
-            value = result.get(self.score_attribute)
+            value = metric_value(result, self.score_attribute)
             score = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         ref = CheckpointRef(trial.trial_id, self.store.relative(path), trial.iteration, trial.time_total_s,
                             int(index or 0), score)

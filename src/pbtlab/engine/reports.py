@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError
+from pbtlab.metrics import has_metric, metric_value
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 from pbtlab.stopper import Stopper  # the base class lives with the Ray-style stoppers
 
@@ -82,18 +83,18 @@ class StopCriteria:
 
     @staticmethod
     def _reached(stop: Mapping[str, Any], trial_id: str, result: Mapping[str, Any]) -> bool:
-        for key, value in stop.items():
-            if key not in result:
+        for key, value in stop.items():  # nested metrics by their "outer/inner" names, as in Ray
+            if not has_metric(result, key):
                 reported = sorted(k for k in result if k != "config")
                 raise ConfigError(
                     f"RunConfig(stop={dict(stop)!r}) names {key!r}, but trial {trial_id} did not report it; "
                     f"it reported {reported}")
             try:
-                reached = result[key] >= value
+                reached = metric_value(result, key) >= value
             except TypeError:
                 raise ConfigError(
                     f"RunConfig(stop={dict(stop)!r}) compares {key!r} with a number, but trial {trial_id} "
-                    f"reported {key}={result[key]!r}") from None
+                    f"reported {key}={metric_value(result, key)!r}") from None
             if reached:
                 return True
         return False
@@ -102,11 +103,11 @@ class StopCriteria:
 def check_metric_reported(metric: str | None, trial_id: str, reported: Mapping[str, Any],
                           scheduler_checks: bool) -> None:
     """On a trial's first report: the metric to rank by must be there (Ray checks this too)."""
-    if metric and metric not in reported and not scheduler_checks:
+    if metric and not has_metric(reported, metric) and not scheduler_checks:
         raise ConfigError(
             f"TuneConfig(metric={metric!r}) is not in trial {trial_id}'s report: it reported "
             f"{sorted(reported)} (plus the automatic fields). Report it, or set TuneConfig(metric=...) "
-            "to one of those")
+            "to one of those (a nested metric is named 'outer/inner')")
 
 
 def elapsed_budget(started: float, budget_s: float | None) -> bool:

@@ -31,6 +31,9 @@ class TrialStatus(str, enum.Enum):
     TERMINATED = "TERMINATED"
     ERROR = "ERROR"
 
+    def __str__(self) -> str:  # Ray's statuses are plain strings: f"{trial.status}" prints RUNNING
+        return self.value
+
 
 #: Why a trial restarts: an exploit or explore decision, a retried failure, or a resumed run.
 RESTART_REASONS = ("exploit", "explore", "failure", "resume")
@@ -82,6 +85,8 @@ class Trial:
     dirty: bool = False  # reported since its latest checkpoint
     name: str = ""  # Ray's trial name: ``<trainable>_<trial_id>``, or what trial_name_creator returned
     path: str | None = None  # the trial's directory (set by the engine; not saved)
+    trainable_name: str = ""  # the trainable's name (set by the engine; not saved)
+    evaluated_params: dict[str, Any] = dataclasses.field(default_factory=dict)  # sampled values, "a/b" keys
 
     @property
     def is_finished(self) -> bool:
@@ -110,6 +115,7 @@ class Trial:
             "restart": self.restart.to_dict() if self.restart else None,
             "num_failures": self.num_failures, "error": self.error,
             "next_checkpoint_index": self.next_checkpoint_index, "name": self.name,
+            "evaluated_params": self.evaluated_params,
         }
 
     @classmethod
@@ -127,6 +133,7 @@ class Trial:
             latest=ref(data["latest"]) if data.get("latest") else None, restart=restart,
             num_failures=int(data.get("num_failures", 0)), error=data.get("error"),
             next_checkpoint_index=int(data.get("next_checkpoint_index", 0)), name=str(data.get("name", "")),
+            evaluated_params=dict(data.get("evaluated_params") or {}),
         )
 
 
@@ -134,6 +141,16 @@ class TrialView:
     """What a scheduler or a callback may read about a trial: read-only; ``config`` is the reader's own copy.
 
     ``str(view)`` is the trial's name (``<trainable>_<trial_id>`` unless ``trial_name_creator`` set one).
+    Ray's public ``Trial`` attributes that callbacks and loggers read are here: ``trial_id``, ``trainable_name``,
+    ``config``, ``evaluated_params``, ``experiment_tag``, ``status``, ``last_result``, ``path`` (also
+    ``local_path`` and ``logdir``), ``checkpoint``, ``num_failures``, ``error_msg``, ``custom_trial_name``,
+    ``custom_dirname``, ``experiment_dir_name``, ``local_experiment_path``, ``has_checkpoint()``,
+    ``has_reported_at_least_once``.
+
+        >>> view = TrialView(Trial("t0", 0, {"lr": 0.1}, "0_lr=0.1000", name="train_t0", trainable_name="train",
+        ...                        evaluated_params={"lr": 0.1}))
+        >>> view.trainable_name, view.evaluated_params, view.has_checkpoint(), view.last_result
+        ('train', {'lr': 0.1}, False, {})
     """
 
     __slots__ = ("_trial",)
@@ -149,8 +166,32 @@ class TrialView:
         return str(self)
 
     @property
+    def trainable_name(self) -> str:
+        """The trainable's name (Ray: ``trial.trainable_name``), e.g. ``train_func``."""
+        return self._trial.trainable_name or self._trial.name.rsplit(f"_{self._trial.trial_id}", 1)[0]
+
+    @property
+    def custom_trial_name(self) -> str | None:
+        """The name ``trial_name_creator`` gave (None without one), as Ray keeps it."""
+        default = f"{self.trainable_name}_{self._trial.trial_id}"
+        return self._trial.name if self._trial.name and self._trial.name != default else None
+
+    @property
+    def custom_dirname(self) -> str | None:
+        """The folder ``trial_dirname_creator`` gave (None without one)."""
+        if self._trial.path is None:
+            return None
+        folder = os.path.basename(self._trial.path)
+        return folder if folder != self._trial.trial_id else None
+
+    @property
     def experiment_tag(self) -> str:
         return self._trial.tag
+
+    @property
+    def evaluated_params(self) -> dict[str, Any]:
+        """The values sampled for this trial from ``param_space``, by ``a/b`` path (as Ray's)."""
+        return copy.deepcopy(self._trial.evaluated_params)
 
     @property
     def path(self) -> str | None:
@@ -161,12 +202,27 @@ class TrialView:
     logdir = path
 
     @property
+    def local_experiment_path(self) -> str | None:
+        """The experiment directory the trial's folder is in."""
+        return os.path.dirname(self._trial.path) if self._trial.path else None
+
+    @property
+    def experiment_dir_name(self) -> str | None:
+        """The experiment directory's name (``RunConfig(name)``)."""
+        path = self.local_experiment_path
+        return os.path.basename(path) if path else None
+
+    @property
     def checkpoint(self) -> Checkpoint | None:
         """The trial's latest checkpoint as a ``tune.Checkpoint`` (None before its first)."""
         latest = self._trial.latest
         if latest is None or self._trial.path is None:
             return None
         return Checkpoint(os.path.join(os.path.dirname(self._trial.path), latest.path))
+
+    def has_checkpoint(self) -> bool:
+        """Has the trial a checkpoint (its own, or the one it was restored from)?"""
+        return self._trial.latest is not None
 
     @property
     def trial_id(self) -> str:
@@ -185,6 +241,16 @@ class TrialView:
         return self._trial.status
 
     @property
+    def num_failures(self) -> int:
+        return self._trial.num_failures
+
+    @property
+    def error_msg(self) -> str | None:
+        """The error that ended the trial (``ErrorType: message``), None if it did not error."""
+        error = self._trial.error
+        return f"{error['error_type']}: {error['message']}" if error else None
+
+    @property
     def is_finished(self) -> bool:
         return self._trial.is_finished
 
@@ -197,9 +263,14 @@ class TrialView:
         return self._trial.latest
 
     @property
-    def last_result(self) -> Mapping[str, Any] | None:
+    def last_result(self) -> Mapping[str, Any]:
+        """The trial's latest result row (``{}`` before its first report, as in Ray)."""
         result = self._trial.last_result
-        return copy.deepcopy(result) if result is not None else None
+        return copy.deepcopy(result) if result is not None else {}
+
+    @property
+    def has_reported_at_least_once(self) -> bool:
+        return self._trial.last_result is not None
 
     def __repr__(self) -> str:
         return f"TrialView({self.trial_id}, {self.status.value}, iteration={self.iteration})"

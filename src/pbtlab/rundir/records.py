@@ -249,7 +249,8 @@ class CheckpointMissing(Event):
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointSaved(Event):
     """The engine asked a trial for a checkpoint outside its reports: ``reason`` "scheduler" (PBT needs a
-    donor checkpoint) or "end" (``checkpoint_at_end``)."""
+    donor checkpoint), "end" (``checkpoint_at_end``) or "requested" (the result, or a callback, set
+    ``should_checkpoint``)."""
 
     kind: ClassVar[EventKind] = EventKind.CHECKPOINT_SAVED
     trial_id: str

@@ -43,7 +43,9 @@ def __getattr__(name: str) -> Any:
         from pbtlab.schedulers.replay import PopulationBasedTrainingReplay
 
         return PopulationBasedTrainingReplay
-    raise AttributeError(f"module 'pbtlab.schedulers' has no attribute {name!r}")
+    from pbtlab.tune._mirror import mirrored_name  # Ray Tune's other schedulers: an error saying what to use
+
+    return mirrored_name("tune.schedulers", name, f"pbtlab.schedulers.{name}")
 
 
 __all__ = [

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from pbtlab.metrics import metric_value as lookup_metric
 from pbtlab.nested import get_path
 from pbtlab.rundir.reader import RunDir
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE
@@ -97,7 +98,7 @@ class LiveView:
         """Remember a checkpointed row's (iteration, metric): a later restart from it starts its curve there."""
         checkpoint = row.get("checkpoint_dir_name")
         if isinstance(checkpoint, str):
-            metric_value = finite(row.get(self.metric)) if self.metric else None
+            metric_value = finite(lookup_metric(row, self.metric)) if self.metric else None
             key = f"{self.run.dirname(trial_id)}/{checkpoint}"  # as events name it: the trial's folder first
             self.checkpoints[key] = (row.get("training_iteration"), metric_value)
 
@@ -119,7 +120,7 @@ class LiveView:
         """The fields the page needs from a result row; a restart also carries the cloned checkpoint's point
         (rows read together are registered first, as a donor's checkpoint may come later in the same read)."""
         iteration = row.get("training_iteration")
-        metric_value = finite(row.get(self.metric)) if self.metric else None
+        metric_value = finite(lookup_metric(row, self.metric)) if self.metric else None
         checkpoint = row.get("checkpoint_dir_name")
         restored = row.get("restored_from") if isinstance(row.get("restored_from"), dict) else None
         clone = None
@@ -253,7 +254,7 @@ class LiveView:
                 trials.append({"id": record.trial_id, "index": record.index,
                                "status": statuses.get(record.trial_id, ""),
                                "iteration": last.get("training_iteration", 0),
-                               "metric": finite(last.get(self.metric)) if self.metric else None,
+                               "metric": finite(lookup_metric(last, self.metric)) if self.metric else None,
                                "config": {p: get_path(config, p) for p in self.param_columns}})
             self.announced = len(self.trial_order)
             return {

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, STATE_FILE
 from pbtlab.rundir.tail import FileTail, inside, read_json_file  # noqa: F401 - FileTail: the doctest above
 
@@ -245,7 +246,7 @@ def summarize(entry: ExperimentEntry, stale_after: float = DEFAULT_STALE_SECONDS
             done += min(1.0, (finite(trial.get("iteration")) or 0.0) / target)
         else:
             done += trial.get("status") in ("TERMINATED", "ERROR")
-        value = finite(last.get(metric)) if metric else None
+        value = finite(metric_value(last, metric)) if metric else None
         if value is not None and (best is None or sign * value > sign * best):
             best = value
     if trial_ids:

@@ -10,9 +10,11 @@ functions, the same ``Tuner``/config objects as the top-level package, and Ray's
 ``tune.with_parameters`` / ``tune.with_resources``.
 """
 
+from pbtlab.analysis import Result, ResultGrid
 from pbtlab.callbacks import Callback
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
+from pbtlab.errors import ExperimentError as TuneError
 from pbtlab.resources import with_parameters, with_resources
 from pbtlab.session import get_checkpoint, get_context, report
 from pbtlab.space import (
@@ -32,20 +34,23 @@ from pbtlab.space import (
 from pbtlab.stopper import Stopper
 from pbtlab.trainable import Trainable
 from pbtlab.tune import schedulers, search, stopper
+from pbtlab.tune._mirror import mirrored_name
 from pbtlab.tuner import Tuner
 
 __all__ = [
-    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "RunConfig", "Stopper",
-    "Trainable", "TuneConfig", "Tuner", "choice", "get_checkpoint", "get_context", "grid_search", "loguniform",
-    "lograndint", "qloguniform", "qrandint", "qrandn", "quniform", "randint", "randn", "report", "run",
-    "sample_from", "schedulers", "search", "stopper", "uniform", "with_parameters", "with_resources",
+    "Callback", "Checkpoint", "CheckpointConfig", "ExperimentAnalysis", "FailureConfig", "Result", "ResultGrid",
+    "RunConfig", "Stopper", "Trainable", "TuneConfig", "TuneError", "Tuner", "choice", "get_checkpoint",
+    "get_context", "grid_search", "loguniform", "lograndint", "qloguniform", "qrandint", "qrandn", "quniform",
+    "randint", "randn", "report", "run", "sample_from", "schedulers", "search", "stopper", "uniform",
+    "with_parameters", "with_resources",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """``tune.run`` and ``ExperimentAnalysis`` (older scripts) are imported when first used."""
+    """``tune.run`` and ``ExperimentAnalysis`` (older scripts) are imported when first used. Ray Tune's other names
+    import too, and raise an error saying what to use instead when used (``tune.CLIReporter(...)``)."""
     if name in ("run", "ExperimentAnalysis"):
         from pbtlab.compat import legacy
 
         return getattr(legacy, name)
-    raise AttributeError(f"module 'pbtlab.tune' has no attribute {name!r}")
+    return mirrored_name("tune", name, f"pbtlab.tune.{name}")

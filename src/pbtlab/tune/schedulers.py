@@ -7,4 +7,16 @@
 
 from pbtlab.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-__all__ = ["FIFOScheduler", "PopulationBasedTraining", "TrialScheduler"]
+__all__ = ["PB2", "FIFOScheduler", "PopulationBasedTraining", "PopulationBasedTrainingReplay", "TrialScheduler"]
+
+
+def __getattr__(name: str) -> object:
+    """``PB2`` and ``PopulationBasedTrainingReplay`` (imported when first used); Ray Tune's other names here import,
+    and raise an error saying what to use instead when used."""
+    if name in ("PB2", "PopulationBasedTrainingReplay"):
+        import pbtlab.schedulers
+
+        return getattr(pbtlab.schedulers, name)
+    from pbtlab.tune._mirror import mirrored_name
+
+    return mirrored_name("tune.schedulers", name, f"pbtlab.tune.schedulers.{name}")

@@ -20,3 +20,10 @@ __all__ = [
     "CombinedStopper", "ExperimentPlateauStopper", "FunctionStopper", "MaximumIterationStopper", "NoopStopper",
     "Stopper", "TimeoutStopper", "TrialPlateauStopper",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Ray Tune's other names here import, and raise an error saying what to use instead when used."""
+    from pbtlab.tune._mirror import mirrored_name
+
+    return mirrored_name("tune.stopper", name, f"pbtlab.tune.stopper.{name}")

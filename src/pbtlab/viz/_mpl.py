@@ -73,4 +73,4 @@ def below_axes(ax: Any, inches: float) -> Any:
 
 def pil_image() -> Any:
     """``PIL.Image`` (Pillow), for GIF animations."""
-    return require("PIL.Image", "viz", "pbtlab's animations")
+    return require("PIL.Image", "viz", "pbtlab's animations", package="Pillow")

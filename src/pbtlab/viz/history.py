@@ -14,6 +14,7 @@ from typing import Any
 from pbtlab.analysis.lineage import RunData, run_data
 from pbtlab.analysis.results import finite_number
 from pbtlab.errors import ConfigError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 
@@ -45,17 +46,17 @@ def metric_history(run: RunData, metric: str) -> list[MetricLine]:
         pieces, connectors = [], []
         for segment in run.lineage.segments(trial.trial_id):
             rows = trial.rows[segment.first_row:segment.last_row + 1]
-            its = [int(r["training_iteration"]) for r in rows if finite_number(r.get(metric)) is not None]
-            values = [float(r[metric]) for r in rows if finite_number(r.get(metric)) is not None]
+            its = [int(r["training_iteration"]) for r in rows if finite_number(metric_value(r, metric)) is not None]
+            values = [float(metric_value(r, metric)) for r in rows if finite_number(metric_value(r, metric)) is not None]
             if segment.reason is not None and segment.source_checkpoint:
                 clone = run.lineage.checkpoint_row(segment.source_checkpoint)
                 if clone is not None:
-                    clone_value = finite_number(clone[0].rows[clone[1]].get(metric))
+                    clone_value = finite_number(metric_value(clone[0].rows[clone[1]], metric))
                     if clone_value is not None:
                         start = (int(clone[0].rows[clone[1]]["training_iteration"]), clone_value)
                         its.insert(0, start[0])
                         values.insert(0, start[1])
-                        before_value = finite_number(trial.rows[segment.first_row - 1].get(metric)) \
+                        before_value = finite_number(metric_value(trial.rows[segment.first_row - 1], metric)) \
                             if segment.first_row > 0 else None
                         if before_value is not None:
                             before_it = int(trial.rows[segment.first_row - 1]["training_iteration"])

@@ -13,6 +13,7 @@ from typing import Any
 
 from pbtlab.analysis.lineage import RunData, Schedule, hyperparameter_schedule, run_data
 from pbtlab.errors import ConfigError
+from pbtlab.metrics import metric_value
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors
 
@@ -59,7 +60,7 @@ def draw_schedule(axes: Sequence[Any], run: RunData, schedule: Schedule, colors:
     index = {t.trial_id: t.index for t in run.trials}
     bounds = list(schedule.span_starts) + [len(schedule.iterations)]
     metric = run.metric
-    final = run.trial(schedule.trial_id).final_row.get(metric) if metric else None
+    final = metric_value(run.trial(schedule.trial_id).final_row, metric) if metric else None
     for ax, param in zip(axes, schedule.params):
         values = schedule.values[param]
         if not is_numeric(values):

@@ -28,6 +28,7 @@ from pbtlab.analysis import Result, ResultGrid
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import ConfigError, ExperimentError, describe
+from pbtlab.metrics import metric_value
 from pbtlab.tuner import Tuner
 
 __all__ = ["AnalysisTrial", "ExperimentAnalysis", "run"]
@@ -202,7 +203,7 @@ class ExperimentAnalysis:
         sign = 1.0 if mode == "max" else -1.0
         for checkpoint, _ in result.best_checkpoints:
             row = reported.get(os.path.basename(checkpoint.path), {})
-            value = row.get(metric)
+            value = metric_value(row, metric)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 continue
             if best is None or sign * value > best_value:

@@ -25,7 +25,7 @@ While the script runs, an import hook answers every ``import ray...`` before the
     ...     ray.remote
     Traceback (most recent call last):
     ...
-    pbtlab.compat.ray.shim.RayFeatureError: ray.remote is not supported by pbtlab (pbtlab run): pbtlab runs the trials ...
+    pbtlab.compat.ray.advice.RayFeatureError: ray.remote is not supported by pbtlab (pbtlab run): pbtlab runs the trials ...
 """
 
 from __future__ import annotations
@@ -43,48 +43,17 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pbtlab import config as _config
+from pbtlab.compat.ray import names as ray_names
+from pbtlab.compat.ray.advice import RayFeatureError, advice_for
 from pbtlab.compat.ray import shim_state
-from pbtlab.errors import ConfigError, PbtlabError
+from pbtlab.errors import ConfigError, ExperimentError
+from pbtlab.unsupported import UnsupportedName
 
 __all__ = ["RayFeatureError", "install", "ray_modules", "run_script", "uninstall"]
 
 
-class RayFeatureError(PbtlabError, ImportError):
-    """A Ray feature pbtlab does not provide was imported or used under ``pbtlab run``."""
-
-
-_TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the function directly inside your "
-          "trainable")
-#: What to use instead, by name prefix, most specific first.
-_ADVICE: list[tuple[str, str]] = [
-    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use PopulationBasedTraining, or a stopper from ray.tune.stopper"),
-    ("ray.tune.search.", "pbtlab searches with BasicVariantGenerator only (random and grid search over "
-                         "param_space); Optuna, HyperOpt, Ax, BayesOpt and the other searchers are not available"),
-    ("ray.tune.CLIReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
-    ("ray.tune.JupyterNotebookReporter", "use RunConfig(verbose=0|1|2) and RunConfig(progress_interval_s=...)"),
-    ("ray.tune.SyncConfig", "pbtlab writes straight to RunConfig(storage_path=...); no syncing is needed"),
-    ("ray.tune.register_trainable", "pass the trainable itself to Tuner (pbtlab does not look trainables up by name)"),
-    ("ray.tune.register_env", "RLlib environments are not available: create the environment inside the trainable"),
-    ("ray.tune.", "this part of Ray Tune has no pbtlab counterpart (docs/ray_compat.md lists what is supported)"),
-    ("ray.train.", "Ray Train (TorchTrainer, ScalingConfig, distributed training) is not available: pass your "
-                   "training loop to Tuner as a function trainable"),
-    ("ray.air.", "only RunConfig, CheckpointConfig, FailureConfig and Result come from ray.air"),
-    ("ray.rllib", "RLlib is not available: write a function trainable that trains your agent and reports with "
-                  "tune.report(...)"),
-    ("ray.data", "Ray Data is not available: load the data inside the trainable"),
-    ("ray.serve", "Ray Serve is not available"),
-    ("ray.util", "ray.util is not available"),
-    ("ray.remote", _TASKS), ("ray.get", _TASKS), ("ray.put", _TASKS), ("ray.wait", _TASKS), ("ray.kill", _TASKS),
-    ("ray.actor", _TASKS), ("ray.get_actor", _TASKS), ("ray.cancel", _TASKS),
-    ("ray.", "pbtlab provides ray.tune, the configs from ray.train and ray.air, and ray.init/shutdown/is_initialized "
-             "(which do nothing)"),
-]
-
-
 def _error(name: str) -> RayFeatureError:
-    advice = next(text for prefix, text in _ADVICE if name.startswith(prefix) or name == prefix.rstrip("."))
-    return RayFeatureError(f"{name} is not supported by pbtlab (pbtlab run): {advice}")
+    return RayFeatureError(f"{name} is not supported by pbtlab (pbtlab run): {advice_for(name)}")
 
 
 # -- what each ray module is made of ------------------------------------------------------------------------
@@ -134,10 +103,39 @@ _MODULES: dict[str, Any] = {
     "ray.tune.stopper": lambda: ([importlib.import_module("pbtlab.tune.stopper")], {}),
     "ray.tune.analysis": lambda: ([], {"ExperimentAnalysis": importlib.import_module("pbtlab.compat.ray.legacy")
                                        .ExperimentAnalysis}),
+    "ray.tune.result": lambda: ([], ray_names.constants("ray.tune.result")),
+    "ray.tune.logger": lambda: ([importlib.import_module("pbtlab.compat.ray.logger")], {}),
+    "ray.tune.utils": lambda: ([], {"validate_save_restore": importlib.import_module("pbtlab.compat.ray.utils")
+                                    .validate_save_restore}),
+    "ray.tune.integration": lambda: ([], {}),
+    "ray.tune.integration.pytorch_lightning": lambda: ([importlib.import_module("pbtlab.integrations.lightning")],
+                                                       {}),
+    "ray.tune.error": lambda: ([], {"TuneError": ExperimentError}),
     "ray.train": lambda: ([], _train_names()),
     "ray.air": lambda: ([], _air_names()),
     "ray.air.config": lambda: ([], _air_names()),
 }
+
+
+#: Where a Ray Tune module without its own entry above finds pbtlab's objects, by package (most specific first).
+_PACKAGE_SOURCES: list[tuple[str, tuple[str, ...]]] = [
+    ("ray.tune.schedulers", ("pbtlab.tune.schedulers", "pbtlab.schedulers")),
+    ("ray.tune.search", ("pbtlab.tune.search", "pbtlab.space")),
+    ("ray.tune.stopper", ("pbtlab.tune.stopper",)),
+    ("ray.tune.logger", ("pbtlab.compat.ray.logger",)),
+    ("ray.tune.analysis", ("pbtlab.compat.ray.legacy",)),
+    ("ray.tune", ("pbtlab.tune",)),
+]
+
+
+def _table_module(name: str) -> tuple[list[Any], dict[str, Any]]:
+    """A Ray Tune module listed in Ray's names but without its own entry: same-named pbtlab objects, Ray's constants,
+    and placeholders for the rest (answered by :meth:`_RayModule.__getattr__`)."""
+    packages = next(sources for prefix, sources in _PACKAGE_SOURCES if name == prefix or name.startswith(prefix + "."))
+    return [importlib.import_module(p) for p in packages], ray_names.constants(name)
+
+
+_MISSING = object()
 
 
 class _RayModule(types.ModuleType):
@@ -152,11 +150,16 @@ class _RayModule(types.ModuleType):
         if attribute.startswith("__") or attribute == "_pbtlab_sources":
             raise AttributeError(attribute)
         child = f"{self.__name__}.{attribute}"
-        if child in _MODULES:
+        if child in _MODULES or ray_names.is_ray_tune_module(child) or child == _EXAMPLES:
             return importlib.import_module(child)
-        for source in self._pbtlab_sources:
-            if hasattr(source, attribute):
-                return getattr(source, attribute)
+        listed = ray_names.is_ray_tune_name(self.__name__, attribute)
+        if listed or self.__name__ in _MODULES:  # a module with its own entry offers all its sources
+            for source in self._pbtlab_sources:
+                value = getattr(source, attribute, _MISSING)
+                if value is not _MISSING and not isinstance(value, UnsupportedName):
+                    return value
+        if listed:
+            return ray_names.placeholder(child)  # imports fine; using it raises RayFeatureError
         raise _error(child)
 
     def __dir__(self) -> list[str]:
@@ -196,14 +199,14 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             example = _wheel_example_spec(fullname)
             if example is not None:
                 return example
-        if fullname not in _MODULES:
+        if fullname not in _MODULES and not ray_names.is_ray_tune_module(fullname):
             raise _error(fullname)
         # Every stand-in is a package, so that `import ray.train.torch` reaches this finder (and its clear error).
         return importlib.util.spec_from_loader(fullname, self, is_package=True)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
-        sources, names = _MODULES[spec.name]()
-        module = _RayModule(spec.name, sources, dict(names))
+        sources, given = _MODULES[spec.name]() if spec.name in _MODULES else _table_module(spec.name)
+        module = _RayModule(spec.name, sources, {**ray_names.constants(spec.name), **given})
         module.__path__ = []
         return module
 
