@@ -55,7 +55,7 @@ def wide_cases():
 
 
 WIDE = list(wide_cases())
-RAY = [("ray", "fifo", 3, 80), ("ray", "pbt-async", 1, 60), ("ray", "pbt-sync", 3, 50), ("ray", "fifo", 0, 40)]
+RAY = [("ray", "fifo", 3, 80), ("ray", "pbt-async", 1, 60), ("ray", "pbt-sync", 3, 50)]  # each starts Ray twice
 
 
 def params():
