@@ -112,8 +112,9 @@ def test_a_driver_sigkill_costs_each_trial_at_most_its_work_since_its_last_check
                 assert row["training_iteration"] == previous["training_iteration"] + 1
             else:
                 assert row["training_iteration"] == marker["iteration"] + 1
-        if trial_id not in run.finished_at_kill and kept > 0:  # (with no checkpoint it starts afresh)
+        if trial_id not in run.finished_at_kill and 0 < kept < len(rows):
             # it restarts from its recovery point: its checkpoint, or a decided exploit carried out again
+            # (with no checkpoint it starts afresh; at its last checkpoint with nothing left, it just ends)
             assert rows[kept]["restored_from"]["reason"] in ("resume", "exploit", "explore")
         if scheduler == "fifo":
             assert [row["training_iteration"] for row in rows] == list(range(1, ITERATIONS + 1))

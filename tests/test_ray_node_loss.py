@@ -115,8 +115,10 @@ def test_trials_of_a_lost_node_continue_from_their_last_checkpoint_on_a_survivin
 
     # the event log: the actors on the node died with it, and their trials restarted from their checkpoints
     events = results.events
+    # (until Ray's control plane marks the node dead, a new actor may be placed on it and die at once:
+    # that is a second failure of the same kind, and the trial is retried again)
     errors = [e for e in events if e["event"] == "trial_error"]
-    assert sorted(e["trial_id"] for e in errors) == on_lost_node
+    assert sorted(set(e["trial_id"] for e in errors)) == on_lost_node
     assert all(e["error_type"] == "WorkerDied" and e["will_retry"] for e in errors)
     # nothing reported is lost: rows 1..k (k >= 6: the actor may serve calls until it notices its raylet is
     # gone), then the trial goes on from its last checkpoint among them, and the trainable's step matches
@@ -131,8 +133,8 @@ def test_trials_of_a_lost_node_continue_from_their_last_checkpoint_on_a_survivin
     assert iterations[restart_row:] == list(range(last_checkpoint + 1, ITERATIONS + 1))
     assert all(r["step"] == r["training_iteration"] for r in rows)
     restarts = [e for e in events if e["event"] == "trial_start" and e["trial_id"] == lost_trial]
-    assert [e["reason"] for e in restarts] == [None, "failure"]
-    assert restarts[1]["iteration"] == last_checkpoint
-    assert os.path.isdir(os.path.join(path, restarts[1]["checkpoint"]))
+    assert [e["reason"] for e in restarts] == [None] + ["failure"] * (len(restarts) - 1) and len(restarts) >= 2
+    assert all(e["iteration"] == last_checkpoint for e in restarts[1:])
+    assert os.path.isdir(os.path.join(path, restarts[-1]["checkpoint"]))
     for other in (r.trial_id for r in results if r.trial_id not in on_lost_node):
         assert [r["training_iteration"] for r in rows_of(path, other)] == list(range(1, ITERATIONS + 1))
