@@ -1,13 +1,19 @@
-"""PBT and PB2 against random search and grid search on the two real workloads, at equal compute, 5+ seeds each.
+"""PBT and PB2 against ASHA, random search and grid search on the two real workloads, at equal compute,
+5+ seeds each.
 
     python bench/compare_real.py                       # run what is missing, then tables and figures
     python bench/compare_real.py --workload convnet --seeds 5 --out bench_results/compare_real
+    python bench/compare_real.py --methods pbt pb2 asha --seeds 3   # only these methods
     python bench/compare_real.py --report-only --docs docs   # only redraw docs/real_*.png from existing runs
 
-Every method runs the same number of trials (the population) for the same number of iterations, so each
-run costs the same total trial-iterations. Runs are named ``<workload>_<method>_seed<N>``; an existing run
-directory (with its experiment_end event) is not run again. The report is ``pbtlab compare`` on each
-workload's runs (grouped by scheduler type and search kind, see ``pbtlab.analysis.compare.method_of``).
+The budget is total trial-iterations (epochs for the convnet): population x iterations. PBT, PB2, random
+and grid search run the population's trials for ``iterations`` each. ASHA stops trials early, so it gets
+the same budget another way: it samples up to ``ASHA_TRIALS`` trials, runs ``population`` of them at a
+time, and the run ends (``TrialIterationBudget``) once its trials have reported ``population x iterations``
+results in total; the trials it stopped early leave their share to new ones. Runs are named
+``<workload>_<method>_seed<N>``; an existing run directory (with its experiment_end event) is not run
+again. The report is ``pbtlab compare`` on each workload's runs (grouped by scheduler type and search
+kind, see ``pbtlab.analysis.compare.method_of``).
 """
 
 from __future__ import annotations
@@ -20,13 +26,42 @@ import time
 from typing import Any
 
 from pbtlab import RunConfig, TuneConfig, Tuner, tune
+from pbtlab.tune.stopper import Stopper
 
 #: workload -> (population, iterations, settings)
 BUDGETS: dict[str, dict[str, Any]] = {
     "convnet": {"population": 4, "iterations": 16, "perturbation_interval": 2},
     "cartpole": {"population": 4, "iterations": 30, "perturbation_interval": 3},
 }
-METHODS = ("pbt", "pbt-clip", "pb2", "random", "grid")
+METHODS = ("pbt", "pbt-clip", "pb2", "asha", "random", "grid")
+#: how many trials ASHA may sample within the budget (it never needs them all: see TrialIterationBudget)
+ASHA_TRIALS = 64
+
+
+class TrialIterationBudget(Stopper):
+    """Ends the run once its trials reported ``budget`` results in total; a trial stops at ``max_iterations``.
+
+        >>> stopper = TrialIterationBudget(budget=2, max_iterations=5)
+        >>> stopper("t0", {"training_iteration": 1}), stopper.stop_all(), stopper("t1", {"training_iteration": 5})
+        (False, False, True)
+        >>> stopper.stop_all()
+        True
+    """
+
+    def __init__(self, budget: int, max_iterations: int) -> None:
+        self.budget = budget
+        self.max_iterations = max_iterations
+        self.reported = 0
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        self.reported += 1
+        return bool(result["training_iteration"] >= self.max_iterations)
+
+    def stop_all(self) -> bool:
+        return self.reported >= self.budget
+
+    def __repr__(self) -> str:
+        return f"TrialIterationBudget(budget={self.budget}, max_iterations={self.max_iterations})"
 
 
 def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, Any], TuneConfig, str]:
@@ -59,6 +94,11 @@ def experiment(workload: str, method: str, seed: int) -> tuple[Any, dict[str, An
         config = TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed,
                             scheduler=module.pb2_scheduler(perturbation_interval=budget["perturbation_interval"]))
         return trainable, space, config, metric
+    if method == "asha":  # up to ASHA_TRIALS from the same space, population at a time, until the budget is spent
+        config = TuneConfig(metric=metric, mode="max", num_samples=ASHA_TRIALS, seed=seed,
+                            max_concurrent_trials=population,
+                            scheduler=module.asha_scheduler(max_t=budget["iterations"]))
+        return trainable, space, config, metric
     if method == "random":
         return trainable, space, TuneConfig(metric=metric, mode="max", num_samples=population, seed=seed), metric
     if method == "grid":  # 2 x 2 grid = the population; the seed changes the trials' own seeds
@@ -75,10 +115,17 @@ def finished(path: str) -> bool:
     return bool(lines) and json.loads(lines[-1])["event"] == "experiment_end"
 
 
-def run_all(workload: str, seeds: int, out: str) -> list[str]:
+def stop_rule(workload: str, method: str) -> Any:
+    budget = BUDGETS[workload]
+    if method == "asha":
+        return TrialIterationBudget(budget["population"] * budget["iterations"], budget["iterations"])
+    return {"training_iteration": budget["iterations"]}
+
+
+def run_all(workload: str, seeds: int, out: str, methods: tuple[str, ...] = METHODS) -> list[str]:
     paths = []
     for seed in range(seeds):
-        for method in METHODS:
+        for method in methods:
             name = f"{workload}_{method}_seed{seed}"
             path = os.path.join(out, name)
             paths.append(path)
@@ -91,8 +138,7 @@ def run_all(workload: str, seeds: int, out: str) -> list[str]:
             trainable, space, config, _ = experiment(workload, method, seed)
             start = time.perf_counter()
             Tuner(trainable, param_space=space, tune_config=config,
-                  run_config=RunConfig(name=name, storage_path=out, verbose=0,
-                                       stop={"training_iteration": BUDGETS[workload]["iterations"]})).fit()
+                  run_config=RunConfig(name=name, storage_path=out, verbose=0, stop=stop_rule(workload, method))).fit()
             print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
     return paths
 
@@ -144,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=sorted(BUDGETS), action="append", help="default: both")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", default="bench_results/compare_real")
     parser.add_argument("--docs", default=None, help="write real_<workload>_{compare,schedule}.png here")
     parser.add_argument("--runs-only", action="store_true")
@@ -151,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for workload in args.workload or sorted(BUDGETS):
         if args.report_only:
-            paths = [os.path.join(args.out, f"{workload}_{m}_seed{s}") for s in range(args.seeds) for m in METHODS]
+            paths = [os.path.join(args.out, f"{workload}_{m}_seed{s}") for s in range(args.seeds)
+                     for m in args.methods]
         else:
-            paths = run_all(workload, args.seeds, args.out)
+            paths = run_all(workload, args.seeds, args.out, tuple(args.methods))
         if not args.runs_only:
             report(workload, paths, args.docs)
     return 0

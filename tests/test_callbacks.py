@@ -5,16 +5,26 @@ from __future__ import annotations
 import os
 
 import pytest
-from engine_fakes import FakeExecutor, counting_script
 
 from pbtlab import tune
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import CallbackError, ConfigError
+from pbtlab.executors.simulated import SimulatedExecutor
 from pbtlab.tuner import Tuner
 
 
 def never_called(config):
     raise AssertionError("not run")
+
+
+def scores(score, checkpoint_every=1):
+    """A simulator whose trials report ``score(iteration)`` (no trainable runs)."""
+    return SimulatedExecutor(lambda config, iteration, state: {"score": score(iteration)},
+                             checkpoint_every=checkpoint_every)
+
+
+def fails(config, iteration, state):
+    raise RuntimeError("boom")
 
 
 class Recorder(tune.Callback):
@@ -61,7 +71,7 @@ def fit(executor, storage, callbacks, **run):
 
 def test_hooks_are_called_in_rays_order(storage):
     recorder = Recorder()
-    fit(FakeExecutor(counting_script(lambda tid, it: 1.0, checkpoint_every=2)), storage, [recorder],
+    fit(scores(lambda it: 1.0, checkpoint_every=2), storage, [recorder],
         stop={"training_iteration": 2})
     assert recorder.calls == [
         ("setup", 1, 2),
@@ -75,7 +85,7 @@ def test_hooks_are_called_in_rays_order(storage):
 
 def test_failures_call_recover_then_error(storage):
     recorder = Recorder()
-    fit(FakeExecutor(lambda tid, start, n: ("error", "boom")), storage, [recorder],
+    fit(SimulatedExecutor(fails), storage, [recorder],
         failure_config=FailureConfig(max_failures=1))
     first = [c for c in recorder.calls if c[0] in ("start", "recover", "error") and c[1] == "00000"]
     assert first == [("start", "00000"), ("recover", "00000"), ("start", "00000"), ("error", "00000")]
@@ -105,7 +115,7 @@ def test_trials_seen_by_callbacks_are_read_only_views(storage):
             trial.config["x"] = 42  # the callback's own copy
             seen["path"], seen["n"] = trial.path, len(trials)
 
-    results = fit(FakeExecutor(counting_script(lambda tid, it: 1.0)), storage, [Peek()],
+    results = fit(scores(lambda it: 1.0), storage, [Peek()],
                   stop={"training_iteration": 1})
     assert [r.config["x"] for r in results] == [0, 1]
     assert seen == {"path": results[1].path, "n": 2}
@@ -117,13 +127,13 @@ def test_a_raising_callback_stops_the_run_and_it_can_be_resumed(storage):
             if result["training_iteration"] == 3 and str(trial).endswith("1"):
                 raise ValueError("bad callback")
 
-    executor = FakeExecutor(counting_script(lambda tid, it: float(it), checkpoint_every=1))
+    executor = scores(float)
     with pytest.raises(CallbackError, match=r"callback Boom.on_trial_result raised ValueError: bad callback"):
         fit(executor, storage, [Boom()], stop={"training_iteration": 4})
     path = os.path.join(storage, "run")
     resumed = Tuner.restore(path, never_called, run_config=RunConfig(
         verbose=0, stop={"training_iteration": 4},
-        executor=FakeExecutor(counting_script(lambda tid, it: float(it), checkpoint_every=1)))).fit()
+        executor=scores(float))).fit()
     for result in resumed:
         assert [r["training_iteration"] for r in result.history()] == [1, 2, 3, 4]
         assert [r["score"] for r in result.history()] == [1.0, 2.0, 3.0, 4.0]

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from engine_fakes import FakeExecutor
 from pbtlab import tune
 from pbtlab.config import CheckpointConfig, RunConfig, TuneConfig
 from pbtlab.errors import ConfigError
+from pbtlab.executors.simulated import SimulatedExecutor
 from pbtlab.tuner import Tuner
 
 SCORES = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]  # the score reported at iterations 1..6, each with a checkpoint
@@ -20,12 +20,11 @@ def never_called(config):
 
 
 def run(storage, **checkpoint):
-    def script(tid, start, n):
-        return ("report", {"score": SCORES[start + n]}, True)
+    executor = SimulatedExecutor(lambda config, iteration, state: {"score": SCORES[iteration - 1]})
 
     return Tuner(never_called, param_space={"x": 1},
                  tune_config=TuneConfig(metric="score", mode="max", seed=0),
-                 run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=FakeExecutor(script),
+                 run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=executor,
                                       stop={"training_iteration": 6},
                                       checkpoint_config=CheckpointConfig(**checkpoint))).fit()
 

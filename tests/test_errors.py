@@ -12,6 +12,7 @@ import pytest
 import pbtlab
 from pbtlab import tune, Tuner, TuneConfig
 from pbtlab.errors import ConfigError, ExperimentError, PbtlabError, ReportError, TrialError
+from pbtlab.executors.simulated import SimulatedExecutor
 from pbtlab.schedulers import PopulationBasedTraining
 
 MUT = {"lr": tune.uniform(0.0, 1.0)}
@@ -78,9 +79,23 @@ def test_pbt_mutations(mutations, fragments):
     raises(ConfigError, lambda: PopulationBasedTraining(hyperparam_mutations=mutations), *fragments)
 
 
-def test_explore_only_or_custom_fn_needs_no_mutations():
-    PopulationBasedTraining(custom_explore_fn=lambda c: c)
-    PopulationBasedTraining(explore=False)
+@pytest.mark.parametrize(("options", "explored_lr"), [
+    ({"custom_explore_fn": lambda config: {**config, "lr": 0.5}}, 0.5),  # the function's config
+    ({"explore": False}, 0.2),  # the donor's config, unchanged
+])
+def test_explore_only_or_custom_fn_needs_no_mutations(storage, options, explored_lr):
+    """Neither needs hyperparam_mutations, and each explores as it says: the trial with lr=0.1 clones the
+    one with lr=0.2 at iteration 2 (trials played by the simulated executor)."""
+    scheduler = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2,
+                                        quantile_fraction=0.5, synch=True, **options)
+    executor = SimulatedExecutor(lambda config, iteration, state: {"score": iteration * config["lr"]})
+    results = Tuner(executor.trainable, param_space={"lr": tune.grid_search([0.1, 0.2])},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=scheduler),
+                    run_config=tune.RunConfig(storage_path=storage, verbose=0, executor=executor,
+                                              stop={"training_iteration": 3})).fit()
+    (explore,) = results.events_of("explore")
+    assert (explore["trial_id"], explore["donor"]) == (results[0].trial_id, results[1].trial_id)
+    assert explore["new_config"] == {"lr": explored_lr} == results[0].config
 
 
 # -- config objects ------------------------------------------------------------------------------------------

@@ -77,13 +77,6 @@ def run_mnist_example(tmp_path, name, *args):
                       timeout=600)
 
 
-def pbtlab_has(scheduler_name):
-    import pbtlab.schedulers
-    from pbtlab.unsupported import UnsupportedName
-
-    return not isinstance(getattr(pbtlab.schedulers, scheduler_name), UnsupportedName)
-
-
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["pbt_convnet_function_example.py", "pbt_convnet_example.py"])
@@ -111,11 +104,9 @@ def test_rays_convnet_pbt_function_example_full_run_exploits(tmp_path):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_rays_mnist_trainable_example_runs_or_names_asha(tmp_path):
+def test_rays_mnist_trainable_example_runs_with_pbtlabs_asha(tmp_path):
     done = run_mnist_example(tmp_path, "mnist_pytorch_trainable.py", "--smoke-test")
-    if pbtlab_has("ASHAScheduler"):
-        assert done.returncode == 0, done.stderr
-        assert "Best config is:" in done.stdout
-    else:  # until pbtlab has ASHA: the import worked, the use gives the documented error
-        assert done.returncode == 2
-        assert "ray.tune.schedulers.ASHAScheduler is not supported by pbtlab: " in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "Best config is:" in done.stdout
+    (run_dir,) = glob.glob(str(tmp_path / "pbtlab_results" / "*"))
+    assert events_of(run_dir)[0]["scheduler"]["type"] == "AsyncHyperBandScheduler"

@@ -63,13 +63,13 @@ def test_report_is_self_contained_and_complete(toy_run, tmp_path):
     text = _read(path)
     assert "<link" not in text and 'src="http' not in text and "src='http" not in text and "@import" not in text
     images = _images(text)
-    assert [mime for mime, _ in images] == ["image/png", "image/gif", "image/png", "image/png", "image/png"]
+    assert [mime for mime, _ in images] == ["image/png", "image/gif"] + ["image/png"] * 4  # founder shares added
     assert all(data[:4] in (b"\x89PNG", b"GIF8") and len(data) > 5_000 for _, data in images)
     assert text.count("<img ") == len(images)  # every image is embedded
     for heading in ("Settings", "Final table", "Interactive plots", "Figures", "Lineage", "Event log"):
         assert f">{heading}</h2>" in text
     # the interactive plots: plotly.js once, one Plotly figure per plot, nothing loaded from elsewhere
-    assert text.count("Plotly.newPlot(") == 3 and text.count('class="pbtlab-plot"') == 3
+    assert text.count("Plotly.newPlot(") == 5 and text.count('class="pbtlab-plot"') == 5
     static = write_report(toy_run, tmp_path / "static.html", interactive=False, animation=False)
     assert "<script" not in _read(static) and os.path.getsize(static) < os.path.getsize(path) / 3
     exploits = [e for e in toy_run.events if e["event"] == "exploit"]
@@ -98,7 +98,7 @@ def test_report_cli_defaults_to_the_run_directory(toy_run, capsys, monkeypatch):
     path = os.path.join(toy_run.experiment_path, "report.html")
     assert capsys.readouterr().out.strip() == f"Wrote {path}"
     text = _read(path)
-    assert "data:image/gif" not in text and len(_images(text)) == 4
+    assert "data:image/gif" not in text and len(_images(text)) == 5
 
 
 def test_report_bad_arguments(toy_run, tmp_path, capsys):
@@ -155,4 +155,4 @@ def test_report_renders_in_headless_chromium_without_console_errors(toy_run, tmp
     probed.write_text(_read(report).replace("</body>", IMAGE_PROBE + "</body>"),
                       encoding="utf-8")
     messages, _ = _console(chromium, str(probed), str(tmp_path / "profile2"))
-    assert len(messages) == 1 and '"IMAGES-DECODED 5/5"' in messages[0], messages
+    assert len(messages) == 1 and '"IMAGES-DECODED 6/6"' in messages[0], messages

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from engine_fakes import FakeExecutor
 from pbtlab import tune
 from pbtlab.config import RunConfig, TuneConfig
 from pbtlab.errors import ConfigError
+from pbtlab.executors.simulated import SimulatedExecutor
 from pbtlab.tuner import Tuner
 
 
@@ -17,13 +17,13 @@ def never_called(config):
     raise AssertionError("not run")
 
 
-def script(fail):
-    def step(tid, start, n):
-        iteration = start + n + 1
-        if fail and tid.endswith("0") and iteration == 3:
-            return ("error", "boom")
-        return ("report", {"score": float(iteration)}, True)
-    return step
+def simulator(fail):
+    """Trials report their iteration, with a checkpoint each time; with ``fail``, trial x=0 fails at iteration 3."""
+    def result(config, iteration, state):
+        if fail and config["x"] == 0 and iteration == 3:
+            raise RuntimeError("boom")
+        return {"score": float(iteration)}
+    return SimulatedExecutor(result)
 
 
 class InterruptTrialOne(tune.Callback):
@@ -37,14 +37,14 @@ def interrupted_run(storage):
     with pytest.raises(KeyboardInterrupt):
         Tuner(never_called, param_space={"x": tune.grid_search([0, 1])},
               tune_config=TuneConfig(metric="score", mode="max", seed=0, max_concurrent_trials=1),
-              run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=FakeExecutor(script(True)),
+              run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=simulator(True),
                                    stop={"training_iteration": 4}, callbacks=[InterruptTrialOne()])).fit()
     return os.path.join(storage, "run")
 
 
 def restore(path, **flags):
     return Tuner.restore(path, never_called, run_config=RunConfig(
-        verbose=0, stop={"training_iteration": 4}, executor=FakeExecutor(script(False))), **flags).fit()
+        verbose=0, stop={"training_iteration": 4}, executor=simulator(False)), **flags).fit()
 
 
 def iterations(result):

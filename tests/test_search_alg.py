@@ -151,8 +151,10 @@ def test_ray_only_tune_config_arguments_are_errors():
 def test_ray_schedulers_are_named():
     with pytest.raises(ConfigError, match="Ray's PopulationBasedTraining: import it from pbtlab.schedulers"):
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.pbt", "PopulationBasedTraining"))
-    with pytest.raises(ConfigError, match="Ray's AsyncHyperBandScheduler is not supported"):
+    with pytest.raises(ConfigError, match="Ray's AsyncHyperBandScheduler: import it from pbtlab.schedulers"):
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.async_hyperband", "AsyncHyperBandScheduler"))
+    with pytest.raises(ConfigError, match="Ray's HyperBandForBOHB is not supported"):
+        TuneConfig(scheduler=_foreign("ray.tune.schedulers.hb_bohb", "HyperBandForBOHB"))
     with pytest.raises(ConfigError, match="Ray's PB2: import it from pbtlab.schedulers"):
         TuneConfig(scheduler=_foreign("ray.tune.schedulers.pb2", "PB2"))
 

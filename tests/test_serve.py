@@ -17,7 +17,6 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
-pytest.importorskip("plotly")
 
 from pbtlab.analysis.lineage import run_data
 from pbtlab.examples.runs import run_toy_pbt
@@ -202,7 +201,7 @@ def test_killed_then_resumed_run_shows_stopped_then_finished_and_resumed(tmp_pat
     "/etc", "0/runs/p2/00000", "0/\\..\\..", "0/runs/p2\x00", "x/runs/p2", "",
 ])
 def test_experiment_ids_outside_the_served_folders_are_refused(server, experiment_id):
-    for endpoint in ("snapshot", "events", "best"):
+    for endpoint in ("snapshot", "events", "best", "rungs"):
         status, body = get(server, f"/api/{endpoint}?id={urllib.parse.quote(experiment_id, safe='/%')}")
         assert status == 404 and "error" in body
 
@@ -248,13 +247,16 @@ def test_the_server_is_read_only_and_rejects_foreign_host_names(server):
     connection.close()
 
 
-def test_static_files_are_a_fixed_list_and_plotly_comes_from_the_package(server):
-    import plotly
+def test_static_files_are_a_fixed_list_and_plotly_is_the_basic_bundle_shipped_with_pbtlab(server):
+    import hashlib
+
+    from pbtlab.serve.figures import PLOTLY_BASIC_SHA256, plotly_js_path
 
     status, body = raw_get(server, "/static/plotly.min.js")
-    packaged = os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js")
-    with open(packaged, "rb") as handle:
+    with open(plotly_js_path(), "rb") as handle:
         assert status == 200 and body == handle.read()
+    assert body.startswith(b"/**\n* plotly.js (basic - minified) v4.1.1")
+    assert hashlib.sha256(body).hexdigest() == PLOTLY_BASIC_SHA256  # the npm package's file, unchanged
     assert raw_get(server, "/static/app.py")[0] == 404 and raw_get(server, "/static/index.html")[0] == 404
 
 
@@ -329,7 +331,7 @@ def test_plotly_labels_escape_markup(hostile):
 
 def test_interactive_html_inlines_plotly_and_cannot_be_closed_by_data(hostile):
     fragment = interactive_html(LiveView(str(hostile / "evil")).read_run()[0])
-    assert fragment.count("</script>") == 4 and XSS not in fragment and "<img" not in fragment
+    assert fragment.count("</script>") == 6 and XSS not in fragment and "<img" not in fragment
     assert "https://" not in fragment.split("</script>", 1)[1]  # figures reference nothing online
     assert 'id="pbtlab-lineage"' in fragment
 
@@ -464,3 +466,79 @@ def test_an_interrupted_run_shows_as_interrupted_not_finished(tmp_path):
     assert "2 of 2 trials unfinished" in status["label"] and "pbtlab resume" in status["label"]
     snapshot = LiveView(path).snapshot()
     assert snapshot["status"]["state"] == "interrupted"
+
+
+# -- scale: figures built once and shared, population views, compressed updates --------------------------------------
+def test_figures_are_built_once_per_state_of_the_files_and_shared_between_visitors(tmp_path, finished, monkeypatch):
+    import pbtlab.serve.figures as figures_module
+    from pbtlab.serve.live import SnapshotReaders
+
+    source = finished / "runs" / "p2"
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    built = []
+    original = figures_module.build_figures
+    monkeypatch.setattr(figures_module, "build_figures", lambda run: built.append(run) or original(run))
+    readers = SnapshotReaders()
+    first, _ = readers.open(str(copy))
+    second, _ = readers.open(str(copy))
+    population = readers.population(str(copy))
+    assert len(built) == 1 and first["figures"] == second["figures"] and first["id"] != second["id"]
+    assert population["figures"]["founders"] == first["figures"]["founders"]
+    with open(copy / "events.jsonl", "ab") as handle:
+        handle.write(b"".join(events[50:60]))
+    third, _ = readers.open(str(copy))
+    assert len(built) == 2 and third["num_events"] == 60  # appended lines: built again, once
+    readers.population(str(copy))
+    assert len(built) == 2
+
+
+def test_population_endpoint_and_forms_follow_the_population_size(server, finished):
+    status, data = get(server, "/api/population?id=0/runs/p2")
+    assert status == 200 and sorted(data["figures"]) == ["founders", "hyperparameters"]  # 2 trials: lines, lanes
+    expected = json.loads(json.dumps(build_figures(run_data(str(finished / "runs" / "p2")))))
+    assert data["figures"]["founders"] == expected["founders"]
+    founders = data["figures"]["founders"]["data"]
+    assert all(abs(sum(t["y"][i] for t in founders) - 1) < 1e-9 for i in range(len(founders[0]["x"])))
+    assert get(server, "/api/population?id=0/../etc")[0] == 404
+
+
+def test_the_update_stream_is_gzip_compressed_and_flushed_per_message(finished, tmp_path):
+    import zlib
+
+    from pbtlab.serve.app import start_server
+
+    copy = tmp_path / "root" / "p2"
+    shutil.copytree(finished / "runs" / "p2", copy)
+    events = (copy / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:40]))
+    running = start_server([str(tmp_path / "root")], poll_interval=0.1)
+    try:
+        status, snap = get(running, "/api/snapshot?id=0/p2")
+        assert status == 200 and snap["num_events"] == 40
+        host, port = running.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=20)
+        connection.request("GET", f"/api/stream?view={snap['id']}", headers={"Accept-Encoding": "gzip"})
+        response = connection.getresponse()
+        assert response.getheader("Content-Encoding") == "gzip"
+        decoder = zlib.decompressobj(31)
+        text = decoder.decompress(response.read1(65536)).decode()
+        assert text == "retry: 5000\n\n"  # decodable on its own: flushed, not buffered
+        with open(copy / "events.jsonl", "ab") as handle:
+            handle.write(b"".join(events[40:45]))
+        while "event: delta" not in text or not text.endswith("\n\n"):
+            text += decoder.decompress(response.read1(65536)).decode()
+        delta = json.loads(text.split("event: delta\ndata: ", 1)[1].split("\n", 1)[0])
+        assert [e["seq"] for e in delta["events"]] == [json.loads(line)["seq"] for line in events[40:45]]
+        connection.close()
+    finally:
+        running.stop()
+
+
+def test_the_server_and_the_report_need_no_plotly_package():
+    code = ("import sys; sys.modules['plotly'] = None; import pbtlab.serve.app; "
+            "from pbtlab.serve.figures import plotly_js_path; print(plotly_js_path().endswith('plotly-basic.min.js'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

@@ -144,7 +144,8 @@ def test_live_run_table_curves_lineage_follow_the_files_and_clicks_highlight(bro
         events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
         n = len(finished.trials)
         watched.wait("() => !window.pbtlab.timer && window.pbtlab.dirty.size === 0 && !window.pbtlab.bestFetch "
-                     "&& !window.pbtlab.bestWait", "all updates drawn")
+                     "&& !window.pbtlab.bestWait && !window.pbtlab.populationFetch && !window.pbtlab.populationWait "
+                     "&& !window.pbtlab.populationStale", "all updates drawn")
         drawn = watched.js("() => ['metric', 'lineage'].map(n => document.getElementById('plot-' + n)"
                            "._fullLayout.xaxis.range[1])")
         assert min(drawn) >= 60  # what Plotly drew was recomputed up to the last iteration, not only the model
@@ -158,6 +159,9 @@ def test_live_run_table_curves_lineage_follow_the_files_and_clicks_highlight(bro
             assert (lineage[k]["x"], lineage[k]["y"]) == (expected["lineage"]["data"][k]["x"],
                                                           expected["lineage"]["data"][k]["y"]), k
         assert len(lineage[n]["x"]) == 3 * sum(e["event"] == "exploit" for e in events) > 0
+        for name in ("founders", "hyperparameters"):  # rebuilt by the server as the run grew
+            drawn = page_figure(watched, name)
+            assert [(t["x"], t["y"]) for t in drawn] == [(t["x"], t["y"]) for t in expected[name]["data"]], name
         schedule = page_figure(watched, "schedule")
         assert [(t["x"], t["y"]) for t in schedule] == [(t["x"], t["y"]) for t in expected["schedule"]["data"]]
         table = watched.js("() => [...document.querySelectorAll('#trials tbody tr')].map(r => "
@@ -291,28 +295,38 @@ def test_markup_in_names_stays_text_and_damaged_files_show_as_such(browser, tmp_
         server.stop()
 
 
-def test_a_large_population_is_drawn_as_one_trace_and_clicks_still_select(browser, tmp_path):
+def test_a_large_population_is_drawn_as_a_population_and_clicks_still_select(browser, tmp_path):
     from pbtlab.examples.runs import run_toy_pbt
     from pbtlab.serve.app import start_server
 
     root = tmp_path / "root"
     run_toy_pbt(population=48, seed=1, iterations=8, storage_path=str(root), name="many")
+    expected = json.loads(json.dumps(build_figures(LiveView(str(root / "many")).read_run()[0])))
     server = start_server([str(root)])
     watched = Watched(browser)
     try:
         watched.page.goto(server.url + "/experiment?id=0/many")
         watched.wait("() => window.pbtlab && window.pbtlab.readyMs", "the drawn page")
-        traces = watched.js("() => document.getElementById('plot-metric').data.map(t => t.name)")
-        assert traces[:2] == ["trials", "jumps"] and len(traces) == 3  # all trials, jumps, the best on top
-        merged = watched.js("() => document.getElementById('plot-metric').data[0]")
-        model = watched.js("() => window.pbtlab.figs.metric.data.slice(0, 48).map(t => t.x.length + 1)")
-        assert len(merged["x"]) == sum(model) and set(merged["customdata"]) - {None} == set(
-            watched.js("() => window.pbtlab.order"))
+        # above 16 trials the metric is the population's quantile bands with the top 5 trials as lines
+        metric = page_figure(watched, "metric")
+        assert [t["name"] for t in metric][:5] == ["5%–95% of trials"] * 2 + ["25%–75% of trials"] * 2 + ["median"]
+        assert [(t["x"], t["y"]) for t in metric] == [(t["x"], t["y"]) for t in expected["metric"]["data"]]
+        assert sum(t["name"].startswith(("best ", "#")) for t in metric) == 5
+        # founder shares and hyperparameter bands as the server built them
+        for name in ("founders", "hyperparameters"):
+            drawn = page_figure(watched, name)
+            assert [(t["x"], t["y"]) for t in drawn] == [(t["x"], t["y"]) for t in expected[name]["data"]], name
+        founders = page_figure(watched, "founders")
+        totals = [sum(t["y"][i] for t in founders) for i in range(len(founders[0]["x"]))]
+        assert all(abs(total - 1) < 1e-6 for total in totals)
+        # the lineage's 48 lanes are one merged trace; clicking a trial in the table draws it on top
+        traces = watched.js("() => document.getElementById('plot-lineage').data.map(t => t.name)")
+        assert traces[0] == "lanes" and len(traces) == 4  # lanes, exploits, ancestry, best
         target = watched.js("() => window.pbtlab.order[5]")
         watched.page.click(f"#trials tbody tr[data-trial='{target}']")
-        watched.wait("() => document.getElementById('plot-metric').data.some(t => t.name === 'selected')",
+        watched.wait("() => document.getElementById('plot-lineage').data.some(t => t.name === 'selected')",
                      "the selected trial drawn on top")
-        on_top = watched.js("() => document.getElementById('plot-metric').data.find(t => t.name === 'selected')")
+        on_top = watched.js("() => document.getElementById('plot-lineage').data.find(t => t.name === 'selected')")
         assert on_top["meta"]["trial"] == target
         assert watched.errors == [] and watched.dialogs == []
     finally:

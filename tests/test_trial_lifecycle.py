@@ -114,15 +114,19 @@ def test_a_forkserver_worker_waits_for_a_busy_driver(storage):
 
 # -- callbacks: after the scheduler's decision, with a copy of the result ---------------------------------------
 
-from engine_fakes import FakeExecutor, counting_script  # noqa: E402
-
 from pbtlab.callbacks import Callback  # noqa: E402
+from pbtlab.executors.simulated import SimulatedExecutor  # noqa: E402
 from pbtlab.schedulers import Action, Decision, FIFOScheduler  # noqa: E402
 from pbtlab.schedulers.base import HyperparamChange, Perturbation, TrialScheduler  # noqa: E402
 
 
 def never_called(config):
-    raise AssertionError("the fake executor runs no trainable")
+    raise AssertionError("the simulated executor runs no trainable")
+
+
+def counting(**options):
+    """A simulator whose trials report their iteration as the score (no trainable runs)."""
+    return SimulatedExecutor(lambda config, iteration, state: {"score": float(iteration)}, **options)
 
 
 class RecordingScheduler(FIFOScheduler):
@@ -151,7 +155,7 @@ def test_callbacks_see_a_result_after_the_scheduler_decided_and_get_their_own_co
                     tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=RecordingScheduler(log)),
                     run_config=RunConfig(storage_path=storage, name="run", verbose=0, callbacks=[Meddler(log)],
                                          stop={"training_iteration": 3},
-                                         executor=FakeExecutor(counting_script(lambda tid, it: float(it))))).fit()
+                                         executor=counting())).fit()
     trial_id = results[0].trial_id
     assert log == [("scheduler", trial_id, 1, 1.0), ("callback", trial_id, 1, 1.0),
                    ("scheduler", trial_id, 2, 2.0), ("callback", trial_id, 2, 2.0),
@@ -190,8 +194,7 @@ def test_an_exploit_without_scores_is_logged_and_recorded(storage, verbose, capl
                         tune_config=TuneConfig(metric="score", mode="max", seed=0, scheduler=UnscoredCloner()),
                         run_config=RunConfig(storage_path=storage, name="run", verbose=verbose,
                                              stop={"training_iteration": 4},
-                                             executor=FakeExecutor(counting_script(lambda tid, it: float(it)),
-                                                                   concurrency=2))).fit()
+                                             executor=counting(concurrency=2))).fit()
     (exploit,) = results.events_of("exploit")
     assert (exploit["donor_score"], exploit["target_score"]) == (None, None)
     assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
@@ -199,28 +202,6 @@ def test_an_exploit_without_scores_is_logged_and_recorded(storage, verbose, capl
 
 
 # -- stop_all() and the time budget never send SAVE to a trial inside an iteration ------------------------------
-
-
-class OneCommandOutstanding(FakeExecutor):
-    """The fake executor, strict about the protocol: a trial inside an iteration (its message not yet
-    returned by wait()) may get STOP, and nothing else."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.answerable: set[str] = set()
-        self.commands: list[tuple[str, str]] = []
-
-    def wait(self):
-        trial_id, message = super().wait()
-        self.answerable.add(trial_id)
-        return trial_id, message
-
-    def send(self, trial_id, command):
-        self.commands.append((trial_id, command.kind.value))
-        if command.kind.value != "stop":
-            assert trial_id in self.answerable, f"{command.kind.value} sent to {trial_id} inside an iteration"
-            self.answerable.discard(trial_id)
-        super().send(trial_id, command)
 
 
 class StopAllAfter(tune.Stopper):
@@ -236,23 +217,18 @@ class StopAllAfter(tune.Stopper):
         return self.seen >= self.results
 
 
-def saving_trainable(config):  # stands for a class trainable: the engine may ask it for checkpoints (SAVE)
-    raise AssertionError("the fake executor runs no trainable")
-
-
-saving_trainable.saves_on_request = True
-
-
 def test_stop_all_sends_no_save_to_a_trial_inside_an_iteration(storage):
     from pbtlab.config import CheckpointConfig
 
-    executor = OneCommandOutstanding(counting_script(lambda tid, it: float(it), checkpoint_every=100), concurrency=2)
-    results = Tuner(saving_trainable, param_space={"x": tune.grid_search([0, 1])},
+    # The simulator raises on a command other than STOP to a trial inside an iteration; its stand-in trainable
+    # answers SAVE, as a class trainable does, so checkpoint_at_end would ask for one.
+    executor = counting(checkpoint_every=0, concurrency=2)
+    results = Tuner(executor.trainable, param_space={"x": tune.grid_search([0, 1])},
                     tune_config=TuneConfig(metric="score", mode="max", seed=0),
                     run_config=RunConfig(storage_path=storage, name="run", verbose=0, stop=StopAllAfter(3),
                                          checkpoint_config=CheckpointConfig(checkpoint_at_end=True),
                                          executor=executor)).fit()
-    assert ("save" not in {kind for _, kind in executor.commands})
+    assert "save" not in {command.kind for command in executor.sent}
     assert [e["reason"] for e in results.events_of("trial_complete")] == ["stop_all", "stop_all"]
     assert results.events_of("checkpoint_saved") == []
 

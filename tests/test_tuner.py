@@ -8,6 +8,7 @@ import tempfile
 
 import pytest
 
+import pbtlab.session
 from pbtlab import ConfigError, RunConfig, Tuner, TuneConfig, load_results, tune
 from pbtlab.analysis import ResultGrid
 from pbtlab.examples.runs import run_toy_pbt
@@ -28,7 +29,20 @@ def fit(fn, storage, param_space, stop=None, **tune_kwargs):
 
 
 # -- automatic fields -----------------------------------------------------------------------------------------------
-def test_automatic_result_fields(storage):
+class SteppingClock:
+    """Stands in for the session's ``time`` module: each ``perf_counter()`` reads 0.25 s later than the last."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 0.25
+        return self.now
+
+
+def test_automatic_result_fields(storage, monkeypatch):
+    # A trial's iteration is timed by two clock reads (after the last report, at this one): 0.25 s here.
+    monkeypatch.setattr(pbtlab.session, "time", SteppingClock())
     results = fit(counter, storage, {"x": tune.grid_search([1, 2]), "steps": 5})
     for result in results:
         rows = result.history()
@@ -38,12 +52,9 @@ def test_automatic_result_fields(storage):
         assert all(r["trial_id"] == result.trial_id for r in rows)
         assert all(r["config"] == {"x": result.config["x"], "steps": 5} for r in rows)
         assert all(isinstance(r["timestamp"], int) for r in rows)
-        total = 0.0
-        for r in rows:
-            assert r["time_this_iter_s"] >= 0
-            total += r["time_this_iter_s"]
-            assert r["time_total_s"] == pytest.approx(total)
-            assert r["time_since_restore"] == pytest.approx(total)
+        assert [r["time_this_iter_s"] for r in rows] == [0.25] * 5
+        assert [r["time_total_s"] for r in rows] == [0.25, 0.5, 0.75, 1.0, 1.25]
+        assert [r["time_since_restore"] for r in rows] == [0.25, 0.5, 0.75, 1.0, 1.25]
         assert result.metrics["done"] is True and result.status == "TERMINATED"
         assert result.metrics["a"] == 5 * result.config["x"]
         ends = [e for e in results.events_of("trial_complete") if e["trial_id"] == result.trial_id]

@@ -9,16 +9,19 @@ The rules, stated once:
 - **Compute** is the number of trial-iterations run (one reported row = one iteration, restarts after an
   exploit included). Trials are taken to advance in lockstep: every trial's k-th report comes before any
   trial's (k+1)-th. That is exact for synchronous PBT and for searches whose trials all run at once, and it
-  does not depend on wall-clock time, so the curves are reproducible.
+  does not depend on wall-clock time, so the curves are reproducible. A run with fewer slots
+  (``max_concurrent_trials``) than trials, such as ASHA starting new trials as it stops others, advances in
+  lockstep on its slots: each trial takes the first free slot, in the order trials first started, and
+  holds it for as many iterations as it reported.
 - **Best so far** at a compute value is the best metric any trial of the run had reported by then (max or
   min by the experiment's mode).
 - **Equal compute**: every run is evaluated on the same compute grid, up to the smallest total compute of
   the runs compared; a run has no value before its first round of reports.
 - **Method** (``group_by="scheduler"``, the default, see :func:`method_of`): ``PBT`` for
   PopulationBasedTraining (``PBT (clip)``, ``PBT (ttest)``, ... when a strategy option differs from Ray's
-  default), the scheduler's type name for any other scheduler, else ``grid search`` when
-  the param_space holds a ``grid_search``, ``random search`` when it holds sampled domains only, else
-  ``fixed``. ``group_pattern`` overrides it: a regular expression searched in the run directory's name,
+  default), ``ASHA`` / ``HyperBand`` for those schedulers, the scheduler's type name for any other, else
+  ``grid search`` when the param_space holds a ``grid_search``, ``random search`` when it holds sampled
+  domains only, else ``fixed``. ``group_pattern`` overrides it: a regular expression searched in the run directory's name,
   whose first group (or whole match) is the method, e.g. ``r"^(.*)_seed\\d+$"``. Methods are listed in the
   order their runs are given, with ``PBT`` (the reference of the "vs PBT" column) first.
 - **Interval**: mean over the runs of a method (its seeds) ± Student's t (0.975 quantile, n-1 degrees of
@@ -132,6 +135,10 @@ def _space_kinds(space: Any) -> set[str]:
     return kinds
 
 
+#: Scheduler types shown under their usual short name.
+SHORT_NAMES = {"AsyncHyperBandScheduler": "ASHA", "HyperBandScheduler": "HyperBand"}
+
+
 def method_of(experiment: Mapping[str, Any]) -> str:
     """The method of a run, from its experiment.json (the default grouping rule, see the module doc).
     PBT runs with one of the paper's strategy options name it, so that variants are compared apart.
@@ -143,6 +150,8 @@ def method_of(experiment: Mapping[str, Any]) -> str:
         >>> method_of({"scheduler": {"type": "PopulationBasedTraining", "exploit_strategy": "ttest",
         ...                          "perturb_bounds": "reflect"}})
         'PBT (ttest, reflect)'
+        >>> method_of({"scheduler": {"type": "AsyncHyperBandScheduler"}})
+        'ASHA'
         >>> method_of({"scheduler": None, "param_space": {"lr": "tune.grid_search([0.1, 0.01])"}})
         'grid search'
         >>> method_of({"scheduler": None, "param_space": {"lr": "tune.loguniform(0.001, 0.1)"}})
@@ -153,7 +162,7 @@ def method_of(experiment: Mapping[str, Any]) -> str:
     if kind == "PopulationBasedTraining" and isinstance(scheduler, Mapping):
         return "PBT" + _pbt_variant(scheduler)
     if kind and kind not in ("FIFOScheduler", "FIFO"):
-        return str(kind)
+        return SHORT_NAMES.get(str(kind), str(kind))
     kinds = _space_kinds(experiment.get("param_space"))
     if "grid" in kinds:
         return "grid search"
@@ -204,21 +213,48 @@ def run_curve(path: str, metric: str | None = None, mode: str | None = None, met
             else:
                 values.append(-math.inf)
         per_trial.append(values)
-    rounds = max((len(values) for values in per_trial), default=0)
-    if rounds == 0:
+    if not any(per_trial):
         raise ExperimentError(f"{path!r} has no reported results")
+    starts = _slot_starts(run, trial_ids, [len(values) for values in per_trial],
+                          experiment.get("max_concurrent_trials"))
+    rounds = max(start + len(values) for start, values in zip(starts, per_trial))
     compute = np.zeros(rounds)
     best = np.zeros(rounds)
     running, done = -math.inf, 0
     for k in range(rounds):
-        for values in per_trial:
-            if k < len(values):
+        for start, values in zip(starts, per_trial):
+            if start <= k < start + len(values):
                 done += 1
-                running = max(running, values[k])
+                running = max(running, values[k - start])
         compute[k], best[k] = done, running
     best = np.where(np.isfinite(best), sign * best, np.nan)
     return RunCurve(path=os.path.normpath(path), method=method or method_of(experiment), seed=experiment.get("seed"),
                     compute=compute, best=best, final_best=float(best[-1]))
+
+
+def _slot_starts(run: RunDir, trial_ids: Sequence[str], lengths: Sequence[int], slots: Any) -> list[int]:
+    """The round each trial's first report falls in: 0 for all when every trial has a slot; else each takes
+    the first free slot in the order trials first started (``trial_start`` events) and keeps it for its rows.
+
+        >>> _slot_starts(None, ["a", "b", "c"], [3, 1, 2], None)
+        [0, 0, 0]
+    """
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots >= sum(1 for n in lengths if n):
+        return [0] * len(trial_ids)
+    first_start: dict[str, int] = {}
+    for event in run.events():
+        if event.get("event") == "trial_start":
+            first_start.setdefault(str(event.get("trial_id")), int(event.get("seq", 0)))
+    order = sorted(range(len(trial_ids)), key=lambda i: (first_start.get(trial_ids[i], math.inf), i))
+    free_at = [0] * max(slots, 1)
+    starts = [0] * len(trial_ids)
+    for i in order:
+        if not lengths[i]:
+            continue
+        slot = min(range(len(free_at)), key=lambda j: (free_at[j], j))
+        starts[i] = free_at[slot]
+        free_at[slot] += lengths[i]
+    return starts
 
 
 def _interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

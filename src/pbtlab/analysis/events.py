@@ -23,6 +23,11 @@ from pbtlab.rundir.records import EventKind, Exploit, Explore, event_from_dict
 HIDDEN_FIELDS = frozenset({"seq", "event", "time", "traceback", "config", "old_config", "donor_config", "new_config"})
 
 
+#: Early-stopping decisions, described by the sentence the scheduler wrote (``message``).
+SCHEDULER_NOTES = frozenset({EventKind.RUNG_REACHED.value, EventKind.RUNG_PROMOTED.value,
+                             EventKind.RUNG_STOPPED.value, EventKind.MEDIAN_STOPPED.value})
+
+
 def format_field(value: Any) -> str:
     """A value as shown in an event line: floats to 6 significant digits, containers as JSON.
 
@@ -59,6 +64,8 @@ def describe_event(event: Mapping[str, Any]) -> str:
                             f"{format_field(c.get('new'))}" for c in record.changes)
         who = "" if record.donor is not None else " (explore only: own weights)"
         return f"{record.trial_id}{who}: {changes or 'no change'}"
+    if event.get("event") in SCHEDULER_NOTES and isinstance(event.get("message"), str):
+        return str(event["message"])  # the scheduler's own sentence: trial, rung, score and cutoff
     return ", ".join(f"{k}={format_field(v)}" for k, v in event.items() if k not in HIDDEN_FIELDS)
 
 

@@ -4,7 +4,8 @@ The controller is the one place where decisions become side effects. Everything 
 as an event (``pbtlab.rundir.records``); what a report becomes is in ``reports.py``, whether a failure is
 retried in ``failures.py``, which checkpoints go in ``retention.py``. It is built by ``build.py``.
 
-It runs with any executor; the tests drive it with a scripted fake one (``tests/engine_fakes.py``).
+It runs with any executor (``executors/base.py``); the tests drive it with the simulated one
+(``executors/simulated.py``), whose virtual clock is then the run's clock.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ def format_tag_value(value: Any) -> str:
 class Controller:
     """Runs an experiment: asks the scheduler, tells the executor, records everything.
 
-    ``elapsed_s`` is the run time already spent (a resumed run continues its time budget from it).
-    ``resources``: what each trial asked for (``tune.with_resources``); a trial starts only when the
-    executor says it fits (its optional ``fits``/``release``, see ``executors/base.py``).
+    ``elapsed_s`` is the run time already spent (a resumed run continues its time budget from it), on
+    the executor's ``clock()``. ``resources``: what each trial asked for (``tune.with_resources``); a
+    trial starts only when the executor says it fits (``fits``/``release``, see ``executors/base.py``).
     """
 
     def __init__(self, trainable: Callable[..., Any], store: ExperimentStore, trials: list[Trial],
@@ -137,8 +138,9 @@ class Controller:
         self._recovery: dict[str, tuple[Trial, int]] = {}
         self._save_due = False  # a recovery point advanced since the last save
         self._save_time_total = 0.0
+        self._wall_start = time.monotonic()  # saving's share of the run is measured in wall-clock time
         self._abort: BaseException | None = None
-        self.start_time = time.monotonic() - elapsed_s
+        self.start_time = executor.clock() - elapsed_s  # the run's clock: the executor's
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
         self.resources: dict[str, Resources] = dict(resources or {})
         self.log_to_file = log_file_names(run_config.log_to_file)
@@ -222,24 +224,23 @@ class Controller:
             self.reporter.close(self)
 
     def _over_budget(self) -> bool:
-        return elapsed_budget(self.start_time, self.tune_config.time_budget_s)
+        return elapsed_budget(self.executor.clock() - self.start_time, self.tune_config.time_budget_s)
 
     def _next_message(self) -> tuple[str, WorkerMessage] | None:
-        """The next message (kept ones first). On an executor that can ``poll``, with a time budget or a
-        stopper with ``stop_all()``: None when the run must end before a message comes (checked every
+        """The next message (kept ones first). With a time budget or a stopper with ``stop_all()``, through
+        the executor's ``poll``: None when the run must end before a message comes (checked every
         ``STOP_CHECK_INTERVAL_S`` and when the budget runs out), as Ray checks between results."""
         if self._stash:
             return self._stash.popleft()
-        poll = getattr(self.executor, "poll", None)
         budget = self.tune_config.time_budget_s
-        if poll is None or (budget is None and not self.stop_criteria.has_stop_all):
+        if budget is None and not self.stop_criteria.has_stop_all:
             return self.executor.wait()
         while True:
             timeout = STOP_CHECK_INTERVAL_S if self.stop_criteria.has_stop_all else None
             if budget is not None:
-                left = max(budget - (time.monotonic() - self.start_time), 0.0) + 0.01
+                left = max(budget - (self.executor.clock() - self.start_time), 0.0) + 0.01
                 timeout = left if timeout is None else min(timeout, left)
-            got = poll(timeout)
+            got = self.executor.poll(timeout)
             if got is not None:
                 return got
             if self.stop_criteria.check_stop_all() or self._over_budget():
@@ -265,19 +266,15 @@ class Controller:
 
     def _check_capacity(self) -> None:
         """A trial that asks for more than the executor has could never start: say so before running."""
-        check = getattr(self.executor, "capacity_error", None)
-        if check is None:
-            return
         for trial_id, resources in self.resources.items():
-            problem = check(resources)
+            problem = self.executor.capacity_error(resources)
             if problem is not None:
                 raise ConfigError(f"tune.with_resources: trial {trial_id} asks for {problem}; it could never "
                                   f"run on the {self.executor.name} executor (lower the request or declare more)")
 
     def _fits(self, trial_id: str) -> bool:
-        """Does the executor have room for the trial now (executors without ``fits`` always do)?"""
-        fits = getattr(self.executor, "fits", None)
-        return fits is None or bool(fits(trial_id, self.resources.get(trial_id)))
+        """Does the executor have room for the trial now?"""
+        return self.executor.fits(trial_id, self.resources.get(trial_id))
 
     def _fill_slots(self) -> None:
         free = self.max_concurrent - len(self.running)
@@ -301,9 +298,7 @@ class Controller:
 
     def _set_waiting(self, trial: Trial, status: TrialStatus) -> None:
         trial.status = status
-        release = getattr(self.executor, "release", None)
-        if release is not None:  # a paused or failed trial holds no resources until it runs again
-            release(trial.trial_id)
+        self.executor.release(trial.trial_id)  # a paused or failed trial holds no resources until it runs again
         self.running.discard(trial.trial_id)
         self.waiting[trial.trial_id] = trial
         self._unchecked.append(trial.trial_id)
@@ -596,6 +591,11 @@ class Controller:
             self._note(note)
         for perturbation in decision.perturbations:
             self._perturb(perturbation)
+        for trial_id in decision.stop:  # other trials the scheduler ends (the reporter ends through its action)
+            trial = self.by_id[trial_id]
+            if not trial.is_finished:
+                self._terminate(trial, "scheduler")
+                self._apply(self.scheduler.on_trial_complete(trial_id, self.population))
 
     def _note(self, note: DecisionNote) -> None:
         self.emit(EVENT_TYPES[EventKind(note.kind)], trial_id=note.trial_id, message=note.message, **note.data)
@@ -647,7 +647,7 @@ class Controller:
         period = self.run_config.state_save_period_s
         now = time.monotonic()
         if period is None:
-            allowed = self._save_time_total <= 0.05 * (now - self.start_time)
+            allowed = self._save_time_total <= 0.05 * (now - self._wall_start)
         elif period > 0:
             allowed = now - self._last_save >= max(period, 20 * self._save_cost)
         else:
@@ -697,7 +697,7 @@ class Controller:
             "scheduler": self.scheduler.state_dict(),
             "next_seq": self._seq,
             "saved_at": time.time(),
-            "elapsed_s": started - self.start_time,
+            "elapsed_s": self.executor.clock() - self.start_time,
             "rows_written": rows,
             "recovery": recovery_summary(records, rows),
         }, durable=durable)

@@ -110,6 +110,10 @@ def check_metric_reported(metric: str | None, trial_id: str, reported: Mapping[s
             "to one of those (a nested metric is named 'outer/inner')")
 
 
-def elapsed_budget(started: float, budget_s: float | None) -> bool:
-    """Has ``TuneConfig(time_budget_s)`` run out for a run whose clock started at ``started`` (monotonic)?"""
-    return budget_s is not None and math.isfinite(budget_s) and time.monotonic() - started > budget_s
+def elapsed_budget(elapsed_s: float, budget_s: float | None) -> bool:
+    """Has ``TuneConfig(time_budget_s)`` run out after ``elapsed_s`` seconds of the run?
+
+        >>> elapsed_budget(10.5, 10.0), elapsed_budget(9.0, 10.0), elapsed_budget(1e9, None)
+        (True, False, False)
+    """
+    return budget_s is not None and math.isfinite(budget_s) and elapsed_s > budget_s

@@ -238,6 +238,23 @@ def pb2_scheduler(perturbation_interval: int = 4, synch: bool = True, **override
     return pb2_like(pbt_scheduler(perturbation_interval, synch), **overrides)
 
 
+def asha_scheduler(max_t: int = 30, grace_period: int = 2, reduction_factor: float = 3,
+                   **overrides: Any) -> Any:
+    """ASHA (Ray's ``AsyncHyperBandScheduler``) over training iterations: trials sampled from
+    :func:`cartpole_search_space` run to ``max_t``, unless they fall below the top ``1/reduction_factor`` of the
+    trials that reached the same rung (rungs at ``grace_period * reduction_factor ** k``).
+
+        >>> asha_scheduler().milestones(0)
+        [2, 6, 18]
+    """
+    from pbtlab.schedulers import AsyncHyperBandScheduler
+
+    settings: dict[str, Any] = dict(time_attr="training_iteration", max_t=max_t, grace_period=grace_period,
+                                    reduction_factor=reduction_factor)
+    settings.update(overrides)
+    return AsyncHyperBandScheduler(**settings)
+
+
 def pbt_search_space(**overrides: Any) -> dict[str, Any]:
     """Alias of :func:`cartpole_search_space` (the name the PBT helpers share across workloads)."""
     return cartpole_search_space(**overrides)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pbtlab.errors import ExecutorError
+from pbtlab.executors.base import Executor
 from pbtlab.executors.pool import Allocation, ResourcePool
 from pbtlab.resources import Resources
 from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage
@@ -72,7 +73,7 @@ def worker_died(trial_id: str, how: str) -> ErrorMessage:
 Worker = TypeVar("Worker", bound=WorkerRecord)
 
 
-class DispatchExecutor(abc.ABC, Generic[Worker]):
+class DispatchExecutor(Executor, Generic[Worker]):
     """The executor protocol over a transport (see the module docstring); one worker per trial."""
 
     name: str

@@ -24,12 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pbtlab.errors import ConfigError, ExecutorError, describe
+from pbtlab.executors.base import Executor
 from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
 
-class InProcessExecutor:
+class InProcessExecutor(Executor):
     """Runs trials as threads of this process, strictly one at a time (the reference executor).
 
     Each report hands control from the trial's thread to the driver's and back. When the OS wakes

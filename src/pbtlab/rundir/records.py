@@ -47,6 +47,10 @@ class EventKind(str, enum.Enum):
     EXPLORE = "explore"
     EXPLOIT_SKIPPED = "exploit_skipped"
     UNRANKABLE_SCORE = "unrankable_score"
+    RUNG_REACHED = "rung_reached"
+    RUNG_PROMOTED = "rung_promoted"
+    RUNG_STOPPED = "rung_stopped"
+    MEDIAN_STOPPED = "median_stopped"
     TRIAL_ERROR = "trial_error"
     TRIAL_COMPLETE = "trial_complete"
     CHECKPOINT_DELETED = "checkpoint_deleted"
@@ -201,6 +205,62 @@ class UnrankableScore(Note):
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RungEvent(Note):
+    """A successive-halving decision (ASHA, HyperBand): the fields the rung kinds share."""
+
+    scheduler: str
+    bracket: int
+    rung: int | None
+    milestone: float | None
+    time_attr: str
+    time_value: float
+    metric: str
+    value: float | None
+    cutoff: float | None
+    num_compared: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RungReached(RungEvent):
+    """HyperBand paused ``trial_id`` at rung ``rung`` (``time_attr`` = ``milestone``) of ``bracket`` until the
+    bracket's other ``num_compared`` live trials get there; ``value`` is its metric there."""
+
+    kind: ClassVar[EventKind] = EventKind.RUNG_REACHED
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RungPromoted(RungEvent):
+    """``trial_id`` goes on past rung ``rung`` of ``bracket``: ``value`` is not below ``cutoff`` (the metric's own
+    units; None: nothing to compare with), among ``num_compared`` trials recorded at the rung."""
+
+    kind: ClassVar[EventKind] = EventKind.RUNG_PROMOTED
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RungStopped(RungEvent):
+    """``trial_id`` was stopped: ``reason`` "below_cutoff" (ASHA), "not_top" (HyperBand kept the best
+    1/reduction_factor of the bracket) or "max_t" (reached ``max_t``, the ``milestone``; ASHA's ``rung`` is None)."""
+
+    kind: ClassVar[EventKind] = EventKind.RUNG_STOPPED
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class MedianStopped(Note):
+    """MedianStoppingRule: ``trial_id``'s best ``value`` by ``time_value`` is worse than ``median``, the median of
+    ``num_compared`` other trials' running means; ``action`` "stop" (hard_stop) or "pause"."""
+
+    kind: ClassVar[EventKind] = EventKind.MEDIAN_STOPPED
+    time_attr: str
+    time_value: float
+    metric: str
+    value: float
+    median: float
+    num_compared: int
+    action: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialErrored(Event):
     """The trainable raised; ``will_retry`` says whether FailureConfig restarts it."""
 
@@ -300,8 +360,8 @@ class ExperimentEnd(Event):
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls for cls in (
         ExperimentStart, TrialAdd, TrialStart, TrialRestore, Exploit, Explore, ExploitSkipped, UnrankableScore,
-        TrialErrored, TrialComplete, CheckpointDeleted, CheckpointMissing, CheckpointSaved, DataGap, ForcedStart,
-        ExperimentResume, ExperimentEnd)
+        RungReached, RungPromoted, RungStopped, MedianStopped, TrialErrored, TrialComplete, CheckpointDeleted,
+        CheckpointMissing, CheckpointSaved, DataGap, ForcedStart, ExperimentResume, ExperimentEnd)
 }
 
 

@@ -1,5 +1,7 @@
-"""Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2`` and
-``PopulationBasedTrainingReplay``; the contract is in ``base``, PBT's strategy objects in ``strategies``."""
+"""Schedulers: ``FIFOScheduler`` (the default), ``PopulationBasedTraining``, ``PB2``,
+``PopulationBasedTrainingReplay``, and the early-stopping schedulers PBT is compared with:
+``AsyncHyperBandScheduler`` (``ASHAScheduler``), ``HyperBandScheduler`` and ``MedianStoppingRule``.
+The contract is in ``base``, PBT's strategy objects in ``strategies``."""
 
 from typing import Any
 
@@ -15,8 +17,11 @@ from pbtlab.schedulers.base import (
     TrialInfo,
     TrialScheduler,
 )
+from pbtlab.schedulers.asha import ASHAScheduler, AsyncHyperBandScheduler
 from pbtlab.schedulers.explore import perturb_config
 from pbtlab.schedulers.fifo import FIFOScheduler
+from pbtlab.schedulers.hyperband import HyperBandScheduler
+from pbtlab.schedulers.median_stopping import MedianStoppingRule
 from pbtlab.schedulers.pbt import PopulationBasedTraining
 from pbtlab.schedulers.strategies import (
     BinaryTournament,
@@ -50,7 +55,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PB2",
+    "ASHAScheduler",
     "Action",
+    "AsyncHyperBandScheduler",
     "BinaryTournament",
     "CheckpointRef",
     "Clip",
@@ -60,7 +67,9 @@ __all__ = [
     "ExploitStrategy",
     "ExploreStrategy",
     "FIFOScheduler",
+    "HyperBandScheduler",
     "HyperparamChange",
+    "MedianStoppingRule",
     "Perturb",
     "PerturbBounds",
     "Perturbation",

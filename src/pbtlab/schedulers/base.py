@@ -12,7 +12,8 @@ The hooks an author implements (every one has a default, FIFO's; override only w
   values filled in.
 - ``on_trial_result(trial, result, population) -> Decision``: after each report of a trial (unless a
   stop criterion ended it). The decision's ``action`` is for the reporting trial; its ``perturbations``
-  may restart any trial from a checkpoint with a new config; its ``notes`` are recorded as events.
+  may restart any trial from a checkpoint with a new config; its ``notes`` are recorded as events; its
+  ``stop`` names other trials to end now (HyperBand ends the trials paused at a rung that lost).
 - ``on_trial_complete(trial_id, population) -> Decision``: once when a trial ends for good (a stop
   criterion, its function returned, your ``Action.STOP``, or the run ended). ``on_trial_error`` (a trial
   failed with no retries left) calls it by default.
@@ -122,11 +123,13 @@ class DecisionNote:
 
 @dataclasses.dataclass(slots=True)
 class Decision:
-    """What a hook decided: ``action`` for the reporting trial, ``perturbations`` of any trial, ``notes``."""
+    """What a hook decided: ``action`` for the reporting trial, ``perturbations`` of any trial, ``notes``,
+    and ``stop``: other trials to end now (e.g. HyperBand's trials paused at a rung that did not make the cut)."""
 
     action: Action = Action.CONTINUE
     perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
     notes: list[DecisionNote] = dataclasses.field(default_factory=list)
+    stop: list[str] = dataclasses.field(default_factory=list)
 
 
 class TrialInfo(Protocol):

@@ -9,9 +9,9 @@ background thread:
     True
     >>> server.stop()
 
-Starlette, uvicorn and plotly come with the ``[serve]`` extra; ``pbtlab.serve.stack.require_serve_stack`` is
-the one place that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and
-needs none of them.
+Starlette and uvicorn come with the ``[serve]`` extra; ``pbtlab.serve.stack.require_serve_stack`` is the one
+place that imports them. ``pbtlab.serve.figures`` builds the Plotly figures as plain JSON and needs neither;
+the pages draw them with plotly.js's basic bundle, shipped in ``pbtlab/serve/static``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 
 Routes (GET only): ``/`` the list, ``/experiment?id=...`` one run, ``/static/<file>`` the page's own files and
 plotly.min.js, ``/api/experiments``, ``/api/snapshot?id=``, ``/api/stream?view=`` (text/event-stream),
-``/api/events?id=&kind=&trial=``, ``/api/best?id=&trial=``. An experiment id is ``<folder number>/<path>``;
+``/api/events?id=&kind=&trial=``, ``/api/best?id=&trial=``, ``/api/rungs?id=``. An experiment id is ``<folder number>/<path>``;
 anything that resolves outside the served folders answers 404.
 """
 
@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pbtlab.serve.figures import ancestry_traces, plotly_js_path, schedule_figure
+from pbtlab.serve.figures import ancestry_traces, forms, plotly_js_path, rungs_figure, schedule_figure
 from pbtlab.serve.live import LiveViews, SnapshotReaders, to_json
 
 DEFAULT_PORT = 8375
@@ -45,7 +46,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 #: The only files /static/ serves (name -> media type); no path from a request ever reaches the file system.
 STATIC_FILES = {"app.css": "text/css", "list.js": "text/javascript", "experiment.js": "text/javascript",
-                "plotly.min.js": "text/javascript"}
+                "boot.js": "text/javascript", "plotly.min.js": "text/javascript"}
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
                                "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; "
@@ -84,11 +85,13 @@ def check_roots(directories: Sequence[str | os.PathLike[str]], allow_missing: bo
 
 def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "127.0.0.1",
                poll_interval: float = 0.5, stale_after: float = DEFAULT_STALE_SECONDS,
-               allow_missing: bool = False) -> Any:
+               allow_missing: bool = False, warm: bool = True) -> Any:
     """The Starlette app serving ``directories`` read-only.
 
     ``poll_interval``: seconds between two looks at a followed run's files (one timer per open page).
     ``stale_after``: a run without experiment_end whose files are older than this is shown as stopped.
+    ``warm``: read the most recently changed experiments and build their figures in the background at start,
+    so that their first page is as quick as a later one.
     """
     if not isinstance(poll_interval, (int, float)) or isinstance(poll_interval, bool) or not 0.05 <= poll_interval <= 60:
         raise ConfigError(f"poll_interval must be seconds in [0.05, 60], got {describe(poll_interval)}")
@@ -126,33 +129,45 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             path = experiment_dir(request)
         except PathRefused as refusal:
             return _refused(str(refusal))
-        payload, view = await anyio.to_thread.run_sync(readers.open, path)
+        text, view = await anyio.to_thread.run_sync(readers.open_json, path)
         views.add(view)
-        return _json(payload)
+        return Response(text, media_type="application/json", headers=_SECURITY_HEADERS)
 
     async def stream(request: Request) -> Response:
         view = views.get(request.query_params.get("view", ""))
         if view is None:
             return _refused("no such view (reload the page)")
 
-        async def messages() -> AsyncIterator[str]:
-            yield "retry: 5000\n\n"
+        # gzip, flushed after every message so the browser decodes each one as it arrives
+        gzip_stream = zlib.compressobj(6, zlib.DEFLATED, 31) if "gzip" in request.headers.get(
+            "accept-encoding", "") else None
+
+        def encoded(text: str) -> bytes:
+            data = text.encode("utf-8")
+            if gzip_stream is None:
+                return data
+            return gzip_stream.compress(data) + gzip_stream.flush(zlib.Z_SYNC_FLUSH)
+
+        async def messages() -> AsyncIterator[bytes]:
+            yield encoded("retry: 5000\n\n")
             quiet_since = time.monotonic()
             while not stopping.is_set():
                 delta = await anyio.to_thread.run_sync(view.poll)
                 if delta is not None:
                     kind = "reset" if delta.get("reset") else "delta"
-                    yield f"event: {kind}\ndata: {to_json(delta)}\n\n"
+                    yield encoded(f"event: {kind}\ndata: {to_json(delta)}\n\n")
                     quiet_since = time.monotonic()
                     if kind == "reset":
                         return
                 elif time.monotonic() - quiet_since > 15:
-                    yield ": still here\n\n"
+                    yield encoded(": still here\n\n")
                     quiet_since = time.monotonic()
                 await anyio.sleep(poll_interval)
 
         headers = dict(_SECURITY_HEADERS)
-        headers.update({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        headers.update({"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Vary": "Accept-Encoding"})
+        if gzip_stream is not None:
+            headers["Content-Encoding"] = "gzip"
         return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
 
     async def events(request: Request) -> Response:
@@ -201,8 +216,34 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
             if trial is not None and trial not in run.trial_ids:
                 return {"error": f"no trial {trial!r} in this experiment"}
             try:
-                return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial)}
+                lanes = forms(run)["lineage"] == "lanes"  # the tree comes with the population's figures
+                return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial) if lanes else []}
             except Exception as error:  # noqa: BLE001 - a damaged log: say so, keep serving
+                return {"error": f"{type(error).__name__}: {error}"}
+
+        return _json(await anyio.to_thread.run_sync(compute))
+
+    async def population(request: Request) -> Response:
+        try:
+            path = experiment_dir(request)
+        except PathRefused as refusal:
+            return _refused(str(refusal))
+        return _json(await anyio.to_thread.run_sync(readers.population, path))
+
+    async def rungs(request: Request) -> Response:
+        """ASHA's / HyperBand's run rung by rung (asked again by the page at each new rung decision)."""
+        try:
+            path = experiment_dir(request)
+        except PathRefused as refusal:
+            return _refused(str(refusal))
+
+        def compute() -> dict[str, Any]:
+            run, problems, _ = readers.run(path)
+            if run is None:
+                return {"error": problems[0]}
+            try:
+                return {"rungs": rungs_figure(run)}
+            except Exception as error:  # noqa: BLE001 - no rung decisions yet, or a damaged log: say so
                 return {"error": f"{type(error).__name__}: {error}"}
 
         return _json(await anyio.to_thread.run_sync(compute))
@@ -210,15 +251,40 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
     async def not_found(request: Request, exc: Exception) -> Response:
         return _refused("not found")
 
-    middleware = [Middleware(GZipMiddleware, minimum_size=1024)]
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)]
     if host in ("127.0.0.1", "localhost"):  # DNS rebinding: a page elsewhere must not reach us by another name
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost"]))
     routes = [Route("/", page), Route("/experiment", page), Route("/static/{name}", static),
               Route("/api/experiments", experiments), Route("/api/snapshot", snapshot),
-              Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best)]
+              Route("/api/stream", stream), Route("/api/events", events), Route("/api/best", best),
+              Route("/api/population", population), Route("/api/rungs", rungs)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
+    app.state.warmed = threading.Event()  # set once the background reading at start is done (or not asked for)
+    if warm:
+        threading.Thread(target=_warm, args=(readers, roots, stopping, app.state.warmed), name="pbtlab-serve-warm",
+                         daemon=True).start()
+    else:
+        app.state.warmed.set()
     return app
+
+
+def _warm(readers: SnapshotReaders, roots: list[str], stopping: threading.Event, done: threading.Event) -> None:
+    """Build the snapshots of the most recently changed experiments (what a visitor most likely opens first)."""
+    try:
+        found = sorted(discover(roots), key=lambda entry: _changed(entry.path), reverse=True)
+        readers.warm([entry.path for entry in found], stopping)
+    except Exception:  # noqa: BLE001 - warming is an optimization: a visit reports any problem itself
+        pass
+    finally:
+        done.set()
+
+
+def _changed(path: str) -> float:
+    try:
+        return os.stat(os.path.join(path, "events.jsonl")).st_mtime
+    except OSError:
+        return 0.0
 
 
 # -- running it -------------------------------------------------------------------------------------------------

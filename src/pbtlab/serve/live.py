@@ -80,6 +80,8 @@ class LiveView:
         self.all_damaged: list[str] = []
         self.initial: dict[str, dict[str, Any]] = {}
         self.waits: dict[str, int] = {}
+        self._figures: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._body: tuple[Any, dict[str, Any], str] | None = None
 
     # -- trials ------------------------------------------------------------------------------------------
     def _add_trial(self, trial_id: Any, problems: list[str]) -> None:
@@ -231,19 +233,26 @@ class LiveView:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the experiment page starts from, and the byte offsets the stream continues from."""
-        from pbtlab.serve.figures import build_figures
+        head, body, _ = self.snapshot_parts()
+        return {**head, **body}
 
+    def snapshot_parts(self) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """The snapshot as ``(head, body, body as JSON)``: the head (view id, the run's state) is made on every
+        call; the body is built and serialized once per state of the files, for every visitor."""
         with self.lock:
             run, problems, statuses = self.read_run()
+            self.announced = len(self.trial_order)
             if run is None:
-                return {"id": self.id, "fatal": problems[0]}
-            experiment, records, events = run.experiment, run.trials, run.events
-            try:
-                figures = build_figures(run)
-            except Exception as error:  # noqa: BLE001 - a damaged log can break the lineage logic: show it
-                figures = None
-                problems.append(f"the figures could not be built from these files: {type(error).__name__}: {error}")
+                return {"id": self.id, "fatal": problems[0]}, {}, "{}"
             self.status = run_state(self.experiment_dir, self.last_event, self.stale_after)
+            head = {"id": self.id, "status": self.status}
+            state = (self.files_state(), tuple(sorted(self.pending.items())))
+            if self._body is not None and self._body[0] == state:
+                return head, self._body[1], self._body[2]
+            experiment, records, events = run.experiment, run.trials, run.events
+            figures, problem = self.figures(run)
+            if problem:
+                problems.append(problem)
             counts: dict[str, int] = {}
             for event in events:
                 counts[str(event.get("event"))] = counts.get(str(event.get("event")), 0) + 1
@@ -256,12 +265,32 @@ class LiveView:
                                "iteration": last.get("training_iteration", 0),
                                "metric": finite(lookup_metric(last, self.metric)) if self.metric else None,
                                "config": {p: get_path(config, p) for p in self.param_columns}})
-            self.announced = len(self.trial_order)
-            return {
-                "id": self.id, "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
-                "param_columns": self.param_columns, "status": self.status, "trials": trials, "figures": figures,
+            body = {
+                "experiment": experiment, "metric": self.metric, "mode": experiment.get("mode"),
+                "param_columns": self.param_columns, "trials": trials, "figures": figures,
                 "events": events[-SNAPSHOT_EVENTS:], "num_events": len(events), "event_counts": counts,
                 "problems": problems, "incomplete": self._incomplete()}
+            self._body = (state, body, to_json(body))
+            return head, body, self._body[2]
+
+    def files_state(self) -> tuple[Any, ...]:
+        """What has been read of the run's files (byte offsets): equal states have equal figures."""
+        return (self.events.offset, tuple((tid, self.tails[tid].offset) for tid in self.trial_order))
+
+    def figures(self, run: Any) -> tuple[dict[str, Any] | None, str | None]:
+        """The run's figures (``build_figures``) for what was read so far, built once per files' state and shared
+        by every visitor this reader serves; ``(None, problem)`` if the files cannot be turned into figures."""
+        from pbtlab.serve.figures import build_figures
+
+        state = self.files_state()
+        if self._figures is not None and self._figures[0] == state:
+            return self._figures[1], None
+        try:
+            figures = build_figures(run)
+        except Exception as error:  # noqa: BLE001 - a damaged log can break the lineage logic: show it
+            return None, f"the figures could not be built from these files: {type(error).__name__}: {error}"
+        self._figures = (state, figures)
+        return figures, None
 
     def _incomplete(self) -> list[str]:
         return [f"{name}: the last line is not complete yet ({size} bytes)" for name, size in self.pending.items()
@@ -369,15 +398,49 @@ class SnapshotReaders:
             return entry
 
     def open(self, path: str) -> tuple[dict[str, Any], LiveView]:
+        """The snapshot for a new visitor, and the view its stream follows."""
+        text, view = self.open_json(path)
+        return json.loads(text), view
+
+    def open_json(self, path: str) -> tuple[str, LiveView]:
+        """``open``, with the snapshot as JSON text: its body is serialized once per state of the run's files."""
         reader, lock = self._reader(path)
         with lock:
-            payload = reader.snapshot()
+            head, body, text = reader.snapshot_parts()
             view = reader.fork()
-        payload["id"] = view.id
-        return payload, view
+        head = {**head, "id": view.id}
+        return (to_json(head)[:-1] + "," + text[1:]) if body else to_json(head), view
+
+    def warm(self, paths: list[str], stopping: threading.Event | None = None) -> None:
+        """Read and build the snapshots of ``paths`` (at most ``limit``, in order) before anyone asks."""
+        for path in paths[:self.limit]:
+            if stopping is not None and stopping.is_set():
+                return
+            reader, lock = self._reader(path)
+            with lock:
+                reader.snapshot_parts()
 
     def run(self, path: str) -> tuple[Any, list[str], dict[str, str]]:
         """The experiment's current ``RunData`` (reading only what was appended)."""
         reader, lock = self._reader(path)
         with lock, reader.lock:
             return reader.read_run()
+
+    def population(self, path: str) -> dict[str, Any]:
+        """The figures the server rebuilds as a run grows (``population_figures``) for its files' current state,
+        built once per state and shared by every visitor: ``{"figures": {...}, "state": n}`` or ``{"error"}``."""
+        from pbtlab.serve.figures import forms
+
+        reader, lock = self._reader(path)
+        with lock, reader.lock:
+            run, problems, _ = reader.read_run()
+            if run is None:
+                return {"error": problems[0]}
+            figures, problem = reader.figures(run)
+            if figures is None:
+                return {"error": problem}
+            shown = forms(run)
+            names = ["founders", "hyperparameters"] + [name for name, form in shown.items()
+                                                       if form in ("bands", "tree")]
+            return {"figures": {name: figures[name] for name in names}, "rows": sum(
+                len(rows) for rows in reader.all_rows.values()), "events": len(reader.all_events)}

@@ -1,7 +1,7 @@
 """The one place ``pbtlab serve`` imports its web stack (the ``[serve]`` extra), with an error naming the extra.
 
     >>> sorted(require_serve_stack())
-    ['plotly', 'starlette', 'uvicorn']
+    ['starlette', 'uvicorn']
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 from pbtlab._optional import require
 
-_STACK = ("starlette", "uvicorn", "plotly")
+_STACK = ("starlette", "uvicorn")  # plotly.js's basic bundle ships with pbtlab: no plotly package needed
 
 
 def require_serve_stack() -> dict[str, Any]:

@@ -5,9 +5,18 @@
     'pbtlab.schedulers.pbt'
 """
 
-from pbtlab.schedulers import FIFOScheduler, PopulationBasedTraining, TrialScheduler
+from pbtlab.schedulers import (
+    ASHAScheduler,
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    PopulationBasedTraining,
+    TrialScheduler,
+)
 
-__all__ = ["PB2", "FIFOScheduler", "PopulationBasedTraining", "PopulationBasedTrainingReplay", "TrialScheduler"]
+__all__ = ["PB2", "ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler",
+           "MedianStoppingRule", "PopulationBasedTraining", "PopulationBasedTrainingReplay", "TrialScheduler"]
 
 
 def __getattr__(name: str) -> object:

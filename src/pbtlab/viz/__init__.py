@@ -25,6 +25,15 @@ _EXPORTS = {
     "plot_lineage": "pbtlab.viz.lineage",
     "plot_hyperparameter_schedule": "pbtlab.viz.schedule",
     "plot_population_hyperparameters": "pbtlab.viz.population",
+    "plot_founder_shares": "pbtlab.viz.founders",
+    "founder_shares": "pbtlab.viz.founders",
+    "plot_hyperparameter_distributions": "pbtlab.viz.distributions",
+    "hyperparameter_distributions": "pbtlab.viz.distributions",
+    "plot_population_metric": "pbtlab.viz.history",
+    "metric_distribution": "pbtlab.viz.history",
+    "ancestry_tree": "pbtlab.viz.lineage",
+    "choose_form": "pbtlab.viz.forms",
+    "plot_rungs": "pbtlab.viz.rungs",
     "plot_figure2": "pbtlab.viz.figure2",
     "run_figure2": "pbtlab.viz.figure2",
     "write_report": "pbtlab.viz.report",
@@ -32,8 +41,10 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Animation", "make_animation", "marker_sizes", "plot_Q_history", "plot_figure2", "plot_hyperparameter_schedule",
-    "plot_lineage", "plot_metric_history", "plot_parameter_history", "plot_population_hyperparameters", "run_demo",
+    "Animation", "ancestry_tree", "choose_form", "founder_shares", "hyperparameter_distributions", "make_animation",
+    "marker_sizes", "metric_distribution", "plot_Q_history", "plot_figure2", "plot_founder_shares",
+    "plot_hyperparameter_distributions", "plot_hyperparameter_schedule", "plot_lineage", "plot_metric_history",
+    "plot_parameter_history", "plot_population_hyperparameters", "plot_population_metric", "plot_rungs", "run_demo",
     "run_figure2", "write_report",
 ]
 

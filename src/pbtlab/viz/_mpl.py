@@ -74,3 +74,45 @@ def below_axes(ax: Any, inches: float) -> Any:
 def pil_image() -> Any:
     """``PIL.Image`` (Pillow), for GIF animations."""
     return require("PIL.Image", "viz", "pbtlab's animations", package="Pillow")
+
+
+def percent_formatter() -> Any:
+    """A tick formatter showing fractions (0.25) as percentages (25%)."""
+    matplotlib()
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1.0)
+
+
+def line_collection(segments: Any, **kwargs: Any) -> Any:
+    """A ``LineCollection``: many line segments drawn as one artist (thousands of lanes or branches)."""
+    matplotlib()
+    from matplotlib.collections import LineCollection
+
+    return LineCollection(segments, **kwargs)
+
+
+def path_arrow(vertices: Any, codes: Any, **kwargs: Any) -> Any:
+    """A ``FancyArrowPatch`` along a path in data coordinates (its extent is known before drawing)."""
+    matplotlib()
+    from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path
+
+    return FancyArrowPatch(path=Path(vertices, codes), **kwargs)
+
+
+def curve3() -> Any:
+    """The path codes of a quadratic Bezier curve: MOVETO, CURVE3, CURVE3."""
+    matplotlib()
+    from matplotlib.path import Path
+
+    return [Path.MOVETO, Path.CURVE3, Path.CURVE3]
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Label a log axis with plain numbers (3, 10, 300), without minor labels."""
+    matplotlib()
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())

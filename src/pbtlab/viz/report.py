@@ -26,8 +26,12 @@ from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.history import plot_metric_history
-from pbtlab.viz.lineage import draw_lineage, lineage
+from pbtlab.viz.distributions import numeric_params, plot_hyperparameter_distributions
+from pbtlab.viz.forms import choose_form
+from pbtlab.viz.founders import draw_founder_shares, founder_shares
+from pbtlab.viz.lineage import TUTORIAL_LANES, ancestry_tree, draw_ancestry_tree, draw_lineage, lineage, lineage_figsize
 from pbtlab.viz.population import plot_population_hyperparameters
+from pbtlab.viz.rungs import RUNG_KINDS, plot_rungs
 from pbtlab.viz.schedule import draw_schedule
 from pbtlab.viz.trajectories import plot_parameter_history
 from pbtlab.viz.tutorial import has_toy_parameters, toy_labels
@@ -43,6 +47,10 @@ figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee} figcaption
 .muted{color:#666;font-size:13px} .kind-exploit{color:#8a4b00;font-weight:600} .kind-explore{color:#00588a}
 nav a{margin-right:1em}
 """
+
+
+#: Event logs up to this many events are shown open; longer ones in a closed <details> (opened on a click).
+OPEN_EVENT_LOG = 2000
 
 
 def _e(value: Any) -> str:
@@ -147,6 +155,10 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
                                   "exploits from the event log (from the point before the jump to the cloned point), "
                                   "numbers are iterations where the scheduler decided. Right: the metric per trial "
                                   "against training iteration (dotted: jumps at exploits)."))
+        if animation is True and choose_form("metric", len(run.trials)) != "lines":
+            animation = False  # hundreds of moving trajectories: slow to render, and nothing to follow in them
+            parts.append(f"<p class=\"muted\">No animation for {len(run.trials)} trials (write_report(..., "
+                         "animation=PATH) embeds a GIF you made).</p>")
         if animation is True:
             with tempfile.TemporaryDirectory() as scratch:
                 from pbtlab.viz.animation import make_animation
@@ -166,6 +178,13 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
         parts.append(_figure_html(_png(figure), f"{metric} history",
                                   f"{metric} per trial against training iteration (dotted: jumps at exploits)."))
 
+    if run.events_of(*RUNG_KINDS):
+        parts.append(_figure_html(_png(plot_rungs(run, colors)), "rungs",
+                                  "Successive halving: each trial's metric against the scheduler's time attribute, "
+                                  "one panel per bracket. Dashed lines are rungs (with how many went on or were "
+                                  "stopped there), rings promotions, crosses stops, orange bars each rung's cutoff "
+                                  "at its last decision; grey trials were stopped early."))
+
     params = run.param_columns
     if params and best is not None:
         schedule = hyperparameter_schedule(run)
@@ -176,17 +195,28 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
                                   f"The hyperparameters trial {best}'s final state was trained with, stitched across "
                                   "the trials it descends from (colour: the trial that ran each stretch; dashed: "
                                   "exploits in its ancestry)."))
-        figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(params)))
-        axes = figure.subplots(len(params), 1, sharex=True, squeeze=False)[:, 0]
-        plot_population_hyperparameters(run, colors=colors, labels=labels, axes=list(axes))
-        parts.append(_figure_html(_png(figure), "population hyperparameters",
-                                  "Every trial's hyperparameters over time; the dashed line is the best trial's "
-                                  "schedule."))
+        if choose_form("hyperparameters", len(run.trials)) == "lines":
+            figure = _mpl.new_figure(figsize=(10, 0.6 + 2.0 * len(params)))
+            axes = figure.subplots(len(params), 1, sharex=True, squeeze=False)[:, 0]
+            plot_population_hyperparameters(run, colors=colors, labels=labels, axes=list(axes))
+            parts.append(_figure_html(_png(figure), "population hyperparameters",
+                                      "Every trial's hyperparameters over time; the dashed line is the best trial's "
+                                      "schedule."))
+    parts.extend(_population_section(run))
 
     parts.append("<h2 id=\"lineage\">Lineage</h2>")
     tree = lineage(run) if best is not None else lineage(run, 0) if run.trials else None
-    if tree is not None:
-        figure = _mpl.new_figure(figsize=(11, 1.2 + 0.7 * len(run.trials)))
+    if tree is not None and choose_form("lineage", len(run.trials)) == "tree":
+        figure = _mpl.new_figure(figsize=lineage_figsize(len(run.trials), "tree"), layout="constrained")
+        draw_ancestry_tree(figure.add_subplot(), ancestry_tree(run, best), metric)
+        parts.append(_figure_html(_png(figure), "ancestry tree of the final population",
+                                  "Every final trial's weights followed back through the checkpoints they were "
+                                  "cloned from, to the trial that trained them from scratch (coloured by that "
+                                  "founder); top: how many distinct ancestors the final population has at each "
+                                  "iteration. Highlighted: the best final trial's ancestry."))
+    elif tree is not None:
+        figure = _mpl.new_figure(figsize=lineage_figsize(len(run.trials)),
+                                 layout="constrained" if len(run.trials) > TUTORIAL_LANES else None)
         draw_lineage(figure.add_subplot(), tree, colors, labels, metric)
         parts.append(_figure_html(_png(figure), "lineage",
                                   "One lane per trial; an arrow for each exploit from the donor (at the cloned "
@@ -221,12 +251,38 @@ def report_html(results: Any, animation: bool | str | os.PathLike[str] = True, c
     body = "".join(
         f"<tr><td>{_e(seq)}</td><td class=\"kind-{_e(kind)}\">{_e(kind)}</td><td>{_e(trial)}</td>"
         f"<td><pre>{_e(details)}</pre></td></tr>" for seq, kind, trial, details in event_rows)
-    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if len(event_rows) <= OPEN_EVENT_LOG:
+        parts.append(table_html)
+    else:  # a closed <details> is not laid out until opened: a long log does not slow the page down
+        parts.append(f"<details><summary>All {len(event_rows)} events (open to show)</summary>{table_html}</details>")
     parts.append("<p class=\"muted\">Written by pbtlab. This file is self-contained: it loads nothing from the "
                  "network" + (" (its only scripts are plotly.js and the plots, inlined)" if interactive else
                               ", and has no scripts") + ".</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _population_section(run: RunData) -> list[str]:
+    """The population views: founder shares, and above 16 trials the hyperparameters' quantile bands."""
+    if not run.trials or not any(t.rows for t in run.trials):
+        return []
+    parts = ["<h3 id=\"population\">The population</h3>"]
+    figure = _mpl.new_figure(figsize=(10, 4.5), layout="constrained")
+    draw_founder_shares(figure.add_subplot(), founder_shares(run))
+    parts.append(_figure_html(_png(figure), "founder share over time",
+                              "At each iteration, the share of the population whose weights descend from each "
+                              "original trial (its founder), followed through every exploit's cloned checkpoint."))
+    names = numeric_params(run)
+    if names and choose_form("hyperparameters", len(run.trials)) != "lines":
+        figure = _mpl.new_figure(figsize=(10, 0.8 + 2.0 * len(names)), layout="constrained")
+        axes = figure.subplots(len(names), 1, sharex=True, squeeze=False)[:, 0]
+        plot_hyperparameter_distributions(run, names, form="bands", axes=list(axes))
+        parts.append(_figure_html(_png(figure), "hyperparameter distributions",
+                                  "Each hyperparameter over the population: the bands hold 90% and 50% of the "
+                                  "trials, the line is the median; dashed: the schedule the best final trial's "
+                                  "weights were trained with."))
+    return parts
 
 
 def final_table(run: RunData) -> list[dict[str, Any]]:

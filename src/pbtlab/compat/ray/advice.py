@@ -19,10 +19,10 @@ _TASKS = ("pbtlab runs the trials itself, without Ray tasks or actors: call the 
           "trainable")
 #: What to use instead, by name prefix, most specific first.
 _ADVICE: list[tuple[str, str]] = [
-    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-                             "PopulationBasedTrainingReplay only (no ASHA, HyperBand, median stopping): use "
-                             "PopulationBasedTraining, or a stopper (ray.tune.stopper, pbtlab.tune.stopper) for early "
-                             "stopping"),
+    ("ray.tune.schedulers.", "pbtlab has FIFOScheduler, PopulationBasedTraining, PB2, "
+                             "PopulationBasedTrainingReplay, AsyncHyperBandScheduler (ASHAScheduler), "
+                             "HyperBandScheduler and MedianStoppingRule: use one of those, or a stopper "
+                             "(ray.tune.stopper, pbtlab.tune.stopper) for early stopping"),
     ("ray.tune.search.ConcurrencyLimiter", "use TuneConfig(max_concurrent_trials=...) or "
                                            "BasicVariantGenerator(max_concurrent=...)"),
     ("ray.tune.search.Repeater", "list the config once per repeat in BasicVariantGenerator(points_to_evaluate=...)"),

@@ -54,10 +54,12 @@ def foreign_scheduler_advice(scheduler: Any) -> str:
     name = type(scheduler).__name__
     if not module.startswith("ray."):
         return ""
-    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay"):
+    if name in ("PopulationBasedTraining", "FIFOScheduler", "PB2", "PopulationBasedTrainingReplay",
+                "AsyncHyperBandScheduler", "HyperBandScheduler", "MedianStoppingRule"):
         return f"; this is Ray's {name}: import it from pbtlab.schedulers (or run the script with `pbtlab run`)"
-    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2 and "
-            "PopulationBasedTrainingReplay (subclass pbtlab.schedulers.TrialScheduler for another schedule)")
+    return (f"; Ray's {name} is not supported: pbtlab has FIFOScheduler, PopulationBasedTraining, PB2, "
+            "PopulationBasedTrainingReplay, AsyncHyperBandScheduler, HyperBandScheduler and MedianStoppingRule "
+            "(subclass pbtlab.schedulers.TrialScheduler for another schedule)")
 
 
 def reject_ray_trainable(where: str, trainable: Any) -> None:
@@ -89,7 +91,7 @@ def reject_ray_trainable(where: str, trainable: Any) -> None:
 
 
 def _ray_example_under_pbtlab_run(module: str) -> bool:
-    return module.startswith("ray.tune.examples.") and shim_state.active
+    return module.startswith(("ray.tune.examples.", "ray.tune.utils.mock_trainable")) and shim_state.active
 
 
 def reject_ray_search_space(where: str, space: Any, path: str = "") -> None:

@@ -97,6 +97,10 @@ _MODULES: dict[str, Any] = {
                                      importlib.import_module("pbtlab.schedulers")], {}),
     "ray.tune.schedulers.pbt": lambda: ([importlib.import_module("pbtlab.schedulers.pbt")], {}),
     "ray.tune.schedulers.pb2": lambda: ([importlib.import_module("pbtlab.schedulers.pb2")], {}),
+    "ray.tune.schedulers.async_hyperband": lambda: ([importlib.import_module("pbtlab.schedulers.asha")], {}),
+    "ray.tune.schedulers.hyperband": lambda: ([importlib.import_module("pbtlab.schedulers.hyperband")], {}),
+    "ray.tune.schedulers.median_stopping_rule": lambda: ([importlib.import_module("pbtlab.schedulers.median_stopping")],
+                                                         {}),
     "ray.tune.search": lambda: ([importlib.import_module("pbtlab.tune.search")], {}),
     "ray.tune.search.basic_variant": lambda: ([importlib.import_module("pbtlab.tune.search.basic_variant")], {}),
     "ray.tune.search.sample": lambda: ([importlib.import_module("pbtlab.space")], {}),
@@ -171,6 +175,8 @@ class _RayModule(types.ModuleType):
 
 
 _EXAMPLES = "ray.tune.examples"
+#: Helper modules Ray's examples import, run from the installed Ray wheel as they are (as the examples).
+WHEEL_HELPERS = ("ray.tune.utils.mock_trainable",)
 
 
 def _wheel_example_spec(fullname: str) -> importlib.machinery.ModuleSpec | None:
@@ -195,7 +201,7 @@ class _RayFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != "ray" and not fullname.startswith("ray."):
             return None
-        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + "."):
+        if fullname == _EXAMPLES or fullname.startswith(_EXAMPLES + ".") or fullname in WHEEL_HELPERS:
             example = _wheel_example_spec(fullname)
             if example is not None:
                 return example

@@ -10,7 +10,11 @@
     snap: null, trials: new Map(), order: [], figs: null, selected: null, best: null, events: [],
     logEvents: [], numEvents: 0, counts: {}, dirty: new Set(), lastDraw: {}, drawCost: {}, timer: null,
     bestFetch: null, bestFetchAgain: false, source: null, deltas: 0, bytes: 0, status: null, rowsSeen: 0,
+    perTrial: {metric: true, lineage: true}, populationFetch: null, populationAgain: false, populationAt: null,
+    populationWait: null, populationCost: 0, populationStale: false,
   };
+  // the figures in page order; which ones the page extends row by row is in S.perTrial (by the server's form)
+  const FIGURES = ["metric", "founders", "lineage", "hyperparameters", "schedule"];
   window.pbtlab = S; // for tests and curious users: the page's state
 
   // -- small helpers -----------------------------------------------------------------------------------------
@@ -140,6 +144,8 @@
         trace(null, {name: "exploits", text: []}), trace(null, {name: "ancestry"}), trace(null, {name: "best"})],
         layout: {yaxis: {autorange: "reversed"}}},
       schedule: {data: [], layout: {}},
+      founders: {data: [], layout: {}, meta: {form: "shares"}},
+      hyperparameters: {data: [], layout: {}, meta: {form: "bands"}},
     };
   }
   function metricTrace(id) { return S.figs.metric.data[S.trials.get(id).index]; }
@@ -155,9 +161,24 @@
   function applyRow(row) {
     const trial = S.trials.get(row.t);
     if (!trial) return;
-    const curve = metricTrace(row.t);
-    const lane = laneTrace(row.t);
     const restored = row.r && typeof row.r === "object";
+    if (S.perTrial.metric) extendCurve(trial, row, restored);
+    if (S.perTrial.lineage) extendLane(trial, row, restored);
+    trial.hasRows = true;
+    trial.lastI = row.i;
+    trial.lastM = row.m === undefined ? null : row.m;
+    trial.iteration = row.i;
+    trial.metric = trial.lastM;
+    trial.config = row.c || {};
+    updateTrialRow(row.t);
+    S.populationStale = true;
+    if (row.t === S.best) {
+      if (restored) requestBest();
+      else extendBest(row);
+    }
+  }
+  function extendCurve(trial, row, restored) {
+    const curve = metricTrace(row.t);
     if (restored) {
       trial.pieceOpen = false;
       if (row.r.reason !== null && row.r.reason !== undefined && row.cp) {
@@ -170,6 +191,10 @@
       }
     }
     if (row.m !== null && row.m !== undefined) addPoint(trial, curve, row.i, row.m);
+    S.dirty.add("metric");
+  }
+  function extendLane(trial, row, restored) {
+    const lane = laneTrace(row.t);
     if (restored || !lane.x.length) {
       if (lane.x.length) { lane.x.push(null); lane.y.push(null); }
       lane.x.push(restored ? (row.r.iteration || 0) : 0, row.i);
@@ -177,21 +202,11 @@
     } else {
       lane.x[lane.x.length - 1] = row.i;
     }
-    trial.hasRows = true;
-    trial.lastI = row.i;
-    trial.lastM = row.m === undefined ? null : row.m;
-    trial.iteration = row.i;
-    trial.metric = trial.lastM;
-    trial.config = row.c || {};
-    updateTrialRow(row.t);
-    S.dirty.add("metric");
     S.dirty.add("lineage");
-    if (row.t === S.best) {
-      if (restored) requestBest();
-      else extendBest(row);
-    }
   }
   function applyExploit(event) {
+    S.populationStale = true;
+    if (!S.perTrial.lineage) return;
     const donor = S.trials.get(String(event.donor));
     const target = S.trials.get(String(event.trial_id));
     if (!donor || !target) return;
@@ -222,12 +237,14 @@
       trace.y.push(row.c ? row.c[trace.meta.param] : null);
       trace.customdata.push(esc(row.t));
     }
-    const ancestry = S.figs.lineage.data[S.order.length + 1];
-    if (ancestry.x.length >= 2) ancestry.x[ancestry.x.length - 2] = row.i;
-    const star = S.figs.lineage.data[S.order.length + 2];
-    if (star.x.length) star.x[0] = row.i;
+    if (S.perTrial.lineage) {
+      const ancestry = S.figs.lineage.data[S.order.length + 1];
+      if (ancestry.x.length >= 2) ancestry.x[ancestry.x.length - 2] = row.i;
+      const star = S.figs.lineage.data[S.order.length + 2];
+      if (star.x.length) star.x[0] = row.i;
+      S.dirty.add("lineage");
+    }
     S.dirty.add("schedule");
-    S.dirty.add("lineage");
   }
   async function requestBest() { // the schedule needs the whole ancestry: asked of the server, at most every 2 s
     if (S.bestFetch || S.bestWait) { S.bestFetchAgain = true; return; }
@@ -243,7 +260,7 @@
         const data = await response.json();
         if (data.error) { showProblems(["schedule: " + data.error]); return; }
         S.figs.schedule = data.schedule;
-        S.figs.lineage.data.splice(S.order.length + 1, 2, ...data.ancestry);
+        if (S.perTrial.lineage && data.ancestry.length) S.figs.lineage.data.splice(S.order.length + 1, 2, ...data.ancestry);
         restyleSelection();
         S.dirty.add("schedule");
         S.dirty.add("lineage");
@@ -253,6 +270,32 @@
       } finally {
         S.bestFetch = null;
         if (S.bestFetchAgain) { S.bestFetchAgain = false; requestBest(); }
+      }
+    })();
+  }
+
+  // -- rungs (ASHA, HyperBand): the figure from the server, asked again at most every 2 s after a rung decision --
+  const RUNG_EVENTS = new Set(["rung_reached", "rung_promoted", "rung_stopped"]);
+  async function requestRungs() {
+    if (S.rungsFetch || S.rungsWait) { S.rungsAgain = true; return; }
+    const since = performance.now() - (S.rungsAt || -1e9);
+    if (since < 2000) {
+      S.rungsWait = setTimeout(() => { S.rungsWait = null; requestRungs(); }, 2000 - since);
+      return;
+    }
+    S.rungsAt = performance.now();
+    S.rungsFetch = (async () => {
+      try {
+        const response = await fetch("/api/rungs?id=" + encodeURIComponent(expId));
+        const data = await response.json();
+        if (data.error) { showProblems(["rungs: " + data.error]); return; }
+        document.getElementById("rungs").hidden = false;
+        Plotly.react("plot-rungs", data.rungs.data, data.rungs.layout, {responsive: true, displaylogo: false});
+      } catch (error) {
+        showProblems(["could not fetch the rung plot: " + error.message]);
+      } finally {
+        S.rungsFetch = null;
+        if (S.rungsAgain) { S.rungsAgain = false; requestRungs(); }
       }
     })();
   }
@@ -275,11 +318,15 @@
     for (let k = 0; k < n; k++) {
       const id = S.order[k];
       const on = S.selected === null || S.selected === id;
-      const curve = S.figs.metric.data[k];
-      curve.opacity = on ? 1 : 0.15;
-      curve.line = Object.assign({}, curve.line, {width: S.selected === id ? 3.5 : 1.5});
-      const lane = S.figs.lineage.data[k];
-      lane.opacity = S.selected === id ? 0.95 : (on ? 0.45 : 0.12);
+      if (S.perTrial.metric) {
+        const curve = S.figs.metric.data[k];
+        curve.opacity = on ? 1 : 0.15;
+        curve.line = Object.assign({}, curve.line, {width: S.selected === id ? 3.5 : 1.5});
+      }
+      if (S.perTrial.lineage) {
+        const lane = S.figs.lineage.data[k];
+        lane.opacity = S.selected === id ? 0.95 : (on ? 0.45 : 0.12);
+      }
     }
     S.dirty.add("metric");
     S.dirty.add("lineage");
@@ -306,7 +353,7 @@
   function viewFigure(name) {
     const fig = S.figs[name];
     const n = S.order.length;
-    if (n <= MANY || name === "schedule") return fig;
+    if (n <= MANY || !(name in S.perTrial) || !S.perTrial[name]) return fig;
     const own = fig.data.slice(0, n);
     const rest = fig.data.slice(n);
     const tops = [];
@@ -344,7 +391,7 @@
       if (before) updateTrialRow(before);
       if (best) { updateTrialRow(best); requestBest(); }
     }
-    for (const name of ["metric", "lineage", "schedule"]) {
+    for (const name of FIGURES) {
       if (!S.dirty.has(name)) continue;
       const wait = Math.max(300, 3 * (S.drawCost[name] || 0));
       if (now - (S.lastDraw[name] || 0) < wait) { again = true; continue; }
@@ -361,7 +408,41 @@
       document.getElementById("plot-" + name).dataset.revision = String(fig.layout.datarevision);
     }
     if (S.logDirty) { S.logDirty = false; renderLog(); }
+    if (S.populationStale) requestPopulation();
     if (again) scheduleDraw();
+  }
+  // founder shares, hyperparameter bands (and, for large populations, the metric's bands and the ancestry tree) are
+  // rebuilt by the server, once per state of the run's files for every visitor: asked for at most every 2 s
+  async function requestPopulation() {
+    S.populationStale = false;
+    if (S.populationFetch || S.populationWait) { S.populationAgain = true; return; }
+    const since = performance.now() - (S.populationAt || -1e9);
+    const spacing = Math.max(2000, 3 * S.populationCost);
+    if (since < spacing) {
+      S.populationWait = setTimeout(() => { S.populationWait = null; requestPopulation(); }, spacing - since);
+      return;
+    }
+    S.populationAt = performance.now();
+    S.populationFetch = (async () => {
+      try {
+        const response = await fetch("/api/population?id=" + encodeURIComponent(expId));
+        const data = await response.json();
+        if (data.error) { showProblems(["population views: " + data.error]); return; }
+        for (const [name, fig] of Object.entries(data.figures)) {
+          if (S.perTrial[name]) continue; // extended by the page itself
+          S.figs[name] = fig;
+          S.dirty.add(name);
+        }
+        S.populationRows = data.rows;
+        scheduleDraw();
+      } catch (error) {
+        showProblems(["could not fetch the population views: " + error.message]);
+      } finally {
+        S.populationCost = performance.now() - S.populationAt;
+        S.populationFetch = null;
+        if (S.populationAgain) { S.populationAgain = false; requestPopulation(); }
+      }
+    })();
   }
 
   // -- event log ---------------------------------------------------------------------------------------------------
@@ -374,6 +455,8 @@
       case "explore":
         return (event.changes || []).map((c) => c.param + ": " + fmt(c.old) + " --(" + c.op + ")--> " + fmt(c.new))
           .join("; ") || "no change";
+      case "rung_reached": case "rung_promoted": case "rung_stopped": case "median_stopped":
+        return String(event.message);
       case "trial_error":
         return event.error_type + ": " + event.message + (event.will_retry ? " (will retry)" : "");
       default: {
@@ -461,6 +544,8 @@
         config: t.config, pieceOpen: true, hasRows: t.iteration !== 0, lastI: t.iteration, lastM: t.metric});
     });
     S.figs = snap.figures || emptyFigures();
+    S.perTrial = {metric: !(S.figs.metric.meta && S.figs.metric.meta.form === "bands"),
+      lineage: !(S.figs.lineage.meta && S.figs.lineage.meta.form === "tree")};
     S.numEvents = snap.num_events;
     S.counts = snap.event_counts;
     S.incomplete = snap.incomplete;
@@ -471,6 +556,7 @@
     document.getElementById("filter-trial").replaceChildren(new Option("all", ""));
     document.getElementById("filter-kind").replaceChildren(new Option("all", ""));
     Object.keys(snap.event_counts).sort().forEach(addKindOption);
+    const t0 = performance.now();
     buildTable();
     setStatus(snap.status);
     showProblems(snap.problems);
@@ -482,9 +568,11 @@
     S.best = rankBest();
     for (const id of S.order) updateTrialRow(id);
     restyleSelection();
-    for (const name of ["metric", "lineage", "schedule"]) {
+    S.timings.table = performance.now() - t0;
+    for (const name of FIGURES) {
       const div = document.getElementById("plot-" + name);
       const shown = viewFigure(name);
+      const started = performance.now();
       Plotly.newPlot(div, shown.data.map((t) => Object.assign({}, t)), Object.assign({}, shown.layout),
         {responsive: true, displaylogo: false});
       div.dataset.revision = "0";
@@ -495,8 +583,12 @@
           ? point.customdata : point.data && point.data.meta && point.data.meta.trial);
         if (trial && S.trials.has(trial)) select(trial);
       });
+      S.timings[name] = performance.now() - started;
     }
+    const logStarted = performance.now();
     renderLog();
+    S.timings.log = performance.now() - logStarted;
+    if (Object.keys(snap.event_counts).some((kind) => RUNG_EVENTS.has(kind))) requestRungs();
   }
   function applyDelta(delta) {
     S.deltas += 1;
@@ -506,10 +598,10 @@
       S.order.push(id);
       S.trials.set(id, {id, index, status: "PENDING", iteration: 0, metric: null, config: {}, pieceOpen: true,
         hasRows: false, lastI: 0, lastM: null});
-      S.figs.metric.data.splice(index, 0, {type: "scatter", mode: "lines", x: [], y: [], name: esc(id),
-        meta: {trial: id}, line: {width: 1.5}});
-      S.figs.lineage.data.splice(index, 0, {type: "scatter", mode: "lines", x: [], y: [], name: esc(id),
-        meta: {trial: id}, line: {width: 6}, opacity: 0.45});
+      if (S.perTrial.metric) S.figs.metric.data.splice(index, 0, {type: "scatter", mode: "lines", x: [], y: [],
+        name: esc(id), meta: {trial: id}, line: {width: 1.5}});
+      if (S.perTrial.lineage) S.figs.lineage.data.splice(index, 0, {type: "scatter", mode: "lines", x: [], y: [],
+        name: esc(id), meta: {trial: id}, line: {width: 6}, opacity: 0.45});
       addTrialRow(id);
     }
     for (const row of delta.rows || []) applyRow(row);
@@ -520,6 +612,7 @@
       addKindOption(String(event.event));
       foldStatus(event);
       if (event.event === "exploit") applyExploit(event);
+      if (RUNG_EVENTS.has(event.event)) requestRungs();
       if (matches(event)) {
         S.logEvents.push(event);
         S.logMatching += 1;
@@ -552,8 +645,16 @@
   async function load() {
     let snap;
     try {
-      const response = await fetch("/api/snapshot?id=" + encodeURIComponent(expId));
-      snap = await response.json();
+      S.timings = {scripts: performance.now()};
+      let answer = window.pbtlabSnapshot; // started by boot.js while the scripts loaded
+      window.pbtlabSnapshot = null;
+      if (!answer) {
+        answer = fetch("/api/snapshot?id=" + encodeURIComponent(expId))
+          .then(async (response) => ({ok: response.ok, status: response.status, body: await response.json()}));
+      }
+      const response = await answer;
+      snap = response.body;
+      S.timings.snapshot = performance.now() - S.timings.scripts;
       if (!response.ok) throw new Error(snap.error || ("the server answered " + response.status));
     } catch (error) {
       document.getElementById("problems").hidden = false;
