@@ -17,7 +17,9 @@ The runs save every recovery point (``RunConfig(state_save_period_s=0)``): by de
 5% of the run, which these trials, with iterations of 10 to 80 ms, can exceed on a loaded machine (then a
 recovery point waits, and a crash in that moment costs more; ``bench/crash_cost.py`` measures the default).
 The measured case of issue 17 (FIFO, a checkpoint every 3 iterations, killed at 80 of 120) runs on every
-executor by default; the wider matrix is marked slow, and every Ray case is marked ray.
+executor by default; more process-executor cases are marked slow, and every Ray case is marked ray. The
+wide matrix (every scheduler x checkpoint frequency x kill point) runs on the simulated executor, in
+virtual time: tests/test_chaos_simulated.py.
 """
 
 from __future__ import annotations
@@ -43,15 +45,13 @@ KILL_POINTS = (30, 80, 105)  # early (nothing finished), the issue's, late (most
 
 
 def wide_cases():
-    """Every executor x scheduler x checkpoint frequency, each at kill points taken in turn (two kill points
-    in-process, one with processes, which cost more to start), so every kill point meets every kind."""
-    combos = itertools.product(("inprocess", "process"), ("fifo", "pbt-sync", "pbt-async"), (1, 3, 0))
-    for index, (executor, scheduler, every) in enumerate(combos):
-        turns = (0, 1) if executor == "inprocess" else (0,)
-        for turn in turns:
-            case = (executor, scheduler, every, KILL_POINTS[(index + turn) % len(KILL_POINTS)])
-            if case not in DEFAULT:
-                yield case
+    """With real processes, every scheduler x checkpoint frequency, at kill points taken in turn. The wider
+    matrix (every kill point with every kind) runs on the simulated executor: tests/test_chaos_simulated.py."""
+    combos = itertools.product(("fifo", "pbt-sync", "pbt-async"), (1, 3, 0))
+    for index, (scheduler, every) in enumerate(combos):
+        case = ("process", scheduler, every, KILL_POINTS[index % len(KILL_POINTS)])
+        if case not in DEFAULT:
+            yield case
 
 
 WIDE = list(wide_cases())

@@ -1,7 +1,7 @@
-"""Per-trial recovery points in ``state.json``, driven by the scripted fake executor (no processes, no sleeps).
+"""Per-trial recovery points in ``state.json``, driven by the simulated executor (no processes, no sleeps).
 
-Trial 0 checkpoints every 3 iterations and runs to 10; trial 1 checkpoints at every iteration and finishes
-after 4. The driver is interrupted while trial 0 reports its 8th iteration.
+Both trials checkpoint every 3 iterations; trial 0 runs to 10, trial 1 returns after 3. The driver is
+interrupted (Ctrl-C) while trial 0 reports its 8th iteration.
 """
 
 from __future__ import annotations
@@ -11,21 +11,16 @@ import os
 
 import pytest
 
-from engine_fakes import FakeExecutor
 from pbtlab import tune
 from pbtlab.config import RunConfig, TuneConfig
+from pbtlab.executors.simulated import SimulatedExecutor
 from pbtlab.tuner import Tuner
 
 
-def never_called(config):
-    raise AssertionError("not run")
-
-
-def script(trial_id, start, n):
-    iteration = start + n + 1
-    if iteration > (4 if trial_id.endswith("1") else 10):
-        return ("finish",)
-    return ("report", {"score": float(iteration)}, trial_id.endswith("1") or iteration % 3 == 0)
+def simulator():
+    def result(config, iteration, state):
+        return None if iteration > (3 if config["x"] == 1 else 10) else {"score": float(iteration)}
+    return SimulatedExecutor(result, checkpoint_every=3)
 
 
 def read_state(path):
@@ -50,10 +45,11 @@ class Interrupt(tune.Callback):
 
 
 def run(storage, callbacks=None):
-    return Tuner(never_called, param_space={"x": tune.grid_search([0, 1])},
+    executor = simulator()
+    return Tuner(executor.trainable, param_space={"x": tune.grid_search([0, 1])},
                  tune_config=TuneConfig(metric="score", mode="max", seed=0),
                  run_config=RunConfig(storage_path=storage, name="run", verbose=0, state_save_period_s=0,
-                                      executor=FakeExecutor(script, concurrency=2), callbacks=callbacks)).fit()
+                                      executor=executor, callbacks=callbacks)).fit()
 
 
 def test_each_trial_is_saved_at_its_own_recovery_point_and_resumes_from_it(storage):
@@ -69,23 +65,23 @@ def test_each_trial_is_saved_at_its_own_recovery_point_and_resumes_from_it(stora
     first, second = (t["trial_id"] for t in state["trials"])
     assert state["recovery"][first] == {"checkpoint": f"{first}/checkpoint_000001", "iteration": 6, "rows": 6,
                                         "finished": False}
-    assert state["recovery"][second] == {"checkpoint": f"{second}/checkpoint_000003", "iteration": 4, "rows": 4,
+    assert state["recovery"][second] == {"checkpoint": f"{second}/checkpoint_000000", "iteration": 3, "rows": 3,
                                          "finished": True}
-    assert state["rows_written"] == {first: 6, second: 4}
+    assert state["rows_written"] == {first: 6, second: 3}
     assert [t["status"] for t in state["trials"]] == ["RUNNING", "TERMINATED"]
     with open(os.path.join(path, first, "result.jsonl")) as handle:
         assert len(handle.readlines()) == 8  # rows 7 and 8 are on disk, past the recovery point
 
-    executor = FakeExecutor(script, concurrency=2)
-    results = Tuner.restore(path, never_called, run_config=RunConfig(verbose=0, executor=executor)).fit()
+    executor = simulator()
+    results = Tuner.restore(path, executor.trainable, run_config=RunConfig(verbose=0, executor=executor)).fit()
     # the finished trial did not run again; the other went on from its checkpoint at 6, rows 7 and 8 once
-    assert [entry[:2] for entry in executor.log if entry[0] == second] == []
-    assert [entry[1:] for entry in executor.log if entry[0] == first][0] == \
-        ("start", os.path.join(path, first, "checkpoint_000001"))
+    (resume,) = results.events_of("experiment_resume")
+    assert resume["resumed_trials"] == [first] and resume["dropped_rows"] == {first: 2, second: 0}
+    starts = [e for e in results.events[resume["seq"]:] if e["event"] == "trial_start"]
+    assert [(e["trial_id"], e["checkpoint"], e["reason"]) for e in starts] == \
+        [(first, f"{first}/checkpoint_000001", "resume")]
     history = results[0].history()
     assert [r["training_iteration"] for r in history] == list(range(1, 11))
     assert history[6]["restored_from"] == {"trial_id": first, "checkpoint": f"{first}/checkpoint_000001",
                                            "iteration": 6, "reason": "resume"}
-    assert [r["training_iteration"] for r in results[1].history()] == [1, 2, 3, 4]
-    (resume,) = results.events_of("experiment_resume")
-    assert resume["resumed_trials"] == [first] and resume["dropped_rows"] == {first: 2, second: 0}
+    assert [r["training_iteration"] for r in results[1].history()] == [1, 2, 3]
