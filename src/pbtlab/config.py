@@ -144,8 +144,9 @@ class RunConfig:
     ``(trial_id, result) -> bool``, or an object with ``__call__`` and ``stop_all()`` (Ray's Stopper).
     ``verbose``: 0 silent, 1 final table only, 2 decisions and status table (default).
     ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
-    ``state_save_period_s``: the least time between two saves of the experiment's state (it is saved
-    at consistent moments, at most this often, and always at the end); 0 saves at every such moment.
+    ``state_save_period_s``: when the run's state is saved. It is saved when a trial's recovery point
+    advances (a checkpoint, a trial's end, a decision) and always at the end. None (the default): each
+    at once, as long as saving takes at most 5% of the run; 0: each at once; a number: at most that often.
     ``callbacks``: ``tune.Callback`` objects whose hooks are called as the run progresses (``pbtlab.callbacks``).
     ``log_to_file`` (Ray's): False (default) leaves each trial's output where it goes; True writes its stdout
     and stderr to ``stdout`` and ``stderr`` in the trial's directory; a file name writes both into that file;
@@ -160,7 +161,7 @@ class RunConfig:
     verbose: int | None = None
     executor: Any = None
     progress_interval_s: float = 5.0
-    state_save_period_s: float = 1.0
+    state_save_period_s: float | None = None
     callbacks: list[Any] | None = None
     log_to_file: bool | str | tuple[str, str] | list[str] = False
     # Ray-only arguments: accepted by name so that each gives a clear error (see _RAY_ONLY_RUN).
@@ -217,10 +218,11 @@ class RunConfig:
         if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
                 or not math.isfinite(self.progress_interval_s) or self.progress_interval_s <= 0:
             raise ConfigError(f"RunConfig(progress_interval_s=...) must be a number > 0, got {describe(self.progress_interval_s)}")
-        if isinstance(self.state_save_period_s, bool) or not isinstance(self.state_save_period_s, (int, float)) \
-                or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0:
-            raise ConfigError(
-                f"RunConfig(state_save_period_s=...) must be a number >= 0, got {describe(self.state_save_period_s)}")
+        if self.state_save_period_s is not None and (
+                isinstance(self.state_save_period_s, bool) or not isinstance(self.state_save_period_s, (int, float))
+                or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0):
+            raise ConfigError(f"RunConfig(state_save_period_s=...) must be None (automatic) or a number >= 0, "
+                              f"got {describe(self.state_save_period_s)}")
         compat.reject_unsupported_arguments("RunConfig", self)
 
 

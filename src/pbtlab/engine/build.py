@@ -1,14 +1,16 @@
 """The one place a controller is built: :func:`new_run` for a new experiment, :func:`resumed_run` to continue one.
 
-Resuming (``Tuner.restore(path, trainable)``, ``pbtlab resume``) works from ``state.json``, written at
-*consistent cuts* (every live trial exactly at a checkpoint, every row and event flushed):
+Resuming (``Tuner.restore(path, trainable)``, ``pbtlab resume``) works from ``state.json``, which holds
+each trial at its own *recovery point* (its latest registered checkpoint, its end, or a decision about
+it; see ``pbtlab.rundir.records.RunState``):
 
-1. rows and events written after the last saved state are dropped (the training they describe was
-   lost with the driver; the resumed trials report them again);
-2. every unfinished trial restarts from the checkpoint the state names (its own latest, or the donor's
-   when an exploit was decided but not yet carried out);
+1. each trial's rows past its recovery point are dropped, and events past the saved state (the training
+   they describe was lost with the driver; the resumed trials report it again);
+2. every unfinished trial restarts from the checkpoint its recovery point names (its own latest, or the
+   donor's when an exploit was decided), so it loses at most its work since that checkpoint; a trial
+   that finished before the crash is not run again;
 3. the scheduler is rebuilt as its own class from ``experiment.json`` (or taken from the caller) and
-   gets back its state (synchronous barrier, scores, random generator);
+   gets back its state as at the save (synchronous barrier, scores, random generator);
 4. the time budget continues from the time already spent.
 
 So a seeded synchronous run that is killed and resumed makes the same decisions as one that never

@@ -48,6 +48,7 @@ from pbtlab.rundir.records import (
     TrialErrored,
     TrialRestore,
     TrialStart,
+    recovery_summary,
 )
 from pbtlab.resources import Resources
 from pbtlab.rundir.checkpoints import CheckpointRef
@@ -131,7 +132,13 @@ class Controller:
         self._unchecked: list[str] = list(self.waiting)
         self._failed_epoch: int | None = None
         self._seq = store.num_events
-        self._num_dirty = 0
+        #: rows each trial has in its result.jsonl (written or buffered)
+        self._rows: dict[str, int] = {t.trial_id: store.rows_written.get(t.trial_id, 0) for t in trials}
+        #: each trial that reported since its last recovery point: that point (a copy of the trial) and its rows
+        self._recovery: dict[str, tuple[Trial, int]] = {}
+        self._save_due = False  # a recovery point advanced since the last save
+        self._save_time_total = 0.0
+        self._wall_start = time.monotonic()  # saving's share of the run is measured in wall-clock time
         self._abort: BaseException | None = None
         self.start_time = executor.clock() - elapsed_s  # the run's clock: the executor's
         self.max_concurrent = tune_config.max_concurrent_trials or executor.default_concurrency(len(trials))
@@ -206,12 +213,10 @@ class Controller:
         """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
         (so a callback that reads the run directory sees every row)."""
         try:
-            if self._num_dirty == 0:
-                self.save_state(durable=True)
-            else:
-                # Interrupted (Ctrl-C, an error) between consistent cuts: keep the last consistent state;
-                # what was reported since is on disk, and a resume drops and re-runs it.
-                self.store.flush()
+            # Whatever ended the run (Ctrl-C and errors too): every trial at its recovery point. A trial
+            # interrupted while its report was handled is still at its point before that report.
+            self.save_state(durable=True)
+            if any(not t.is_finished for t in self.trials):
                 logger.warning(f"[pbtlab] Run interrupted; continue it with Tuner.restore({self.store.path!r}, "
                                f"trainable) or `pbtlab resume {self.store.path}`")
             self.callbacks.call("on_experiment_end", trials=self.views)
@@ -301,7 +306,10 @@ class Controller:
     def _launch(self, trial: Trial) -> None:
         self.waiting.pop(trial.trial_id, None)
         if trial.status is TrialStatus.PENDING or trial.restart is not None:
+            decided = self._copy_of(trial) if trial.restart is not None and trial.restart.is_decision else None
             checkpoint, reason = self._prepare_restart(trial)
+            if decided is not None:  # until it reports, its recovery point is the decision (a resume redoes it)
+                self._recovery[trial.trial_id] = (decided, self._rows[trial.trial_id])
             spec = StartSpec(trial.trial_id, copy.deepcopy(trial.config), self.store.trial_dir(trial.trial_id),
                              self.store.absolute(checkpoint.path) if checkpoint else None,
                              trial.next_checkpoint_index, trial_name=trial.name or trial.trial_id,
@@ -379,11 +387,14 @@ class Controller:
             raise RuntimeError(f"unexpected message from trial {trial.trial_id}: {message!r}")
 
     def _set_dirty(self, trial: Trial, dirty: bool) -> None:
-        if trial.dirty != dirty:
-            self._num_dirty += 1 if dirty else -1
-            trial.dirty = dirty
+        """``dirty``: the trial reported since its recovery point (``_recovery`` holds that point)."""
+        trial.dirty = dirty
+        if not dirty:
+            self._recovery.pop(trial.trial_id, None)
 
     def _on_report(self, trial: Trial, message: ReportMessage) -> None:
+        if not trial.dirty:  # the trial leaves its recovery point: remember it until the next one
+            self._recovery.setdefault(trial.trial_id, (self._copy_of(trial), self._rows[trial.trial_id]))
         if trial.trial_id not in self._metric_checked:
             self._metric_checked.add(trial.trial_id)
             check_metric_reported(self.metric, trial.trial_id, message.metrics, self.scheduler.checks_metric)
@@ -394,14 +405,17 @@ class Controller:
         checkpoint_name = os.path.basename(message.checkpoint_path) if message.checkpoint_path is not None else None
         result = result_row(message.metrics, trial, message.time_this_iter_s, checkpoint_name)
         trial.restored_from = None
-        if message.checkpoint_path is not None:
-            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
-        else:
-            self._set_dirty(trial, True)
         stop = self.stop_criteria.should_stop(trial.trial_id, result)
         if stop:
             result["done"] = True
         self.store.append_result(trial.trial_id, result)
+        self._rows[trial.trial_id] += 1
+        # The row is in: only now may the checkpoint become the trial's recovery point (until then an
+        # interruption leaves the trial at its previous point, and the row is dropped and reported again).
+        if message.checkpoint_path is not None:
+            self._add_checkpoint(trial, message.checkpoint_path, message.checkpoint_index, result)
+        else:
+            self._set_dirty(trial, True)
         trial.last_result = result
         saved = message.checkpoint_path is not None
         if stop:
@@ -430,7 +444,9 @@ class Controller:
         elif decision.action is Action.PAUSE or trial.restart is not None:
             self._set_waiting(trial, TrialStatus.PAUSED)
         else:
+            self._maybe_save()  # before the trial goes on: its new recovery point is on disk first
             self.executor.send(trial.trial_id, CONTINUE)
+            return
         self._maybe_save()
 
     def _save_if_requested(self, trial: Trial, result: Mapping[str, Any], saved: bool) -> None:
@@ -468,8 +484,10 @@ class Controller:
                   message=message.message, traceback=message.traceback, num_failures=trial.num_failures,
                   will_retry=retry)
         self.running.discard(trial.trial_id)
+        self._save_due = True
         if retry:
             trial.restart = PendingRestart(trial.latest, "failure")
+            self._set_dirty(trial, False)  # its future is decided: restart from its latest checkpoint
             where = f"from checkpoint {trial.latest.path} (iteration {trial.latest.iteration})" if trial.latest \
                 else "from scratch (it has no checkpoint yet)"
             logger.warning(f"[pbtlab] Trial {trial.trial_id} failed ({message.error_type}: {message.message}); "
@@ -477,6 +495,7 @@ class Controller:
             self._set_waiting(trial, TrialStatus.PENDING)
             if self.callbacks:
                 self.callbacks.call("on_trial_recover", iteration=self.step, trials=self.views, trial=TrialView(trial))
+            self._maybe_save()
             return
         trial.error = {"error_type": message.error_type, "message": message.message,
                        "traceback": message.traceback, "iteration": trial.iteration}
@@ -531,6 +550,7 @@ class Controller:
         trial.latest = ref
         trial.next_checkpoint_index = ref.index + 1
         self._set_dirty(trial, False)
+        self._save_due = True
         if self.retention.needs_prune(trial):
             self.retention.prune(trial, self.retention.pinned(self.trials))
         return ref
@@ -541,6 +561,7 @@ class Controller:
         trial.restart = None
         self.waiting.pop(trial.trial_id, None)
         self._set_dirty(trial, False)
+        self._save_due = True
         self.emit(TrialComplete, trial_id=trial.trial_id, iteration=trial.iteration, reason=reason,
                   was_running=False)
         self._apply(self.scheduler.on_trial_complete(trial.trial_id, self.population))
@@ -555,6 +576,7 @@ class Controller:
         self.running.discard(trial.trial_id)
         self.waiting.pop(trial.trial_id, None)
         self._set_dirty(trial, False)
+        self._save_due = True
         if trial.has_worker:
             self.executor.send(trial.trial_id, STOP)
             trial.has_worker = False
@@ -605,33 +627,82 @@ class Controller:
         values = ",".join(f"{c.param}={format_tag_value(c.new)}" for c in p.changes)
         target.tag = f"{target.orig_tag}@perturbed[{values}]"
         target.restart = PendingRestart(p.checkpoint, "exploit" if p.donor is not None else "explore")
+        self._set_dirty(target, False)  # decided: the rows up to the decision and the restart are its recovery point
+        self._save_due = True
 
     # -- checkpoints and state -------------------------------------------------------------------------
     def _record_deleted(self, ref: CheckpointRef) -> None:
         self.emit(CheckpointDeleted, trial_id=ref.trial_id, checkpoint=ref.path, iteration=ref.iteration)
 
     def _maybe_save(self) -> None:
-        """Save at consistent cuts: every live trial is exactly at a checkpoint (or has none to lose);
-        at most once per ``RunConfig(state_save_period_s)``, and (as Ray's automatic period) rarely
-        enough that saving takes at most 5% of the run."""
-        if self._num_dirty:
+        """Save when a recovery point advanced (a checkpoint registered, a trial finished, a decision taken).
+
+        ``RunConfig(state_save_period_s)``: None (the default) saves each one at once while saving takes at
+        most 5% of the run time, and otherwise at the first message after it is back under 5%; 0 saves
+        each one at once; a number saves at most that often and (as Ray's automatic period) rarely enough
+        that one save's cost is at most 5% of the time between saves. A save that waits is never lost: it
+        is made at the next message, and at the end of the run."""
+        if not self._save_due:
             return
-        period = max(self.run_config.state_save_period_s, 20 * self._save_cost) \
-            if self.run_config.state_save_period_s > 0 else 0.0
-        if time.monotonic() - self._last_save >= period:
+        period = self.run_config.state_save_period_s
+        now = time.monotonic()
+        if period is None:
+            allowed = self._save_time_total <= 0.05 * (now - self._wall_start)
+        elif period > 0:
+            allowed = now - self._last_save >= max(period, 20 * self._save_cost)
+        else:
+            allowed = True
+        if allowed:
             self.save_state()
 
+    @staticmethod
+    def _copy_of(trial: Trial) -> Trial:
+        """The trial as it is now, for its recovery point (what later reports change is copied)."""
+        snapshot = copy.copy(trial)
+        snapshot.last_result = dict(trial.last_result) if trial.last_result is not None else None
+        return snapshot
+
+    def recovery_records(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Each trial's recovery point: its record (``Trial.to_dict()``) and its rows in result.jsonl.
+
+        A trial that has not reported since its latest checkpoint, its end, or a decision about it is at
+        its recovery point now. One that has (or that started the restart a decision gave it) is recorded
+        as it was at that point (a resume restarts it from its latest checkpoint, or carries out the
+        decision again, and drops its rows since), with the checkpoints it has now (retention may have
+        retired some since; it added none, or it would be at a new recovery point) and its latest (the
+        same checkpoint, or the donor's once a decided restart began)."""
+        records, rows = [], {}
+        for trial in self.trials:
+            point = self._recovery.get(trial.trial_id)
+            if point is None:
+                records.append(trial.to_dict())
+                rows[trial.trial_id] = self._rows[trial.trial_id]
+                continue
+            snapshot, snapshot_rows = point
+            record = snapshot.to_dict()
+            record["checkpoints"] = [c.to_dict() for c in trial.checkpoints]
+            record["latest"] = trial.latest.to_dict() if trial.latest else None  # the same, or a decision's donor
+            records.append(record)
+            rows[trial.trial_id] = snapshot_rows
+        return records, rows
+
     def save_state(self, durable: bool = False) -> None:
-        """Write ``state.json`` (a ``pbtlab.rundir.records.RunState``), then delete checkpoints it no longer names."""
+        """Write ``state.json`` (a ``pbtlab.rundir.records.RunState``: each trial at its recovery point, the
+        scheduler as it is now), then delete checkpoints it no longer names."""
         started = time.monotonic()
+        records, rows = self.recovery_records()
         self.store.save_state({
             "format_version": FORMAT_VERSION,
-            "trials": [t.to_dict() for t in self.trials],
+            "trials": records,
             "scheduler": self.scheduler.state_dict(),
             "next_seq": self._seq,
             "saved_at": time.time(),
             "elapsed_s": self.executor.clock() - self.start_time,
+            "rows_written": rows,
+            "recovery": recovery_summary(records, rows),
         }, durable=durable)
         self.retention.after_state_save()
+        self._save_due = False
         self._last_save = time.monotonic()
         self._save_cost = self._last_save - started
+        self._save_time_total += self._save_cost

@@ -418,7 +418,7 @@ class ExperimentSpec:
     max_concurrent_trials: int | None
     time_budget_s: float | None
     progress_interval_s: float
-    state_save_period_s: float
+    state_save_period_s: float | None
     trial_ids: list[str]
     created: str
     trial_dirs: dict[str, str] = dataclasses.field(default_factory=dict)  # where a trial's folder is not its id
@@ -459,13 +459,43 @@ class ExperimentSpec:
 # -- saved run state --------------------------------------------------------------------------------------
 
 
+def recovery_summary(trials: list[dict[str, Any]], rows: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+    """Each trial's recovery point in a few words: the checkpoint it restarts from (None: from scratch, or
+    nothing left to run), its iteration, its rows kept and whether it finished.
+
+        >>> recovery_summary([{"trial_id": "t0", "status": "RUNNING", "iteration": 6, "restart": None,
+        ...                    "latest": {"path": "t0/checkpoint_000001", "iteration": 6}}], {"t0": 8})
+        {'t0': {'checkpoint': 't0/checkpoint_000001', 'iteration': 6, 'rows': 8, 'finished': False}}
+    """
+    summary = {}
+    for record in trials:
+        restart = record.get("restart") or {}
+        checkpoint = restart.get("checkpoint") if restart else record.get("latest")
+        summary[str(record["trial_id"])] = {
+            "checkpoint": checkpoint["path"] if checkpoint else None,
+            "iteration": int(checkpoint["iteration"]) if checkpoint else int(record.get("iteration", 0)),
+            "rows": int(rows.get(record["trial_id"], 0)),
+            "finished": record.get("status") in ("TERMINATED", "ERROR"),
+        }
+    return summary
+
+
 @dataclasses.dataclass(slots=True, kw_only=True)
 class RunState:
-    """``state.json``: the last consistent cut of a run (what a resume continues from).
+    """``state.json``: every trial at its *recovery point*, what a resume continues from.
 
-    ``trials`` are ``Trial.to_dict()`` records, ``scheduler`` the scheduler's ``state_dict()``;
-    ``rows_written`` / ``events_written`` say how many lines of each file belong to this state;
-    ``elapsed_s`` is the run time spent so far (``TuneConfig(time_budget_s)`` counts on from it).
+    A trial is at a recovery point when nothing it did since needs more than what is on disk: right
+    after a checkpoint is registered, when it finished, or when the scheduler decided its restart. Each
+    trial has its own; a crash costs a trial only its work since its own point.
+
+    ``trials`` are ``Trial.to_dict()`` records, each as at its recovery point; ``rows_written`` says how
+    many lines of each trial's result.jsonl belong to its point (a resume drops the rest), and
+    ``events_written`` how many lines of events.jsonl belong to the state. ``scheduler`` is the
+    scheduler's ``state_dict()`` as at the save, not rewound per trial: it keeps every decision (each is
+    its target's recovery point) and the last score it saw of each trial; a trial that re-runs reports
+    them again (see ``docs/core.md``, "Recovery points"). ``recovery`` summarizes each trial's
+    point (:func:`recovery_summary`). ``elapsed_s`` is the run time spent so far
+    (``TuneConfig(time_budget_s)`` counts on from it).
     """
 
     trials: list[dict[str, Any]]
@@ -475,6 +505,7 @@ class RunState:
     events_written: int
     saved_at: float
     elapsed_s: float = 0.0
+    recovery: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -493,7 +524,8 @@ class RunState:
             next_seq=int(data.get("next_seq", data["events_written"])),
             rows_written={str(k): int(v) for k, v in data["rows_written"].items()},
             events_written=int(data["events_written"]), saved_at=float(data.get("saved_at") or 0.0),
-            elapsed_s=float(data.get("elapsed_s", 0.0)))
+            elapsed_s=float(data.get("elapsed_s", 0.0)),
+            recovery={str(k): dict(v) for k, v in (data.get("recovery") or {}).items()})
 
 
 # -- documentation --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Layout (paths inside are relative to the experiment directory, so a run can be m
     <storage_path>/<name>/
         experiment.json        settings: name, seed, metric, mode, scheduler, param_space, trial ids
         events.jsonl           every decision and trial life-cycle event, one JSON object a line
-        state.json             the latest consistent state, for resuming (trials, scheduler, counts)
+        state.json             each trial's recovery point and the scheduler's state, for resuming
         pbt_global.txt         Ray-compatible policy log (when the PBT scheduler has log_config)
         <trial_id>/params.json     the trial's starting config
         <trial_id>/result.jsonl    every report of the trial, one JSON object a line
@@ -148,8 +148,8 @@ class ExperimentStore:
     """Appends results and events to an experiment directory; flushes on demand."""
 
     #: Buffered lines that force a flush between state saves, so memory stays flat in a run that goes long
-    #: without a consistent cut (e.g. a trainable that never checkpoints); rows past the last state are
-    #: dropped on resume, as after a crash.
+    #: without a recovery point (e.g. a trainable that never checkpoints); rows past a trial's recovery
+    #: point are dropped on resume, as after a crash.
     FLUSH_LINES = 32768
 
     def __init__(self, path: str) -> None:
@@ -224,7 +224,8 @@ class ExperimentStore:
         """
         self.flush()
         full = dict(state)
-        full["rows_written"] = dict(self.rows_written)
+        # The rows of each trial that belong to the state: as given (each trial's recovery point), else all.
+        full["rows_written"] = dict(state.get("rows_written", self.rows_written))
         full["events_written"] = self.events_written
         write_json_atomic(os.path.join(self.path, STATE_FILE), full, durable=durable)
 

@@ -53,14 +53,9 @@ class EarlyStoppingScheduler(TrialScheduler):
     time_attr: str
 
     def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
-        if self.metric and metric and metric != self.metric:
+        """The base class's rule, and Ray's default metric name when only a mode is known."""
+        if not super().set_search_properties(metric, mode):
             return False
-        if self.mode and mode and mode != self.mode:
-            return False
-        if metric:
-            self.metric = metric
-        if mode:
-            self.mode = mode
         if self.mode and not self.metric:
             self.metric = DEFAULT_METRIC
         return True
