@@ -43,3 +43,29 @@ def test_the_scan_finds_ray_in_code_it_should_refuse():
     assert ray_names_in_code("from pbtlab.compat.ray import shim\n") == [(1, "ray")]
     assert ray_names_in_code("def reject_ray_only(): ...\n") == [(1, "reject_ray_only")]
     assert ray_names_in_code("'''Ray Tune's name'''\nvalue = 'ray'\n") == []
+
+
+def test_every_module_says_what_it_offers():
+    """Each module has a curated ``__all__`` of names it defines (or lazily provides); the command-line entry
+    modules, which only parse arguments, are the exception."""
+    import importlib
+
+    entry_points = {"pbtlab.cli", "pbtlab.viz.cli", "pbtlab.serve.command"}
+    missing, unknown = [], {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name in entry_points or name.endswith("__main__"):
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional extra this environment lacks (the test extra installs them all)
+            continue
+        exported = getattr(module, "__all__", None)
+        if exported is None:
+            missing.append(name)
+            continue
+        absent = [n for n in exported if not hasattr(module, n)]
+        if absent:
+            unknown[name] = absent
+    assert missing == [] and unknown == {}

@@ -27,6 +27,8 @@ from typing import Any
 
 from pbtlab.errors import CallbackError, ConfigError, describe
 
+__all__ = ["Callback", "CallbackList", "check_callbacks", "HOOKS"]
+
 HOOKS = ("setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
          "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint",
          "on_experiment_end")

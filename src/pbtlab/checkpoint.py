@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 from pbtlab.errors import ConfigError, describe
 
+__all__ = ["Checkpoint"]
+
 
 class Checkpoint:
     """A checkpoint is a directory of files the trainable wrote."""

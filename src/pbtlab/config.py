@@ -18,6 +18,11 @@ from pbtlab import compat
 from pbtlab.callbacks import check_callbacks
 from pbtlab.errors import ConfigError, describe
 
+__all__ = [
+    "check_tuner_arguments", "CheckpointConfig", "config_from_stored", "DEFAULT_EXECUTOR", "FailureConfig",
+    "log_file_names", "NOT_STORED_FIELDS", "overridden", "RunConfig", "stored_config", "TuneConfig",
+]
+
 
 def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) -> None:
     if value is None and allow_none:

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "CallbackError", "ConfigError", "describe", "ExecutorError", "ExperimentError", "PbtlabError", "ReportError",
+    "TrialError",
+]
+
 
 class PbtlabError(Exception):
     """Base class of every error pbtlab raises on purpose."""

@@ -17,6 +17,11 @@ from pbtlab.metrics import metric_value
 from pbtlab.nested import get_path
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
+__all__ = [
+    "ensure_log_handler", "format_cell", "metric_columns", "render_plain", "status_rows", "StatusReporter",
+    "summarize_changes",
+]
+
 logger = logging.getLogger("pbtlab")
 
 

@@ -25,6 +25,11 @@ from typing import Any
 from pbtlab import compat
 from pbtlab.errors import ConfigError, describe
 
+__all__ = [
+    "declares_resources", "PARAMETERS_ATTRIBUTE", "Resources", "RESOURCES_ATTRIBUTE", "resources_for",
+    "with_parameters", "with_resources", "WrappedFunction",
+]
+
 #: Where ``with_resources`` / ``with_parameters`` keep what they attach (on a wrapper or a subclass).
 RESOURCES_ATTRIBUTE = "_pbtlab_resources"
 PARAMETERS_ATTRIBUTE = "_pbtlab_parameters"

@@ -28,6 +28,12 @@ from pbtlab.rundir.checkpoints import persist_directory
 from pbtlab.errors import ReportError, describe
 from pbtlab.resources import Resources
 
+__all__ = [
+    "Channel", "Command", "CommandKind", "CONTINUE", "current_session", "ErrorMessage", "FinishedMessage",
+    "get_checkpoint", "get_context", "log_paths", "redirect_descriptors", "report", "ReportMessage", "run_trial",
+    "SAVE", "SavedMessage", "StartSpec", "STOP", "TrialContext", "TrialSession",
+]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StartSpec:

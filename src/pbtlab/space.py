@@ -25,6 +25,12 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 
+__all__ = [
+    "Categorical", "choice", "Domain", "Float", "from_spec", "Function", "grid_search", "grid_variants",
+    "GridSearch", "Integer", "lograndint", "loguniform", "Normal", "qloguniform", "qrandint", "qrandn",
+    "quniform", "randint", "randn", "resolve_param_space", "resolved_leaves", "sample_from", "to_spec", "uniform",
+]
+
 
 class Domain:
     """A distribution a hyperparameter can be sampled from (and perturbed within)."""

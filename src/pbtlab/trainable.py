@@ -43,6 +43,11 @@ from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, ReportError, describe
 from pbtlab.session import current_session, report
 
+__all__ = [
+    "ClassTrainableRunner", "DICT_JSON", "DICT_PICKLE", "is_class_trainable", "METADATA", "Trainable",
+    "wrap_trainable",
+]
+
 DICT_JSON = "_dict_checkpoint.json"
 DICT_PICKLE = "_dict_checkpoint.pkl"
 METADATA = ".pbtlab_trainable.json"

@@ -43,6 +43,11 @@ from pbtlab.errors import ConfigError, ExperimentError, describe
 from pbtlab.metrics import metric_value
 from pbtlab.rundir.reader import RunDir
 
+__all__ = [
+    "compare_runs", "Comparison", "format_comparison", "method_of", "MethodCurve", "plot_comparison", "run_curve",
+    "RunCurve", "SHORT_NAMES", "T_975", "t_quantile_975",
+]
+
 #: Student's t 0.975 quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,

@@ -18,6 +18,8 @@ from pbtlab.errors import ExperimentError
 from pbtlab.progress import format_cell
 from pbtlab.rundir.records import EventKind, Exploit, Explore, event_from_dict
 
+__all__ = ["describe_event", "format_event", "format_field", "HIDDEN_FIELDS", "SCHEDULER_NOTES"]
+
 #: Fields left out of the generic ``key=value`` line: the kind and sequence (shown apart), the wall
 #: clock, and the long ones (tracebacks, whole configs).
 HIDDEN_FIELDS = frozenset({"seq", "event", "time", "traceback", "config", "old_config", "donor_config", "new_config"})

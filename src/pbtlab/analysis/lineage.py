@@ -31,6 +31,13 @@ from pbtlab.metrics import metric_value
 from pbtlab.nested import column_paths, get_path
 from pbtlab.rundir.records import EventKind
 
+__all__ = [
+    "ancestry", "AncestrySpan", "best_trial", "checkpoint_row", "decision_iterations", "hyperparameter_names",
+    "hyperparameter_schedule", "Jump", "jumps", "lineage_edges", "LineageEdge", "PERTURBATION_REASONS",
+    "PerturbationRecord", "perturbations", "resolve_trial", "run_data", "RunData", "RunLineage", "Schedule",
+    "Segment", "trial_segments", "TrialRecord",
+]
+
 #: Restart reasons recorded in ``restored_from/reason`` that a perturbation caused.
 PERTURBATION_REASONS = (EventKind.EXPLOIT.value, EventKind.EXPLORE.value)
 

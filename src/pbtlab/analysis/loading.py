@@ -18,6 +18,8 @@ from pbtlab.compat.runs import load_foreign_run
 from pbtlab.analysis.results import ResultGrid
 from pbtlab.errors import ConfigError, describe
 
+__all__ = ["load_results"]
+
 
 def load_results(path: str | os.PathLike[str] | Any) -> ResultGrid:
     """Load a run into a ``ResultGrid`` (a Ray Tune directory or ResultGrid works too)."""

@@ -22,6 +22,8 @@ from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.rundir.checkpoints import kept_positions
 from pbtlab.rundir.reader import RunDir
 
+__all__ = ["finite_number", "mode_sign", "pick_best", "Result", "ResultGrid"]
+
 _T = TypeVar("_T")
 
 

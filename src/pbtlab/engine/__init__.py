@@ -8,3 +8,5 @@
 - ``policy_log.py``: Ray's ``pbt_global.txt`` / ``pbt_policy_<trial>.txt``.
 - ``build.py``: the one place a controller is built, for a new run or a resumed one.
 """
+
+__all__: list[str] = []  # a package of modules: import from them

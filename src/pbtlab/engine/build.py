@@ -74,6 +74,11 @@ from pbtlab.rundir.store import (
 )
 from pbtlab.trainable import wrap_trainable
 
+__all__ = [
+    "BUILT_IN_EXECUTORS", "can_restore", "check_resume", "DEFAULT_STORAGE", "import_trainable", "new_run",
+    "read_run", "resumed_run", "ResumeOptions", "scheduler_from_description", "spec_name",
+]
+
 DEFAULT_STORAGE = "pbtlab_results"
 #: Executors a resume can build by name (``RunConfig(executor=...)``).
 BUILT_IN_EXECUTORS = ("inprocess", "process", "ray")

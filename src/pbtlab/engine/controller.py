@@ -68,6 +68,8 @@ from pbtlab.session import (
 )
 from pbtlab.rundir.store import ExperimentStore
 
+__all__ = ["Controller", "format_tag_value", "STOP_CHECK_INTERVAL_S"]
+
 #: How often a stopper's ``stop_all()`` is asked while trials are inside an iteration (executors with ``poll``).
 STOP_CHECK_INTERVAL_S = 1.0
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pbtlab.config import FailureConfig
 
+__all__ = ["RetryPolicy"]
+
 
 class RetryPolicy:
     """``max_failures=N`` retries a trial N times (-1: forever); ``fail_fast`` never retries and ends the run.

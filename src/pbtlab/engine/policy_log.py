@@ -13,6 +13,8 @@ from typing import Any
 from pbtlab.rundir.records import EventKind
 from pbtlab.rundir.store import ExperimentStore, dumps
 
+__all__ = ["append_exploit", "GLOBAL_FILE", "policy_file", "rebuild"]
+
 GLOBAL_FILE = "pbt_global.txt"
 
 

@@ -16,6 +16,8 @@ from pbtlab.engine.trial import Trial
 from pbtlab.rundir.checkpoints import CheckpointRef, kept_positions
 from pbtlab.schedulers.base import TrialScheduler
 
+__all__ = ["Retention"]
+
 
 class Retention:
     """Applies ``num_to_keep`` to each trial's checkpoints; deletes from disk in :meth:`after_state_save`."""

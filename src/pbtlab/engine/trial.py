@@ -21,6 +21,8 @@ from typing import Any
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.rundir.checkpoints import CheckpointRef
 
+__all__ = ["PendingRestart", "Population", "RESTART_REASONS", "Trial", "TrialStatus", "TrialView", "TrialViews"]
+
 
 class TrialStatus(str, enum.Enum):
     """A trial's state; compares equal to Ray's status strings (``trial.status == "RUNNING"``)."""

@@ -14,6 +14,8 @@ from typing import Any
 from pbtlab._optional import require
 from pbtlab.errors import ConfigError
 
+__all__ = ["pb2_bounds", "pb2_like", "pick_device", "state_digest", "torch", "workload_module"]
+
 
 
 def workload_module(module: str) -> ModuleType:

@@ -26,6 +26,12 @@ from typing import Any
 
 from pbtlab.examples._torch import pb2_like, pick_device, state_digest, torch, workload_module
 
+__all__ = [
+    "asha_scheduler", "build_model", "checkpoint_digest", "CHECKPOINT_FILE", "convnet_search_space", "ConvnetRun",
+    "DEFAULTS", "load_digits_split", "pb2_scheduler", "pbt_scheduler", "pbt_search_space",
+    "run_convnet_trainable", "train_convnet",
+]
+
 #: The defaults every config key falls back to.
 DEFAULTS: dict[str, Any] = {
     "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64, "dropout": 0.25, "width": 16,

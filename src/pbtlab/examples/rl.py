@@ -24,6 +24,12 @@ from typing import Any
 
 from pbtlab.examples._torch import pb2_like, pick_device, state_digest, torch, workload_module
 
+__all__ = [
+    "asha_scheduler", "build_agent", "cartpole_search_space", "CartPoleRun", "checkpoint_digest",
+    "CHECKPOINT_FILE", "DEFAULTS", "ENV_ID", "pb2_scheduler", "pbt_scheduler", "pbt_search_space",
+    "run_cartpole_trainable", "train_cartpole",
+]
+
 DEFAULTS: dict[str, Any] = {
     "lr": 0.01, "gamma": 0.99, "entropy_coef": 0.01, "value_coef": 0.5, "episodes_per_iteration": 8,
     "hidden": 64, "seed": 0, "device": "auto", "num_threads": None, "iterations": None, "max_episode_steps": 500,

@@ -15,6 +15,8 @@ from pbtlab.examples.toy import train_func
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.tuner import Tuner
 
+__all__ = ["initial_h0", "run_toy_grid", "run_toy_pbt", "toy_scheduler", "TUTORIAL_H0"]
+
 #: The tutorial's initial h0 values for populations of 2 and 4 (h1 = 1 - h0).
 TUTORIAL_H0 = {2: [0.0, 1.0], 4: [0.0, 1.0, 0.01, 0.99]}
 

@@ -18,6 +18,8 @@ import numpy as np
 
 from pbtlab import tune
 
+__all__ = ["get_init_theta", "grad_Qhat", "Q", "Q_batch", "Qhat", "train_func"]
+
 
 def Q(theta: np.ndarray) -> Any:
     """The true reward: an elliptic paraboloid with its maximum 1.2 at (0, 0)."""

@@ -35,6 +35,8 @@ from pbtlab.executors.pool import Allocation, ResourcePool
 from pbtlab.resources import Resources
 from pbtlab.session import Command, CommandKind, ErrorMessage, StartSpec, WorkerMessage
 
+__all__ = ["DispatchExecutor", "worker_died", "WorkerLost", "WorkerRecord"]
+
 
 @dataclasses.dataclass(slots=True, eq=False)
 class WorkerRecord:

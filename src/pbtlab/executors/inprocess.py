@@ -29,6 +29,8 @@ from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
+__all__ = ["InProcessExecutor"]
+
 
 class InProcessExecutor(Executor):
     """Runs trials as threads of this process, strictly one at a time (the reference executor).

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 from pbtlab.session import current_session, log_paths
 
+__all__ = ["OutputRouter", "TrialOutputProxy"]
+
 
 class TrialOutputProxy:
     """Stands in for ``sys.stdout`` (``index`` 0) or ``sys.stderr`` (1): routes each write by trial."""

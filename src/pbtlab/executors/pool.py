@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from pbtlab.resources import Resources
 
+__all__ = ["Allocation", "ResourcePool", "THREAD_VARIABLES", "visible_gpu_ids", "worker_environment"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Allocation:

@@ -88,6 +88,8 @@ from pbtlab.session import (
     run_trial,
 )
 
+__all__ = ["available_cores", "ProcessExecutor", "ProcessWorker", "START_METHODS"]
+
 START_METHODS = ("fork", "spawn", "forkserver")
 
 

@@ -73,6 +73,8 @@ from pbtlab.session import (
     redirect_descriptors,
 )
 
+__all__ = ["ActorWorker", "import_ray", "pack_directory", "RayExecutor", "TRANSPORTS", "unpack_directory"]
+
 TRANSPORTS = ("auto", "shared", "object_store")
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage, run_trial
 
+__all__ = ["Exited", "EXITED", "ThreadWorker"]
+
 
 class Exited(enum.Enum):
     """What :meth:`ThreadWorker.step` returns once the trial's thread has returned (after ``STOP``)."""

@@ -2,3 +2,5 @@
 
 - :mod:`pbtlab.integrations.lightning`: PyTorch Lightning callbacks (``pip install 'pbtlab[lightning]'``).
 """
+
+__all__: list[str] = []  # a package of modules: import from them

@@ -30,6 +30,11 @@ from pbtlab.loggers._tbx import EventFileWriter, flush_many
 from pbtlab.nested import flatten
 from pbtlab.rundir.store import RESULT_FILE, iter_jsonl
 
+__all__ = [
+    "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback", "PROGRESS_CSV", "RESULT_JSON",
+    "TBXLoggerCallback", "tensorboardx_available",
+]
+
 RESULT_JSON = "result.json"
 PROGRESS_CSV = "progress.csv"
 

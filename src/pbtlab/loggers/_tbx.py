@@ -28,6 +28,11 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+__all__ = [
+    "crc32c", "EventFileWriter", "file_version_event", "flush_many", "frame", "frame_many", "scalars_event",
+    "scalars_event_of",
+]
+
 _MASK32 = 0xFFFFFFFF
 
 

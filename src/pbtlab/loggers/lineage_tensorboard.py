@@ -21,6 +21,8 @@ from typing import Any
 from pbtlab.analysis.lineage import ancestry, run_data
 from pbtlab.loggers._tbx import EventFileWriter
 
+__all__ = ["default_output", "write_lineage_tensorboard"]
+
 
 def default_output(results: Any) -> str:
     run = run_data(results)

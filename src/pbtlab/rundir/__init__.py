@@ -5,3 +5,5 @@
 - :mod:`pbtlab.rundir.checkpoints`: :class:`CheckpointRef` and checkpoint persistence;
 - :mod:`pbtlab.rundir.reader`: :class:`RunDir`, the one reader every view goes through.
 """
+
+__all__: list[str] = []  # a package of modules: import from them

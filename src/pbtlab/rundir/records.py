@@ -25,6 +25,15 @@ from typing import Any, ClassVar
 
 from pbtlab.errors import ExperimentError
 
+__all__ = [
+    "AUTO_RESULT_FIELDS", "CheckpointDeleted", "CheckpointMissing", "CheckpointSaved", "DataGap", "Event",
+    "event_from_dict", "EVENT_TYPES", "EventKind", "ExperimentEnd", "ExperimentResume", "ExperimentSpec",
+    "ExperimentStart", "Exploit", "ExploitSkipped", "Explore", "ForcedStart", "FOREIGN_ONLY", "FORMAT_VERSION",
+    "MedianStopped", "Note", "recovery_summary", "RungEvent", "RungPromoted", "RungReached", "RungStopped",
+    "RunState", "schema_markdown", "TrialAdd", "TrialComplete", "TrialErrored", "TrialRestore", "TrialStart",
+    "UnrankableScore",
+]
+
 #: Version of the run-directory layout; a reader refuses a state of another version.
 FORMAT_VERSION = 1
 

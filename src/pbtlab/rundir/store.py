@@ -24,6 +24,12 @@ from typing import Any
 
 from pbtlab.errors import ExperimentError
 
+__all__ = [
+    "dumps", "EVENTS_FILE", "EXPERIMENT_FILE", "ExperimentStore", "inside_run", "is_wall_clock_field",
+    "iter_jsonl", "json_default", "line_cut", "PARAMS_FILE", "read_json", "RESULT_FILE", "STATE_FILE",
+    "truncate_lines", "write_json_atomic",
+]
+
 EXPERIMENT_FILE = "experiment.json"
 EVENTS_FILE = "events.jsonl"
 STATE_FILE = "state.json"

@@ -66,6 +66,11 @@ import numpy as np
 
 from pbtlab.rundir.checkpoints import CheckpointRef
 
+__all__ = [
+    "Action", "class_path", "Decision", "DecisionNote", "EngineSide", "HyperparamChange", "Perturbation",
+    "PopulationView", "TrialInfo", "TrialScheduler",
+]
+
 
 class Action(enum.Enum):
     """What happens to the trial that just reported."""

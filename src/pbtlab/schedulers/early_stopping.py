@@ -20,6 +20,8 @@ from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.arguments import number
 from pbtlab.schedulers.base import TrialScheduler, class_path
 
+__all__ = ["check_common", "check_int", "check_number", "DEFAULT_METRIC", "EarlyStoppingScheduler"]
+
 #: The metric Ray uses when a mode is given without a metric (``ray.tune.result.DEFAULT_METRIC``).
 DEFAULT_METRIC = "_metric"
 

@@ -25,6 +25,8 @@ from pbtlab.rundir.records import EventKind
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 
+__all__ = ["MedianStoppingRule", "NAME"]
+
 NAME = "MedianStoppingRule"
 
 

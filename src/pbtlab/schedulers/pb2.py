@@ -40,6 +40,8 @@ from pbtlab.schedulers.base import HyperparamChange, TrialInfo, class_path
 from pbtlab.schedulers.pbt import PopulationBasedTraining, refuse_custom_explore_fn
 from pbtlab.space import Float
 
+__all__ = ["MAX_GP_POINTS", "PB2", "time_varying_kernel"]
+
 #: How many of the most recent reward changes the GP is fitted on.
 MAX_GP_POINTS = 200
 #: Ray's UCB constants: beta_t = C1 + max(0, log(C2 * n)).

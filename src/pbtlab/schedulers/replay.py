@@ -48,6 +48,8 @@ from pbtlab.schedulers.base import (
     class_path,
 )
 
+__all__ = ["PopulationBasedTrainingReplay", "read_policy_file", "schedule_from_run"]
+
 logger = logging.getLogger(__name__)
 
 #: (iteration of the switch, the config trained with after it)

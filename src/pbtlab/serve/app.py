@@ -27,6 +27,11 @@ from pbtlab.rundir.reader import RunDir
 from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, PathRefused, discover, resolve_experiment, summarize
 from pbtlab.serve.stack import require_serve_stack
 
+__all__ = [
+    "check_roots", "create_app", "DEFAULT_PORT", "LOOPBACK_HOSTS", "RunningServer", "serve_forever",
+    "start_server", "STATIC_DIR", "STATIC_FILES",
+]
+
 _stack = require_serve_stack()  # the one place the web stack is imported (with an error naming the extra)
 
 import anyio

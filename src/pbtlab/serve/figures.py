@@ -46,6 +46,13 @@ from pbtlab.viz.founders import FOUNDER_COLORS, OTHERS_COLOR, founder_shares
 from pbtlab.viz.history import metric_distribution, metric_history, top_metric_lines
 from pbtlab.viz.lineage import ancestry_tree
 
+__all__ = [
+    "ancestry_traces", "best_trial_id", "build_figures", "FIGURE_NAMES", "forms", "founders_figure",
+    "hyperparameters_figure", "interactive_html", "lineage_figure", "lineage_tree_figure", "MAX_LABELLED_LANES",
+    "metric_bands_figure", "metric_figure", "PLOTLY_BASIC", "PLOTLY_BASIC_SHA256", "plotly_js_path",
+    "plotly_text", "population_figures", "rungs_figure", "schedule_figure",
+]
+
 #: Lane labels are trial ids up to this many trials; beyond, the axis shows trial numbers.
 MAX_LABELLED_LANES = 40
 _BASE_LAYOUT: dict[str, Any] = {"margin": {"l": 60, "r": 20, "t": 36, "b": 44}, "hovermode": "closest",

@@ -25,6 +25,8 @@ from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE
 from pbtlab.rundir.tail import DamagedLine, FileTail, read_json_file
 from pbtlab.serve.runs import DEFAULT_STALE_SECONDS, finite, fold_status, run_state
 
+__all__ = ["jsonable", "LiveView", "LiveViews", "SNAPSHOT_EVENTS", "SnapshotReaders", "to_json"]
+
 #: Events sent with the first page; older ones are fetched when the log is filtered.
 SNAPSHOT_EVENTS = 300
 

@@ -28,6 +28,11 @@ from pbtlab.metrics import metric_value
 from pbtlab.rundir.store import EVENTS_FILE, EXPERIMENT_FILE, STATE_FILE
 from pbtlab.rundir.tail import FileTail, inside, read_json_file  # noqa: F401 - FileTail: the doctest above
 
+__all__ = [
+    "check_ids", "DEFAULT_STALE_SECONDS", "discover", "ExperimentEntry", "finite", "fold_status", "MAX_DEPTH",
+    "PathRefused", "resolve_experiment", "run_state", "RunStatus", "summarize",
+]
+
 #: How deep below a served folder experiments are looked for (``runs/<name>/experiment.json`` is depth 2).
 MAX_DEPTH = 3
 #: A run without ``experiment_end`` whose files did not change for this long is reported as stopped.

@@ -10,6 +10,8 @@ from typing import Any
 
 from pbtlab._optional import require
 
+__all__ = ["require_serve_stack"]
+
 _STACK = ("starlette", "uvicorn")  # plotly.js's basic bundle ships with pbtlab: no plotly package needed
 
 

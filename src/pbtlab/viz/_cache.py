@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+__all__ = ["per_run", "T"]
+
 T = TypeVar("T")
 
 

@@ -10,6 +10,12 @@ from typing import Any
 
 from pbtlab._optional import require
 
+__all__ = [
+    "bbox_from_extents", "below_axes", "below_axes_centered_in_figure", "curve3", "figure_class",
+    "line_collection", "lines", "matplotlib", "new_figure", "patches", "path_arrow", "percent_formatter",
+    "pil_image", "plain_log_ticks", "png_bytes", "pyplot",
+]
+
 
 def matplotlib() -> Any:
     """The ``matplotlib`` module."""

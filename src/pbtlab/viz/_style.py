@@ -10,6 +10,8 @@ from pbtlab.analysis.lineage import RunData
 from pbtlab.errors import ConfigError, describe
 from pbtlab.viz.tutorial import initial_label, label_mismatches
 
+__all__ = ["ANCESTRY_COLOR", "DEFAULT_COLORS", "trial_colors", "trial_labels"]
+
 #: Default trial colours (tab10 without orange, which is reserved for the best trial's ancestry).
 DEFAULT_COLORS = ("tab:blue", "black", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
                   "tab:olive", "tab:cyan")

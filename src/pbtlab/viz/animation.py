@@ -20,6 +20,8 @@ from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.trajectories import ParameterArtists, parameter_setup
 
+__all__ = ["Animation", "make_animation", "TITLE"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Animation:

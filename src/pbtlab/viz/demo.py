@@ -18,6 +18,8 @@ from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz.tutorial import TUTORIAL_COLORS, toy_labels
 
+__all__ = ["DemoSummary", "run_demo", "RUN_NAMES"]
+
 #: Experiment names inside ``<output>/runs``.
 RUN_NAMES = {"pbt2": "pbt_2_trials", "grid": "grid_search", "pbt4": "pbt_4_trials",
              "exploit_only": "figure2_exploit_only", "explore_only": "figure2_explore_only"}

@@ -36,6 +36,13 @@ from pbtlab.viz._cache import per_run
 from pbtlab.viz._style import ANCESTRY_COLOR
 from pbtlab.viz.forms import choose_form
 
+__all__ = [
+    "ancestry_order", "BAND_COLOR", "DEFAULT_QUANTILES", "draw_bands", "draw_hyperparameter_bands",
+    "draw_hyperparameter_heatmap", "hyperparameter_distributions", "hyperparameter_heatmap", "LOG_SCALE_RATIO",
+    "numeric_params", "plot_hyperparameter_distributions", "population_matrix", "PopulationMatrix",
+    "quantile_bands", "QuantileBands",
+]
+
 #: The quantiles drawn as bands: the outer band holds 90% of the population, the inner one half; the median line.
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: A positive hyperparameter spanning at least this ratio (max / min) is drawn on a log axis.

@@ -25,6 +25,8 @@ from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.trajectories import ParameterArtists, parameter_setup
 from pbtlab.viz.tutorial import TOY_PARAMETERS, toy_labels
 
+__all__ = ["FIGURE2_COLORS", "final_values", "PANELS", "plot_figure2", "run_figure2", "save_png", "write_png"]
+
 #: Panel keys and titles, left to right.
 PANELS: tuple[tuple[str, str], ...] = (
     ("pbt", "PBT"), ("exploit_only", "Exploit only"), ("explore_only", "Explore only"), ("grid", "Grid search"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pbtlab.errors import ConfigError, describe
 
+__all__ = ["choose_form", "FORMS"]
+
 #: Per plot kind: its forms, and the largest population drawn in the first (every-trial) form.
 FORMS: dict[str, tuple[tuple[str, ...], int]] = {
     # every trial's curve up to 16 trials; above, quantile bands with the top k trials as lines

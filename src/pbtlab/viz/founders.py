@@ -25,6 +25,11 @@ from pbtlab.errors import ConfigError, describe
 from pbtlab.viz import _mpl
 from pbtlab.viz._cache import per_run
 
+__all__ = [
+    "draw_founder_shares", "FOUNDER_COLORS", "founder_shares", "FounderShares", "OTHERS_COLOR",
+    "plot_founder_shares", "weight_founders", "WeightFounders",
+]
+
 #: Colours of the leading founders (tab20 without the orange pair, kept for the best trial's ancestry).
 FOUNDER_COLORS = ("#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#d62728", "#ff9896", "#9467bd", "#c5b0d5",
                   "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7", "#bcbd22", "#dbdb8d",

@@ -20,6 +20,12 @@ from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
 from pbtlab.viz.distributions import DEFAULT_QUANTILES, QuantileBands, draw_bands, population_matrix, quantile_bands
 from pbtlab.viz.forms import choose_form
 
+__all__ = [
+    "draw_metric_bands", "LEGEND_GAP_INCHES", "LONG_LABEL", "metric_distribution", "metric_history",
+    "MetricDistribution", "MetricLine", "plot_metric_history", "plot_population_metric", "plot_Q_history",
+    "top_metric_lines",
+]
+
 
 # -- metric history (the tutorial's right panel) -----------------------------------------------------------
 @dataclasses.dataclass(frozen=True, slots=True)

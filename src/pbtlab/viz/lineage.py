@@ -24,6 +24,11 @@ from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
 from pbtlab.viz.forms import choose_form
 from pbtlab.viz.founders import FOUNDER_COLORS, SegmentKey, weight_founders
 
+__all__ = [
+    "ancestry_tree", "AncestryTree", "draw_ancestry_tree", "draw_lineage", "Lineage", "lineage",
+    "lineage_figsize", "plot_lineage", "TreeNode", "TUTORIAL_LANES",
+]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Lineage:

@@ -17,6 +17,8 @@ from pbtlab.nested import get_path
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors, trial_labels
 from pbtlab.viz.schedule import axes_for, is_numeric
 
+__all__ = ["plot_population_hyperparameters", "population_hyperparameters", "PopulationSeries"]
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PopulationSeries:

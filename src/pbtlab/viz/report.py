@@ -35,6 +35,8 @@ from pbtlab.viz.schedule import draw_schedule
 from pbtlab.viz.trajectories import plot_parameter_history
 from pbtlab.viz.tutorial import has_toy_parameters, toy_labels
 
+__all__ = ["final_table", "OPEN_EVENT_LOG", "REPORT_FIGURES", "report_html", "write_report"]
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#222;
 padding:0 16px}

@@ -23,6 +23,8 @@ from pbtlab.rundir.records import EventKind
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors
 
+__all__ = ["BracketPanel", "CUTOFF_COLOR", "plot_rungs", "RUNG_KINDS", "rung_plot_data", "RungMark", "RungPlot"]
+
 #: The cutoff bars: orange, which no trial gets from the default palette.
 CUTOFF_COLOR = "#f59b00"
 #: The event kinds this plot reads.

@@ -17,6 +17,8 @@ from pbtlab.metrics import metric_value
 from pbtlab.viz import _mpl
 from pbtlab.viz._style import ANCESTRY_COLOR, trial_colors
 
+__all__ = ["axes_for", "draw_schedule", "is_numeric", "plot_hyperparameter_schedule"]
+
 
 def axes_for(params: Sequence[str], axes: Any, title_height: float = 0.0) -> tuple[Any, list[Any]]:
     if axes is None:

@@ -19,6 +19,11 @@ from pbtlab.viz import _mpl
 from pbtlab.viz._style import trial_colors, trial_labels
 from pbtlab.viz.tutorial import TOY_PARAMETERS, toy_initial_point, toy_objective
 
+__all__ = [
+    "Arrow", "marker_sizes", "parameter_history", "parameter_setup", "PARAMETER_TITLE", "ParameterArtists",
+    "ParameterHistory", "plot_parameter_history", "Trajectory",
+]
+
 PARAMETER_TITLE = "Parameter History and True Reward Q(theta) Contour"
 
 

@@ -18,6 +18,11 @@ from pbtlab.analysis.lineage import RunData, TrialRecord
 from pbtlab.analysis.results import finite_number
 from pbtlab.nested import get_path
 
+__all__ = [
+    "has_toy_parameters", "initial_label", "label_mismatches", "short_value", "toy_initial_point", "toy_labels",
+    "toy_objective", "TOY_PARAMETERS", "TUTORIAL_COLORS",
+]
+
 #: The tutorial's colours, in trial order.
 TUTORIAL_COLORS = ["red", "black", "blue", "green"]
 #: The toy problem's two parameters (reported by every trial), drawn over Q's contours.

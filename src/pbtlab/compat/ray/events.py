@@ -41,6 +41,8 @@ from pbtlab.rundir.records import (
     TrialStart,
 )
 
+__all__ = ["build_events", "error_event"]
+
 #: An event waiting for its place in time: its class and fields (``seq`` and ``time`` come when it is placed).
 Pending = tuple[type[Event], dict[str, Any]]
 

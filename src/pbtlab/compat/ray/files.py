@@ -25,6 +25,11 @@ from typing import Any
 from pbtlab.compat.ray import STATE_GLOB
 from pbtlab.errors import ExperimentError
 
+__all__ = [
+    "CSV_FILE", "ERROR_TEXT", "find_state_files", "json_lines", "parse_state", "POLICY_LOG", "read_csv_rows",
+    "read_text", "ROW_FILE", "session_time", "TUNER_PICKLE", "tuner_settings",
+]
+
 POLICY_LOG = "pbt_global.txt"
 
 

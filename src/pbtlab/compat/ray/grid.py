@@ -11,6 +11,8 @@ from pbtlab.compat.ray.events import error_event
 from pbtlab.compat.ray.reconstruction import RayRun, RayTrial
 from pbtlab.rundir.reader import RunDir
 
+__all__ = ["RayResult", "RayResultGrid", "trial_record"]
+
 
 class RayResult(Result):
     """One Ray trial, with its rows held in memory (rebuilt from result.json and progress.csv)."""

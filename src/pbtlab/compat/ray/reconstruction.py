@@ -19,6 +19,12 @@ from pbtlab.compat.ray.files import CSV_FILE, POLICY_LOG, ROW_FILE, json_lines, 
 from pbtlab.errors import ExperimentError
 from pbtlab.nested import get_path
 
+__all__ = [
+    "DEFAULT_FACTORS", "explore_op", "find_param_columns", "find_source_row", "flat_keys", "name_checkpoints",
+    "note_missing_rows", "place_exploits", "PolicyExploit", "RayRun", "RayTrial", "read_policy_log", "read_rows",
+    "row_at", "same_config", "stopped", "TAG_INDEX", "trainable_name", "unflatten_record",
+]
+
 DEFAULT_FACTORS = (1.2, 0.8)
 
 

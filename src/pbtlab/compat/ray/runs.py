@@ -40,6 +40,8 @@ from pbtlab.compat.ray.reconstruction import (
 )
 from pbtlab.errors import ConfigError, ExperimentError, describe
 
+__all__ = ["load_ray_results", "read_ray_experiment", "read_ray_result_grid"]
+
 
 def load_ray_results(source: Any, metric: str | None = None, mode: str | None = None) -> RayResultGrid:
     """A Ray Tune experiment directory, or Ray's ``ResultGrid`` / ``ExperimentAnalysis``, as a pbtlab grid.

@@ -3,5 +3,7 @@
 Kept apart from the shim so that the argument checks can ask without importing the import hook.
 """
 
+__all__ = ["active"]
+
 #: True while ``pbtlab run`` (or ``ray_modules()``) answers ``import ray``.
 active: bool = False
