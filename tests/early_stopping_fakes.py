@@ -8,32 +8,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pbtlab.schedulers import Action, CheckpointRef, Decision, TrialScheduler
+from pbtlab.schedulers import Action, Decision, TrialScheduler
+from test_pbt import FakeTrial as PbtFakeTrial
 
 
 @dataclasses.dataclass(eq=False)
-class FakeTrial:
+class FakeTrial(PbtFakeTrial):
     """A TrialInfo: what a scheduler may read about a trial (plus ``last_result``, as the engine's view has)."""
 
-    trial_id: str
-    config: dict[str, Any]
-    iteration: int = 0
-    finished: bool = False
-    waiting: bool = False
-    checkpoint: CheckpointRef | None = None
     last_result: dict[str, Any] | None = None
-
-    @property
-    def is_finished(self) -> bool:
-        return self.finished
-
-    @property
-    def is_waiting(self) -> bool:
-        return self.waiting
-
-    @property
-    def latest_checkpoint(self) -> CheckpointRef | None:
-        return self.checkpoint
 
 
 class FakePopulation(dict):

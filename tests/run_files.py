@@ -21,3 +21,16 @@ def strip_wall_clock(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_wall_clock(v) for v in value]
     return value
+
+
+def assert_rows_continue(rows: list[dict[str, Any]], iterations: int) -> None:
+    """A trial's rows after crashes and resumes: they reach ``iterations``, and each row follows the one before it,
+    or the iteration its ``restored_from`` names (an exploit or explore restarts from the donor's checkpoint)."""
+    assert rows[-1]["training_iteration"] == iterations
+    assert all(row["step"] == row["training_iteration"] for row in rows)
+    for previous, row in zip(rows, rows[1:]):
+        marker = row.get("restored_from")
+        if marker is None or marker["reason"] == "resume":
+            assert row["training_iteration"] == previous["training_iteration"] + 1
+        else:
+            assert row["training_iteration"] == marker["iteration"] + 1

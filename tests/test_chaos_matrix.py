@@ -30,6 +30,7 @@ import os
 
 import pytest
 from crash_cost import kill_and_restore
+from run_files import assert_rows_continue
 
 ITERATIONS = 30
 
@@ -104,14 +105,7 @@ def test_a_driver_sigkill_costs_each_trial_at_most_its_work_since_its_last_check
     assert sorted(resume["resumed_trials"]) == sorted(set(run.rows_kept) - run.finished_at_kill)
     for trial_id, kept in run.rows_kept.items():
         rows = result_rows(run.path, trial_id)
-        assert rows[-1]["training_iteration"] == ITERATIONS
-        assert all(row["step"] == row["training_iteration"] for row in rows)
-        for previous, row in zip(rows, rows[1:]):
-            marker = row.get("restored_from")
-            if marker is None or marker["reason"] == "resume":
-                assert row["training_iteration"] == previous["training_iteration"] + 1
-            else:
-                assert row["training_iteration"] == marker["iteration"] + 1
+        assert_rows_continue(rows, ITERATIONS)
         if trial_id not in run.finished_at_kill and 0 < kept < len(rows):
             # it restarts from its recovery point: its checkpoint, or a decided exploit carried out again
             # (with no checkpoint it starts afresh; at its last checkpoint with nothing left, it just ends)

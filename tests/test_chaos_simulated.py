@@ -20,6 +20,7 @@ import os
 import shutil
 
 import pytest
+from run_files import assert_rows_continue
 
 from pbtlab import tune
 from pbtlab.config import RunConfig, TuneConfig
@@ -112,14 +113,7 @@ def test_a_crash_costs_each_trial_at_most_its_work_since_its_last_checkpoint(tmp
     assert all(r.status == "TERMINATED" for r in results)
     for result in results:
         rows = rows_of(crash_copy, result.trial_id)
-        assert rows[-1]["training_iteration"] == ITERATIONS
-        assert all(row["step"] == row["training_iteration"] for row in rows)
-        for previous, row in zip(rows, rows[1:]):
-            marker = row.get("restored_from")
-            if marker is None or marker["reason"] == "resume":
-                assert row["training_iteration"] == previous["training_iteration"] + 1
-            else:
-                assert row["training_iteration"] == marker["iteration"] + 1
+        assert_rows_continue(rows, ITERATIONS)
         if kind == "fifo":
             assert [row["training_iteration"] for row in rows] == list(range(1, ITERATIONS + 1))
             assert [row["score"] for row in rows] == [float(i) for i in range(1, ITERATIONS + 1)]

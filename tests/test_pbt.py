@@ -22,7 +22,7 @@ from pbtlab.schedulers import Action, CheckpointRef, HyperparamChange, Populatio
 
 @dataclasses.dataclass(eq=False)
 class FakeTrial:
-    """A TrialView: what a scheduler may read about a trial."""
+    """A TrialInfo: what a scheduler may read about a trial."""
 
     trial_id: str
     config: dict[str, Any]
