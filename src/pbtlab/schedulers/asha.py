@@ -170,13 +170,8 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         else:
             message = (f"[{NAME}] trial {trial_id} stopped at rung {rung} ({self.time_attr}={milestone:g}) of "
                        f"bracket {bracket}: {self.metric}={value:.6g} worse than cutoff {shown_cutoff:.6g}")
-        data: dict[str, Any] = {
-            "scheduler": NAME, "bracket": bracket, "rung": rung, "milestone": milestone, "time_attr": self.time_attr,
-            "time_value": time_value, "metric": self.metric, "value": value, "cutoff": shown_cutoff,
-            "num_compared": compared}
-        if reason is not None:
-            data["reason"] = reason
-        return DecisionNote(kind.value, trial_id, message, data)
+        return self.rung_note(NAME, kind, trial_id, message, bracket, rung, milestone, time_value, value, shown_cutoff,
+                              compared, reason)
 
     # -- state -------------------------------------------------------------------------------------------
     @property

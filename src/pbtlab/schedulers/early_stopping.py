@@ -18,7 +18,8 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.arguments import number
-from pbtlab.schedulers.base import TrialScheduler, class_path
+from pbtlab.rundir.records import EventKind
+from pbtlab.schedulers.base import DecisionNote, TrialScheduler, class_path
 
 __all__ = ["check_common", "check_int", "check_number", "DEFAULT_METRIC", "EarlyStoppingScheduler"]
 
@@ -61,6 +62,18 @@ class EarlyStoppingScheduler(TrialScheduler):
         if self.mode and not self.metric:
             self.metric = DEFAULT_METRIC
         return True
+
+    def rung_note(self, scheduler: str, kind: EventKind, trial_id: str, message: str, bracket: int, rung: int | None,
+                  milestone: float | None, time_value: float, value: float | None, cutoff: float | None,
+                  compared: int, reason: str | None = None) -> DecisionNote:
+        """One rung decision (reached, promoted, stopped) as the note its event records; ``reason`` for stops."""
+        data: dict[str, Any] = {
+            "scheduler": scheduler, "bracket": bracket, "rung": rung, "milestone": milestone,
+            "time_attr": self.time_attr, "time_value": time_value, "metric": self.metric, "value": value,
+            "cutoff": cutoff, "num_compared": compared}
+        if reason is not None:
+            data["reason"] = reason
+        return DecisionNote(kind.value, trial_id, message, data)
 
     def validate(self) -> None:
         if not self.metric or self.mode not in ("min", "max"):

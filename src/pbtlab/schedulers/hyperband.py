@@ -317,13 +317,9 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         else:
             message = (f"[{NAME}] trial {trial_id} stopped at {where}: {self.metric}={value:.6g} not among the best "
                        f"{bracket.n} of {compared} (cutoff {cutoff:.6g})")
-        data: dict[str, Any] = {
-            "scheduler": NAME, "bracket": bracket.index, "rung": rung, "milestone": milestone,
-            "time_attr": self.time_attr, "time_value": time_value, "metric": self.metric, "value": value,
-            "cutoff": cutoff, "num_compared": compared}
-        if kind is EventKind.RUNG_STOPPED:
-            data["reason"] = reason
-        return DecisionNote(kind.value, trial_id, message, data)
+        # a stop always has its reason (``_stop`` requires one), and no other kind has one
+        return self.rung_note(NAME, kind, trial_id, message, bracket.index, rung, milestone, time_value, value, cutoff,
+                              compared, reason)
 
     # -- state -------------------------------------------------------------------------------------------
     @property
