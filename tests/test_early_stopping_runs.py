@@ -271,6 +271,14 @@ def test_a_metric_never_reported_is_an_error_at_the_first_report(tmp_path, sched
               run_config=RunConfig(storage_path=str(tmp_path), name="no_score", verbose=0)).fit()
 
 
+def hyperband_and_fifo_runs(storage) -> None:
+    """Two runs side by side in ``storage``: ``hb`` (HyperBand, with rung events) and ``fifo`` (none)."""
+    fit(storage, HyperBandScheduler(max_t=27, reduction_factor=3), "hb")
+    Tuner(curve, param_space={"q": tune.grid_search([0.5])}, tune_config=TuneConfig(metric="score", mode="max"),
+          run_config=RunConfig(storage_path=str(storage), name="fifo", verbose=0,
+                               stop={"training_iteration": 2})).fit()
+
+
 def test_serve_gives_the_rung_figure_of_a_hyperband_run(tmp_path):
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
@@ -278,10 +286,7 @@ def test_serve_gives_the_rung_figure_of_a_hyperband_run(tmp_path):
 
     from pbtlab.serve.app import start_server
 
-    fit(tmp_path / "runs", HyperBandScheduler(max_t=27, reduction_factor=3), "hb")
-    Tuner(curve, param_space={"q": tune.grid_search([0.5])}, tune_config=TuneConfig(metric="score", mode="max"),
-          run_config=RunConfig(storage_path=str(tmp_path / "runs"), name="fifo", verbose=0,
-                               stop={"training_iteration": 2})).fit()
+    hyperband_and_fifo_runs(tmp_path / "runs")
     running = start_server([str(tmp_path)])
     try:
         with urllib.request.urlopen(running.url + "/api/rungs?id=0/runs/hb") as response:
@@ -322,10 +327,7 @@ def test_serve_page_draws_the_rungs_section_only_for_rung_runs(tmp_path):
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (make test installs it)")
     from pbtlab.serve.app import start_server
 
-    fit(tmp_path / "runs", HyperBandScheduler(max_t=27, reduction_factor=3), "hb")
-    Tuner(curve, param_space={"q": tune.grid_search([0.5])}, tune_config=TuneConfig(metric="score", mode="max"),
-          run_config=RunConfig(storage_path=str(tmp_path / "runs"), name="fifo", verbose=0,
-                               stop={"training_iteration": 2})).fit()
+    hyperband_and_fifo_runs(tmp_path / "runs")
     running = start_server([str(tmp_path)])
     errors: list[str] = []
     try:
