@@ -11,6 +11,7 @@ exactly the decisions, and report exactly the rows, of the same seeded run in-pr
 from __future__ import annotations
 
 import pytest
+from ray_clusters import local_ray_cluster
 
 from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.rundir.store import is_wall_clock_field
@@ -22,19 +23,8 @@ ITERATIONS = 24  # barriers at 4..20: trial 1 clones trial 0 three times, trial 
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 1, "resources": {"node_a": 1}, "include_dashboard": False})
-    cluster.add_node(num_cpus=1, resources={"node_b": 1})
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from local_ray_cluster({"num_cpus": 1, "resources": {"node_a": 1}},
+                                 [{"num_cpus": 1, "resources": {"node_b": 1}}])
 
 
 def pin_to_nodes(trial_id):

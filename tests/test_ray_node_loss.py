@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import pytest
+from ray_clusters import local_ray_cluster
 
 from pbtlab import tune
 from pbtlab.callbacks import Callback
@@ -30,19 +31,7 @@ LOSE_AT = 6  # the iteration after which the node of the first trial is removed
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray = pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1, resources={"worker": 2})
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    yield from local_ray_cluster({"num_cpus": 0}, [{"num_cpus": 1, "resources": {"worker": 2}}] * 2)
 
 
 def make_trainable(iterations):
