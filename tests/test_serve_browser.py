@@ -123,6 +123,8 @@ def test_live_run_table_curves_lineage_follow_the_files_and_clicks_highlight(bro
         first_events = watched.js("() => window.pbtlab.numEvents")
         # updates arrive while the run is still going, without reloading the page
         watched.wait("() => window.pbtlab.deltas >= 2", "two live updates")
+        # events come in bursts (at perturbation steps), so two updates may carry only rows: wait for new events
+        watched.wait(f"() => window.pbtlab.numEvents > {first_events}", "new events arriving live")
         assert run.poll() is None, "the run finished before the page saw it grow; slow it down"
         watched.wait("() => Number(document.getElementById('plot-metric').dataset.revision) >= 1", "a redrawn curve")
         mid = watched.js("""() => { const S = window.pbtlab;
