@@ -8,8 +8,10 @@
 2. First page: ``--repeats`` fresh Chromium pages (Debian's /usr/bin/chromium, through Playwright), timed
    by the page from navigation start until the snapshot is drawn (table, the five plots, event log). The
    server reads the runs in the background when it starts (as ``pbtlab serve`` does); the script waits for
-   that (and prints how long it took) before the first visit, which also downloads plotly.js; later visits
-   (median) find it cached. Plus the snapshot's size (raw and gzip) and the server's time to answer it.
+   that (and prints how long it took) before the first visits (of both runs, before any replay restarts the
+   server), each in a fresh browser profile, which also downloads plotly.js; later visits (median) find it
+   cached. For the first visit, the page's Resource Timing of the snapshot and of plotly.js. Plus the
+   snapshot's size (raw and gzip) and the server's time to answer it.
 3. Updates: a copy of the run is replayed as a live run writes it: the first half of the iterations,
    then ``--steps`` synchronous rounds (every trial's next 4 rows and the events up to them). The page follows by server-sent events;
    the script reports bytes received per update (as the page decodes them, and on the wire, gzip-compressed
@@ -89,13 +91,18 @@ def wait(page, expression, timeout=300.0):
 
 def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
     """Median time to a drawn page, and the snapshot's bytes (raw and gzip) and server time."""
-    loads, scripts, plots = [], [], []
+    loads, scripts, plots, fetches = [], [], [], []
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # one browser cache for all visits
     for _ in range(repeats):
         page = context.new_page()
         page.goto(f"{url}/experiment?id={experiment_id}")
         wait(page, "() => window.pbtlab && window.pbtlab.readyMs")
         loads.append(page.evaluate("() => window.pbtlab.readyMs") / 1000)
+        # the page's Resource Timing: from request to last byte, for the snapshot and plotly.js (0 if cached)
+        fetches.append(page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/api/snapshot') || e.name.endsWith('/plotly.min.js'))
+            .map((e) => [e.name.includes('/api/snapshot') ? 'snapshot' : 'plotly',
+                         e.transferSize ? (e.responseEnd - e.requestStart) / 1000 : 0]))"""))
         scripts.append(page.evaluate("() => window.pbtlab.timings.scripts") / 1000)  # when experiment.js starts
         plots.append(page.evaluate("() => ['metric', 'founders', 'lineage', 'hyperparameters', 'schedule']"
                                    ".reduce((sum, name) => sum + (window.pbtlab.timings[name] || 0), 0)") / 1000)
@@ -107,7 +114,8 @@ def first_page(browser, url: str, experiment_id: str, repeats: int) -> dict:
         raw = urllib.request.urlopen(f"{url}/api/snapshot?id={experiment_id}").read()
         server_times.append(time.perf_counter() - started)
     later = list(range(1, len(loads))) or [0]
-    return {"cold_s": loads[0], "load_s": statistics.median(loads[i] for i in later),
+    return {"cold_s": loads[0], "cold_snapshot_s": fetches[0]["snapshot"], "cold_plotly_s": fetches[0]["plotly"],
+            "load_s": statistics.median(loads[i] for i in later),
             "scripts_s": statistics.median(scripts[i] for i in later),
             "own_s": statistics.median(loads[i] - scripts[i] for i in later),
             "plots_s": statistics.median(plots[i] for i in later), "snapshot_bytes": len(raw), "snapshot_gzip": len(gzip.compress(raw)),
@@ -262,8 +270,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"server started and read both runs (figures built) in {time.perf_counter() - started:.1f} s")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            # every first page before any replay: a replay restarts the server without reading the kept runs,
+            # and a first visit to that server would time reading 47 MB of JSON lines, not the page
             for trials in (2, args.trials):
                 results[trials] = first_page(browser, server.url, f"0/scale_{trials}", args.repeats)
+            for trials in (2, args.trials):
                 if args.report:
                     results[trials].update(report(browser, os.path.join(runs, f"scale_{trials}"), storage,
                                                   args.repeats))
@@ -279,7 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     peer, big = results[2], results[args.trials]
     print()
     print(f"{'':42} {'2 trials':>12} {f'{args.trials} trials':>14} {'ratio':>8}")
-    rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"), ("later visits, page drawn (s)", "load_s", "{:.2f}"),
+    rows = [("first visit, page drawn (s)", "cold_s", "{:.2f}"),
+            ("  its snapshot: request to last byte (s)", "cold_snapshot_s", "{:.3f}"),
+            ("  its plotly.js: request to last byte (s)", "cold_plotly_s", "{:.3f}"),
+            ("later visits, page drawn (s)", "load_s", "{:.2f}"),
             ("  of which HTML and scripts (s)", "scripts_s", "{:.2f}"), ("  then snapshot + drawing (s)", "own_s", "{:.2f}"),
             ("  of which the five plots (s)", "plots_s", "{:.2f}"), ("snapshot built by server (s)", "snapshot_s", "{:.3f}"),
             ("snapshot bytes (gzip)", "snapshot_gzip", "{:,.0f}"),

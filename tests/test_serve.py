@@ -542,3 +542,67 @@ def test_the_server_and_the_report_need_no_plotly_package():
             "from pbtlab.serve.figures import plotly_js_path; print(plotly_js_path().endswith('plotly-basic.min.js'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "True"
+
+
+def test_a_warmed_server_answers_a_first_visit_without_building_or_compressing_anything(finished, monkeypatch):
+    """The server's start fills the shared caches (the run's figures and snapshot, the page's files gzip-compressed),
+    so the first visitor, with an empty browser cache, is answered from them like any later one."""
+    import gzip
+
+    import pbtlab.serve.app as app_module
+    import pbtlab.serve.figures as figures_module
+    from pbtlab.serve.app import STATIC_FILES, start_server
+
+    expected = json.loads(json.dumps(build_figures(run_data(str(finished / "runs" / "p2")))))
+    running = start_server([str(finished)])
+    try:
+        assert running.server.config.app.state.warmed.wait(60)
+        built, compressed = [], []
+        monkeypatch.setattr(figures_module, "build_figures", lambda run: built.append(run) or {})
+        monkeypatch.setattr(app_module, "_gzip", lambda data: compressed.append(data) or b"")
+        status, snapshot = get(running, "/api/snapshot?id=0/runs/p2")
+        assert status == 200 and snapshot["figures"] == expected
+        status, population = get(running, "/api/population?id=0/runs/p2")
+        assert status == 200 and population["figures"]["founders"] == expected["founders"]
+        host, port = running.url.removeprefix("http://").split(":")
+        for name in STATIC_FILES:
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            connection.request("GET", f"/static/{name}", headers={"Accept-Encoding": "gzip"})
+            response = connection.getresponse()
+            body = response.read()
+            connection.close()
+            with open(app_module.StaticFiles.path(name), "rb") as handle:
+                assert response.getheader("Content-Encoding") == "gzip" and gzip.decompress(body) == handle.read()
+        assert built == [] and compressed == []  # nothing was built or compressed for this first visit
+    finally:
+        running.stop()
+
+
+def test_the_pages_files_carry_an_etag_a_revalidation_gets_304_and_a_changed_file_is_sent_anew(
+        server, tmp_path, monkeypatch):
+    from pbtlab.serve.app import StaticFiles
+
+    host, port = server.url.removeprefix("http://").split(":")
+
+    def fetch(headers):
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/static/experiment.js", headers=headers)
+        response = connection.getresponse()
+        answer = response.status, response.getheader("ETag"), response.getheader("Cache-Control"), response.read()
+        connection.close()
+        return answer
+
+    status, etag, cache, body = fetch({})
+    with open(StaticFiles.path("experiment.js"), "rb") as handle:
+        assert status == 200 and body == handle.read() and cache == "no-cache" and etag.startswith('"')
+    assert fetch({"If-None-Match": etag}) == (304, etag, "no-cache", b"")  # the browser's copy is current
+    assert fetch({"If-None-Match": '"another-version"'})[0::3] == (200, body)
+
+    copy = tmp_path / "boot.js"
+    copy.write_text("one")
+    monkeypatch.setattr(StaticFiles, "path", staticmethod(lambda name: str(copy)))
+    files = StaticFiles()
+    first = files.get("boot.js")
+    assert files.get("boot.js") is first and first.body == b"one"  # read once while the file is unchanged
+    copy.write_text("two!")
+    assert files.get("boot.js").body == b"two!" and files.get("boot.js").etag != first.etag

@@ -14,6 +14,8 @@ anything that resolves outside the served folders answers 404.
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import hashlib
 import os
 import sys
 import threading
@@ -61,6 +63,61 @@ _SECURITY_HEADERS = {
 }
 
 
+def _gzip(data: bytes) -> bytes:
+    """``data`` gzip-compressed, the same bytes every time (no timestamp in the header)."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticFile:
+    """One of the page's files as sent: its bytes, the same gzip-compressed, and an ETag naming this version."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+    version: tuple[int, int]  # (mtime in ns, size) of the file it was read from
+
+
+class StaticFiles:
+    """The page's own files (``STATIC_FILES``), each read and gzip-compressed once per version of the file and shared
+    by every visitor: a first visit with an empty browser cache then costs the server no compression (plotly.js
+    is 1.2 MB). ``fill()`` does it for every file before anyone asks (the server's start does).
+
+        >>> files = StaticFiles()
+        >>> files.get("boot.js").body == open(os.path.join(STATIC_DIR, "boot.js"), "rb").read()
+        True
+        >>> gzip.decompress(files.get("boot.js").gzipped) == files.get("boot.js").body
+        True
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, StaticFile] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def path(name: str) -> str:
+        return plotly_js_path() if name == "plotly.min.js" else os.path.join(STATIC_DIR, name)
+
+    def get(self, name: str) -> StaticFile:
+        """``name``'s current version (read again only when the file changed on disk)."""
+        path = self.path(name)
+        found = os.stat(path)
+        version = (found.st_mtime_ns, found.st_size)
+        with self._lock:
+            cached = self._files.get(name)
+            if cached is not None and cached.version == version:
+                return cached
+            with open(path, "rb") as handle:
+                body = handle.read()
+            entry = StaticFile(body, _gzip(body), '"' + hashlib.sha256(body).hexdigest()[:32] + '"', version)
+            self._files[name] = entry
+            return entry
+
+    def fill(self) -> None:
+        for name in STATIC_FILES:
+            self.get(name)
+
+
 def _json(value: Any, status: int = 200) -> Response:
     body = to_json(value)
     return Response(body, status_code=status, media_type="application/json", headers=_SECURITY_HEADERS)
@@ -103,6 +160,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
     roots = check_roots(directories, allow_missing)
     views = LiveViews()
     readers = SnapshotReaders(stale_after)
+    static_files = StaticFiles()
     stopping = threading.Event()  # set when the server shuts down: open streams end at once
 
     def experiment_dir(request: Request) -> str:
@@ -117,10 +175,16 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         media_type = STATIC_FILES.get(name)
         if media_type is None:
             return _refused("no such file")
-        path = plotly_js_path() if name == "plotly.min.js" else os.path.join(STATIC_DIR, name)
+        sent = await anyio.to_thread.run_sync(static_files.get, name)  # read and compressed once per version
         headers = dict(_SECURITY_HEADERS)
-        headers["Cache-Control"] = "public, max-age=86400" if name == "plotly.min.js" else "no-cache"
-        return FileResponse(path, media_type=media_type, headers=headers)
+        headers.update({"Cache-Control": "public, max-age=86400" if name == "plotly.min.js" else "no-cache",
+                        "ETag": sent.etag, "Vary": "Accept-Encoding"})
+        if sent.etag in [tag.strip().removeprefix("W/") for tag in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)  # the browser's copy is this version
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"  # compressed once (StaticFiles), not per request
+            return Response(sent.gzipped, media_type=media_type, headers=headers)
+        return Response(sent.body, media_type=media_type, headers=headers)
 
     async def experiments(request: Request) -> Response:
         def listing() -> list[dict[str, Any]]:
@@ -265,21 +329,29 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
               Route("/api/population", population), Route("/api/rungs", rungs)]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
     app.state.stopping = stopping
+    app.state.static_files = static_files
+    app.state.readers = readers
     app.state.warmed = threading.Event()  # set once the background reading at start is done (or not asked for)
     if warm:
-        threading.Thread(target=_warm, args=(readers, roots, stopping, app.state.warmed), name="pbtlab-serve-warm",
-                         daemon=True).start()
+        threading.Thread(target=_warm, args=(readers, static_files, roots, stopping, app.state.warmed),
+                         name="pbtlab-serve-warm", daemon=True).start()
     else:
         app.state.warmed.set()
     return app
 
 
-def _warm(readers: SnapshotReaders, roots: list[str], stopping: threading.Event, done: threading.Event) -> None:
-    """Build the snapshots of the most recently changed experiments (what a visitor most likely opens first)."""
+def _warm(readers: SnapshotReaders, static_files: StaticFiles, roots: list[str], stopping: threading.Event,
+          done: threading.Event) -> None:
+    """Compress the page's files, then build the snapshots of the most recently changed experiments (what a visitor
+    most likely opens first). Warming is an optimization: a failure here is left for a visit to report."""
     try:
+        try:
+            static_files.fill()
+        except Exception:  # noqa: BLE001 - a missing file answers its own request with the error
+            pass
         found = sorted(discover(roots), key=lambda entry: _changed(entry.path), reverse=True)
         readers.warm([entry.path for entry in found], stopping)
-    except Exception:  # noqa: BLE001 - warming is an optimization: a visit reports any problem itself
+    except Exception:  # noqa: BLE001 - a visit reports any problem itself
         pass
     finally:
         done.set()
