@@ -42,3 +42,4 @@ def rebuild(path: str, events: Iterable[Mapping[str, Any]]) -> None:
         row = [event.get("target_tag"), event.get("donor_tag"), event["target_iteration"], event["donor_iteration"],
                event["donor_config"], new_configs.get(event["seq"])]
         append_exploit(store, event["trial_id"], event["donor"], row)
+    store.flush()

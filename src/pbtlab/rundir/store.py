@@ -166,6 +166,7 @@ class ExperimentStore:
         self.rows_written: dict[str, int] = {}
         self.events_written = 0
         self.trial_dirs: dict[str, str] = {}  # trial id -> directory name, where it is not the id
+        self._policies: dict[str, _PolicyFile] = {}  # policy log files this store wrote or read, by name
 
     def trial_dir(self, trial_id: str) -> str:
         """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
@@ -222,6 +223,8 @@ class ExperimentStore:
                 handle.write("\n".join(self._events) + "\n")
             self.events_written += len(self._events)
             self._events.clear()
+        for name, policy in self._policies.items():
+            policy.write(os.path.join(self.path, name))
 
     def save_state(self, state: Mapping[str, Any], durable: bool = False) -> None:
         """Flush buffered rows and events, then write ``state.json`` recording how many there are.
@@ -236,16 +239,57 @@ class ExperimentStore:
         write_json_atomic(os.path.join(self.path, STATE_FILE), full, durable=durable)
 
     def append_policy(self, filename: str, line: str, copy_from: str | None = None) -> None:
-        target = os.path.join(self.path, filename)
-        if copy_from is not None:
-            source = os.path.join(self.path, copy_from)
-            if os.path.exists(source):
-                with open(source, encoding="utf-8") as handle:
-                    content = handle.read()
-                with open(target, "w", encoding="utf-8") as handle:
-                    handle.write(content)
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        """Append ``line`` to the policy log ``filename`` (``copy_from``: first replace its content by that file's).
+
+        Kept in memory and written with the rows and events (:meth:`flush`), so an exploit opens no file; a
+        resumed run rebuilds the policy logs from the events it kept."""
+        policy = self._policy(filename)
+        donor = self._policy(copy_from) if copy_from is not None else None
+        if donor is not None and donor.exists:  # as Ray: a donor without a policy file yet leaves the target's
+            policy.replace(donor.lines)
+        policy.lines.append(line)
+
+    def _policy(self, filename: str) -> _PolicyFile:
+        policy = self._policies.get(filename)
+        if policy is None:
+            policy = self._policies[filename] = _PolicyFile.read(os.path.join(self.path, filename))
+        return policy
+
+
+class _PolicyFile:
+    """A policy log's lines, and how many of them its file on disk holds (-1: the file must be rewritten)."""
+
+    __slots__ = ("lines", "on_disk")
+
+    def __init__(self, lines: list[str], on_disk: int) -> None:
+        self.lines = lines
+        self.on_disk = on_disk
+
+    @property
+    def exists(self) -> bool:
+        """The file exists on disk or will at the next flush (a policy log is never empty)."""
+        return bool(self.lines) or self.on_disk != 0
+
+    @classmethod
+    def read(cls, path: str) -> _PolicyFile:
+        if not os.path.exists(path):
+            return cls([], 0)
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        return cls(lines, len(lines))
+
+    def replace(self, lines: list[str]) -> None:
+        self.lines = list(lines)
+        self.on_disk = -1
+
+    def write(self, path: str) -> None:
+        """Bring the file up to date: append the new lines, or rewrite it after :meth:`replace`."""
+        if self.on_disk == len(self.lines):
+            return
+        mode, new = ("w", self.lines) if self.on_disk < 0 else ("a", self.lines[self.on_disk:])
+        with open(path, mode, encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in new))
+        self.on_disk = len(self.lines)
 
 
 def is_wall_clock_field(key: str) -> bool:
