@@ -58,12 +58,24 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if type(value) is dict or (type(value) not in _LEAF_TYPES and isinstance(value, Mapping)):
-            out.update(flatten(value, f"{name}/"))
+        kind = type(value)
+        if kind is dict or (kind not in _LEAF_TYPES and _is_mapping(kind)):
+            out.update(flatten(value, f"{prefix}{key}/"))
+        elif prefix or type(key) is not str:
+            out[f"{prefix}{key}"] = value
         else:
-            out[name] = value
+            out[key] = value
     return out
+
+
+_MAPPING_TYPES: dict[type, bool] = {}  # type -> whether it is a Mapping, for the types flatten has met
+
+
+def _is_mapping(kind: type) -> bool:
+    found = _MAPPING_TYPES.get(kind)
+    if found is None:
+        found = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+    return found
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pbtlab.callbacks import Callback
@@ -83,6 +84,7 @@ class _BatchedLogger(Callback):
     to write it."""
 
     FLUSH_ROWS = 1000
+    ROWS_PER_FILE = 16
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
@@ -98,7 +100,8 @@ class _BatchedLogger(Callback):
     def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._pending.setdefault(trial.path, []).append(self._item(result))
         self._num_pending += 1
-        if self._num_pending >= self.FLUSH_ROWS:
+        # At least ROWS_PER_FILE rows per file and flush: a large population does not open a file per row.
+        if self._num_pending >= self.FLUSH_ROWS and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
             self.flush()
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
@@ -133,11 +136,11 @@ class CSVLoggerCallback(_BatchedLogger):
             if os.path.exists(path):
                 os.remove(path)
             return
-        self._header[directory] = list(rows[0])
+        header = self._header[directory] = list(rows[0])
         with open(path, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, self._header[directory], extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(_cells(r) for r in rows)
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(_csv_values(rows, header))
 
     def _item(self, result: dict[str, Any]) -> dict[str, Any]:
         return flat_row(result)  # now: the row as reported (``done`` may be set on it later)
@@ -145,10 +148,11 @@ class CSVLoggerCallback(_BatchedLogger):
     def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
         header = self._header.get(directory)
         buffer = io.StringIO()
+        writer = csv.writer(buffer)
         if header is None:
             header = self._header[directory] = list(rows[0])
-            csv.DictWriter(buffer, header).writeheader()
-        csv.DictWriter(buffer, header, extrasaction="ignore").writerows(_cells(r) for r in rows)
+            writer.writerow(header)
+        writer.writerows(_csv_values(rows, header))
         with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
             handle.write(buffer.getvalue())
 
@@ -166,8 +170,16 @@ def flat_row(result: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _cells(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in row.items()}
+def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Sequence[Any]]:
+    """Each row's cells in ``header``'s order, as ``csv.DictWriter(header, extrasaction="ignore")`` would write
+    them: a missing column is empty, an extra one is left out, a list or tuple is written as JSON. A row with
+    the header's columns in its order (nearly every row) is taken as it is."""
+    columns = tuple(header)
+    for row in rows:
+        values: Sequence[Any] = tuple(row.values()) if tuple(row) == columns else [row.get(k, "") for k in header]
+        if any(isinstance(value, (list, tuple)) for value in values):
+            values = [json.dumps(value) if isinstance(value, (list, tuple)) else value for value in values]
+        yield values
 
 
 class TBXLoggerCallback(_BatchedLogger):
@@ -205,20 +217,15 @@ class TBXLoggerCallback(_BatchedLogger):
         writer = self._writers.get(directory)
         if writer is None:
             writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
-        tags_of: dict[tuple[str, ...], tuple[str, ...]] = {}
+        plans: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[tuple[int, ...], tuple[str, ...]]] = {}
         for step, stamp, flat in rows:
-            keys, values = [], []
-            for key, value in flat.items():
-                kind = type(value)
-                if (kind is float or kind is int or (kind is not bool and isinstance(value, (int, float)))) \
-                        and not key.startswith("config/"):
-                    keys.append(key)
-                    values.append(float(value))
-            names = tuple(keys)
-            tags = tags_of.get(names)
-            if tags is None:
-                tags = tags_of[names] = tuple(f"ray/tune/{key}" for key in names)
-            writer.add_row(step, stamp, tags, values)
+            values = tuple(flat.values())
+            shape = (tuple(flat), tuple(map(type, values)))  # rows of a trial share their columns and types
+            plan = plans.get(shape)
+            if plan is None:
+                plan = plans[shape] = _scalar_plan(*shape)
+            positions, tags = plan
+            writer.add_row(step, stamp, tags, [float(values[i]) for i in positions])
         return writer
 
     def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
@@ -231,10 +238,26 @@ class TBXLoggerCallback(_BatchedLogger):
         self._writers.clear()
 
 
-def tensorboardx_available() -> bool:
-    import importlib.util
+def _scalar_plan(keys: tuple[str, ...], kinds: tuple[type, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Which columns of a flat row TensorBoard gets (numbers, not bools, not ``config/...``) and their tags.
 
-    return importlib.util.find_spec("tensorboardX") is not None
+        >>> _scalar_plan(("loss", "done", "config/lr", "name"), (float, bool, float, str))
+        ((0,), ('ray/tune/loss',))
+    """
+    positions = tuple(i for i, (key, kind) in enumerate(zip(keys, kinds))
+                      if kind is not bool and issubclass(kind, (int, float)) and not key.startswith("config/"))
+    return positions, tuple(f"ray/tune/{keys[i]}" for i in positions)
+
+
+_TENSORBOARDX: list[bool] = []  # whether tensorboardX is installed, once looked up
+
+
+def tensorboardx_available() -> bool:
+    if not _TENSORBOARDX:
+        import importlib.util
+
+        _TENSORBOARDX.append(importlib.util.find_spec("tensorboardX") is not None)
+    return _TENSORBOARDX[0]
 
 
 def default_loggers(user_callbacks: list[Any]) -> list[Callback]:

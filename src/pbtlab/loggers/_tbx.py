@@ -67,30 +67,28 @@ def crc32c(data: bytes) -> int:
 
 
 def _crc32c_many(records: Sequence[bytes]) -> list[int]:
-    """CRC-32C of each record, a byte column at a time across all records at once (numpy): records are
-    right-aligned, and each one's CRC starts at its first byte's column. A few records go byte by byte."""
+    """CRC-32C of each record. Records of one length (a run's rows nearly all share a few lengths) go
+    through numpy together, a byte column at a time across all of them; a length with few records goes
+    byte by byte."""
     if len(records) < _VECTOR_FROM:
         return [crc32c(record) for record in records]
-    lengths = np.fromiter((len(record) for record in records), dtype=np.int64, count=len(records))
-    width = int(lengths.max(initial=0))
-    if width == 0:
-        return [0] * len(records)
-    data = np.frombuffer(b"".join(records), dtype=np.uint8)
-    starts = width - lengths  # the column where each record begins
-    rows = np.repeat(np.arange(len(records)), lengths)
-    columns = np.arange(data.size) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(starts, lengths)
-    matrix = np.zeros((width, len(records)), dtype=np.uint32)
-    matrix[columns, rows] = data
-    crc = np.full(len(records), _MASK32, dtype=np.uint32)
-    first = int(starts.min())
-    if first == int(starts.max()):  # one length: no record waits for its first column
-        for column in matrix[first:]:
+    by_length: dict[int, list[int]] = {}
+    for index, record in enumerate(records):
+        by_length.setdefault(len(record), []).append(index)
+    out = [0] * len(records)
+    for length, indices in by_length.items():
+        if len(indices) < _VECTOR_FROM or length == 0:
+            for index in indices:
+                out[index] = crc32c(records[index])
+            continue
+        columns = np.frombuffer(b"".join([records[i] for i in indices]), dtype=np.uint8)
+        columns = np.ascontiguousarray(columns.reshape(len(indices), length).T).astype(np.uint32)
+        crc = np.full(len(indices), _MASK32, dtype=np.uint32)
+        for column in columns:
             crc = _TABLE_NP[(crc ^ column) & 0xFF] ^ (crc >> 8)
-    else:
-        for index in range(first, width):
-            updated = _TABLE_NP[(crc ^ matrix[index]) & 0xFF] ^ (crc >> 8)
-            crc = np.where(starts <= index, updated, crc)
-    return (crc ^ _MASK32).tolist()
+        for index, value in zip(indices, (crc ^ _MASK32).tolist()):
+            out[index] = value
+    return out
 
 
 def _masked(crc: int) -> int:
