@@ -128,3 +128,28 @@ def test_a_class_trainable_pbt_run_leaves_nothing_in_the_temp_folder(storage, tm
         with open(os.path.join(results.experiment_path, event["checkpoint"], "x.json")) as handle:
             assert "x" in json.load(handle)
     assert os.listdir(scratch) == []
+
+
+def test_scheduled_checkpoints_are_moved_into_the_trial_directory_not_copied(storage):
+    """The class API saves into scratch space of its own, so the folder is adopted by a rename (same inode)."""
+    from trainable_classes import WRITTEN, InodeCheckpoints
+
+    WRITTEN.clear()
+    results = fit(InodeCheckpoints, storage, iterations=4, checkpoint_frequency=2)
+    written = {(trial_id, iteration): inode for trial_id, iteration, inode in WRITTEN}
+    for result in results:
+        for index, iteration in enumerate((2, 4)):
+            stored = os.path.join(result.path, f"checkpoint_{index:06d}", "x.json")
+            assert os.stat(stored).st_ino == written[(result.trial_id, iteration)]
+
+
+def test_a_checkpoint_folder_the_class_returns_from_elsewhere_is_copied(storage):
+    from trainable_classes import ElsewhereCheckpoints
+
+    results = fit(ElsewhereCheckpoints, storage, iterations=2, checkpoint_frequency=2)
+    for result in results:
+        own = os.path.join(result.path, "own_checkpoint", "x.json")
+        stored = os.path.join(result.path, "checkpoint_000000", "x.json")
+        assert os.path.exists(own) and os.stat(own).st_ino != os.stat(stored).st_ino  # the class keeps its folder
+        with open(stored) as handle:
+            assert json.load(handle)["x"] == pytest.approx(result.history()[1]["x"])

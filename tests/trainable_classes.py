@@ -55,3 +55,25 @@ class SlowSteps(Quadratic):
 
         time.sleep(0.3)
         return super().step()
+
+
+#: (trial id, iteration, inode of x.json) for each checkpoint InodeCheckpoints wrote, in this process
+WRITTEN: list[tuple[str, int, int]] = []
+
+
+class InodeCheckpoints(DirectoryCheckpoints):
+    """Records the inode of every checkpoint file it writes, so a test can tell a move from a copy."""
+
+    def save_checkpoint(self, checkpoint_dir):
+        super().save_checkpoint(checkpoint_dir)
+        WRITTEN.append((self.trial_id, self.iteration, os.stat(os.path.join(checkpoint_dir, "x.json")).st_ino))
+
+
+class ElsewhereCheckpoints(DirectoryCheckpoints):
+    """save_checkpoint writes into a folder of its own and returns that path (Ray allows it)."""
+
+    def save_checkpoint(self, checkpoint_dir):
+        own = os.path.join(self.logdir, "own_checkpoint")
+        os.makedirs(own, exist_ok=True)
+        super().save_checkpoint(own)
+        return own

@@ -194,7 +194,9 @@ class TrialSession:
         self.save_hook_scratch = False
         self.mark = time.perf_counter()
 
-    def report(self, metrics: Any, checkpoint: Checkpoint | None = None) -> None:
+    def report(self, metrics: Any, checkpoint: Checkpoint | None = None, adopt: bool = False) -> None:
+        """``tune.report``. ``adopt``: the checkpoint's folder is scratch space of the caller's, which it will
+        not use again (a class trainable's save folder): it is moved into the trial directory, not copied."""
         elapsed = time.perf_counter() - self.mark
         if not isinstance(metrics, Mapping):
             raise ReportError(f"tune.report(metrics) needs a dict of metrics, got {describe(metrics)}")
@@ -209,7 +211,7 @@ class TrialSession:
         if checkpoint is not None:
             if not os.path.isdir(checkpoint.path):
                 raise ReportError(f"tune.report(checkpoint=...): directory {checkpoint.path!r} does not exist")
-            saved_path, index = self._persist(checkpoint)
+            saved_path, index = self._persist(checkpoint, move=adopt)
         command = self.exchange(ReportMessage(dict(metrics), saved_path, index, elapsed))
         self.mark = time.perf_counter()
         if command.kind is CommandKind.CONTINUE:

@@ -271,7 +271,10 @@ class ClassTrainableRunner:
                 due = self.checkpoint_frequency and trainable.iteration % self.checkpoint_frequency == 0
                 if due or (done and self.checkpoint_at_end):
                     with tempfile.TemporaryDirectory(prefix="pbtlab_ckpt_") as directory:
-                        report(result, checkpoint=Checkpoint(trainable.save(directory)))
+                        saved = trainable.save(directory)
+                        # A folder inside our scratch space is moved into the trial directory, not copied;
+                        # one the class returned from elsewhere is its own, and is copied.
+                        session.report(result, Checkpoint(saved), adopt=_inside(saved, directory))
                 else:
                     report(result)
                 if done:
@@ -301,6 +304,16 @@ class ClassTrainableRunner:
         trainable = self._objects.pop(trial_id, None)
         if trainable is not None:
             trainable.stop()
+
+
+def _inside(path: str, directory: str) -> bool:
+    """``path`` is ``directory`` or lies under it (both resolved).
+
+        >>> _inside("/tmp/a/b", "/tmp/a"), _inside("/tmp/ab", "/tmp/a"), _inside("/tmp/a", "/tmp/a")
+        (True, False, True)
+    """
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory + os.sep)
 
 
 def _saved(trainable: Trainable) -> Checkpoint:
