@@ -15,10 +15,11 @@ The one place these paths are made and followed (param columns, PB2's bounds, lo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["column_paths", "flatten", "get_path", "set_path", "unflatten"]
+__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "set_path", "unflatten"]
 
 
 def column_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -84,3 +85,27 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in flat.items():
         set_path(tree, str(key), value)
     return tree
+
+
+_IMMUTABLE_LEAVES = frozenset({float, int, str, bool, type(None), bytes})
+
+
+def copy_tree(value: Any) -> Any:
+    """``copy.deepcopy(value)`` for a config: dicts and lists are copied level by level, numbers and strings
+    are shared (they cannot change), anything else goes through ``copy.deepcopy``. Several times faster for
+    the plain configs a run copies at every report; unlike deepcopy, an object that appears twice is copied
+    twice.
+
+        >>> config = {"lr": 0.1, "layers": [64, 64], "opt": {"name": "adam"}}
+        >>> copied = copy_tree(config)
+        >>> copied == config, copied["layers"] is config["layers"], copied["opt"] is config["opt"]
+        (True, False, False)
+    """
+    kind = type(value)
+    if kind in _IMMUTABLE_LEAVES:
+        return value
+    if kind is dict:
+        return {key: copy_tree(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_tree(item) for item in value]
+    return copy.deepcopy(value)

@@ -31,6 +31,7 @@ from pbtlab.errors import TrialError
 from pbtlab.executors.base import Executor
 from pbtlab.loggers import default_loggers
 from pbtlab.metrics import flatten_metrics, metric_value
+from pbtlab.nested import copy_tree
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
 from pbtlab.rundir.records import (
     EVENT_TYPES,
@@ -429,7 +430,7 @@ class Controller:
             self._maybe_save()
             return
         # Schedulers see nested metrics flattened ("eval/loss"), as in Ray.
-        seen = types.MappingProxyType({**flatten_metrics(result), "config": copy.deepcopy(trial.config)})
+        seen = types.MappingProxyType({**flatten_metrics(result), "config": copy_tree(trial.config)})
         if self.saves_on_request and not saved \
                 and self.scheduler.wants_checkpoint(TrialView(trial), seen):
             self._request_checkpoint(trial, "scheduler")

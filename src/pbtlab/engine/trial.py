@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.checkpoint import Checkpoint
+from pbtlab.nested import copy_tree
 from pbtlab.rundir.checkpoints import CheckpointRef
 
 __all__ = ["PendingRestart", "Population", "RESTART_REASONS", "Trial", "TrialStatus", "TrialView", "TrialViews"]
@@ -232,7 +233,7 @@ class TrialView:
 
     @property
     def config(self) -> dict[str, Any]:
-        return copy.deepcopy(self._trial.config)
+        return copy_tree(self._trial.config)
 
     @property
     def iteration(self) -> int:

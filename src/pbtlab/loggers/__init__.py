@@ -177,9 +177,13 @@ def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Seque
     columns = tuple(header)
     for row in rows:
         values: Sequence[Any] = tuple(row.values()) if tuple(row) == columns else [row.get(k, "") for k in header]
-        if any(isinstance(value, (list, tuple)) for value in values):
+        kinds = set(map(type, values))
+        if not kinds <= _SCALAR_TYPES and any(issubclass(kind, (list, tuple)) for kind in kinds):
             values = [json.dumps(value) if isinstance(value, (list, tuple)) else value for value in values]
         yield values
+
+
+_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
 
 
 class TBXLoggerCallback(_BatchedLogger):
