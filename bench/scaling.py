@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = ["mode", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
           "peak MB", "base MB"]
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pbtlab scaling (python bench/scaling.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}): "
           f"the tutorial's trainable and PBT, in-process, default loggers on, {args.iterations} iterations per "
           f"trial, checkpoint and perturbation every {args.interval}; median of {repeats} fresh process(es) each; "
-          f"{machine()}{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.2f} at start")
+          f"{machine()}{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.2f} at start"
+          + (f"; {stall}" if (stall := io_stall()) else ""))
     rows = []
     for mode in args.modes:
         for population in args.populations:
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
                          f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
             print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
-    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end" + (f"; {stall}" if (stall := io_stall()) else ""))
     print()
     print(table(HEADER, rows))
     print("\nµs/report: (fit wall - bare wall) / reports, pbtlab's own cost (goal: <= 30 at 1,024 trials). CPU µs/report:\n"

@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 GOAL = 2.0
@@ -202,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
          max(pbtlab_import)),
     ]
     width = max(len(r[0]) for r in rows)
+    stall = io_stall()
     load_after = os.getloadavg()
     print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}): tutorial 2-trial PBT, {args.runs} runs "
           f"each (median, min, max); {machine()}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-          f"after (1 min)")
+          f"after (1 min)" + (f"; {stall}" if stall else ""))
     print(f"{'what':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
     print(f"{'-' * width}  {'-' * 9}  {'-' * 7}  {'-' * 7}")
     for label, med, low, high in rows:
