@@ -139,3 +139,43 @@ def test_event_files_have_tensorboardx_bytes(tmp_path, monkeypatch):
         (our_name,) = os.listdir(tmp_path / folder)
         assert our_name == their_name
         assert (tmp_path / folder / our_name).read_bytes() == expected
+
+
+MANY_TRIALS = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from pbtlab import tune
+from pbtlab.config import RunConfig, TuneConfig
+from pbtlab.tuner import Tuner
+
+def train(config):
+    for step in range(3):
+        print(f"trial {config['x']} step {step}")
+        tune.report({"score": config["x"] * step})
+
+Tuner(train, param_space={"x": tune.grid_search(list(range(300)))}, tune_config=TuneConfig(metric="score", mode="max"),
+      run_config=RunConfig(storage_path=sys.argv[1], name="many", verbose=0, log_to_file=True)).fit()
+"""
+
+
+def test_a_population_larger_than_the_open_file_limit_keeps_every_file(tmp_path):
+    """300 trials, each with a TensorBoard file and a stdout log, under a limit of 256 open files (macOS's
+    default): no file stays open between writes, so the run finishes and every file is complete."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", MANY_TRIALS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    trial_dirs = [entry for entry in os.scandir(tmp_path / "many") if entry.is_dir()]
+    assert len(trial_dirs) == 300
+    for entry in trial_dirs:
+        names = os.listdir(entry.path)
+        with open(os.path.join(entry.path, "stdout"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        assert len(lines) == 3 and lines[0].endswith("step 0") and lines[2].endswith("step 2"), lines
+        with open(os.path.join(entry.path, "progress.csv"), encoding="utf-8", newline="") as handle:
+            assert len(list(csv.DictReader(handle))) == 3
+        if tensorboardx_available():
+            (events,) = [n for n in names if n.startswith("events.out.tfevents.")]
+            assert os.path.getsize(os.path.join(entry.path, events)) > 0

@@ -53,7 +53,13 @@ class TrialOutputProxy:
 
 
 class OutputRouter:
-    """Installs the two proxies, owns the trials' open log files, and restores the streams."""
+    """Installs the two proxies, owns the trials' open log files, and restores the streams.
+
+    At most ``MAX_OPEN`` log files are open at once (the least recently written is closed, and opened again
+    to append when its trial writes): a population of 1,024 trials would pass the open-file limit of many
+    systems (256 on macOS, often 1,024 on Linux)."""
+
+    MAX_OPEN = 64
 
     def __init__(self) -> None:
         self._files: dict[str, IO[str]] = {}
@@ -73,11 +79,13 @@ class OutputRouter:
     def file(self, path: str) -> IO[str]:
         """The open log file at ``path`` (appended to; line-buffered so it is readable while the run goes on)."""
         with self._lock:
-            handle = self._files.get(path)
+            handle = self._files.pop(path, None)
             if handle is None:
+                if len(self._files) >= self.MAX_OPEN:
+                    self._files.pop(next(iter(self._files))).close()  # the least recently written
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 handle = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - closed in restore()
-                self._files[path] = handle
+            self._files[path] = handle  # now the most recently written
             return handle
 
     def restore(self) -> None:
