@@ -377,3 +377,22 @@ def test_trial_name_and_dirname_creators(storage):
         Tuner(trainable, param_space={"lr": tune.grid_search([0.1, 0.2])},
               tune_config=TuneConfig(trial_dirname_creator=lambda t: "same"),
               run_config=RunConfig(storage_path=storage, verbose=0)).fit()
+
+
+def test_the_status_table_lists_the_20_best_trials_of_a_larger_population(tmp_path, capsys):
+    """As Ray's CLIReporter(max_progress_rows=20): 30 trials, the 20 best by the metric, and a line counting the rest."""
+    from pbtlab import tune
+    from pbtlab.config import RunConfig, TuneConfig
+    from pbtlab.tuner import Tuner
+
+    def train(config):
+        tune.report({"score": config["x"]})
+
+    Tuner(train, param_space={"x": tune.grid_search(list(range(30)))},
+          tune_config=TuneConfig(metric="score", mode="min"),
+          run_config=RunConfig(storage_path=str(tmp_path), name="wide", verbose=1)).fit()
+    lines = capsys.readouterr().out.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("== Status =="))
+    rows = lines[start + 3:start + 23]
+    assert [int(row.split()[-1]) for row in rows] == list(range(20))  # the 20 lowest scores, best first
+    assert lines[start + 23].startswith("... 10 more trials not shown; listed: the 20 best by score (min).")

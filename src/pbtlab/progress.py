@@ -18,8 +18,8 @@ from pbtlab.nested import get_path
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
 __all__ = [
-    "ensure_log_handler", "format_cell", "metric_columns", "render_plain", "status_rows", "StatusReporter",
-    "summarize_changes",
+    "ensure_log_handler", "format_cell", "hidden_note", "MAX_ROWS", "metric_columns", "render_plain", "shown_trials",
+    "status_rows", "StatusReporter", "summarize_changes",
 ]
 
 logger = logging.getLogger("pbtlab")
@@ -68,6 +68,44 @@ def status_rows(trials: Sequence[Any], param_columns: Sequence[str], metric_colu
     return rows
 
 
+#: Rows the status table shows at most, as Ray's ``CLIReporter(max_progress_rows=20)``; the rest are counted.
+MAX_ROWS = 20
+
+
+def shown_trials(trials: Sequence[Any], metric: str | None, mode: str | None, limit: int = MAX_ROWS) -> list[Any]:
+    """The trials the status table lists: all of them up to ``limit``; past that, the ``limit`` best by
+    ``metric`` (``mode`` "max" or "min"), best first, trials without a score last, ties in trial order.
+    At 64 or 1,024 trials the question a table can answer is who leads.
+
+        >>> from types import SimpleNamespace as T
+        >>> trials = [T(trial_id=f"t{i}", last_result={"q": q}) for i, q in enumerate([3.0, 9.0, None, 5.0])]
+        >>> [t.trial_id for t in shown_trials(trials, "q", "max", limit=2)]
+        ['t1', 't3']
+        >>> [t.trial_id for t in shown_trials(trials, "q", "min", limit=3)]
+        ['t0', 't3', 't1']
+    """
+    if len(trials) <= limit:
+        return list(trials)
+    sign = -1.0 if mode == "max" else 1.0
+
+    def rank(position: int) -> tuple[int, float, int]:
+        value = metric_value(trials[position].last_result or {}, metric) if metric else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            return 0, sign * float(value), position
+        return 1, 0.0, position
+
+    return [trials[i] for i in sorted(range(len(trials)), key=rank)[:limit]]
+
+
+def hidden_note(total: int, shown: int, metric: str | None, mode: str | None) -> str:
+    """The line under a table that lists ``shown`` of ``total`` trials (empty when it lists them all)."""
+    if total <= shown:
+        return ""
+    which = f"the {shown} best by {metric} ({mode})" if metric and mode else f"the first {shown}"
+    return (f"... {total - shown} more trials not shown; listed: {which}. Every trial: "
+            "ResultGrid.get_dataframe(), or `pbtlab report` on the run directory.")
+
+
 def metric_columns(trials: Sequence[Any], metric: str | None, limit: int = 3) -> list[str]:
     columns: list[str] = [metric] if metric else []
     for trial in trials:
@@ -84,11 +122,13 @@ def metric_columns(trials: Sequence[Any], metric: str | None, limit: int = 3) ->
     return columns
 
 
-def render_plain(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def render_plain(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], footer: str = "") -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    if footer:
+        lines.append(footer)
     return "\n".join(lines)
 
 
@@ -112,13 +152,16 @@ class StatusReporter:
                 self._live = Live(console=Console(file=self.stream), refresh_per_second=4, transient=False)
                 self._live.start()
 
-    def table(self, controller: Any) -> tuple[str, list[str], list[list[str]]]:
+    def table(self, controller: Any) -> tuple[str, list[str], list[list[str]], str]:
+        """The title, header, rows (at most :data:`MAX_ROWS`) and the line that counts the trials left out."""
         trials = controller.trials
         params = controller.param_columns
         metrics = metric_columns(trials, controller.metric)
         header = ["Trial name", "status", *params, "iter", "total time (s)", *metrics]
         title = f"== Status ==  {controller.scheduler.debug_string()}  |  {controller.status_counts()}"
-        return title, header, status_rows(trials, params, metrics)
+        shown = shown_trials(trials, controller.metric, controller.mode)
+        footer = hidden_note(len(trials), len(shown), controller.metric, controller.mode)
+        return title, header, status_rows(shown, params, metrics), footer
 
     def update(self, controller: Any, force: bool = False) -> None:
         if self.verbose < 2:
@@ -128,12 +171,13 @@ class StatusReporter:
         if not force and now - self._last < interval:
             return
         self._last = now
-        title, header, rows = self.table(controller)
+        title, header, rows, footer = self.table(controller)
         if self._live is not None:
             from rich import box
             from rich.table import Table
 
-            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+            table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                          caption=footer or None, caption_justify="left")
             for index, column in enumerate(header):
                 # the trial name and status must stay readable; numbers may be shortened
                 width = max([len(column), *(len(row[index]) for row in rows)]) if index < 2 else None
@@ -142,7 +186,7 @@ class StatusReporter:
                 table.add_row(*row)
             self._live.update(table)
         elif not force:
-            print(render_plain(title, header, rows), file=self.stream, flush=True)
+            print(render_plain(title, header, rows, footer), file=self.stream, flush=True)
 
     def close(self, controller: Any) -> None:
         if self._live is not None:
@@ -151,5 +195,5 @@ class StatusReporter:
             self._live = None
             return
         if self.verbose >= 1:
-            title, header, rows = self.table(controller)
-            print(render_plain(title, header, rows), file=self.stream, flush=True)
+            title, header, rows, footer = self.table(controller)
+            print(render_plain(title, header, rows, footer), file=self.stream, flush=True)
