@@ -20,6 +20,7 @@ They are callbacks added by default, as in Ray; ``TUNE_DISABLE_AUTO_CALLBACK_LOG
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -253,15 +254,12 @@ def _scalar_plan(keys: tuple[str, ...], kinds: tuple[type, ...]) -> tuple[tuple[
     return positions, tuple(f"ray/tune/{keys[i]}" for i in positions)
 
 
-_TENSORBOARDX: list[bool] = []  # whether tensorboardX is installed, once looked up
-
-
+@functools.cache
 def tensorboardx_available() -> bool:
-    if not _TENSORBOARDX:
-        import importlib.util
+    """Whether tensorboardX is installed (looked up once per process)."""
+    import importlib.util
 
-        _TENSORBOARDX.append(importlib.util.find_spec("tensorboardX") is not None)
-    return _TENSORBOARDX[0]
+    return importlib.util.find_spec("tensorboardX") is not None
 
 
 def default_loggers(user_callbacks: list[Any]) -> list[Callback]:
