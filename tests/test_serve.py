@@ -495,6 +495,33 @@ def test_figures_are_built_once_per_state_of_the_files_and_shared_between_visito
     assert len(built) == 2
 
 
+def test_the_best_trials_view_is_built_once_per_state_and_trial(tmp_path, finished, monkeypatch):
+    """/api/best (the schedule and ancestry of a trial) is shared by visitors like the figures: built again only
+    for another trial or when lines were appended."""
+    import pbtlab.serve.figures as figures_module
+    from pbtlab.serve.live import SnapshotReaders
+
+    source = finished / "runs" / "p2"
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
+    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    built = []
+    original = figures_module.schedule_figure
+    monkeypatch.setattr(figures_module, "schedule_figure", lambda run, trial: built.append(trial) or original(run, trial))
+    readers = SnapshotReaders()
+    first, second = readers.best(str(copy), None), readers.best(str(copy), None)
+    assert built == [None] and first == second and first["schedule"]["data"]
+    trial_id = json.loads((copy / "experiment.json").read_text())["trial_ids"][1]
+    assert readers.best(str(copy), trial_id)["schedule"] != first["schedule"] and built == [None, trial_id]
+    assert readers.best(str(copy), "nope") == {"error": "no trial 'nope' in this experiment"}
+    with open(copy / "events.jsonl", "ab") as handle:
+        handle.write(b"".join(events[50:60]))
+    readers.best(str(copy), None)
+    readers.best(str(copy), None)
+    assert built == [None, trial_id, None]  # appended lines: built again, once
+
+
 def test_population_endpoint_and_forms_follow_the_population_size(server, finished):
     status, data = get(server, "/api/population?id=0/runs/p2")
     assert status == 200 and sorted(data["figures"]) == ["founders", "hyperparameters"]  # 2 trials: lines, lanes

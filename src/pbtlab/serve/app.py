@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pbtlab.serve.figures import ancestry_traces, forms, plotly_js_path, rungs_figure, schedule_figure
+from pbtlab.serve.figures import plotly_js_path, rungs_figure
 from pbtlab.serve.live import LiveViews, SnapshotReaders, to_json
 
 DEFAULT_PORT = 8375
@@ -277,20 +277,7 @@ def create_app(directories: Sequence[str | os.PathLike[str]], *, host: str = "12
         except PathRefused as refusal:
             return _refused(str(refusal))
         trial = request.query_params.get("trial") or None
-
-        def compute() -> dict[str, Any]:
-            run, problems, _ = readers.run(path)
-            if run is None:
-                return {"error": problems[0]}
-            if trial is not None and trial not in run.trial_ids:
-                return {"error": f"no trial {trial!r} in this experiment"}
-            try:
-                lanes = forms(run)["lineage"] == "lanes"  # the tree comes with the population's figures
-                return {"schedule": schedule_figure(run, trial), "ancestry": ancestry_traces(run, trial) if lanes else []}
-            except Exception as error:  # noqa: BLE001 - a damaged log: say so, keep serving
-                return {"error": f"{type(error).__name__}: {error}"}
-
-        return _json(await anyio.to_thread.run_sync(compute))
+        return _json(await anyio.to_thread.run_sync(readers.best, path, trial))  # built once per state and trial
 
     async def population(request: Request) -> Response:
         try:

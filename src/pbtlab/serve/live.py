@@ -83,6 +83,7 @@ class LiveView:
         self.initial: dict[str, dict[str, Any]] = {}
         self.waits: dict[str, int] = {}
         self._figures: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._best: tuple[tuple[Any, ...], dict[str | None, dict[str, Any]]] | None = None
         self._body: tuple[Any, dict[str, Any], str] | None = None
 
     # -- trials ------------------------------------------------------------------------------------------
@@ -294,6 +295,25 @@ class LiveView:
         self._figures = (state, figures)
         return figures, None
 
+    def best(self, run: Any, trial: str | None) -> dict[str, Any]:
+        """The page's ``/api/best`` answer for ``trial`` (None: the best trial): its schedule and, where the lineage
+        is drawn as lanes, its ancestry; built once per files' state and trial, shared by every visitor."""
+        from pbtlab.serve.figures import ancestry_traces, forms, schedule_figure
+
+        state = self.files_state()
+        if self._best is None or self._best[0] != state:
+            self._best = (state, {})
+        found = self._best[1].get(trial)
+        if found is None:
+            try:
+                lanes = forms(run)["lineage"] == "lanes"  # the tree comes with the population's figures
+                found = {"schedule": schedule_figure(run, trial),
+                         "ancestry": ancestry_traces(run, trial) if lanes else []}
+            except Exception as error:  # noqa: BLE001 - a damaged log: say so, keep serving
+                found = {"error": f"{type(error).__name__}: {error}"}
+            self._best[1][trial] = found
+        return found
+
     def _incomplete(self) -> list[str]:
         return [f"{name}: the last line is not complete yet ({size} bytes)" for name, size in self.pending.items()
                 if size]
@@ -427,6 +447,17 @@ class SnapshotReaders:
         reader, lock = self._reader(path)
         with lock, reader.lock:
             return reader.read_run()
+
+    def best(self, path: str, trial: str | None) -> dict[str, Any]:
+        """``LiveView.best`` for the experiment's files now, or ``{"error"}``."""
+        reader, lock = self._reader(path)
+        with lock, reader.lock:
+            run, problems, _ = reader.read_run()
+            if run is None:
+                return {"error": problems[0]}
+            if trial is not None and trial not in run.trial_ids:
+                return {"error": f"no trial {trial!r} in this experiment"}
+            return reader.best(run, trial)
 
     def population(self, path: str) -> dict[str, Any]:
         """The figures the server rebuilds as a run grows (``population_figures``) for its files' current state,
