@@ -406,22 +406,33 @@ def test_a_restart_waits_until_its_donors_checkpoint_row_is_read(tmp_path, finis
     assert sent["cp"] == [donor_row["training_iteration"], donor_row["Q"]]
 
 
-def test_a_second_visitor_reads_only_what_was_appended_and_continues_from_there(tmp_path, finished):
-    from pbtlab.serve.live import SnapshotReaders
-
-    source = finished / "runs" / "p2"
-    copy = tmp_path / "copy"
+def growing_copy(source, copy):
+    """A copy of the finished run ``source`` cut to its first 50 events, and a function that appends the next 10
+    (as a live run grows) and returns the bytes it appended."""
     shutil.copytree(source, copy)
     events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
     (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+
+    def grow():
+        appended = b"".join(events[50:60])
+        with open(copy / "events.jsonl", "ab") as handle:
+            handle.write(appended)
+        return appended
+
+    return copy, grow
+
+
+def test_a_second_visitor_reads_only_what_was_appended_and_continues_from_there(tmp_path, finished):
+    from pbtlab.serve.live import SnapshotReaders
+
+    copy, grow = growing_copy(finished / "runs" / "p2", tmp_path / "copy")
     readers = SnapshotReaders()
     first, first_view = readers.open(str(copy))
     reader, _ = readers._reader(str(copy))
-    with open(copy / "events.jsonl", "ab") as handle:
-        handle.write(b"".join(events[50:60]))
     read_before = reader.events.offset
+    appended = grow()
     second, second_view = readers.open(str(copy))
-    assert reader.events.offset - read_before == len(b"".join(events[50:60]))  # only the new bytes were read
+    assert reader.events.offset - read_before == len(appended)  # only the new bytes were read
     assert (first["num_events"], second["num_events"]) == (50, 60) and first["id"] != second["id"]
     assert second_view.poll() is None
     assert [e["seq"] for e in first_view.poll()["events"]] == list(range(50, 60))
@@ -473,11 +484,7 @@ def test_figures_are_built_once_per_state_of_the_files_and_shared_between_visito
     import pbtlab.serve.figures as figures_module
     from pbtlab.serve.live import SnapshotReaders
 
-    source = finished / "runs" / "p2"
-    copy = tmp_path / "copy"
-    shutil.copytree(source, copy)
-    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
-    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    copy, grow = growing_copy(finished / "runs" / "p2", tmp_path / "copy")
     built = []
     original = figures_module.build_figures
     monkeypatch.setattr(figures_module, "build_figures", lambda run: built.append(run) or original(run))
@@ -487,8 +494,7 @@ def test_figures_are_built_once_per_state_of_the_files_and_shared_between_visito
     population = readers.population(str(copy))
     assert len(built) == 1 and first["figures"] == second["figures"] and first["id"] != second["id"]
     assert population["figures"]["founders"] == first["figures"]["founders"]
-    with open(copy / "events.jsonl", "ab") as handle:
-        handle.write(b"".join(events[50:60]))
+    grow()
     third, _ = readers.open(str(copy))
     assert len(built) == 2 and third["num_events"] == 60  # appended lines: built again, once
     readers.population(str(copy))
@@ -501,11 +507,7 @@ def test_the_best_trials_view_is_built_once_per_state_and_trial(tmp_path, finish
     import pbtlab.serve.figures as figures_module
     from pbtlab.serve.live import SnapshotReaders
 
-    source = finished / "runs" / "p2"
-    copy = tmp_path / "copy"
-    shutil.copytree(source, copy)
-    events = (source / "events.jsonl").read_bytes().splitlines(keepends=True)
-    (copy / "events.jsonl").write_bytes(b"".join(events[:50]))
+    copy, grow = growing_copy(finished / "runs" / "p2", tmp_path / "copy")
     built = []
     original = figures_module.schedule_figure
     monkeypatch.setattr(figures_module, "schedule_figure", lambda run, trial: built.append(trial) or original(run, trial))
@@ -515,8 +517,7 @@ def test_the_best_trials_view_is_built_once_per_state_and_trial(tmp_path, finish
     trial_id = json.loads((copy / "experiment.json").read_text())["trial_ids"][1]
     assert readers.best(str(copy), trial_id)["schedule"] != first["schedule"] and built == [None, trial_id]
     assert readers.best(str(copy), "nope") == {"error": "no trial 'nope' in this experiment"}
-    with open(copy / "events.jsonl", "ab") as handle:
-        handle.write(b"".join(events[50:60]))
+    grow()
     readers.best(str(copy), None)
     readers.best(str(copy), None)
     assert built == [None, trial_id, None]  # appended lines: built again, once
