@@ -265,6 +265,7 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_intact(stora
         return real_copytree(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint_module.shutil, "copytree", flaky_copytree)
+    monkeypatch.setenv("PBTLAB_CHECKPOINT_MOVE", "0")  # the copy path: its temporary directories are moved otherwise
     results = fit(counting_trainable({}, checkpoint_every=1), {"index": 0}, storage,
                   failure_config=FailureConfig(max_failures=1), iterations=5)
     result = results[0]

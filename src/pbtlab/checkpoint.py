@@ -30,7 +30,8 @@ class Checkpoint:
 
     @classmethod
     def from_directory(cls, path: str | os.PathLike[str]) -> Checkpoint:
-        """Wrap an existing directory; it is copied into the experiment when reported."""
+        """Wrap an existing directory; it is copied into the experiment when reported (moved, when it is a
+        ``tempfile.TemporaryDirectory`` made during that step: see ``tune.report``)."""
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"Checkpoint.from_directory(path) needs a directory path, got {describe(path)}")
         if not os.path.isdir(path):

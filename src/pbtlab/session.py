@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pbtlab.checkpoint import Checkpoint
-from pbtlab.rundir.checkpoints import persist_directory
+from pbtlab.rundir.checkpoints import finalizer_mark, made_since, persist_directory
 from pbtlab.errors import ReportError, describe
 from pbtlab.resources import Resources
 
@@ -183,6 +183,11 @@ class TrialSession:
 
     With ``save_hook_scratch = True`` the directory the hook returns is scratch space the hook made for
     this save: it is moved into the trial directory, so nothing is left behind (class trainables).
+
+    A reported checkpoint's folder is copied into the trial directory, except one that a
+    ``tempfile.TemporaryDirectory`` made during this step (after the previous ``report`` returned, not
+    before the first) and that it will delete: that folder is moved, and is gone when ``report`` returns.
+    This is the tutorial's (and Ray's documented) pattern; set ``PBTLAB_CHECKPOINT_MOVE=0`` to copy always.
     """
 
     def __init__(self, spec: StartSpec, channel: Channel) -> None:
@@ -193,6 +198,8 @@ class TrialSession:
         self.save_hook: SaveHook | None = None
         self.save_hook_scratch = False
         self.mark = time.perf_counter()
+        self.step_mark: int | None = None  # weakref.finalize's counter when report last returned
+        self.move_scratch = os.environ.get("PBTLAB_CHECKPOINT_MOVE", "1") != "0"
 
     def report(self, metrics: Any, checkpoint: Checkpoint | None = None, adopt: bool = False) -> None:
         """``tune.report``. ``adopt``: the checkpoint's folder is scratch space of the caller's, which it will
@@ -211,9 +218,12 @@ class TrialSession:
         if checkpoint is not None:
             if not os.path.isdir(checkpoint.path):
                 raise ReportError(f"tune.report(checkpoint=...): directory {checkpoint.path!r} does not exist")
-            saved_path, index = self._persist(checkpoint, move=adopt)
+            move = adopt or (self.move_scratch and made_since(checkpoint.path, self.step_mark))
+            saved_path, index = self._persist(checkpoint, move=move)
         command = self.exchange(ReportMessage(dict(metrics), saved_path, index, elapsed))
         self.mark = time.perf_counter()
+        if self.move_scratch:
+            self.step_mark = finalizer_mark()
         if command.kind is CommandKind.CONTINUE:
             return
         if command.kind is CommandKind.RESTART:
@@ -277,7 +287,9 @@ def _require_session(what: str) -> TrialSession:
 def report(metrics: Mapping[str, Any], *, checkpoint: Checkpoint | None = None) -> None:
     """Report one training iteration's metrics (and optionally a checkpoint) to the tuner.
 
-    The checkpoint directory is copied into the experiment at once, so a temporary directory is fine.
+    The checkpoint directory is persisted into the experiment at once, so a temporary directory is fine.
+    A ``tempfile.TemporaryDirectory`` made since the previous report is moved rather than copied (it is
+    gone when this returns); any other folder is copied (see :class:`TrialSession`).
     """
     _require_session("tune.report()").report(metrics, checkpoint)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import tempfile
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CheckpointRef", "kept_positions", "persist_directory"]
+__all__ = ["CheckpointRef", "finalizer_mark", "kept_positions", "made_since", "persist_directory"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,6 +47,12 @@ def persist_directory(source: str, target_dir: str, name: str, move: bool = Fals
     ``move``: ``source`` is scratch space; it is moved instead (a rename on the same file system) and is
     gone afterwards."""
     final = os.path.join(target_dir, name)
+    if move and not os.path.exists(final):
+        try:
+            os.rename(source, final)  # one step, and as atomic as the staged rename below
+            return final
+        except OSError:  # another file system, or a name already there: the staged path below
+            pass
     staging = os.path.join(target_dir, f".tmp_{name}_{os.getpid()}")
     if os.path.exists(staging):
         shutil.rmtree(staging)
@@ -56,6 +64,51 @@ def persist_directory(source: str, target_dir: str, name: str, move: bool = Fals
         shutil.rmtree(final)
     os.rename(staging, final)
     return final
+
+
+def finalizer_mark() -> int | None:
+    """Where ``weakref.finalize``'s counter stands now: every finalizer made later (``tempfile.TemporaryDirectory``
+    makes one) gets an index at least this. None if this Python keeps no such counter.
+
+        >>> mark = finalizer_mark()
+        >>> with tempfile.TemporaryDirectory() as scratch:
+        ...     made_since(scratch, mark)
+        True
+    """
+    counter = getattr(weakref.finalize, "_index_iter", None)
+    text = repr(counter)  # "count(17)"; read without taking a number
+    if not (text.startswith("count(") and text.endswith(")")):
+        return None
+    try:
+        return int(text[6:-1])
+    except ValueError:
+        return None
+
+
+def made_since(path: str, mark: int | None) -> bool:
+    """Whether ``path`` is the folder of a live ``tempfile.TemporaryDirectory`` made after :func:`finalizer_mark`
+    returned ``mark``, which deletes it when its ``with`` block (or its object) ends.
+
+    Such a folder, reported with a checkpoint, is scratch space of this step: moving it costs one rename
+    where a copy costs a folder and two files per file. Anything else (a folder of the trainable's own, a
+    ``TemporaryDirectory`` made before the step or with ``delete=False``, a Python whose ``tempfile`` or
+    ``weakref`` work differently) answers False, and the folder is copied.
+    """
+    registry = getattr(weakref.finalize, "_registry", None)
+    cleanup = getattr(getattr(tempfile.TemporaryDirectory, "_cleanup", None), "__func__", None)
+    if mark is None or cleanup is None or not isinstance(registry, dict):
+        return False
+    wanted = {path, os.path.abspath(path)}
+    try:
+        for info in reversed(registry.values()):  # newest first: the step's own are at the end
+            if info.index < mark:
+                return False
+            if (getattr(info.func, "__func__", None) is cleanup and info.args and info.args[0] in wanted
+                    and info.kwargs.get("delete", True)):
+                return True
+    except (AttributeError, RuntimeError, TypeError):  # another thread changed the registry, or its shape differs
+        return False
+    return False
 
 
 def kept_positions(scores: list[float | None], keep: int, order: str | None) -> list[int]:
