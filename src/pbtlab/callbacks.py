@@ -81,15 +81,17 @@ class CallbackList:
 
     def __init__(self, callbacks: Sequence[Any] | None) -> None:
         self.callbacks = check_callbacks(callbacks)
+        self._methods: dict[str, list[tuple[Any, Any]]] = {}  # hook -> (callback, its bound method), looked up once
 
     def __bool__(self) -> bool:
         return bool(self.callbacks)
 
     def call(self, hook: str, **arguments: Any) -> None:
-        for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is None:
-                continue
+        methods = self._methods.get(hook)
+        if methods is None:
+            methods = self._methods[hook] = [(callback, method) for callback in self.callbacks
+                                             if (method := getattr(callback, hook, None)) is not None]
+        for callback, method in methods:
             try:
                 method(**arguments)
             except Exception as error:

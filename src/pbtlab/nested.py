@@ -19,7 +19,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "set_path", "unflatten"]
+__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "is_mapping_type", "LEAF_TYPES", "set_path", "unflatten"]
 
 
 def column_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -52,7 +52,7 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 #: Types that are never mappings: checked first, as isinstance(value, Mapping) is slow for them.
-_LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
+LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -60,7 +60,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in tree.items():
         kind = type(value)
-        if kind is dict or (kind not in _LEAF_TYPES and _is_mapping(kind)):
+        if kind is dict or (kind not in LEAF_TYPES and is_mapping_type(kind)):
             out.update(flatten(value, f"{prefix}{key}/"))
         elif prefix or type(key) is not str:
             out[f"{prefix}{key}"] = value
@@ -72,7 +72,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 _MAPPING_TYPES: dict[type, bool] = {}  # type -> whether it is a Mapping, for the types flatten has met
 
 
-def _is_mapping(kind: type) -> bool:
+def is_mapping_type(kind: type) -> bool:
+    """``issubclass(kind, Mapping)``, remembered per type (the ABC check is slow for numpy scalars)."""
     found = _MAPPING_TYPES.get(kind)
     if found is None:
         found = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)

@@ -33,7 +33,6 @@ import json
 import os
 import pickle
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -141,7 +140,7 @@ class Trainable:
         now = time.time()
         result.update(time_this_iter_s=elapsed, time_total_s=self._time_total, timestamp=int(now),
                       date=time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)), pid=os.getpid(),
-                      hostname=socket.gethostname(), node_ip=_node_ip(), config=copy.deepcopy(self.config),
+                      hostname=_hostname(), node_ip=_node_ip(), config=copy.deepcopy(self.config),
                       time_since_restore=self._time_since_restore,
                       iterations_since_restore=self._iterations_since_restore)
         return result
@@ -194,9 +193,17 @@ class Trainable:
         self.cleanup()
 
 
+def _hostname() -> str:
+    import socket  # here, not at the top: ``import pbtlab`` does not need the socket module (~2 ms)
+
+    return socket.gethostname()
+
+
 @functools.cache
 def _node_ip() -> str:
     """This machine's address as Ray reports it (``node_ip``); 127.0.0.1 when it has none."""
+    import socket
+
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:

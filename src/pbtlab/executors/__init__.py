@@ -11,7 +11,20 @@ such as a :class:`~pbtlab.executors.simulated.SimulatedExecutor`:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pbtlab.executors.base import Executor, make_executor
-from pbtlab.executors.simulated import SimulatedExecutor
+
+if TYPE_CHECKING:
+    from pbtlab.executors.simulated import SimulatedExecutor
 
 __all__ = ["Executor", "SimulatedExecutor", "make_executor"]
+
+
+def __getattr__(name: str) -> Any:
+    """``SimulatedExecutor`` is imported when first asked for: a run on a real executor never needs it."""
+    if name == "SimulatedExecutor":
+        from pbtlab.executors.simulated import SimulatedExecutor
+
+        return SimulatedExecutor
+    raise AttributeError(f"module 'pbtlab.executors' has no attribute {name!r}")

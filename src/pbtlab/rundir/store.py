@@ -50,8 +50,17 @@ def json_default(value: Any) -> Any:
     return repr(value)
 
 
+#: One encoder for every line (``json.dumps`` with ``default=`` builds a new one per call).
+_LINE_ENCODER = json.JSONEncoder(default=json_default)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default)
+    """``value`` as one line of JSON (numpy values as numbers or lists).
+
+        >>> dumps({"loss": 0.5, "config": {"lr": 0.1}})
+        '{"loss": 0.5, "config": {"lr": 0.1}}'
+    """
+    return _LINE_ENCODER.encode(value)
 
 
 def write_json_atomic(path: str, value: Any, indent: int | None = None, durable: bool = False) -> None:
