@@ -3,6 +3,7 @@
     python bench/scaling.py                 # 2, 64, 1,024 trials, 100 iterations, median of 3 runs each
     python bench/scaling.py --quick         # 1 run each
     python bench/scaling.py --populations 2 64 1024 --repeats 5
+    python bench/scaling.py --switch threads    # only the default in-process executor (trials as threads)
 
 The set-up (issue 19): the tutorial's trainable (``pbtlab.examples.toy.train_func``: a gradient step on
 the toy problem, a temporary directory every step and a pickled checkpoint every 4) with the tutorial's
@@ -17,12 +18,17 @@ pbtlab does (starting trials, handing control to each trial and back, adopting c
 run directory, the scheduler, the result rows, events and logger files, state saves). Peak memory is
 the process's maximum resident set size (``ru_maxrss``); ``base`` is the same just before the fit.
 
+Each population runs twice by default: trials as threads (``InProcessExecutor()``, the default) and as
+greenlets of the driver's thread (``InProcessExecutor(greenlets=True)``, ``pbtlab[fast]``), the ``switch``
+column.
+
 Goal (issue 19): at most 30 µs per report at 1,024 trials, peak memory at most 300 MB.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -34,7 +40,7 @@ import time
 from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADER = ["mode", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
+HEADER = ["mode", "switch", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
           "peak MB", "base MB"]
 
 
@@ -65,17 +71,19 @@ def bare_trainable_work(population: int, iterations: int, interval: int) -> tupl
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _one(population: int, synch: bool, iterations: int, interval: int, storage: str) -> dict:
+def _one(population: int, synch: bool, iterations: int, interval: int, storage: str, switch: str) -> dict:
     """Run the bare loop, then the experiment, in this process; return its figures."""
     import resource
 
     from pbtlab.examples.runs import run_toy_pbt
+    from pbtlab.executors.inprocess import InProcessExecutor
 
     bare, bare_cpu = bare_trainable_work(population, iterations, interval)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start, cpu = time.perf_counter(), time.process_time()
     results = run_toy_pbt(population=population, seed=0, iterations=iterations, perturbation_interval=interval,
-                          synch=synch, storage_path=storage, name="scaling")
+                          synch=synch, storage_path=storage, name="scaling",
+                          executor=InProcessExecutor(greenlets=switch == "greenlets"))
     wall, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
     again, again_cpu = bare_trainable_work(population, iterations, interval)  # the disk's speed drifts: the
     bare, bare_cpu = min(bare, again), min(bare_cpu, again_cpu)              # faster of before and after
@@ -88,10 +96,10 @@ def _one(population: int, synch: bool, iterations: int, interval: int, storage: 
     return {"population": population, "synch": synch, "wall_s": wall, "bare_s": bare, "fit_cpu_s": fit_cpu,
             "bare_cpu_s": bare_cpu, "reports": rows,
             "exploits": len(results.events_of("exploit")), "peak_mb": peak, "base_mb": base,
-            "handoff_us": _handoff_us(population, storage)}
+            "handoff_us": _handoff_us(population, storage, switch)}
 
 
-def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
+def _handoff_us(population: int, storage: str, switch: str, rounds: int = 20_000) -> float:
     """The in-process executor's floor: one report's round trip between the driver and a trial thread
     (two lock handoffs, the OS waking each thread) with ``population`` parked trial threads, and nothing
     else (no scheduler, no store): a trainable that only calls ``tune.report({})``."""
@@ -103,7 +111,7 @@ def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
         while True:
             tune.report({})
 
-    executor = InProcessExecutor()
+    executor = InProcessExecutor(greenlets=switch == "greenlets")
     executor.setup(only_reports, population)
     ids = [f"t{i}" for i in range(population)]
     for trial_id in ids:
@@ -121,14 +129,14 @@ def _handoff_us(population: int, storage: str, rounds: int = 20_000) -> float:
     return elapsed / steps * 1e6
 
 
-def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool) -> dict:
+def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool, switch: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
     with tempfile.TemporaryDirectory(prefix="pbtlab_scaling_") as storage:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--one", str(population), "--mode",
              "sync" if synch else "async", "--iterations", str(iterations), "--interval", str(interval),
-             "--storage", storage] + (["--pin"] if pin else []),
+             "--storage", storage, "--switch", switch] + (["--pin"] if pin else []),
             check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -149,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one run per setting")
     parser.add_argument("--modes", nargs="+", default=["sync"], choices=["sync", "async"])
+    parser.add_argument("--switch", nargs="+", default=["threads", "greenlets"], choices=["threads", "greenlets"],
+                        help="how the in-process executor passes control: trial threads (the default executor) "
+                             "or greenlets (InProcessExecutor(greenlets=True))")
     parser.add_argument("--pin", action="store_true",
                         help="run each experiment pinned to one CPU (os.sched_setaffinity): the in-process executor "
                              "runs one thread at a time, and waking a thread on another CPU is slow, above all in VMs")
@@ -159,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:
         if args.pin:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        print(json.dumps(_one(args.one, args.mode == "sync", args.iterations, args.interval, args.storage)))
+        print(json.dumps(_one(args.one, args.mode == "sync", args.iterations, args.interval, args.storage,
+                              args.switch[0])))
         return 0
     repeats = 1 if args.quick else args.repeats
     print(f"pbtlab scaling (python bench/scaling.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}): "
@@ -168,19 +180,18 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine()}{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.2f} at start"
           + (f"; {stall}" if (stall := io_stall()) else ""))
     rows = []
-    for mode in args.modes:
-        for population in args.populations:
-            runs = [run_fresh(population, mode == "sync", args.iterations, args.interval, args.pin)
-                    for _ in range(repeats)]
-            overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
-            cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)
-            rows.append([mode, population, runs[0]["reports"], runs[0]["exploits"],
-                         f"{statistics.median(r['wall_s'] for r in runs):.2f}",
-                         f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}", f"{cpu_overhead:.1f}",
-                         f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
-                         f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
-                         f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
-            print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+    for mode, population, switch in itertools.product(args.modes, args.populations, args.switch):
+        runs = [run_fresh(population, mode == "sync", args.iterations, args.interval, args.pin, switch)
+                for _ in range(repeats)]
+        overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
+        cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)
+        rows.append([mode, switch, population, runs[0]["reports"], runs[0]["exploits"],
+                     f"{statistics.median(r['wall_s'] for r in runs):.2f}",
+                     f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}", f"{cpu_overhead:.1f}",
+                     f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
+                     f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
+                     f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
+        print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end" + (f"; {stall}" if (stall := io_stall()) else ""))
     print()
     print(table(HEADER, rows))

@@ -13,11 +13,11 @@ reported one; none for a plain function) and waits again, for the command that e
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import os
 import shutil
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -270,11 +270,13 @@ class TrialSession:
         return saved_path, index
 
 
-_local = threading.local()
+#: The session of the trial running in this thread (or greenlet: each has its own context, so trials that
+#: share a thread through greenlets each see their own).
+_current: contextvars.ContextVar[TrialSession | None] = contextvars.ContextVar("pbtlab_trial_session", default=None)
 
 
 def current_session() -> TrialSession | None:
-    return getattr(_local, "session", None)
+    return _current.get()
 
 
 def _require_session(what: str) -> TrialSession:
@@ -323,7 +325,7 @@ def run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel, chdir: 
 def _run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel, chdir: bool) -> None:
     while True:
         session = TrialSession(spec, channel)
-        _local.session = session
+        _current.set(session)
         try:
             if chdir:
                 os.makedirs(spec.trial_dir, exist_ok=True)
@@ -338,16 +340,16 @@ def _run_trial(fn: Callable[..., Any], spec: StartSpec, channel: Channel, chdir:
         except BaseException as error:  # noqa: BLE001 - a trial's failure is data for the driver
             message = _error_message(error)
         finally:
-            _local.session = None
+            _current.set(None)
         command = channel.exchange(message)
         while command.kind is CommandKind.SAVE:
-            _local.session = session  # the hook may use tune.get_context() as it could during the run
+            _current.set(session)  # the hook may use tune.get_context() as it could during the run
             try:
                 answer: WorkerMessage = session.save()
             except BaseException as error:  # noqa: BLE001 - as above
                 answer = _error_message(error)
             finally:
-                _local.session = None
+                _current.set(None)
             command = channel.exchange(answer)
         if command.kind is not CommandKind.RESTART or command.spec is None:
             return

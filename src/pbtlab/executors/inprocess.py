@@ -23,8 +23,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from pbtlab._optional import require
 from pbtlab.errors import ConfigError, ExecutorError, describe
 from pbtlab.executors.base import Executor
+from pbtlab.executors.greenlets import GreenletWorker
 from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
@@ -41,6 +43,11 @@ class InProcessExecutor(Executor):
     populations of light trainables. Threads a trial starts inherit the pin, so leave it off when a
     trial's own computation is multi-threaded (Linux only).
 
+    ``greenlets=True`` runs every trial as a greenlet of the driver's thread instead (``pbtlab[fast]``): a
+    report then switches stacks in under a microsecond, with no thread to wake. Trials then also share
+    what C libraries keep per thread, such as PyTorch's grad mode (see :mod:`pbtlab.executors.greenlets`);
+    leave it off for trainables that report from inside ``torch.no_grad()`` or similar.
+
     All trials share this process's working directory: use ``tune.get_context().get_trial_dir()`` for
     per-trial files (see the module docstring).
 
@@ -50,7 +57,12 @@ class InProcessExecutor(Executor):
 
     name = "inprocess"
 
-    def __init__(self, pin_cpu: int | None = None) -> None:
+    def __init__(self, pin_cpu: int | None = None, greenlets: bool = False) -> None:
+        if not isinstance(greenlets, bool):
+            raise ConfigError(f"InProcessExecutor(greenlets=...) must be True or False, got {describe(greenlets)}")
+        if greenlets:
+            require("greenlet", "fast", "InProcessExecutor(greenlets=True)")
+        self.greenlets = greenlets
         if pin_cpu is not None:
             if not hasattr(os, "sched_setaffinity"):
                 raise ConfigError("InProcessExecutor(pin_cpu=...) needs Linux (os.sched_setaffinity); use pin_cpu=None")
@@ -62,7 +74,7 @@ class InProcessExecutor(Executor):
         self.pin_cpu = pin_cpu
         self._saved_affinity: set[int] | None = None
         self._trainable: Callable[..., Any] | None = None
-        self._workers: dict[str, ThreadWorker] = {}
+        self._workers: dict[str, ThreadWorker | GreenletWorker] = {}
         self._runnable: deque[tuple[str, Command | None]] = deque()
         self._output = OutputRouter()
 
@@ -80,7 +92,8 @@ class InProcessExecutor(Executor):
         assert self._trainable is not None
         if spec.log_to_file != (None, None):
             self._output.install()  # until shutdown
-        self._workers[spec.trial_id] = ThreadWorker(self._trainable, spec)
+        worker = GreenletWorker if self.greenlets else ThreadWorker
+        self._workers[spec.trial_id] = worker(self._trainable, spec)
         self._runnable.append((spec.trial_id, None))
 
     def send(self, trial_id: str, command: Command) -> None:
