@@ -179,3 +179,12 @@ def test_a_population_larger_than_the_open_file_limit_keeps_every_file(tmp_path)
         if tensorboardx_available():
             (events,) = [n for n in names if n.startswith("events.out.tfevents.")]
             assert os.path.getsize(os.path.join(entry.path, events)) > 0
+
+
+def test_event_file_names_carry_the_host_name_as_tensorboardx_does(tmp_path):
+    import socket
+
+    from pbtlab.loggers._tbx import EventFileWriter
+
+    writer = EventFileWriter(str(tmp_path / "events"))
+    assert writer.path.endswith(f".{socket.gethostname()}")
