@@ -116,7 +116,7 @@ def test_explore_only_or_custom_fn_needs_no_mutations(storage, options, explored
     (lambda: tune.RunConfig(name="a/b"), ["RunConfig(name=...) must be a folder name", "'a/b' (str)"]),
     (lambda: tune.RunConfig(storage_path=3), ["RunConfig(storage_path=...) must be a path, got 3 (int)"]),
     (lambda: tune.RunConfig(failure_config={"max_failures": 3}), ["RunConfig(failure_config=...) must be a FailureConfig"]),
-    (lambda: tune.RunConfig(executor="gpu"), ["RunConfig(executor=...) must be 'inprocess', 'process', 'ray'", "'gpu'"]),
+    (lambda: tune.RunConfig(executor="gpu"), ["RunConfig(executor=...) must be 'inprocess', 'greenlets', 'process', 'ray'", "'gpu'"]),
     (lambda: tune.FailureConfig(max_failures=-2), ["FailureConfig(max_failures=...) must be an int >= -1, got -2"]),
     (lambda: tune.CheckpointConfig(num_to_keep=0), ["CheckpointConfig(num_to_keep=...) must be an int >= 1 or None, got 0"]),
 ])

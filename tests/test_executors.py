@@ -219,7 +219,7 @@ def test_executor_arguments_are_checked():
         ProcessExecutor(stop_grace_s=-1)
     with pytest.raises(ConfigError, match=r"executor=.*got 'gpu'"):
         RunConfig(executor="gpu")
-    with pytest.raises(ConfigError, match=r"must be 'inprocess', 'process', 'ray' or an Executor object, got 3"):
+    with pytest.raises(ConfigError, match=r"must be 'inprocess', 'greenlets', 'process', 'ray' or an Executor object, got 3"):
         make_executor(3)
 
 

@@ -102,3 +102,43 @@ def test_bad_greenlets_argument_and_missing_package_are_clear(monkeypatch):
     monkeypatch.setitem(sys.modules, "greenlet", None)
     with pytest.raises(ImportError, match=r"pip install 'pbtlab\[fast\]'"):
         InProcessExecutor(greenlets=True)
+
+
+ATTEMPTS: list[str] = []
+
+
+def notes_its_thread(config):
+    import threading
+
+    ATTEMPTS.append(threading.current_thread().name)
+    start = len(ATTEMPTS) == 1
+    for step in range(1, 5):
+        if start and step == 3:
+            raise RuntimeError("stops the first attempt")
+        tune.report({"step": step, "thread": threading.current_thread().name})
+
+
+def test_the_executor_by_name_is_recorded_and_a_resume_rebuilds_it(tmp_path):
+    ATTEMPTS.clear()
+    results = Tuner(notes_its_thread, param_space={"x": 1},
+                    run_config=RunConfig(storage_path=str(tmp_path), name="named", verbose=0,
+                                         executor="greenlets")).fit()
+    assert results[0].status == "ERROR"
+    run = os.path.join(str(tmp_path), "named")
+    with open(os.path.join(run, "experiment.json")) as handle:
+        assert json.load(handle)["executor"] == "greenlets"
+    results = Tuner.restore(run, notes_its_thread, resume_errored=True).fit()
+    assert results[0].status == "TERMINATED"
+    # Greenlets run on the thread that called fit(); the default executor gives each trial a thread.
+    assert ATTEMPTS == ["MainThread", "MainThread"]
+    assert {row["thread"] for row in results[0].history()} == {"MainThread"}
+
+
+def test_the_cli_runs_the_tutorial_on_greenlets(tmp_path, capsys):
+    from pbtlab.cli import main
+
+    assert main(["toy", "--population", "2", "--iterations", "8", "--storage", str(tmp_path), "--name", "cli",
+                 "--executor", "greenlets", "--quiet"]) == 0
+    with open(os.path.join(str(tmp_path), "cli", "experiment.json")) as handle:
+        assert json.load(handle)["executor"] == "greenlets"
+    assert "Results in" in capsys.readouterr().out

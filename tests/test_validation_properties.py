@@ -61,7 +61,7 @@ OTHER_RULES = {
     (RunConfig, "verbose"): lambda v: v is None or v in (0, 1, 2, 3),  # True/False too, as in Ray
     (RunConfig, "progress_interval_s"): lambda v: is_number(v) and v > 0,
     (RunConfig, "state_save_period_s"): lambda v: v is None or (is_number(v) and v >= 0),
-    (RunConfig, "executor"): lambda v: v is None or v in ("inprocess", "process", "ray") or not isinstance(v, str),
+    (RunConfig, "executor"): lambda v: v is None or v in ("inprocess", "greenlets", "process", "ray") or not isinstance(v, str),
     (RunConfig, "stop"): lambda v: v is None or callable(v) or (isinstance(v, dict) and all(  # bools as in Ray
         isinstance(k, str) and (isinstance(x, bool) or is_number(x)) for k, x in v.items())),
 }

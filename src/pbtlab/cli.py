@@ -46,7 +46,8 @@ def add_toy(sub: Any) -> None:
     p.add_argument("--async", dest="synch", action="store_false", help="asynchronous PBT (default synchronous)")
     p.add_argument("--storage", default=None, help="storage path (default ./pbtlab_results)")
     p.add_argument("--name", default=None, help="experiment name")
-    p.add_argument("--executor", default="inprocess", choices=["inprocess", "process", "ray"])
+    p.add_argument("--executor", default="inprocess", choices=["inprocess", "greenlets", "process", "ray"],
+                   help="where trials run (default in-process threads; greenlets: pbtlab[fast])")
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(func=run_toy_command)
 
@@ -154,7 +155,7 @@ def add_run(sub: Any) -> None:
                        description="Run SCRIPT.py as __main__ with ARGS, answering its `import ray...` with pbtlab: "
                                    "ray.tune and its schedulers/search/stopper, ray.train/ray.air configs; ray.init "
                                    "does nothing; any other Ray feature is a clear error.")
-    p.add_argument("--executor", choices=["inprocess", "process"], default=None,
+    p.add_argument("--executor", choices=["inprocess", "greenlets", "process"], default=None,
                    help="executor for RunConfigs that do not choose one (default: in-process)")
     p.add_argument("script", help="the Ray Tune script")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the script's own arguments")

@@ -148,7 +148,8 @@ class RunConfig:
     ``stop`` is a dict (stop when ``result[key] >= value`` for any key), a function
     ``(trial_id, result) -> bool``, or an object with ``__call__`` and ``stop_all()`` (Ray's Stopper).
     ``verbose``: 0 silent, 1 final table only, 2 decisions and status table (default).
-    ``executor``: "inprocess" (default), "process", "ray", or an Executor object.
+    ``executor``: "inprocess" (default), "greenlets" (in-process, trials as greenlets: ``pbtlab[fast]``),
+    "process", "ray", or an Executor object.
     ``state_save_period_s``: when the run's state is saved. It is saved when a trial's recovery point
     advances (a checkpoint, a trial's end, a decision) and always at the end. None (the default): each
     at once, as long as saving takes at most 5% of the run; 0: each at once; a number: at most that often.
@@ -217,9 +218,9 @@ class RunConfig:
             raise ConfigError(f"RunConfig(verbose=...) must be 0, 1, 2 or 3, got {describe(self.verbose)}")
         if self.executor is None:
             self.executor = DEFAULT_EXECUTOR
-        if isinstance(self.executor, str) and self.executor not in ("inprocess", "process", "ray"):
-            raise ConfigError(
-                f"RunConfig(executor=...) must be 'inprocess', 'process', 'ray' or an Executor, got {self.executor!r}")
+        if isinstance(self.executor, str) and self.executor not in ("inprocess", "greenlets", "process", "ray"):
+            raise ConfigError(f"RunConfig(executor=...) must be 'inprocess', 'greenlets', 'process', 'ray' or an "
+                              f"Executor, got {self.executor!r}")
         if isinstance(self.progress_interval_s, bool) or not isinstance(self.progress_interval_s, (int, float)) \
                 or not math.isfinite(self.progress_interval_s) or self.progress_interval_s <= 0:
             raise ConfigError(f"RunConfig(progress_interval_s=...) must be a number > 0, got {describe(self.progress_interval_s)}")

@@ -81,7 +81,7 @@ __all__ = [
 
 DEFAULT_STORAGE = "pbtlab_results"
 #: Executors a resume can build by name (``RunConfig(executor=...)``).
-BUILT_IN_EXECUTORS = ("inprocess", "process", "ray")
+BUILT_IN_EXECUTORS = ("inprocess", "greenlets", "process", "ray")
 
 #: Schedulers experiment.json named by type only (written before ``describe()`` recorded the class).
 _KNOWN_SCHEDULERS = {

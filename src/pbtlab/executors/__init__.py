@@ -2,7 +2,7 @@
 ``ray`` (Ray actors on a cluster) and ``simulated`` (trials played from functions on a virtual clock), all
 behind the interface in :mod:`pbtlab.executors.base`.
 
-``RunConfig(executor=...)`` takes a name ("inprocess", "process", "ray") or an :class:`Executor` object,
+``RunConfig(executor=...)`` takes a name ("inprocess", "greenlets", "process", "ray") or an :class:`Executor` object,
 such as a :class:`~pbtlab.executors.simulated.SimulatedExecutor`:
 
     >>> make_executor(None).name, make_executor("process").name

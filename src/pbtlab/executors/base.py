@@ -159,6 +159,7 @@ class Executor(abc.ABC):
 #: ``RunConfig(executor=NAME)``: the executor class each name stands for, imported only when chosen.
 EXECUTORS_BY_NAME = {
     "inprocess": "pbtlab.executors.inprocess:InProcessExecutor",
+    "greenlets": "pbtlab.executors.inprocess:greenlet_executor",
     "process": "pbtlab.executors.process:ProcessExecutor",
     "ray": "pbtlab.executors.ray:RayExecutor",
 }

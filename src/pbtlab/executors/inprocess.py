@@ -31,7 +31,7 @@ from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
-__all__ = ["InProcessExecutor"]
+__all__ = ["greenlet_executor", "InProcessExecutor"]
 
 
 class InProcessExecutor(Executor):
@@ -63,6 +63,7 @@ class InProcessExecutor(Executor):
         if greenlets:
             require("greenlet", "fast", "InProcessExecutor(greenlets=True)")
         self.greenlets = greenlets
+        self.name = "greenlets" if greenlets else "inprocess"  # experiment.json: a resume rebuilds the same kind
         if pin_cpu is not None:
             if not hasattr(os, "sched_setaffinity"):
                 raise ConfigError("InProcessExecutor(pin_cpu=...) needs Linux (os.sched_setaffinity); use pin_cpu=None")
@@ -126,3 +127,12 @@ class InProcessExecutor(Executor):
         if self._saved_affinity is not None:
             os.sched_setaffinity(0, self._saved_affinity)
             self._saved_affinity = None
+
+
+def greenlet_executor() -> InProcessExecutor:
+    """``RunConfig(executor="greenlets")``: ``InProcessExecutor(greenlets=True)``.
+
+        >>> greenlet_executor().name
+        'greenlets'
+    """
+    return InProcessExecutor(greenlets=True)

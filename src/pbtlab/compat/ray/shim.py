@@ -226,7 +226,7 @@ _installed: dict[str, Any] = {}
 def install(executor: str | None = None) -> None:
     """Answer ``import ray...`` with pbtlab until :func:`uninstall` (already imported ``ray`` modules are set aside).
 
-    ``executor`` makes ``RunConfig(executor=None)`` mean that executor ("inprocess", "process") meanwhile.
+    ``executor`` makes ``RunConfig(executor=None)`` mean that executor ("inprocess", "greenlets", "process") meanwhile.
     """
     if _installed:
         return
