@@ -1,7 +1,7 @@
 """A driver process for the crash-cost tests and ``bench/crash_cost.py``: 4 function trials at different
 speeds, killed (SIGKILL) when the trials together have run a given number of iterations, then restored.
 
-    python crash_driver.py LOG_DIR STORAGE NAME [--framework pbtlab|ray-tune] [--executor inprocess|process|ray]
+    python crash_driver.py LOG_DIR STORAGE NAME [--framework pbtlab|ray-tune] [--executor inprocess|greenlets|process|ray]
         [--scheduler fifo|pbt-sync|pbt-async] [--every 3] [--iterations 30] [--delays 0.01,0.02,0.04,0.06]
         [--kill-at 80] [--phase 1] [--save-period SECONDS]
 
@@ -103,7 +103,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("storage")
     parser.add_argument("name")
     parser.add_argument("--framework", choices=("pbtlab", "ray-tune"), default="pbtlab")
-    parser.add_argument("--executor", choices=("inprocess", "process", "ray"), default="inprocess")
+    parser.add_argument("--executor", choices=("inprocess", "greenlets", "process", "ray"), default="inprocess")
     parser.add_argument("--scheduler", choices=("fifo", "pbt-sync", "pbt-async"), default="fifo")
     parser.add_argument("--every", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=30)

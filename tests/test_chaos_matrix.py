@@ -41,6 +41,7 @@ DEFAULT = [
     ("process", "pbt-async", 3, 50),
     ("inprocess", "pbt-sync", 1, 60),
     ("process", "fifo", 0, 40),
+    ("greenlets", "pbt-async", 3, 50),
 ]
 KILL_POINTS = (30, 80, 105)  # early (nothing finished), the issue's, late (most finished)
 
