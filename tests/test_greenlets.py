@@ -142,3 +142,32 @@ def test_the_cli_runs_the_tutorial_on_greenlets(tmp_path, capsys):
     with open(os.path.join(str(tmp_path), "cli", "experiment.json")) as handle:
         assert json.load(handle)["executor"] == "greenlets"
     assert "Results in" in capsys.readouterr().out
+
+
+AFTER_REPORT: dict[int, list[bool]] = {}
+
+
+def reports_under_no_grad(config):
+    import torch
+
+    for step in range(4):
+        before = torch.is_grad_enabled()
+        if config["index"] == 0:
+            with torch.no_grad():
+                tune.report({"step": step, "grad_before": before, "grad_after": torch.is_grad_enabled()})
+                AFTER_REPORT.setdefault(0, []).append(torch.is_grad_enabled())  # back from the driver
+        else:
+            tune.report({"step": step, "grad_before": before, "grad_after": torch.is_grad_enabled()})
+            AFTER_REPORT.setdefault(1, []).append(torch.is_grad_enabled())
+
+
+def test_pytorch_grad_mode_stays_with_its_trial_as_with_threads(tmp_path):
+    pytest.importorskip("torch")
+    AFTER_REPORT.clear()
+    results = Tuner(reports_under_no_grad, param_space={"index": tune.grid_search([0, 1])},
+                    run_config=RunConfig(storage_path=str(tmp_path), name="grad", verbose=0,
+                                         executor="greenlets")).fit()
+    rows = {r.config["index"]: r.history() for r in results}
+    assert [(row["grad_before"], row["grad_after"]) for row in rows[0]] == [(True, False)] * 4
+    assert [(row["grad_before"], row["grad_after"]) for row in rows[1]] == [(True, True)] * 4
+    assert AFTER_REPORT == {0: [False] * 4, 1: [True] * 4}

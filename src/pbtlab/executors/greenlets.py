@@ -6,9 +6,10 @@ switches from the trial's greenlet to the driver's and back (under a microsecond
 OS waking a thread cost 30-60 µs on a 2-CPU VM). Needs the ``greenlet`` package (``pbtlab[fast]``).
 
 What trials then share that threads keep apart: state that C libraries keep per thread, such as
-PyTorch's grad mode (``torch.no_grad()``), autocast and current CUDA device, and ``threading.local``
-objects. pbtlab's own per-trial state (``tune.report``, ``tune.get_context``, ``log_to_file``) lives in
-context variables, which each greenlet has its own of.
+PyTorch's autocast, inference mode and current CUDA device, and ``threading.local`` objects. PyTorch's grad
+mode is carried across each switch (a trial that reports inside ``torch.no_grad()`` gets it back, and the
+others do not see it), as threads would keep it. pbtlab's own per-trial state (``tune.report``,
+``tune.get_context``, ``log_to_file``) lives in context variables, which each greenlet has its own of.
 
     >>> from pbtlab import tune
     >>> from pbtlab.session import CONTINUE, STOP, StartSpec
@@ -24,6 +25,7 @@ context variables, which each greenlet has its own of.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -54,12 +56,15 @@ class GreenletWorker:
     def _main(self, command: Command | None) -> Exited:
         if command is not None and command.kind is CommandKind.STOP:
             return EXITED  # stopped before its first turn: the function never runs
+        _set_grad_mode(True)  # as a new thread starts
         run_trial(self._trainable, self._spec, self, chdir=self._chdir)
         return EXITED  # returning switches to the driver (the greenlet's parent) with this value
 
     def exchange(self, message: WorkerMessage) -> Command:
         """Worker side: hand ``message`` to the driver and wait (parked) for its answer."""
+        grad_mode = _grad_mode()
         command = self._driver.switch(message)
+        _set_grad_mode(grad_mode)
         if not isinstance(command, Command):  # internal invariant: the driver always answers with a command
             raise RuntimeError(f"a trial's greenlet was resumed with {command!r}, not a command")
         return command
@@ -74,7 +79,23 @@ class GreenletWorker:
             return EXITED
         self._driver = self._greenlet_module.getcurrent()
         self._greenlet.parent = self._driver
+        grad_mode = _grad_mode()
         message = self._greenlet.switch(command)
+        _set_grad_mode(grad_mode)
         if isinstance(message, ErrorMessage) and message.error_type == "KeyboardInterrupt":
             raise KeyboardInterrupt
         return message  # type: ignore[no-any-return]
+
+
+def _grad_mode() -> bool | None:
+    """PyTorch's grad mode on this thread now (None when torch is not imported): per thread in PyTorch, so
+    per trial when trials are threads."""
+    torch = sys.modules.get("torch")
+    is_enabled = getattr(torch, "is_grad_enabled", None)
+    return bool(is_enabled()) if is_enabled is not None else None
+
+
+def _set_grad_mode(enabled: bool | None) -> None:
+    torch = sys.modules.get("torch")
+    if enabled is not None and torch is not None and hasattr(torch, "set_grad_enabled"):
+        torch.set_grad_enabled(enabled)

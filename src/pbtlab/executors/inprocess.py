@@ -45,8 +45,9 @@ class InProcessExecutor(Executor):
 
     ``greenlets=True`` runs every trial as a greenlet of the driver's thread instead (``pbtlab[fast]``): a
     report then switches stacks in under a microsecond, with no thread to wake. Trials then also share
-    what C libraries keep per thread, such as PyTorch's grad mode (see :mod:`pbtlab.executors.greenlets`);
-    leave it off for trainables that report from inside ``torch.no_grad()`` or similar.
+    what C libraries keep per thread, such as PyTorch's autocast and current CUDA device (its grad mode is
+    carried across switches; see :mod:`pbtlab.executors.greenlets`): leave it off for trainables that
+    report from inside ``torch.autocast(...)`` or ``torch.inference_mode()``.
 
     All trials share this process's working directory: use ``tune.get_context().get_trial_dir()`` for
     per-trial files (see the module docstring).
