@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+import greenlet  # noqa: F401 - pbtlab[test] installs it (pbtlab[fast]): these tests must not skip
 import pytest
 
 from pbtlab import tune
@@ -16,8 +17,6 @@ from pbtlab.examples.runs import run_toy_pbt
 from pbtlab.executors.inprocess import InProcessExecutor
 from pbtlab.tuner import Tuner
 from test_executor_determinism import summary
-
-pytest.importorskip("greenlet")
 
 
 def test_async_and_sync_pbt_decide_and_record_the_same_as_threads(tmp_path):
@@ -162,7 +161,8 @@ def reports_under_no_grad(config):
 
 
 def test_pytorch_grad_mode_stays_with_its_trial_as_with_threads(tmp_path):
-    pytest.importorskip("torch")
+    import torch  # noqa: F401 - pbtlab[test] installs it; the trials import it too
+
     AFTER_REPORT.clear()
     results = Tuner(reports_under_no_grad, param_space={"index": tune.grid_search([0, 1])},
                     run_config=RunConfig(storage_path=str(tmp_path), name="grad", verbose=0,
