@@ -97,7 +97,10 @@ def test_rays_convnet_pbt_function_example_full_run_exploits(tmp_path):
     assert done.returncode == 0, done.stderr
     events = events_of(tmp_path / "pbtlab_results" / "pbt_test")
     exploits = [e for e in events if e["event"] == "exploit"]
-    assert exploits and all(e["target_iteration"] % 5 == 0 for e in exploits)  # perturbation_interval=5
+    # perturbation_interval=5. The example is unseeded: in some runs (one CI run of December 4, trials ended at
+    # iterations 8-9) no trial is in the bottom quarter at its one check before the stopper ends the run, and
+    # nothing is exploited. pbtlab's own seeded convnet runs assert that exploits happen (test_examples_torch).
+    assert all(e["target_iteration"] % 5 == 0 for e in exploits)
     tested = float(re.search(r"best model accuracy:  ([0-9.]+)", done.stdout).group(1))
     # The example samples lr and momentum in (0, 1) without a seed: some runs train every trial into divergence
     # (accuracy ~0.1), others reach 0.95. What holds on every run: the model eval_best_model reads back is the
