@@ -9,6 +9,8 @@ Both sides are timed as whole processes (interpreter start, imports, work, exit)
 - for information, the bare loop with the tutorial trainable's own file work added (a temporary directory
   every step, a pickled checkpoint every 4): what any tool running the tutorial's code pays on top of the
   bare loop, so the part that is pbtlab's is the difference between this row and pbtlab's.
+- for information, when greenlet is installed (``pbtlab[fast]``), the same tutorial code with trials as
+  greenlets (``pbtlab.config.DEFAULT_EXECUTOR = "greenlets"``: the executor a RunConfig that names none gets).
 
 The goal (issue 19): pbtlab at most 2.0x the bare loop's whole-process time, with Ray's default loggers on
 (result.json, progress.csv and, as tensorboardX is installed in the test environment, TensorBoard event
@@ -25,6 +27,7 @@ removed from their environment; the uncounted first run of each writes the cache
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -44,6 +47,8 @@ GOAL = 2.0
 PBTLAB_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
+import pbtlab.config
+pbtlab.config.DEFAULT_EXECUTOR = {executor!r}
 import tutorial_code
 results, scheduler = tutorial_code.run_pbt_2(seed=0, storage_path={storage!r})
 """
@@ -111,11 +116,13 @@ def run_process(code: str, label: str | None = None) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def time_pbtlab(storage_root: str, runs: int) -> tuple[list[float], str]:
+def time_pbtlab(storage_root: str, runs: int, executor: str = "inprocess") -> tuple[list[float], str]:
+    """The tutorial's code as a whole process, ``runs`` times; ``executor`` is the default its RunConfig gets."""
     times, last = [], ""
     for i in range(runs + 1):  # the first run warms the file cache and is not counted
-        storage = os.path.join(storage_root, f"run{i}")
-        elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage), "pbtlab" if i else None)
+        storage = os.path.join(storage_root, f"{executor}{i}")
+        elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
+                                 f"pbtlab {executor}" if i else None)
         if i:
             times.append(elapsed)
         last = storage
@@ -179,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                 bare_files.append(elapsed)
         pbt, last_storage = time_pbtlab(storage_root, args.runs)
         checked = verify(last_storage)
+        greenlets: list[float] = []
+        if importlib.util.find_spec("greenlet") is not None:
+            greenlets, last_storage = time_pbtlab(storage_root, args.runs, "greenlets")
+            verify(last_storage)
         numpy_import, pbtlab_import = [], []
         for _ in range(args.runs):
             _, out = run_process(IMPORT_TIME)
@@ -197,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         ("bare loop + the trainable's temp dirs and pickles", statistics.median(bare_files), min(bare_files),
          max(bare_files)),
         ("pbtlab tutorial 2-trial PBT (whole process)", pbt_med, min(pbt), max(pbt)),
+    ] + ([("  the same, trials as greenlets (informative)", statistics.median(greenlets), min(greenlets),
+           max(greenlets))] if greenlets else []) + [
         ("python -c 'import pbtlab' (whole process)", statistics.median(whole_import), min(whole_import),
          max(whole_import)),
         ("  import numpy (in process)", statistics.median(numpy_import), min(numpy_import), max(numpy_import)),
@@ -217,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'ratio pbtlab / bare loop (wall)':<{width}}  {ratio:8.2f}x  ({verdict} the goal of {GOAL}x)")
     print(f"{'ratio pbtlab / bare loop with the same file work':<{width}}  "
           f"{pbt_med / statistics.median(bare_files):8.2f}x  (informative: the goal is against the bare loop)")
-    cpu_bare, cpu_pbt = statistics.median(CPU["bare"]), statistics.median(CPU["pbtlab"])
+    cpu_bare, cpu_pbt = statistics.median(CPU["bare"]), statistics.median(CPU["pbtlab inprocess"])
     print(f"{'CPU s (user+sys): bare loop / pbtlab':<{width}}  {cpu_bare:9.3f}  {cpu_pbt:7.3f}  "
           f"ratio {cpu_pbt / cpu_bare:.2f}x (less sensitive to other load on the machine)")
     print(f"checked: {checked}" + ("; TensorBoard event files written" if tensorboard_expected() else

@@ -94,7 +94,12 @@ def drive(log_dir: str, storage: str, name: str, args: Sequence[str], phase: int
           timeout_s: float = 300) -> subprocess.CompletedProcess:
     command = [sys.executable, DRIVER, log_dir, storage, name, *args, "--phase", str(phase),
                "--kill-at", str(kill_at)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    env = dict(os.environ)
+    if "ray" not in args and "ray-tune" not in args:  # Ray's sockets need its short /tmp/ray paths
+        # A SIGKILL leaves the trainables' open temporary directories behind: keep them in the test's folder.
+        env["TMPDIR"] = os.path.join(log_dir, "tmp")
+        os.makedirs(env["TMPDIR"], exist_ok=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
 
 
 def kill_and_restore(workdir: str, args: Sequence[str], kill_at: int, name: str = "run") -> CrashRun:

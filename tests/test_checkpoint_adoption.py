@@ -50,7 +50,7 @@ def one_temporary_directory_for_the_run(config):
 def per_step_mkdtemp(config):
     """A folder of the trainable's own every step (``mkdtemp``): nobody deletes it, so it is copied."""
     for step in range(1, STEPS + 1):
-        scratch = tempfile.mkdtemp()
+        scratch = tempfile.mkdtemp(dir=config["scratch"])
         path = os.path.join(scratch, "state.json")
         with open(path, "w") as handle:
             json.dump({"step": step}, handle)
@@ -60,7 +60,9 @@ def per_step_mkdtemp(config):
 
 
 def run(trainable, tmp_path, executor=None):
-    results = Tuner(trainable, param_space={"x": 1},
+    scratch = tmp_path / "scratch"  # where per_step_mkdtemp's folders go (nothing deletes them)
+    scratch.mkdir(exist_ok=True)
+    results = Tuner(trainable, param_space={"scratch": str(scratch)},
                     run_config=RunConfig(storage_path=str(tmp_path), name="adopt", verbose=0,
                                          executor=executor)).fit()
     assert not results.errors
