@@ -19,9 +19,11 @@ TOTAL_REPORTS = 4 * 100
 
 
 def drive(storage: str, name: str, seed: int, kill_after: int, fail_dir: str | None) -> int:
+    scratch = os.path.join(storage, ".tmp")  # a SIGKILL leaves open temporary directories: keep them here
+    os.makedirs(scratch, exist_ok=True)
     completed = subprocess.run(
         [sys.executable, WORKER, storage, name, str(seed), str(kill_after), fail_dir or "-"],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": scratch})
     if completed.returncode not in (0, -9):
         raise AssertionError(f"worker failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     return completed.returncode
