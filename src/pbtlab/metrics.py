@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pbtlab.nested import LEAF_TYPES, flatten, is_mapping_type
+from pbtlab.nested import flatten, is_mapping
 
 __all__ = ["DELIMITER", "KEPT_NESTED", "flatten_metrics", "has_metric", "metric_value"]
 
@@ -58,8 +58,7 @@ def flatten_metrics(result: Mapping[str, Any], keep: frozenset[str] = KEPT_NESTE
     """``result`` with nested dicts flattened into ``outer/inner`` keys (the ``keep`` fields stay as they are)."""
     flat: dict[str, Any] = {}
     for key, value in result.items():
-        kind = type(value)
-        if (kind is dict or (kind not in LEAF_TYPES and is_mapping_type(kind))) and key not in keep:
+        if is_mapping(value) and key not in keep:
             flat.update(flatten(value, f"{key}{DELIMITER}"))
         else:
             flat[key] = value

@@ -19,7 +19,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "is_mapping_type", "LEAF_TYPES", "set_path", "unflatten"]
+__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "is_mapping", "set_path", "unflatten"]
 
 
 def column_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -52,15 +52,14 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 #: Types that are never mappings: checked first, as isinstance(value, Mapping) is slow for them.
-LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
+_LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        kind = type(value)
-        if kind is dict or (kind not in LEAF_TYPES and is_mapping_type(kind)):
+        if is_mapping(value):
             out.update(flatten(value, f"{prefix}{key}/"))
         elif prefix or type(key) is not str:
             out[f"{prefix}{key}"] = value
@@ -69,11 +68,20 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_MAPPING_TYPES: dict[type, bool] = {}  # type -> whether it is a Mapping, for the types flatten has met
+_MAPPING_TYPES: dict[type, bool] = {}  # type -> whether it is a Mapping, for the types is_mapping has met
 
 
-def is_mapping_type(kind: type) -> bool:
-    """``issubclass(kind, Mapping)``, remembered per type (the ABC check is slow for numpy scalars)."""
+def is_mapping(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, answered per type once (the ABC check is slow for numpy scalars).
+
+        >>> is_mapping({"a": 1}), is_mapping(1.5), is_mapping([("a", 1)])
+        (True, False, False)
+    """
+    kind = type(value)
+    if kind is dict:
+        return True
+    if kind in _LEAF_TYPES:
+        return False
     found = _MAPPING_TYPES.get(kind)
     if found is None:
         found = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from pbtlab import compat
 from pbtlab.errors import ConfigError, describe
 
 __all__ = [
-    "declares_resources", "PARAMETERS_ATTRIBUTE", "Resources", "RESOURCES_ATTRIBUTE", "resources_for",
+    "declares_resources", "hostname", "PARAMETERS_ATTRIBUTE", "Resources", "RESOURCES_ATTRIBUTE", "resources_for",
     "with_parameters", "with_resources", "WrappedFunction",
 ]
 
@@ -243,3 +244,13 @@ def resources_for(trainable: Any, config: Mapping[str, Any]) -> Resources | None
     except Exception as error:  # noqa: BLE001 - the user's function; say which call failed
         raise ConfigError(f"{where} raised {type(error).__name__}: {error} for the config {dict(config)}") from None
     return Resources.parse(value, f"{where} returned {value!r};")
+
+
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (result rows, TensorBoard file names); from
+    ``os.uname()`` where there is one (the same name on Linux and macOS), which spares importing ``socket``."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()

@@ -40,6 +40,7 @@ from typing import Any
 
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.errors import ConfigError, ReportError, describe
+from pbtlab.resources import hostname
 from pbtlab.session import current_session, report
 
 __all__ = [
@@ -140,7 +141,7 @@ class Trainable:
         now = time.time()
         result.update(time_this_iter_s=elapsed, time_total_s=self._time_total, timestamp=int(now),
                       date=time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)), pid=os.getpid(),
-                      hostname=_hostname(), node_ip=_node_ip(), config=copy.deepcopy(self.config),
+                      hostname=hostname(), node_ip=_node_ip(), config=copy.deepcopy(self.config),
                       time_since_restore=self._time_since_restore,
                       iterations_since_restore=self._iterations_since_restore)
         return result
@@ -191,12 +192,6 @@ class Trainable:
 
     def stop(self) -> None:
         self.cleanup()
-
-
-def _hostname() -> str:
-    import socket  # here, not at the top: ``import pbtlab`` does not need the socket module (~2 ms)
-
-    return socket.gethostname()
 
 
 @functools.cache

@@ -28,8 +28,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from pbtlab.resources import hostname  # the name tensorboardX puts in event file names
+
 __all__ = [
-    "crc32c", "EventFileWriter", "file_version_event", "flush_many", "frame", "frame_many", "hostname", "scalars_event",
+    "crc32c", "EventFileWriter", "file_version_event", "flush_many", "frame", "frame_many", "scalars_event",
     "scalars_event_of",
 ]
 
@@ -89,16 +91,6 @@ def _crc32c_many(records: Sequence[bytes]) -> list[int]:
         for index, value in zip(indices, (crc ^ _MASK32).tolist()):
             out[index] = value
     return out
-
-
-def hostname() -> str:
-    """``socket.gethostname()``, as tensorboardX puts it in event file names; from ``os.uname()`` where there
-    is one (the same name on Linux and macOS), which spares a run importing ``socket`` (~5 ms)."""
-    if hasattr(os, "uname"):
-        return os.uname().nodename
-    import socket
-
-    return socket.gethostname()
 
 
 def _masked(crc: int) -> int:
