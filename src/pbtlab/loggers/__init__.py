@@ -21,24 +21,25 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import json
 import os
-from collections.abc import Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from pbtlab.callbacks import Callback
 from pbtlab.loggers._tbx import EventFileWriter, flush_many
+from pbtlab.loggers.formats import PROGRESS_CSV, _csv_values, add_tensorboard_rows, append_csv
+from pbtlab.loggers.offload import LoggerProcess
 from pbtlab.nested import flatten
-from pbtlab.rundir.store import RESULT_FILE, iter_jsonl
+from pbtlab.rundir.store import RESULT_FILE, iter_jsonl, last_result_line
 
 __all__ = [
-    "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback", "PROGRESS_CSV", "RESULT_JSON",
+    "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback", "PROGRESS_CSV", "RESULT_JSON",
     "TBXLoggerCallback", "tensorboardx_available",
 ]
 
 RESULT_JSON = "result.json"
-PROGRESS_CSV = "progress.csv"
 
 
 def _kept_rows(trial_dir: str) -> list[dict[str, Any]]:
@@ -82,15 +83,27 @@ class JsonLoggerCallback(Callback):
 class _BatchedLogger(Callback):
     """Keeps one item per report per trial and writes them in batches: when the trial ends, at the run's end,
     or every ``FLUSH_ROWS`` items, so the cost stays off each report. Subclasses say what to keep and how
-    to write it."""
+    to write it.
+
+    A default logger (one ``default_loggers`` made) hands its batches to a helper process from its first full
+    batch on (:mod:`pbtlab.loggers.offload`), where it can: a large run's driver then does not format them."""
 
     FLUSH_ROWS = 1000
     ROWS_PER_FILE = 16
+    HELPER_FROM_TRIALS = 64  # a run of this many trials hands its batches to the helper from its start
+    _helper: LoggerProcess | None = None  # set by default_loggers
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
         self._pending: dict[str, list[Any]] = {}
         self._num_pending = 0
+        self._offloaded = False
+        if (total_num_samples or 0) >= self.HELPER_FROM_TRIALS:  # a large population: from the start
+            self._start_helper()
+
+    def _start_helper(self) -> None:
+        if not self._offloaded and self._helper is not None and self._may_offload():
+            self._offloaded = self._helper.use()
 
     def _item(self, result: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -98,11 +111,16 @@ class _BatchedLogger(Callback):
     def _write(self, directory: str, items: list[Any]) -> None:
         raise NotImplementedError
 
+    def _may_offload(self) -> bool:
+        """Whether this logger's batches may go to the helper from now on (it has written nothing it keeps open)."""
+        return True
+
     def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._pending.setdefault(trial.path, []).append(self._item(result))
         self._num_pending += 1
         # At least ROWS_PER_FILE rows per file and flush: a large population does not open a file per row.
         if self._num_pending >= self.FLUSH_ROWS and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
+            self._start_helper()
             self.flush()
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
@@ -110,6 +128,13 @@ class _BatchedLogger(Callback):
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
         self.flush()
+        self._release_helper()
+
+    def _release_helper(self) -> None:
+        """After this logger's last batch: the helper may end once every logger that used it is done."""
+        if self._offloaded and self._helper is not None:
+            self._offloaded = False
+            self._helper.release()
 
     def flush(self, only: str | None = None) -> None:
         for directory in [only] if only is not None else list(self._pending):
@@ -143,19 +168,36 @@ class CSVLoggerCallback(_BatchedLogger):
             writer.writerow(header)
             writer.writerows(_csv_values(rows, header))
 
-    def _item(self, result: dict[str, Any]) -> dict[str, Any]:
+    def _item(self, result: dict[str, Any]) -> dict[str, Any] | str:
+        if self._offloaded:
+            line = stored_line(result)
+            if line is not None:
+                return line  # the helper flattens it
         return flat_row(result)  # now: the row as reported (``done`` may be set on it later)
 
-    def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
+    def flush(self, only: str | None = None) -> None:
+        if not self._offloaded:
+            return super().flush(only)
+        batches = []  # every file's rows in one message: the helper then opens each file once per flush
+        for directory in [only] if only is not None else list(self._pending):
+            rows = self._pending.pop(directory, None)
+            if rows:
+                self._num_pending -= len(rows)
+                batches.append((directory, *self._header_of(directory, rows), rows))
+        if batches:
+            self._helper.send_csv(batches)  # type: ignore[union-attr]
+
+    def _header_of(self, directory: str, rows: list[dict[str, Any]]) -> tuple[list[str], bool]:
+        """The file's columns (the first row's, as Ray), and whether the file is new (its header not written)."""
         header = self._header.get(directory)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
         if header is None:
-            header = self._header[directory] = list(rows[0])
-            writer.writerow(header)
-        writer.writerows(_csv_values(rows, header))
-        with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
-            handle.write(buffer.getvalue())
+            first = rows[0]
+            header = self._header[directory] = list(flatten(json.loads(first)) if isinstance(first, str) else first)
+            return header, True
+        return header, False
+
+    def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
+        append_csv(directory, *self._header_of(directory, rows), rows)
 
 
 _LAST_FLAT: list[Any] = [None, None]  # (result, its flat row): the loggers that see one result flatten it once
@@ -171,20 +213,23 @@ def flat_row(result: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Sequence[Any]]:
-    """Each row's cells in ``header``'s order, as ``csv.DictWriter(header, extrasaction="ignore")`` would write
-    them: a missing column is empty, an extra one is left out, a list or tuple is written as JSON. A row with
-    the header's columns in its order (nearly every row) is taken as it is."""
-    columns = tuple(header)
-    for row in rows:
-        values: Sequence[Any] = tuple(row.values()) if tuple(row) == columns else [row.get(k, "") for k in header]
-        kinds = set(map(type, values))
-        if not kinds <= _SCALAR_TYPES and any(issubclass(kind, (list, tuple)) for kind in kinds):
-            values = [json.dumps(value) if isinstance(value, (list, tuple)) else value for value in values]
-        yield values
+#: Value types whose JSON line gives back the same CSV cell and TensorBoard value (a numpy float64 is written
+#: as the float it equals; a numpy int or float32, a tuple or an object would not come back the same).
+_PLAIN_TYPES = frozenset({float, int, str, bool, type(None), np.float64})
 
 
-_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+def stored_line(result: dict[str, Any]) -> str | None:
+    """The ``result.jsonl`` line of ``result`` when it equals the row the store encoded last and every value
+    (and every value of a one-level dict in it, such as ``config``) is of a plain type; else None.
+    The helper process builds the same flat row from that line, so the driver does not flatten or pickle it."""
+    row, line = last_result_line()
+    if line is None or (row is not result and row != result):
+        return None
+    for value in result.values():
+        kind = type(value)
+        if kind not in _PLAIN_TYPES and not (kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values())):
+            return None
+    return line
 
 
 class TBXLoggerCallback(_BatchedLogger):
@@ -198,60 +243,54 @@ class TBXLoggerCallback(_BatchedLogger):
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
-        super().setup(stop, num_samples, total_num_samples, **info)
         self._writers: dict[str, Any] = {}
+        super().setup(stop, num_samples, total_num_samples, **info)
 
-    def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]]:
+    def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]] | str:
+        if self._offloaded:
+            line = stored_line(result)
+            if line is not None:
+                return line  # the helper flattens it and takes the step and time from it
         return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), flat_row(result)
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
         """Nothing now: a finished trial's events wait for the next batch (every ``FLUSH_ROWS`` rows, and
         the run's end), so their checksums are computed together."""
 
+    def _may_offload(self) -> bool:
+        return not self._writers  # a file this process has written to stays with it
+
     def flush(self, only: str | None = None) -> None:
-        directories = [only] if only is not None else list(self._pending)
-        writers = []
-        for directory in directories:
+        batches = []
+        for directory in [only] if only is not None else list(self._pending):
             items = self._pending.pop(directory, None)
             if items:
                 self._num_pending -= len(items)
-                writers.append(self._add(directory, items))
-        flush_many(writers)
+                batches.append((directory, items))
+        if self._offloaded:
+            if batches:
+                self._helper.send_tensorboard(batches)  # type: ignore[union-attr]
+            return
+        flush_many([self._add(directory, items) for directory, items in batches])
 
     def _add(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> EventFileWriter:
         writer = self._writers.get(directory)
         if writer is None:
             writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
-        plans: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[tuple[int, ...], tuple[str, ...]]] = {}
-        for step, stamp, flat in rows:
-            values = tuple(flat.values())
-            shape = (tuple(flat), tuple(map(type, values)))  # rows of a trial share their columns and types
-            plan = plans.get(shape)
-            if plan is None:
-                plan = plans[shape] = _scalar_plan(*shape)
-            positions, tags = plan
-            writer.add_row(step, stamp, tags, [float(values[i]) for i in positions])
+        add_tensorboard_rows(writer, rows)
         return writer
 
     def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
         flush_many([self._add(directory, rows)])
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
-        super().on_experiment_end(trials, **info)
+        self.flush()
+        if self._offloaded:
+            self._helper.send("tensorboard_close")  # type: ignore[union-attr]
+        self._release_helper()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
-
-
-def _scalar_plan(keys: tuple[str, ...], kinds: tuple[type, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """Which columns of a flat row TensorBoard gets (numbers, not bools, not ``config/...``) and their tags.
-
-        >>> _scalar_plan(("loss", "done", "config/lr", "name"), (float, bool, float, str))
-        ((0,), ('ray/tune/loss',))
-    """
-    positions = tuple(i for i, (key, kind) in enumerate(zip(keys, kinds))
-                      if kind is not bool and issubclass(kind, (int, float)) and not key.startswith("config/"))
-    return positions, tuple(f"ray/tune/{keys[i]}" for i in positions)
 
 
 @functools.cache
@@ -270,7 +309,11 @@ def default_loggers(user_callbacks: list[Any]) -> list[Callback]:
     wanted: list[type[Callback]] = [JsonLoggerCallback, CSVLoggerCallback]
     if tensorboardx_available():
         wanted.append(TBXLoggerCallback)
+    helper = LoggerProcess()  # started by the first logger that fills a batch, if any does
     for cls in wanted:
         if not any(isinstance(c, cls) for c in user_callbacks):
-            loggers.append(cls())
+            logger = cls()
+            if isinstance(logger, _BatchedLogger):
+                logger._helper = helper
+            loggers.append(logger)
     return loggers

@@ -54,6 +54,15 @@ def json_default(value: Any) -> Any:
 _LINE_ENCODER = json.JSONEncoder(default=json_default)
 
 
+_LAST_ROW: list[Any] = [None, None]  # the result row last appended to a result.jsonl, and its JSON line
+
+
+def last_result_line() -> tuple[Mapping[str, Any] | None, str | None]:
+    """The result row the store encoded last, and its line in ``result.jsonl``: a logger that receives a copy
+    of that row can use the line instead of encoding the row again."""
+    return _LAST_ROW[0], _LAST_ROW[1]
+
+
 def dumps(value: Any) -> str:
     """``value`` as one line of JSON (numpy values as numbers or lists).
 
@@ -203,7 +212,9 @@ class ExperimentStore:
         self.rows_written.setdefault(trial_id, 0)
 
     def append_result(self, trial_id: str, row: Mapping[str, Any]) -> None:
-        self._results[trial_id].append(dumps(row))
+        line = dumps(row)
+        _LAST_ROW[0], _LAST_ROW[1] = row, line
+        self._results[trial_id].append(line)
         self._buffered += 1
         if self._buffered >= self.FLUSH_LINES:
             self.flush()

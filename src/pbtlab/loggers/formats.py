@@ -1,0 +1,76 @@
+"""How the default loggers' derived files are written: progress.csv rows and TensorBoard scalar events.
+
+Shared by the loggers (``pbtlab.loggers``) and the helper process that writes for them in large runs
+(``pbtlab.loggers.offload``), so both write the same bytes.
+
+    >>> list(_csv_values([{"a": 1, "b": [1, 2]}], ["a", "b"]))
+    [[1, '[1, 2]']]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pbtlab.loggers._tbx import EventFileWriter
+
+__all__ = ["add_tensorboard_rows", "append_csv", "PROGRESS_CSV"]
+
+PROGRESS_CSV = "progress.csv"
+
+
+def append_csv(directory: str, header: list[str], new_file: bool, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` (flat rows) to ``directory/progress.csv`` in ``header``'s columns, after the header
+    line when ``new_file``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if new_file:
+        writer.writerow(header)
+    writer.writerows(_csv_values(rows, header))
+    with open(os.path.join(directory, PROGRESS_CSV), "a", encoding="utf-8", newline="") as handle:
+        handle.write(buffer.getvalue())
+
+
+def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Sequence[Any]]:
+    """Each row's cells in ``header``'s order, as ``csv.DictWriter(header, extrasaction="ignore")`` would write
+    them: a missing column is empty, an extra one is left out, a list or tuple is written as JSON. A row with
+    the header's columns in its order (nearly every row) is taken as it is."""
+    columns = tuple(header)
+    for row in rows:
+        values: Sequence[Any] = tuple(row.values()) if tuple(row) == columns else [row.get(k, "") for k in header]
+        kinds = set(map(type, values))
+        if not kinds <= _SCALAR_TYPES and any(issubclass(kind, (list, tuple)) for kind in kinds):
+            values = [json.dumps(value) if isinstance(value, (list, tuple)) else value for value in values]
+        yield values
+
+
+_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+
+
+def add_tensorboard_rows(writer: EventFileWriter, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
+    """Add one scalar event per row, ``(training_iteration, timestamp, flat row)``, to ``writer`` (unwritten
+    until it is flushed)."""
+    plans: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[tuple[int, ...], tuple[str, ...]]] = {}
+    for step, stamp, flat in rows:
+        values = tuple(flat.values())
+        shape = (tuple(flat), tuple(map(type, values)))  # rows of a trial share their columns and types
+        plan = plans.get(shape)
+        if plan is None:
+            plan = plans[shape] = _scalar_plan(*shape)
+        positions, tags = plan
+        writer.add_row(step, stamp, tags, [float(values[i]) for i in positions])
+
+
+def _scalar_plan(keys: tuple[str, ...], kinds: tuple[type, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Which columns of a flat row TensorBoard gets (numbers, not bools, not ``config/...``) and their tags.
+
+        >>> _scalar_plan(("loss", "done", "config/lr", "name"), (float, bool, float, str))
+        ((0,), ('ray/tune/loss',))
+    """
+    positions = tuple(i for i, (key, kind) in enumerate(zip(keys, kinds))
+                      if kind is not bool and issubclass(kind, (int, float)) and not key.startswith("config/"))
+    return positions, tuple(f"ray/tune/{keys[i]}" for i in positions)
