@@ -222,14 +222,22 @@ def stored_line(result: dict[str, Any]) -> str | None:
     """The ``result.jsonl`` line of ``result`` when it equals the row the store encoded last and every value
     (and every value of a one-level dict in it, such as ``config``) is of a plain type; else None.
     The helper process builds the same flat row from that line, so the driver does not flatten or pickle it."""
+    if _LAST_STORED[0] is result:  # the other default logger asked about the same result
+        return _LAST_STORED[1]  # type: ignore[no-any-return]
     row, line = last_result_line()
     if line is None or (row is not result and row != result):
-        return None
-    for value in result.values():
-        kind = type(value)
-        if kind not in _PLAIN_TYPES and not (kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values())):
-            return None
+        line = None
+    else:
+        for value in result.values():
+            kind = type(value)
+            if kind not in _PLAIN_TYPES and not (kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values())):
+                line = None
+                break
+    _LAST_STORED[0], _LAST_STORED[1] = result, line
     return line
+
+
+_LAST_STORED: list[Any] = [None, None]  # (result, stored_line(result)) for the last result asked about
 
 
 class TBXLoggerCallback(_BatchedLogger):

@@ -191,6 +191,12 @@ class ExperimentStore:
         return os.path.join(self.path, self.trial_dirs.get(trial_id, trial_id))
 
     def relative(self, path: str) -> str:
+        """``path`` relative to the run directory (a path under it, as the run's own paths are, is sliced)."""
+        prefix = self.path + os.sep
+        if path.startswith(prefix):
+            rest = path[len(prefix):]
+            if rest and os.path.normpath(rest) == rest:
+                return rest
         return os.path.relpath(path, self.path)
 
     def absolute(self, path: str) -> str:
