@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -195,3 +196,26 @@ def test_the_helper_exits_when_the_driver_is_killed(tmp_path, helpers):
     else:
         os.kill(helper, signal.SIGKILL)
         pytest.fail("the helper outlived its driver by 30 s")
+
+
+def test_the_helper_ends_even_while_a_process_forked_from_the_driver_holds_its_pipe(tmp_path, helpers):
+    """A forked process (a process executor's worker, a DataLoader's) inherits the pipe: the run's end must not
+    wait for it to exit."""
+    helper = LoggerProcess()
+    assert helper.use()
+    child = os.fork()
+    if child == 0:  # holds the pipe's write end open
+        time.sleep(60)
+        os._exit(0)
+    try:
+        helper.send_csv([(str(tmp_path), ["a", "b"], True, [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])])
+        ending = threading.Thread(target=helper.release)
+        ending.start()
+        ending.join(15)
+        assert not ending.is_alive(), "the helper waited for the forked process to close the pipe"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    assert open(tmp_path / "progress.csv", newline="").read() == "a,b\r\n1,x\r\n2,y\r\n"
+    with pytest.raises(ProcessLookupError):
+        os.kill(helper.pid, 0)

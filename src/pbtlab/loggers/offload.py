@@ -40,6 +40,7 @@ from pbtlab.errors import PbtlabError
 __all__ = ["enabled", "LoggerProcess", "LoggerProcessError", "serve"]
 
 _HEADER = struct.Struct("<Q")  # each message: its length, then the pickled (operation, *arguments)
+_END = pickle.dumps(("end",), protocol=pickle.HIGHEST_PROTOCOL)
 _HELPER_MAIN = ("import json, os, sys; sys.path[:] = json.loads(os.environ.pop('PBTLAB_HELPER_SYS_PATH')); "
                 "from pbtlab.loggers.offload import serve; serve()")
 
@@ -142,6 +143,12 @@ class LoggerProcess:
             return
         if self._finalizer is not None:
             self._finalizer.detach()
+        try:  # "end" as a message too: a process forked from the driver may hold the pipe open after it closes
+            if process.stdin is not None:
+                process.stdin.write(_HEADER.pack(len(_END)) + _END)
+                process.stdin.flush()
+        except OSError:  # it has ended already: its status says how
+            pass
         _close_pipe(process)
         assert process.stdout is not None  # internal invariant: started with stdout=PIPE
         said = process.stdout.read().decode("utf-8", "replace").strip()
@@ -253,6 +260,8 @@ def serve() -> None:
             if data is None:
                 break  # the pipe closed: the run ended (or the driver died)
             operation, *arguments = pickle.loads(data)
+            if operation == "end":
+                break
             if operation == "csv":
                 for directory, header, new_file, columns, packed in arguments[0]:
                     append_csv(directory, header, new_file, _unpacked(columns, packed))
@@ -277,5 +286,11 @@ def serve() -> None:
             writer.close()
     except Exception as error:
         sys.stdout.write(f"{type(error).__name__}: {error}")
+        status = 1
+    else:
+        status = 0
+    finally:
         sys.stdout.flush()
-        raise SystemExit(1) from None
+    # Not a normal interpreter exit: the reader thread may still be blocked in a read of standard input, which
+    # an exiting interpreter would abort on. Every file is closed by now.
+    os._exit(status)
