@@ -219,3 +219,39 @@ def test_the_helper_ends_even_while_a_process_forked_from_the_driver_holds_its_p
     assert open(tmp_path / "progress.csv", newline="").read() == "a,b\r\n1,x\r\n2,y\r\n"
     with pytest.raises(ProcessLookupError):
         os.kill(helper.pid, 0)
+
+
+class StopAt(tune.Callback):
+    """Raises at the run's ``count``-th report: the run stops with its last consistent state kept."""
+
+    def __init__(self, count):
+        self.count, self.seen = count, 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen += 1
+        if self.seen == self.count:
+            raise RuntimeError("stopped here")
+
+
+def test_a_resumed_run_continues_the_helpers_files_from_the_kept_rows(tmp_path, monkeypatch, helpers):
+    monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
+    tuner = tune.Tuner(
+        train_func,
+        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
+                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]), "num_training_iterations": 12,
+                     "checkpoint_interval": 4},
+        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
+        run_config=tune.RunConfig(name="resumed", storage_path=str(tmp_path), callbacks=[StopAt(30)],
+                                  stop={"training_iteration": 12}, verbose=0),
+    )
+    with pytest.raises(CallbackError, match="stopped here"):
+        tuner.fit()
+    again = tune.Tuner.restore(str(tmp_path / "resumed"), train_func).fit()
+    assert len(helpers) == 2 and not any(h.started for h in helpers)  # one per fit, both ended
+    for result in again:
+        rows = result.history()
+        assert [r["training_iteration"] for r in rows] == list(range(1, 13))
+        with open(os.path.join(result.path, "progress.csv"), newline="") as handle:
+            lines = handle.read().splitlines()
+        assert len(lines) == 13 and lines[0].startswith("Q,theta0,theta1")
+        assert [float(line.split(",")[0]) for line in lines[1:]] == [r["Q"] for r in rows]
