@@ -4,6 +4,8 @@
     python bench/scaling.py --quick         # 1 run each
     python bench/scaling.py --populations 2 64 1024 --repeats 5
     python bench/scaling.py --switch threads    # only the default in-process executor (trials as threads)
+    python bench/scaling.py --populations 1024 --switch greenlets --helper on off --tmpfs
+                                            # the loggers' helper process on and off, runs alternating, on tmpfs
 
 The set-up (issue 19): the tutorial's trainable (``pbtlab.examples.toy.train_func``: a gradient step on
 the toy problem, a temporary directory every step and a pickled checkpoint every 4) with the tutorial's
@@ -40,7 +42,7 @@ import time
 from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADER = ["mode", "switch", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
+HEADER = ["mode", "switch", "helper", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
           "peak MB", "base MB"]
 
 
@@ -129,10 +131,15 @@ def _handoff_us(population: int, storage: str, switch: str, rounds: int = 20_000
     return elapsed / steps * 1e6
 
 
-def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool, switch: str) -> dict:
+def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool, switch: str,
+              helper: str = "on", tmpfs: bool = False) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
-    with tempfile.TemporaryDirectory(prefix="pbtlab_scaling_") as storage:
+    env["PBTLAB_LOGGER_PROCESS"] = "1" if helper == "on" else "0"
+    scratch = "/dev/shm" if tmpfs else None
+    if scratch:
+        env["TMPDIR"] = scratch  # the trainable's temporary directories too
+    with tempfile.TemporaryDirectory(prefix="pbtlab_scaling_", dir=scratch) as storage:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--one", str(population), "--mode",
              "sync" if synch else "async", "--iterations", str(iterations), "--interval", str(interval),
@@ -163,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="run each experiment pinned to one CPU (os.sched_setaffinity): the in-process executor "
                              "runs one thread at a time, and waking a thread on another CPU is slow, above all in VMs")
+    parser.add_argument("--helper", nargs="+", default=["on"], choices=["on", "off"],
+                        help="the default loggers' helper process (PBTLAB_LOGGER_PROCESS); with both, the runs of "
+                             "the two alternate, so the machine's drift falls on both alike")
+    parser.add_argument("--tmpfs", action="store_true",
+                        help="the run and the trainable's temporary directories in /dev/shm (TMPDIR): pbtlab's own "
+                             "cost without the disk's, which on a shared VM varies by 2x between runs")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sync", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
@@ -177,21 +190,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pbtlab scaling (python bench/scaling.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}): "
           f"the tutorial's trainable and PBT, in-process, default loggers on, {args.iterations} iterations per "
           f"trial, checkpoint and perturbation every {args.interval}; median of {repeats} fresh process(es) each; "
-          f"{machine()}{', pinned to one CPU' if args.pin else ''}; load average {os.getloadavg()[0]:.2f} at start"
+          f"{machine()}{', pinned to one CPU' if args.pin else ''}{', run and TMPDIR on /dev/shm' if args.tmpfs else ''}; load average {os.getloadavg()[0]:.2f} at start"
           + (f"; {stall}" if (stall := io_stall()) else ""))
     rows = []
     for mode, population, switch in itertools.product(args.modes, args.populations, args.switch):
-        runs = [run_fresh(population, mode == "sync", args.iterations, args.interval, args.pin, switch)
-                for _ in range(repeats)]
-        overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
-        cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)
-        rows.append([mode, switch, population, runs[0]["reports"], runs[0]["exploits"],
-                     f"{statistics.median(r['wall_s'] for r in runs):.2f}",
-                     f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}", f"{cpu_overhead:.1f}",
-                     f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
-                     f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
-                     f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
-        print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
+        by_helper: dict[str, list[dict]] = {helper: [] for helper in args.helper}
+        for _ in range(repeats):  # alternating: helper on, off, on, off, ...
+            for helper in args.helper:
+                by_helper[helper].append(run_fresh(population, mode == "sync", args.iterations, args.interval,
+                                                   args.pin, switch, helper, args.tmpfs))
+        for helper, runs in by_helper.items():
+            overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
+            cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)
+            rows.append([mode, switch, helper, population, runs[0]["reports"], runs[0]["exploits"],
+                         f"{statistics.median(r['wall_s'] for r in runs):.2f}",
+                         f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}",
+                         f"{cpu_overhead:.1f}", f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
+                         f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
+                         f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
+            print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end" + (f"; {stall}" if (stall := io_stall()) else ""))
     print()
     print(table(HEADER, rows))
