@@ -17,7 +17,6 @@ from pbtlab import tune
 from pbtlab.errors import CallbackError
 from pbtlab.examples.runs import run_toy_pbt, toy_scheduler
 from pbtlab.examples.toy import train_func
-from pbtlab.executors.inprocess import InProcessExecutor
 from pbtlab.loggers import _BatchedLogger, add_tensorboard_rows, append_csv, flat_row, tensorboardx_available
 from pbtlab.loggers._tbx import EventFileWriter
 from pbtlab.loggers.offload import LoggerProcess
@@ -74,6 +73,19 @@ def expected_files(rows, folder):
     return open(os.path.join(folder, "progress.csv"), "rb").read(), records(writer.path)
 
 
+def toy_tuner(storage, name, h0s, iterations, callbacks, scheduler=None):
+    """The tutorial's trainable on ``h0s`` (lr 0.05), ``iterations`` reports per trial, a checkpoint every 4."""
+    return tune.Tuner(
+        train_func,
+        param_space={"lr": 0.05, "h0": tune.grid_search(h0s),
+                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
+                     "num_training_iterations": iterations, "checkpoint_interval": 4},
+        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=scheduler),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks,
+                                  stop={"training_iteration": iterations}, verbose=0),
+    )
+
+
 @pytest.mark.parametrize("start", ["at the start", "at the first full batch"])
 def test_the_helper_writes_the_bytes_the_driver_would(tmp_path, monkeypatch, helpers, start):
     if start == "at the start":
@@ -82,15 +94,8 @@ def test_the_helper_writes_the_bytes_the_driver_would(tmp_path, monkeypatch, hel
         monkeypatch.setattr(_BatchedLogger, "FLUSH_ROWS", 40)
         monkeypatch.setattr(_BatchedLogger, "ROWS_PER_FILE", 4)
     recorder = Recorder()
-    run = tune.Tuner(
-        train_func,
-        param_space={"lr": 0.05, "h0": tune.grid_search([i / 7 for i in range(8)]),
-                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]), "num_training_iterations": 24,
-                     "checkpoint_interval": 4},
-        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
-        run_config=tune.RunConfig(name="checked", storage_path=str(tmp_path / "runs"), callbacks=[recorder],
-                                  stop={"training_iteration": 24}, verbose=0, executor=InProcessExecutor()),
-    ).fit()
+    run = toy_tuner(tmp_path / "runs", "checked", [i / 7 for i in range(8)], 24, [recorder],
+                    scheduler=toy_scheduler(4, True)).fit()
     assert len(helpers) == 1 and not helpers[0].started  # one, ended with the run
     assert sorted(recorder.rows) == sorted(r.path for r in run)
     for index, (directory, rows) in enumerate(sorted(recorder.rows.items())):
@@ -125,15 +130,7 @@ class BreakProgressCsv(tune.Callback):
 
 def test_an_error_in_the_helper_stops_the_run_and_says_what_failed(tmp_path, monkeypatch, helpers):
     monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
-    tuner = tune.Tuner(
-        train_func,
-        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
-                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]), "num_training_iterations": 8,
-                     "checkpoint_interval": 4},
-        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0),
-        run_config=tune.RunConfig(name="broken", storage_path=str(tmp_path), callbacks=[BreakProgressCsv()],
-                                  stop={"training_iteration": 8}, verbose=0),
-    )
+    tuner = toy_tuner(tmp_path, "broken", [0.0, 0.3, 0.6, 1.0], 8, [BreakProgressCsv()])
     with pytest.raises(CallbackError, match="IsADirectoryError"):
         tuner.fit()
     assert not helpers[0].started
@@ -235,15 +232,7 @@ class StopAt(tune.Callback):
 
 def test_a_resumed_run_continues_the_helpers_files_from_the_kept_rows(tmp_path, monkeypatch, helpers):
     monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
-    tuner = tune.Tuner(
-        train_func,
-        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
-                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]), "num_training_iterations": 12,
-                     "checkpoint_interval": 4},
-        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
-        run_config=tune.RunConfig(name="resumed", storage_path=str(tmp_path), callbacks=[StopAt(30)],
-                                  stop={"training_iteration": 12}, verbose=0),
-    )
+    tuner = toy_tuner(tmp_path, "resumed", [0.0, 0.3, 0.6, 1.0], 12, [StopAt(30)], scheduler=toy_scheduler(4, True))
     with pytest.raises(CallbackError, match="stopped here"):
         tuner.fit()
     again = tune.Tuner.restore(str(tmp_path / "resumed"), train_func).fit()

@@ -29,14 +29,16 @@ import numpy as np
 
 from pbtlab.callbacks import Callback
 from pbtlab.loggers._tbx import EventFileWriter, flush_many
-from pbtlab.loggers.formats import PROGRESS_CSV, _csv_values, add_tensorboard_rows, append_csv
+from pbtlab.loggers.formats import (
+    PROGRESS_CSV, _csv_values, add_tensorboard_rows, append_csv, event_writer, tensorboard_clock,
+)
 from pbtlab.loggers.offload import LoggerProcess
 from pbtlab.nested import flatten
 from pbtlab.rundir.store import RESULT_FILE, iter_jsonl, last_result_line
 
 __all__ = [
-    "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback", "PROGRESS_CSV", "RESULT_JSON",
-    "TBXLoggerCallback", "tensorboardx_available",
+    "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback",
+    "PROGRESS_CSV", "RESULT_JSON", "TBXLoggerCallback", "tensorboardx_available",
 ]
 
 RESULT_JSON = "result.json"
@@ -137,11 +139,19 @@ class _BatchedLogger(Callback):
             self._helper.release()
 
     def flush(self, only: str | None = None) -> None:
+        for directory, items in self._take(only):
+            self._write(directory, items)
+
+    def _take(self, only: str | None) -> list[tuple[str, list[Any]]]:
+        """The waiting items of ``only`` (a trial's directory), or of every trial, as (directory, items); they
+        are no longer waiting."""
+        batches = []
         for directory in [only] if only is not None else list(self._pending):
             items = self._pending.pop(directory, None)
             if items:
                 self._num_pending -= len(items)
-                self._write(directory, items)
+                batches.append((directory, items))
+        return batches
 
 
 class CSVLoggerCallback(_BatchedLogger):
@@ -178,12 +188,8 @@ class CSVLoggerCallback(_BatchedLogger):
     def flush(self, only: str | None = None) -> None:
         if not self._offloaded:
             return super().flush(only)
-        batches = []  # every file's rows in one message: the helper then opens each file once per flush
-        for directory in [only] if only is not None else list(self._pending):
-            rows = self._pending.pop(directory, None)
-            if rows:
-                self._num_pending -= len(rows)
-                batches.append((directory, *self._header_of(directory, rows), rows))
+        # every file's rows in one message: the helper then opens each file once per flush
+        batches = [(directory, *self._header_of(directory, rows), rows) for directory, rows in self._take(only)]
         if batches:
             self._helper.send_csv(batches)  # type: ignore[union-attr]
 
@@ -259,7 +265,7 @@ class TBXLoggerCallback(_BatchedLogger):
             line = stored_line(result)
             if line is not None:
                 return line  # the helper flattens it and takes the step and time from it
-        return int(result.get("training_iteration", 0)), float(result.get("timestamp") or 0), flat_row(result)
+        return (*tensorboard_clock(result), flat_row(result))
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
         """Nothing now: a finished trial's events wait for the next batch (every ``FLUSH_ROWS`` rows, and
@@ -269,12 +275,7 @@ class TBXLoggerCallback(_BatchedLogger):
         return not self._writers  # a file this process has written to stays with it
 
     def flush(self, only: str | None = None) -> None:
-        batches = []
-        for directory in [only] if only is not None else list(self._pending):
-            items = self._pending.pop(directory, None)
-            if items:
-                self._num_pending -= len(items)
-                batches.append((directory, items))
+        batches = self._take(only)
         if self._offloaded:
             if batches:
                 self._helper.send_tensorboard(batches)  # type: ignore[union-attr]
@@ -282,14 +283,9 @@ class TBXLoggerCallback(_BatchedLogger):
         flush_many([self._add(directory, items) for directory, items in batches])
 
     def _add(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> EventFileWriter:
-        writer = self._writers.get(directory)
-        if writer is None:
-            writer = self._writers[directory] = EventFileWriter(os.path.join(directory, "events"))
+        writer = event_writer(self._writers, directory)
         add_tensorboard_rows(writer, rows)
         return writer
-
-    def _write(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> None:
-        flush_many([self._add(directory, rows)])
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
         self.flush()

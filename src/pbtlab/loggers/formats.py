@@ -13,12 +13,12 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.loggers._tbx import EventFileWriter
 
-__all__ = ["add_tensorboard_rows", "append_csv", "PROGRESS_CSV"]
+__all__ = ["add_tensorboard_rows", "append_csv", "event_writer", "PROGRESS_CSV", "tensorboard_clock"]
 
 PROGRESS_CSV = "progress.csv"
 
@@ -49,6 +49,24 @@ def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Seque
 
 
 _SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+
+
+def tensorboard_clock(row: Mapping[str, Any]) -> tuple[int, float]:
+    """A row's TensorBoard step and wall time: its ``training_iteration`` and ``timestamp`` (a result row or
+    its flat row: both are top-level fields).
+
+        >>> tensorboard_clock({"training_iteration": 3, "timestamp": 1700000000, "loss": 0.5})
+        (3, 1700000000.0)
+    """
+    return int(row.get("training_iteration", 0)), float(row.get("timestamp") or 0)
+
+
+def event_writer(writers: dict[str, EventFileWriter], directory: str) -> EventFileWriter:
+    """The event file of ``directory`` in ``writers``, started (tensorboardX's name) the first time."""
+    writer = writers.get(directory)
+    if writer is None:
+        writer = writers[directory] = EventFileWriter(os.path.join(directory, "events"))
+    return writer
 
 
 def add_tensorboard_rows(writer: EventFileWriter, rows: list[tuple[int, float, dict[str, Any]]]) -> None:

@@ -2,14 +2,14 @@
 
 The default loggers keep each report's row in memory and write rows in batches (``_BatchedLogger``).
 Formatting a batch (CSV cells, TensorBoard records and their checksums) costs the driver about 40 µs per
-report, on the thread that runs the trials. From a logger's first full batch on (``FLUSH_ROWS`` rows
-waiting), it hands its batches to one helper process instead, which formats and writes them on another core
-in the order they were made. A small run (the tutorial's 200 reports) never fills a batch and never starts
-it. The bytes written are the driver's: the helper calls the same functions (:mod:`pbtlab.loggers.formats`).
+report, on the thread that runs the trials. In a run of ``HELPER_FROM_TRIALS`` (64) trials or more, or from
+a logger's first full batch on (``FLUSH_ROWS`` rows waiting), the loggers hand their batches to one helper
+process instead, which formats and writes them on another core in the order they were made. A small run
+(the tutorial's 2 trials and 200 reports) never starts it. The bytes written are the driver's: the helper calls the same functions (:mod:`pbtlab.loggers.formats`).
 
 - The helper is a child Python (``sys.executable``) that reads pickled batches from a pipe. It ignores
-  Ctrl-C (the run's end stops it, after the last batch) and ends when the pipe closes: at the run's end,
-  or when the driver dies.
+  Ctrl-C and ends at the run's end (an "end" message after the last batch) or when the pipe closes (the
+  driver died).
 - The run's end waits until every batch is written. An error in the helper (a full disk) is raised in the
   driver at its next batch or at the end, as the same error in the driver would be (the run stops and keeps
   its last consistent state; every row is in each trial's ``result.jsonl``).
@@ -61,7 +61,7 @@ def enabled() -> bool:
 
 
 def _close_pipe(process: subprocess.Popen[bytes]) -> None:
-    """The helper's end when its owner is gone without ``finish()`` (the helper sees the pipe close)."""
+    """Close the driver's end of the helper's pipe: the helper sees the pipe close and ends."""
     try:
         if process.stdin is not None:
             process.stdin.close()
@@ -246,8 +246,8 @@ def _read_messages(stream: Any, messages: queue.SimpleQueue[bytes | None]) -> No
 
 def serve() -> None:
     """The helper's main loop: carry out each operation read from standard input until it closes."""
-    from pbtlab.loggers.formats import add_tensorboard_rows, append_csv
     from pbtlab.loggers._tbx import EventFileWriter, flush_many
+    from pbtlab.loggers.formats import add_tensorboard_rows, append_csv, event_writer, tensorboard_clock
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which ends this at the run's end
     messages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -268,11 +268,9 @@ def serve() -> None:
             elif operation == "tensorboard":
                 touched = []
                 for directory, clocks, columns, packed in arguments[0]:
-                    writer = writers.get(directory)
-                    if writer is None:
-                        writer = writers[directory] = EventFileWriter(os.path.join(directory, "events"))
-                    rows = [(int(flat.get("training_iteration", 0)), float(flat.get("timestamp") or 0), flat)
-                            if clock is None else (*clock, flat) for clock, flat in zip(clocks, _unpacked(columns, packed))]
+                    writer = event_writer(writers, directory)
+                    rows = [(*(tensorboard_clock(flat) if clock is None else clock), flat)
+                            for clock, flat in zip(clocks, _unpacked(columns, packed))]
                     add_tensorboard_rows(writer, rows)
                     touched.append(writer)
                 flush_many(touched)
