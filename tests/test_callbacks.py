@@ -7,6 +7,7 @@ import os
 import pytest
 
 from pbtlab import tune
+from pbtlab.callbacks import CallbackList
 from pbtlab.config import FailureConfig, RunConfig, TuneConfig
 from pbtlab.errors import CallbackError, ConfigError
 from pbtlab.executors.simulated import SimulatedExecutor
@@ -144,3 +145,41 @@ def test_callbacks_argument_is_checked():
         RunConfig(callbacks=[Recorder])
     with pytest.raises(ConfigError, match=r"must be a list of tune.Callback objects, got 'x'"):
         RunConfig(callbacks="x")
+
+
+def test_only_hooks_a_callback_implements_are_called():
+    """A ``Callback`` subclass's inherited empty hooks are skipped; a hook set on the instance, or on an object
+    that is not a ``Callback``, is called."""
+    calls = []
+
+    class StepEnd(tune.Callback):
+        def on_step_end(self, iteration, trials, **info):
+            calls.append(("class", iteration))
+
+    on_instance = tune.Callback()
+    on_instance.on_step_begin = lambda iteration, trials, **info: calls.append(("instance", iteration))
+
+    class DuckTyped:
+        def on_step_begin(self, iteration, trials, **info):
+            calls.append(("duck", iteration))
+
+    callbacks = CallbackList([StepEnd(), on_instance, DuckTyped()])
+    assert [callbacks.wants(h) for h in ("on_step_begin", "on_step_end", "on_trial_result")] == [True, True, False]
+    callbacks.call("on_step_begin", iteration=1, trials=[])
+    callbacks.call("on_step_end", iteration=2, trials=[])
+    callbacks.call("on_trial_result", iteration=3, trials=[], trial=None, result={})
+    assert calls == [("instance", 1), ("duck", 1), ("class", 2)]
+
+
+def test_step_hooks_run_once_per_step(storage):
+    counts = {"begin": 0, "end": 0}
+
+    class Steps(tune.Callback):
+        def on_step_begin(self, iteration, trials, **info):
+            counts["begin"] += 1
+
+        def on_step_end(self, iteration, trials, **info):
+            counts["end"] += 1
+
+    fit(scores(lambda it: 1.0), storage, [Steps()], stop={"training_iteration": 3})
+    assert counts == {"begin": 6, "end": 6}  # 2 trials x 3 reports, one loop step each

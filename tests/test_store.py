@@ -212,3 +212,26 @@ def test_experiment_can_be_moved(run, tmp_path):
         assert a.checkpoint.path == os.path.join(str(moved), b.trial_id, os.path.basename(b.checkpoint.path))
         assert os.path.isdir(a.checkpoint.path)
         assert a.metrics_dataframe.equals(b.metrics_dataframe)
+
+
+def test_dumps_writes_what_json_dumps_writes():
+    """``dumps`` keeps one C encoder across calls: the same text as ``json.dumps(default=json_default)`` for every
+    kind of value a row holds, and the same errors."""
+    import math
+
+    import numpy as np
+
+    from pbtlab.rundir.store import dumps, json_default
+
+    row = {"loss": np.float64(0.25), "step": np.int64(3), "nested": {"a": [1, (2, 3.5)], "b": None}, "flag": True,
+           "text": 'é "quoted"\n', "nan": math.nan, "inf": -math.inf, "array": np.arange(3), "keys": {1: "x", 2.5: 0},
+           "set": {4}, "big": 2**70, "other": object}
+    for value in (row, [row, row], "text", 1.5, None):
+        assert dumps(value) == json.dumps(value, default=json_default)
+    circular: dict = {}
+    circular["self"] = circular
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps(circular)
+    with pytest.raises(TypeError, match="keys must be"):
+        dumps({(1, 2): 0})
+    assert dumps({"after": "errors"}) == '{"after": "errors"}'

@@ -86,12 +86,30 @@ class CallbackList:
     def __bool__(self) -> bool:
         return bool(self.callbacks)
 
-    def call(self, hook: str, **arguments: Any) -> None:
+    def _listeners(self, hook: str) -> list[tuple[Any, Any]]:
+        """(callback, its bound method) for each callback that implements ``hook``; a ``Callback`` subclass that
+        inherits the base class's empty hook is left out (nothing to call)."""
         methods = self._methods.get(hook)
         if methods is None:
-            methods = self._methods[hook] = [(callback, method) for callback in self.callbacks
-                                             if (method := getattr(callback, hook, None)) is not None]
-        for callback, method in methods:
+            empty = getattr(Callback, hook, None)
+            methods = self._methods[hook] = [
+                (callback, method) for callback in self.callbacks
+                if (method := getattr(callback, hook, None)) is not None
+                and (empty is None or getattr(method, "__func__", None) is not empty)]
+        return methods
+
+    def wants(self, hook: str) -> bool:
+        """Whether any callback implements ``hook``: the caller can skip building its arguments.
+
+            >>> class Count(Callback):
+            ...     def on_trial_result(self, **info): ...
+            >>> CallbackList([Count()]).wants("on_trial_result"), CallbackList([Count()]).wants("on_step_end")
+            (True, False)
+        """
+        return bool(self._listeners(hook))
+
+    def call(self, hook: str, **arguments: Any) -> None:
+        for callback, method in self._listeners(hook):
             try:
                 method(**arguments)
             except Exception as error:

@@ -179,13 +179,14 @@ class Controller:
         self.executor.setup(self.trainable, self.max_concurrent)
         self._check_capacity()
         self.reporter = StatusReporter(self.verbose, self.run_config.progress_interval_s)  # live on a TTY from here
+        step_begin, step_end = self.callbacks.wants("on_step_begin"), self.callbacks.wants("on_step_end")
         try:
             while True:
                 self._fill_slots()
                 if not self.running:
                     if not self.waiting or not self._force_one():
                         break
-                if self.callbacks:
+                if step_begin:
                     self.callbacks.call("on_step_begin", iteration=self.step, trials=self.views)
                 next_message = self._next_message()
                 if next_message is None:  # out of time, or the stopper ended the run, while trials ran
@@ -198,7 +199,7 @@ class Controller:
                 if self.stop_criteria.stop_all or self._over_budget():
                     self._stop_everything()
                     break
-                if self.callbacks:
+                if step_end:
                     self.callbacks.call("on_step_end", iteration=self.step, trials=self.views)
                 self.step += 1
                 self.reporter.update(self)

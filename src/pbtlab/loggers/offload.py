@@ -26,14 +26,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import queue
-import signal
 import struct
-import subprocess
 import sys
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import queue
+    import subprocess
 
 from pbtlab.errors import PbtlabError
 
@@ -91,6 +92,8 @@ class LoggerProcess:
             # The helper imports what this process imports: the same sys.path (a script that put a source
             # checkout on it gets that checkout in the helper too).
             env = dict(os.environ, PBTLAB_HELPER_SYS_PATH=json.dumps([os.path.abspath(p) for p in sys.path]))
+            import subprocess  # here: a run that never starts the helper does not import it (about 3 ms)
+
             try:
                 self._process = subprocess.Popen([sys.executable, "-c", _HELPER_MAIN], stdin=subprocess.PIPE,
                                                  stdout=subprocess.PIPE, env=env, close_fds=True)
@@ -248,6 +251,9 @@ def serve() -> None:
     """The helper's main loop: carry out each operation read from standard input until it closes."""
     from pbtlab.loggers._tbx import EventFileWriter, flush_many
     from pbtlab.loggers.formats import add_tensorboard_rows, append_csv, event_writer, tensorboard_clock
+
+    import queue
+    import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which ends this at the run's end
     messages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()

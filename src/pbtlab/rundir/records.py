@@ -120,12 +120,25 @@ class Event:
         A field marked :data:`FOREIGN_ONLY` is left out while it is None: it exists for runs read from another
         tool (where the record came from), and pbtlab's own runs never set it."""
         data: dict[str, Any] = {"seq": self.seq, "event": self.kind.value, "time": self.time}
-        for field in dataclasses.fields(self)[2:]:
-            value = getattr(self, field.name)
-            if value is None and field.metadata.get("foreign_only"):
+        for name, foreign_only in _record_fields(type(self)):
+            value = getattr(self, name)
+            if value is None and foreign_only:
                 continue
-            data[field.name] = value
+            data[name] = value
         return data
+
+
+_RECORD_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _record_fields(kind: type) -> tuple[tuple[str, bool], ...]:
+    """An event class's fields after ``seq`` and ``time``, as (name, foreign only), looked up once per class
+    (``dataclasses.fields`` filters the class's fields at every call)."""
+    fields = _RECORD_FIELDS.get(kind)
+    if fields is None:
+        fields = _RECORD_FIELDS[kind] = tuple((f.name, bool(f.metadata.get("foreign_only")))
+                                              for f in dataclasses.fields(kind)[2:])
+    return fields
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)

@@ -53,6 +53,14 @@ def json_default(value: Any) -> Any:
 #: One encoder for every line (``json.dumps`` with ``default=`` builds a new one per call).
 _LINE_ENCODER = json.JSONEncoder(default=json_default)
 
+try:  # the C encoder _LINE_ENCODER.encode makes at every call, made once (about 1.5 µs of a row's 7)
+    from _json import encode_basestring_ascii as _c_escape
+    from _json import make_encoder as _c_make_encoder
+except ImportError:  # pragma: no cover - CPython always has _json
+    _C_LINE_ENCODER = None
+else:  # the same settings; no markers: a circular value recurses, and _LINE_ENCODER then names the error
+    _C_LINE_ENCODER = _c_make_encoder(None, json_default, _c_escape, None, ": ", ", ", False, False, True)
+
 
 _LAST_ROW: list[Any] = [None, None]  # the result row last appended to a result.jsonl, and its JSON line
 
@@ -69,6 +77,11 @@ def dumps(value: Any) -> str:
         >>> dumps({"loss": 0.5, "config": {"lr": 0.1}})
         '{"loss": 0.5, "config": {"lr": 0.1}}'
     """
+    if _C_LINE_ENCODER is not None:
+        try:
+            return "".join(_C_LINE_ENCODER(value, 0))
+        except RecursionError:
+            pass
     return _LINE_ENCODER.encode(value)
 
 
