@@ -63,3 +63,49 @@ def test_checkpoint_config_arguments_are_checked():
     with pytest.raises(ConfigError, match=r"checkpoint_score_attribute"):
         CheckpointConfig(checkpoint_score_attribute=3)
     assert tune.CheckpointConfig is CheckpointConfig
+
+
+def test_num_to_keep_in_a_large_population_looks_at_the_pins_once_per_state_save(storage, monkeypatch):
+    """Retention prunes the trials over num_to_keep just before each state save, against one set of pins: one
+    pass over the population per save, not one per checkpoint and per restart (quadratic in the population).
+    The same checkpoints are deleted, and state.json names no checkpoint that is gone."""
+    import json
+
+    from pbtlab.engine.controller import Controller
+    from pbtlab.engine.retention import Retention
+    from pbtlab.schedulers import PopulationBasedTraining
+
+    calls = {"pinned": 0, "save_state": 0}
+    pinned, save_state = Retention.pinned, Controller.save_state
+
+    def counting_pinned(self, trials):
+        calls["pinned"] += 1
+        return pinned(self, trials)
+
+    def counting_save_state(self, durable=False):
+        calls["save_state"] += 1
+        return save_state(self, durable)
+
+    monkeypatch.setattr(Retention, "pinned", counting_pinned)
+    monkeypatch.setattr(Controller, "save_state", counting_save_state)
+    executor = SimulatedExecutor(lambda config, iteration, state: {"score": iteration * config["x"]})
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=2, synch=True,
+                                  hyperparam_mutations={"x": tune.uniform(0.5, 2.0)})
+    results = Tuner(never_called, param_space={"x": tune.uniform(0.5, 2.0)},
+                    tune_config=TuneConfig(metric="score", mode="max", seed=0, num_samples=32, scheduler=pbt),
+                    run_config=RunConfig(storage_path=storage, name="run", verbose=0, executor=executor,
+                                         stop={"training_iteration": 12},
+                                         checkpoint_config=CheckpointConfig(num_to_keep=2))).fit()
+    checkpoints = 32 * 12
+    assert len(results.events_of("exploit")) > 0
+    assert 0 < calls["pinned"] <= calls["save_state"] + 1 < checkpoints // 4
+    # the same checkpoints go as when every checkpoint and restart pruned at once (measured before the change):
+    # the 8 donors of the last exploit keep the checkpoint PBT may still hand out as well
+    assert len(results.events_of("checkpoint_deleted")) == 312
+    assert sorted(len(on_disk(result)) for result in results) == [2] * 24 + [3] * 8
+    assert all(result.checkpoint.path.endswith("checkpoint_000011") for result in results)
+    with open(os.path.join(results.experiment_path, "state.json"), encoding="utf-8") as handle:
+        state = json.load(handle)
+    for trial in state["trials"]:
+        for ref in trial["checkpoints"]:
+            assert os.path.isdir(os.path.join(results.experiment_path, ref["path"])), ref

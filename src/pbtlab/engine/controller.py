@@ -120,6 +120,8 @@ class Controller:
         self.score_attribute = checkpoint_config.checkpoint_score_attribute
         self.retention = Retention(checkpoint_config.num_to_keep, scheduler, store.deletable, self._record_deleted,
                                    checkpoint_config.checkpoint_score_order if self.score_attribute else None)
+        for trial in trials:  # a resumed run's trials (num_to_keep may be lower than when they were saved)
+            self.retention.note(trial)
         self.running: set[str] = set()
         self.waiting: dict[str, Trial] = {t.trial_id: t for t in trials if t.is_waiting}
         self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
@@ -209,6 +211,7 @@ class Controller:
             finally:
                 for trial in self.trials:
                     trial.has_worker = False
+                self.retention.prune_noted(self.trials)  # its records come before the run's last one
                 self.emit(ExperimentEnd, scheduler=self.scheduler.debug_string(),
                           statuses={t.trial_id: t.status.value for t in self.trials})
                 self._finish()
@@ -228,6 +231,8 @@ class Controller:
             self.reporter.close(self)
 
     def _over_budget(self) -> bool:
+        if self.tune_config.time_budget_s is None:
+            return False
         return elapsed_budget(self.executor.clock() - self.start_time, self.tune_config.time_budget_s)
 
     def _next_message(self) -> tuple[str, WorkerMessage] | None:
@@ -314,7 +319,7 @@ class Controller:
             checkpoint, reason = self._prepare_restart(trial)
             if decided is not None:  # until it reports, its recovery point is the decision (a resume redoes it)
                 self._recovery[trial.trial_id] = (decided, self._rows[trial.trial_id])
-            spec = StartSpec(trial.trial_id, copy.deepcopy(trial.config), self.store.trial_dir(trial.trial_id),
+            spec = StartSpec(trial.trial_id, copy_tree(trial.config), self.store.trial_dir(trial.trial_id),
                              self.store.absolute(checkpoint.path) if checkpoint else None,
                              trial.next_checkpoint_index, trial_name=trial.name or trial.trial_id,
                              experiment_name=self.experiment_name, resources=self.resources.get(trial.trial_id),
@@ -361,7 +366,6 @@ class Controller:
         trial.iterations_since_restore = 0
         trial.time_since_restore = 0.0
         self._set_dirty(trial, False)
-        self.retention.prune_all(self.trials)
         return checkpoint, reason
 
     def _fall_back(self, trial: Trial, missing: CheckpointRef, reason: str | None) -> CheckpointRef | None:
@@ -555,8 +559,7 @@ class Controller:
         trial.next_checkpoint_index = ref.index + 1
         self._set_dirty(trial, False)
         self._save_due = True
-        if self.retention.needs_prune(trial):
-            self.retention.prune(trial, self.retention.pinned(self.trials))
+        self.retention.note(trial)  # pruned just before the next state save
         return ref
 
     def retire(self, trial: Trial, reason: str) -> None:
@@ -694,6 +697,7 @@ class Controller:
         """Write ``state.json`` (a ``pbtlab.rundir.records.RunState``: each trial at its recovery point, the
         scheduler as it is now), then delete checkpoints it no longer names."""
         started = time.monotonic()
+        self.retention.prune_noted(self.trials)  # before the state: it names no checkpoint retired now
         records, rows = self.recovery_records()
         self.store.save_state({
             "format_version": FORMAT_VERSION,
