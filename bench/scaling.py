@@ -6,6 +6,8 @@
     python bench/scaling.py --switch threads    # only the default in-process executor (trials as threads)
     python bench/scaling.py --populations 1024 --switch greenlets --helper on off --tmpfs
                                             # the loggers' helper process on and off, runs alternating, on tmpfs
+    python bench/scaling.py --populations 1024 --switch greenlets --tmpfs --num-to-keep 4
+                                            # with CheckpointConfig(num_to_keep=4), as Ray's pbt_function.py
 
 The set-up (issue 19): the tutorial's trainable (``pbtlab.examples.toy.train_func``: a gradient step on
 the toy problem, a temporary directory every step and a pickled checkpoint every 4) with the tutorial's
@@ -73,10 +75,12 @@ def bare_trainable_work(population: int, iterations: int, interval: int) -> tupl
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _one(population: int, synch: bool, iterations: int, interval: int, storage: str, switch: str) -> dict:
+def _one(population: int, synch: bool, iterations: int, interval: int, storage: str, switch: str,
+         num_to_keep: int | None = None) -> dict:
     """Run the bare loop, then the experiment, in this process; return its figures."""
     import resource
 
+    from pbtlab.config import CheckpointConfig
     from pbtlab.examples.runs import run_toy_pbt
     from pbtlab.executors.inprocess import InProcessExecutor
 
@@ -85,7 +89,8 @@ def _one(population: int, synch: bool, iterations: int, interval: int, storage: 
     start, cpu = time.perf_counter(), time.process_time()
     results = run_toy_pbt(population=population, seed=0, iterations=iterations, perturbation_interval=interval,
                           synch=synch, storage_path=storage, name="scaling",
-                          executor=InProcessExecutor(greenlets=switch == "greenlets"))
+                          executor=InProcessExecutor(greenlets=switch == "greenlets"),
+                          checkpoint_config=CheckpointConfig(num_to_keep=num_to_keep) if num_to_keep else None)
     wall, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
     again, again_cpu = bare_trainable_work(population, iterations, interval)  # the disk's speed drifts: the
     bare, bare_cpu = min(bare, again), min(bare_cpu, again_cpu)              # faster of before and after
@@ -132,7 +137,7 @@ def _handoff_us(population: int, storage: str, switch: str, rounds: int = 20_000
 
 
 def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool, switch: str,
-              helper: str = "on", tmpfs: bool = False) -> dict:
+              helper: str = "on", tmpfs: bool = False, num_to_keep: int | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
     env["PBTLAB_LOGGER_PROCESS"] = "1" if helper == "on" else "0"
@@ -143,7 +148,8 @@ def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin:
         out = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--one", str(population), "--mode",
              "sync" if synch else "async", "--iterations", str(iterations), "--interval", str(interval),
-             "--storage", storage, "--switch", switch] + (["--pin"] if pin else []),
+             "--storage", storage, "--switch", switch] + (["--pin"] if pin else [])
+            + (["--num-to-keep", str(num_to_keep)] if num_to_keep else []),
             check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -176,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmpfs", action="store_true",
                         help="the run and the trainable's temporary directories in /dev/shm (TMPDIR): pbtlab's own "
                              "cost without the disk's, which on a shared VM varies by 2x between runs")
+    parser.add_argument("--num-to-keep", type=int, default=None,
+                        help="CheckpointConfig(num_to_keep=N) (Ray's pbt_function.py keeps 4; the tutorial keeps all)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sync", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
@@ -184,13 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.pin:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
         print(json.dumps(_one(args.one, args.mode == "sync", args.iterations, args.interval, args.storage,
-                              args.switch[0])))
+                              args.switch[0], args.num_to_keep)))
         return 0
     repeats = 1 if args.quick else args.repeats
     print(f"pbtlab scaling (python bench/scaling.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}): "
           f"the tutorial's trainable and PBT, in-process, default loggers on, {args.iterations} iterations per "
           f"trial, checkpoint and perturbation every {args.interval}; median of {repeats} fresh process(es) each; "
-          f"{machine()}{', pinned to one CPU' if args.pin else ''}{', run and TMPDIR on /dev/shm' if args.tmpfs else ''}; load average {os.getloadavg()[0]:.2f} at start"
+          f"{machine()}{', pinned to one CPU' if args.pin else ''}"
+          f"{f', num_to_keep={args.num_to_keep}' if args.num_to_keep else ''}{', run and TMPDIR on /dev/shm' if args.tmpfs else ''}; load average {os.getloadavg()[0]:.2f} at start"
           + (f"; {stall}" if (stall := io_stall()) else ""))
     rows = []
     for mode, population, switch in itertools.product(args.modes, args.populations, args.switch):
@@ -198,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(repeats):  # alternating: helper on, off, on, off, ...
             for helper in args.helper:
                 by_helper[helper].append(run_fresh(population, mode == "sync", args.iterations, args.interval,
-                                                   args.pin, switch, helper, args.tmpfs))
+                                                   args.pin, switch, helper, args.tmpfs, args.num_to_keep))
         for helper, runs in by_helper.items():
             overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
             cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)

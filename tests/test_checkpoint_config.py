@@ -109,3 +109,15 @@ def test_num_to_keep_in_a_large_population_looks_at_the_pins_once_per_state_save
     for trial in state["trials"]:
         for ref in trial["checkpoints"]:
             assert os.path.isdir(os.path.join(results.experiment_path, ref["path"])), ref
+
+
+def test_the_tutorials_run_takes_a_checkpoint_config(storage):
+    """``run_toy_pbt(checkpoint_config=...)`` (bench/scaling.py --num-to-keep) passes it to the run."""
+    from pbtlab.examples.runs import run_toy_pbt
+
+    results = run_toy_pbt(population=2, iterations=12, storage_path=storage, name="toy",
+                          checkpoint_config=CheckpointConfig(num_to_keep=1))
+    assert len(results.events_of("checkpoint_deleted")) > 0
+    assert all(1 <= len(on_disk(result)) <= 2 for result in results)
+    everything = run_toy_pbt(population=2, iterations=12, storage_path=storage, name="toy_all")
+    assert [len(on_disk(result)) for result in everything] == [3, 3]  # a checkpoint every 4 of 12 iterations

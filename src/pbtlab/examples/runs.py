@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pbtlab import tune
-from pbtlab.config import FailureConfig, RunConfig, TuneConfig
+from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 from pbtlab.examples.toy import train_func
 from pbtlab.schedulers import PopulationBasedTraining
 from pbtlab.tuner import Tuner
@@ -44,9 +44,11 @@ def toy_scheduler(perturbation_interval: int = 4, synch: bool = True, **override
 
 def run_toy_pbt(population: int = 2, seed: int | None = 0, iterations: int = 100, perturbation_interval: int = 4,
                 synch: bool = True, storage_path: Any = None, name: str | None = None, executor: Any = None,
-                verbose: int = 0, lr: Any = None, scheduler: PopulationBasedTraining | None = None) -> Any:
+                verbose: int = 0, lr: Any = None, scheduler: PopulationBasedTraining | None = None,
+                checkpoint_config: CheckpointConfig | None = None) -> Any:
     """The tutorial's PBT experiment: 2 trials start at h=[0,1] and h=[1,0] with lr=0.05; 4 trials
-    add h=[0.01,0.99] and h=[0.99,0.01] with lr sampled from qloguniform(5e-3, 1e-1, 5e-4)."""
+    add h=[0.01,0.99] and h=[0.99,0.01] with lr sampled from qloguniform(5e-3, 1e-1, 5e-4).
+    ``checkpoint_config``: e.g. ``CheckpointConfig(num_to_keep=4)`` (the tutorial keeps every checkpoint)."""
     if lr is None:
         lr = 0.05 if population == 2 else tune.qloguniform(5e-3, 1e-1, 5e-4)
     tuner = Tuner(
@@ -61,7 +63,8 @@ def run_toy_pbt(population: int = 2, seed: int | None = 0, iterations: int = 100
         tune_config=TuneConfig(num_samples=1, metric="Q", mode="max", seed=seed,
                                scheduler=scheduler or toy_scheduler(perturbation_interval, synch)),
         run_config=RunConfig(name=name, storage_path=storage_path, stop={"training_iteration": iterations},
-                             failure_config=FailureConfig(max_failures=3), verbose=verbose, executor=executor),
+                             failure_config=FailureConfig(max_failures=3), verbose=verbose, executor=executor,
+                             checkpoint_config=checkpoint_config),
     )
     return tuner.fit()
 
