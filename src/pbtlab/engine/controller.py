@@ -211,10 +211,12 @@ class Controller:
             finally:
                 for trial in self.trials:
                     trial.has_worker = False
-                self.retention.prune_noted(self.trials)  # its records come before the run's last one
-                self.emit(ExperimentEnd, scheduler=self.scheduler.debug_string(),
-                          statuses={t.trial_id: t.status.value for t in self.trials})
-                self._finish()
+                try:
+                    self.retention.prune_noted(self.trials)  # its records come before the run's last one
+                finally:
+                    self.emit(ExperimentEnd, scheduler=self.scheduler.debug_string(),
+                              statuses={t.trial_id: t.status.value for t in self.trials})
+                    self._finish()
 
     def _finish(self) -> None:
         """The run's last steps, whatever ended it: the final state, then callbacks' ``on_experiment_end``
