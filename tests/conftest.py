@@ -22,6 +22,17 @@ def _chdir_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Within each module, the tests marked ``ray`` run last (otherwise in their order). Ray's threads run in
+    this process from the first such test to the module's end, and a process-executor test after it forks a
+    process with those threads: a lock one of them held at the fork stays locked in the child, which then
+    hangs (seen once: a worker stuck in ``json.dump`` until the test's timeout)."""
+    modules: dict[str, int] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], len(modules))
+    items.sort(key=lambda item: (modules[item.nodeid.split("::")[0]], item.get_closest_marker("ray") is not None))
+
+
 @pytest.fixture(scope="module")
 def ray_runtime():
     """One local Ray for the module; workers import the tests' modules (and pbtlab) through PYTHONPATH."""
