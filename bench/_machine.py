@@ -2,9 +2,22 @@
 
     >>> io_stall() is None or io_stall().endswith("of the last minute")
     True
+    >>> "CPUs, Python" in machine()
+    True
 """
 
 from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+
+
+def machine() -> str:
+    """The machine and the time, as every benchmark prints them: ``x86_64, 2 CPUs, Python 3.11.7, <date> UTC``."""
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 def io_stall() -> str | None:

@@ -121,12 +121,11 @@ def main(argv: list[str] | None = None) -> int:
                            "--population", str(args.population), "--scratch", scratch]
                 out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
             times[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    import platform
+    from _machine import machine  # bench/ is on the path when a benchmark runs as a script
 
     print(f"One result row's JSON line, alone and inside {args.population}-trial runs (python bench/inrun_cost.py "
-          f"--runs {args.runs} --reports {args.reports} --population {args.population}); {platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; run and TMPDIR on {tmpfs or 'the default disk'}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"--runs {args.runs} --reports {args.reports} --population {args.population}); {machine()}; "
+          f"run and TMPDIR on {tmpfs or 'the default disk'}; load average {os.getloadavg()[0]:.2f}")
     alone = statistics.median(times["alone"])
     width = max(len(kind) for kind in KINDS)
     print(f"{'between reports, the trainable does':<{width}}  {'µs per row':>10}  {'runs':>22}  vs alone")

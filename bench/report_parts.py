@@ -71,12 +71,11 @@ def run(population: int, iterations: int, switch: str, storage: str) -> None:
                 storage_path=storage, name="parts", executor=InProcessExecutor(greenlets=switch == "greenlets"))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     reports = population * iterations
-    import platform
+    from _machine import machine  # bench/ is on the path when a benchmark runs as a script
 
     print(f"Where a report's time goes (python bench/report_parts.py --population {population} --iterations "
           f"{iterations} --switch {switch}{' --tmpfs' if storage.startswith('/dev/shm') else ''}): the tutorial's "
-          f"trainable and PBT; {platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {os.getloadavg()[0]:.2f}")
+          f"trainable and PBT; {machine()}; load average {os.getloadavg()[0]:.2f}")
     print(f"the whole run: {wall:.2f} s wall, {cpu:.2f} s CPU, {reports} reports: {wall / reports * 1e6:.1f} µs "
           "per report (the trainable's own work included)")
     width = max(len(label) for *_, label in PARTS)

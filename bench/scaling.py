@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 
-from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
+from _machine import io_stall, machine  # bench/ is on the path when a benchmark runs as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HEADER = ["mode", "switch", "helper", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
@@ -227,13 +227,6 @@ def main(argv: list[str] | None = None) -> int:
           "trip alone (a trainable that only reports, as many parked threads), part of the cost. peak/base MB: max\n"
           "RSS of the run's process, and before the fit (goal: peak <= 300).")
     return 0
-
-
-def machine() -> str:
-    import platform
-
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 if __name__ == "__main__":

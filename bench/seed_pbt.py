@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from _machine import io_stall  # bench/ is on the path when a benchmark runs as a script
+from _machine import io_stall, machine  # bench/ is on the path when a benchmark runs as a script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -156,13 +156,6 @@ def tensorboard_expected() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorboardX") is not None
-
-
-def machine() -> str:
-    import platform
-
-    return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 def main(argv: list[str] | None = None) -> int:
