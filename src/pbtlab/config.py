@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbtlab import compat
+from pbtlab import lazy_dataclass
 from pbtlab.callbacks import check_callbacks
 from pbtlab.errors import ConfigError, describe
 
@@ -32,7 +33,7 @@ def _check_int(name: str, value: Any, minimum: int, allow_none: bool = False) ->
         raise ConfigError(f"{name} must be {kind}, got {describe(value)}")
 
 
-@dataclasses.dataclass
+@lazy_dataclass.dataclass
 class TuneConfig:
     """How to search: metric and mode, scheduler, number of samples, seed and concurrency.
 
@@ -89,7 +90,7 @@ class TuneConfig:
         compat.reject_unsupported_arguments("TuneConfig", self)
 
 
-@dataclasses.dataclass
+@lazy_dataclass.dataclass
 class FailureConfig:
     """How often a failing trial is restarted (from its latest checkpoint). -1: forever."""
 
@@ -102,7 +103,7 @@ class FailureConfig:
             raise ConfigError(f"FailureConfig(fail_fast=...) must be True or False, got {describe(self.fail_fast)}")
 
 
-@dataclasses.dataclass
+@lazy_dataclass.dataclass
 class CheckpointConfig:
     """Which checkpoints to keep, and when class trainables save them (Ray's ``CheckpointConfig``).
 
@@ -141,7 +142,7 @@ DEFAULT_EXECUTOR: str | None = None
 StopCriteria = Mapping[str, float] | Callable[[str, dict[str, Any]], bool] | None
 
 
-@dataclasses.dataclass
+@lazy_dataclass.dataclass
 class RunConfig:
     """Where and how to run: name, storage, stop criteria, failures, checkpoints, verbosity, executor.
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pbtlab import compat
+from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError, describe
 
 __all__ = [
@@ -38,7 +39,7 @@ PARAMETERS_ATTRIBUTE = "_pbtlab_parameters"
 _KEYS = {"cpu": "cpu", "CPU": "cpu", "num_cpus": "cpu", "gpu": "gpu", "GPU": "gpu", "num_gpus": "gpu"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class Resources:
     """One trial's resources: CPUs and GPUs (fractions allowed; a fraction of a GPU shares a device).
 

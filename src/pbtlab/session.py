@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pbtlab import lazy_dataclass
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.rundir.checkpoints import finalizer_mark, made_since, persist_directory
 from pbtlab.errors import ReportError, describe
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class StartSpec:
     """Everything a worker needs to (re)start a trial's function. Picklable.
 
@@ -57,7 +58,7 @@ class StartSpec:
     log_to_file: tuple[str | None, str | None] = (None, None)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class ReportMessage:
     metrics: dict[str, Any]
     checkpoint_path: str | None
@@ -65,7 +66,7 @@ class ReportMessage:
     time_this_iter_s: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class SavedMessage:
     """The answer to ``SAVE``: the checkpoint saved now, or None (no save hook, or it had nothing to save).
 
@@ -77,12 +78,12 @@ class SavedMessage:
     checkpoint_index: int | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class FinishedMessage:
     """The function returned."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class ErrorMessage:
     error_type: str
     message: str
@@ -102,7 +103,7 @@ class CommandKind(enum.Enum):
     SAVE = "save"  # save a checkpoint now, answer with a SavedMessage, and wait for the next command
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class Command:
     kind: CommandKind
     spec: StartSpec | None = None

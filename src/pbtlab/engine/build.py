@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab import lazy_dataclass
 from pbtlab.config import (
     CheckpointConfig,
     FailureConfig,
@@ -413,7 +414,7 @@ def _resumed_configs(experiment: ExperimentSpec, path: str, tune_config: TuneCon
     return tune, run
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class ResumeOptions:
     """What a resume does with each kind of trial (Ray's ``Tuner.restore`` flags).
 

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from pbtlab import lazy_dataclass
 from pbtlab.checkpoint import Checkpoint
 from pbtlab.nested import copy_tree
 from pbtlab.rundir.checkpoints import CheckpointRef
@@ -42,7 +43,7 @@ class TrialStatus(str, enum.Enum):
 RESTART_REASONS = ("exploit", "explore", "failure", "resume")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class PendingRestart:
     """A restart that was decided and not yet carried out: load ``checkpoint`` (None: from scratch)."""
 
@@ -63,7 +64,7 @@ class PendingRestart:
         return self.reason in ("exploit", "explore")
 
 
-@dataclasses.dataclass(eq=False)
+@lazy_dataclass.dataclass(eq=False)
 class Trial:
     """One trial: its config, progress, checkpoints, and what happens at its next start."""
 

@@ -15,10 +15,12 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from pbtlab import lazy_dataclass
+
 __all__ = ["CheckpointRef", "finalizer_mark", "kept_positions", "made_since", "persist_directory"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class CheckpointRef:
     """A persisted checkpoint of a trial, with the clock values it was taken at."""
 

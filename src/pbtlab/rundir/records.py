@@ -23,6 +23,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from pbtlab import lazy_dataclass
 from pbtlab.errors import ExperimentError
 
 __all__ = [
@@ -79,11 +80,12 @@ FOREIGN_ONLY = {"foreign_only": True}
 
 
 # Every event class is immutable, slotted and keyword-only. Its ``repr`` and ``==`` are :class:`Event`'s (one of
-# each, from the fields), not generated per class (``repr=False, eq=False``): Python 3.11 compiles each generated
-# method on its own, and the generated ones made up about a third of the 30 ms this module took to import.
+# each, from the fields), not one per class (``repr=False, eq=False``), and its ``__init__`` is compiled the first
+# time the class is used (:mod:`pbtlab.lazy_dataclass`): with :func:`dataclasses.dataclass`, Python 3.11 compiled
+# three methods per class, most of the 17 ms this module took to import (6 ms now).
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class Event:
     """Fields every record has: ``seq`` (0, 1, 2, ... without gaps) and ``time`` (wall clock, seconds).
 
@@ -141,7 +143,7 @@ def _record_fields(kind: type) -> tuple[tuple[str, bool], ...]:
     return fields
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class ExperimentStart(Event):
     """First record: the run's name, seed, size, scheduler (as in experiment.json) and executor."""
 
@@ -153,7 +155,7 @@ class ExperimentStart(Event):
     executor: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class TrialAdd(Event):
     """A trial joined with its starting config; ``tag`` is Ray's experiment tag (``0_h0=0.0000,...``)."""
 
@@ -163,7 +165,7 @@ class TrialAdd(Event):
     tag: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class TrialStart(Event):
     """A (re)start; ``reason`` is None at first, else exploit / explore / failure / resume."""
 
@@ -175,7 +177,7 @@ class TrialStart(Event):
     reason: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class TrialRestore(Event):
     """The trial's state was replaced from ``checkpoint`` (owned by ``from_trial``), just before its start."""
 
@@ -187,7 +189,7 @@ class TrialRestore(Event):
     reason: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class Exploit(Event):
     """``trial_id`` (the target) clones ``donor``'s checkpoint taken at ``donor_iteration``.
 
@@ -213,7 +215,7 @@ class Exploit(Event):
     policy_log_line: int | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class Explore(Event):
     """The new config and how each hyperparameter changed: ``changes = [{param, old, op, new}]``.
 
@@ -228,7 +230,7 @@ class Explore(Event):
     new_config: dict[str, Any]
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class Note(Event):
     """Something the scheduler wants a person to see; the kinds below add their own fields."""
 
@@ -236,7 +238,7 @@ class Note(Event):
     message: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class ExploitSkipped(Note):
     """The chosen donor had no checkpoint; nothing was changed."""
 
@@ -245,7 +247,7 @@ class ExploitSkipped(Note):
     reason: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class UnrankableScore(Note):
     """NaN, ±inf or a non-numeric score: never a donor, ranked last."""
 
@@ -254,7 +256,7 @@ class UnrankableScore(Note):
     value: Any = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class RungEvent(Note):
     """A successive-halving decision (ASHA, HyperBand): the fields the rung kinds share."""
 
@@ -270,7 +272,7 @@ class RungEvent(Note):
     num_compared: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class RungReached(RungEvent):
     """HyperBand paused ``trial_id`` at rung ``rung`` (``time_attr`` = ``milestone``) of ``bracket`` until the
     bracket's other ``num_compared`` live trials get there; ``value`` is its metric there."""
@@ -278,7 +280,7 @@ class RungReached(RungEvent):
     kind: ClassVar[EventKind] = EventKind.RUNG_REACHED
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class RungPromoted(RungEvent):
     """``trial_id`` goes on past rung ``rung`` of ``bracket``: ``value`` is not below ``cutoff`` (the metric's own
     units; None: nothing to compare with), among ``num_compared`` trials recorded at the rung."""
@@ -286,7 +288,7 @@ class RungPromoted(RungEvent):
     kind: ClassVar[EventKind] = EventKind.RUNG_PROMOTED
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class RungStopped(RungEvent):
     """``trial_id`` was stopped: ``reason`` "below_cutoff" (ASHA), "not_top" (HyperBand kept the best
     1/reduction_factor of the bracket) or "max_t" (reached ``max_t``, the ``milestone``; ASHA's ``rung`` is None)."""
@@ -295,7 +297,7 @@ class RungStopped(RungEvent):
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class MedianStopped(Note):
     """MedianStoppingRule: ``trial_id``'s best ``value`` by ``time_value`` is worse than ``median``, the median of
     ``num_compared`` other trials' running means; ``action`` "stop" (hard_stop) or "pause"."""
@@ -310,7 +312,7 @@ class MedianStopped(Note):
     action: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class TrialErrored(Event):
     """The trainable raised; ``will_retry`` says whether FailureConfig restarts it."""
 
@@ -324,7 +326,7 @@ class TrialErrored(Event):
     will_retry: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class TrialComplete(Event):
     """``reason``: stop_criterion, function_returned, scheduler, stop_all or time_budget."""
 
@@ -335,7 +337,7 @@ class TrialComplete(Event):
     was_running: bool
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class CheckpointDeleted(Event):
     """Retention (``CheckpointConfig(num_to_keep)``) retired a checkpoint no clone still needs."""
 
@@ -345,7 +347,7 @@ class CheckpointDeleted(Event):
     iteration: int
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class CheckpointMissing(Event):
     """The checkpoint to restart from was deleted outside pbtlab; ``fallback`` was used (None: scratch)."""
 
@@ -356,7 +358,7 @@ class CheckpointMissing(Event):
     reason: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class CheckpointSaved(Event):
     """The engine asked a trial for a checkpoint outside its reports: ``reason`` "scheduler" (PBT needs a
     donor checkpoint), "end" (``checkpoint_at_end``) or "requested" (the result, or a callback, set
@@ -369,7 +371,7 @@ class CheckpointSaved(Event):
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class DataGap(Event):
     """A run read from another tool (Ray Tune) lost this information; ``what`` names it. Never invented."""
 
@@ -379,7 +381,7 @@ class DataGap(Event):
     message: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class ForcedStart(Event):
     """Nothing was eligible to run, so the least advanced trial was started rather than hang."""
 
@@ -387,7 +389,7 @@ class ForcedStart(Event):
     trial_id: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class ExperimentResume(Event):
     """After ``Tuner.restore``: ``dropped_rows`` counts, per trial, the rows written after the saved state."""
 
@@ -398,7 +400,7 @@ class ExperimentResume(Event):
     events_kept: int | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
 class ExperimentEnd(Event):
     """Last record: the scheduler's ``debug_string()`` and every trial's status."""
 
@@ -441,7 +443,7 @@ def event_from_dict(data: Mapping[str, Any], where: str = "event record") -> Eve
 # -- experiment settings ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(slots=True, kw_only=True)
+@lazy_dataclass.dataclass(slots=True, kw_only=True)
 class ExperimentSpec:
     """``experiment.json``: every setting a resume needs to continue the run as it was started.
 
@@ -530,7 +532,7 @@ def recovery_summary(trials: list[dict[str, Any]], rows: Mapping[str, int]) -> d
     return summary
 
 
-@dataclasses.dataclass(slots=True, kw_only=True)
+@lazy_dataclass.dataclass(slots=True, kw_only=True)
 class RunState:
     """``state.json``: every trial at its *recovery point*, what a resume continues from.
 

@@ -19,13 +19,15 @@ import json
 import os
 from typing import Any
 
+from pbtlab import lazy_dataclass
+
 __all__ = ["DamagedLine", "FileTail", "TailChunk", "inside", "read_json_file"]
 
 #: Largest chunk read from one file per tick; the rest follows on the next tick.
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class DamagedLine:
     """A line that is not a JSON object: ``file`` (relative to the experiment), its 1-based ``line``, why."""
 
@@ -37,7 +39,7 @@ class DamagedLine:
         return f"{self.file} line {self.line} is damaged ({self.message}); it is skipped"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class TailChunk:
     """What one read of a file found: complete records, damaged lines, bytes of an unfinished last line,
     and ``reset`` when the file shrank (rewritten, e.g. truncated by a resume)."""

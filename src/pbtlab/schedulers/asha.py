@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
@@ -33,7 +34,7 @@ __all__ = ["AsyncHyperBandScheduler", "NAME"]
 NAME = "AsyncHyperBand"
 
 
-@dataclasses.dataclass(slots=True)
+@lazy_dataclass.dataclass(slots=True)
 class _Rung:
     milestone: float
     recorded: dict[str, float]  # trial id -> sign-adjusted score (higher is better), in the order recorded

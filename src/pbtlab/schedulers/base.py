@@ -64,6 +64,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pbtlab import lazy_dataclass
 from pbtlab.rundir.checkpoints import CheckpointRef
 
 __all__ = [
@@ -80,7 +81,7 @@ class Action(enum.Enum):
     STOP = "stop"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class HyperparamChange:
     """One hyperparameter's explore step: ``lr : 0.05 --- (resample) --> 0.017``."""
 
@@ -90,7 +91,7 @@ class HyperparamChange:
     new: Any
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class Perturbation:
     """Restart ``target`` from ``checkpoint`` with ``new_config``.
 
@@ -112,7 +113,7 @@ class Perturbation:
     time_value: float
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@lazy_dataclass.dataclass(frozen=True, slots=True)
 class DecisionNote:
     """Something a person should see in the log and the event record (e.g. a skipped exploit).
 
@@ -126,7 +127,7 @@ class DecisionNote:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(slots=True)
+@lazy_dataclass.dataclass(slots=True)
 class Decision:
     """What a hook decided: ``action`` for the reporting trial, ``perturbations`` of any trial, ``notes``,
     and ``stop``: other trials to end now (e.g. HyperBand's trials paused at a rung that did not make the cut)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
@@ -32,7 +33,7 @@ __all__ = ["HyperBandScheduler", "NAME"]
 NAME = "HyperBand"
 
 
-@dataclasses.dataclass(slots=True)
+@lazy_dataclass.dataclass(slots=True)
 class _Bracket:
     """Ray's ``_Bracket``: one bracket's size, milestone and live trials (``(time, score)`` of their last
     report, None before it; scores sign-adjusted, higher is better)."""

@@ -21,12 +21,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pbtlab import lazy_dataclass
 from pbtlab.rundir.checkpoints import CheckpointRef
 
 __all__ = ["MemberState", "Ranking"]
 
 
-@dataclasses.dataclass(slots=True)
+@lazy_dataclass.dataclass(slots=True)
 class MemberState:
     """What PBT remembers about one trial between its checks (saved in ``state.json``)."""
 

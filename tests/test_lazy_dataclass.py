@@ -1,0 +1,214 @@
+"""`pbtlab.lazy_dataclass.dataclass` behaves as `dataclasses.dataclass` does, and compiles `__init__` on first use."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import pickle
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pbtlab import lazy_dataclass
+
+FLAGS = [dict(), dict(frozen=True), dict(slots=True), dict(frozen=True, slots=True),
+         dict(frozen=True, slots=True, kw_only=True, repr=False, eq=False), dict(eq=False), dict(kw_only=True)]
+
+
+def _pair(flags, body: str):
+    """The same class body under both decorators."""
+    classes = []
+    for decorator in (dataclasses.dataclass, lazy_dataclass.dataclass):
+        namespace = {"dataclasses": dataclasses, "decorator": decorator, "flags": flags}
+        exec(f"@decorator(**flags)\nclass Thing:\n{body}", namespace)
+        classes.append(namespace["Thing"])
+    return classes
+
+
+BODY = ("    a: int\n"
+        "    b: str = 'x'\n"
+        "    c: list = dataclasses.field(default_factory=list)\n"
+        "    d: float = dataclasses.field(default=1.5, compare=False, repr=False)\n"
+        "    e: int = dataclasses.field(default=0, kw_only=True)\n")
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=str)
+def test_same_behaviour_as_dataclasses(flags):
+    standard, lazy = _pair(flags, BODY)
+    assert str(inspect.signature(lazy)) == str(inspect.signature(standard))
+    args = {"a": 1, "b": "y", "e": 3}
+    s, z = standard(**args), lazy(**args)
+    assert dataclasses.asdict(s) == dataclasses.asdict(z) == {"a": 1, "b": "y", "c": [], "d": 1.5, "e": 3}
+    assert repr(s).replace("Thing", "T") == repr(z).replace("Thing", "T") or not flags.get("repr", True)
+    assert z.c is not lazy(**args).c  # a new list per instance
+    if flags.get("eq", True):
+        assert z == lazy(**args) and z == dataclasses.replace(z, d=9.0)  # d is not compared
+        assert z != dataclasses.replace(z, a=2)
+        assert (z.__hash__ is None) == (s.__hash__ is None)
+    else:
+        assert z != lazy(**args) and z == z
+    if flags.get("frozen"):
+        with pytest.raises(dataclasses.FrozenInstanceError, match="'a'"):
+            z.a = 5
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            del z.a
+    else:
+        z.a = 5
+        assert z.a == 5
+    with pytest.raises(TypeError, match="missing 1 required"):
+        lazy() if not flags.get("kw_only") else lazy(b="y")
+
+
+def test_frozen_hash_follows_the_compared_fields():
+    standard, lazy = _pair(dict(frozen=True), BODY)
+    assert hash(lazy(a=1, c=(1,))) == hash(lazy(a=1, c=(1,), d=7.0))
+    assert {lazy(a=1, c=()), lazy(a=1, c=())} == {lazy(a=1, c=())}
+
+
+@lazy_dataclass.dataclass(frozen=True, slots=True)
+class FrozenSlots:
+    a: int
+    c: list = dataclasses.field(default_factory=list)
+
+
+@lazy_dataclass.dataclass(frozen=True)
+class FrozenDict:
+    a: int
+    c: list = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize("kind", [FrozenSlots, FrozenDict])
+def test_frozen_instances_pickle_and_copy(kind):
+    thing = kind(a=1, c=[2])
+    for other in (pickle.loads(pickle.dumps(thing)), copy.copy(thing), copy.deepcopy(thing)):
+        assert other == thing and other.c == [2] and type(other) is kind
+
+
+@lazy_dataclass.dataclass
+class WithPostInit:
+    x: int
+    doubled: int = dataclasses.field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.doubled = 2 * self.x
+
+
+def test_post_init_and_init_false_fields():
+    thing = WithPostInit(3)
+    assert (thing.x, thing.doubled) == (3, 6)
+    assert str(inspect.signature(WithPostInit)) == "(x: 'int') -> None"
+
+
+def test_init_is_compiled_on_first_call_only():
+    @lazy_dataclass.dataclass(slots=True)
+    class Fresh:
+        n: int
+
+    stand_in = Fresh.__dict__["__init__"]
+    assert stand_in.__lazy_for__ is Fresh
+    Fresh(1)
+    compiled = Fresh.__dict__["__init__"]
+    assert compiled is not stand_in and compiled.__compiled_for__ is Fresh
+    Fresh(2)
+    assert Fresh.__dict__["__init__"] is compiled
+
+
+def test_subclasses_get_their_own_init():
+    @lazy_dataclass.dataclass(kw_only=True)
+    class Base:
+        a: int
+
+    @lazy_dataclass.dataclass(kw_only=True)
+    class Child(Base):
+        b: int = 2
+
+    class Plain(Child):  # not decorated: inherits Child's __init__
+        pass
+
+    assert (Child(a=1).a, Child(a=1).b) == (1, 2)
+    assert (Plain(a=4, b=5).a, Plain(a=4, b=5).b) == (4, 5)
+    assert Base(a=3) == Base(a=3) and Base(a=3) != Child(a=3)
+    with pytest.raises(TypeError):
+        Base(a=1, b=2)
+
+
+def test_own_methods_are_kept():
+    @lazy_dataclass.dataclass
+    class Custom:
+        a: int
+
+        def __repr__(self) -> str:
+            return "custom"
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = object.__hash__
+
+    assert repr(Custom(1)) == "custom" and Custom(1) == Custom(2) and hash(Custom(1)) is not None
+
+
+def test_definition_errors_as_dataclasses_gives_them():
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+        @lazy_dataclass.dataclass
+        class Bad:
+            a: int = 0
+            b: int
+
+    @lazy_dataclass.dataclass
+    class Mutable:
+        a: int
+
+    with pytest.raises(TypeError, match="frozen"):
+        @lazy_dataclass.dataclass(frozen=True)
+        class FrozenChild(Mutable):
+            b: int = 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["plain", "default", "factory", "kw"]), st.booleans()),
+                min_size=0, max_size=6),
+       st.sampled_from(FLAGS))
+def test_random_field_lists_match_dataclasses(specs, flags):
+    """Any mix of required, defaulted, factory and keyword-only fields: same signature, fields and repr."""
+    lines, seen_default = [], False
+    for index, (kind, compare) in enumerate(specs):
+        if kind == "plain" and seen_default and not flags.get("kw_only"):
+            kind = "default"
+        seen_default = seen_default or kind in ("default", "factory")
+        name = f"f{index}"
+        if kind == "plain":
+            lines.append(f"    {name}: int = dataclasses.field(compare={compare})")
+        elif kind == "default":
+            lines.append(f"    {name}: int = dataclasses.field(default={index}, compare={compare})")
+        elif kind == "factory":
+            lines.append(f"    {name}: tuple = dataclasses.field(default_factory=tuple, compare={compare})")
+        else:
+            lines.append(f"    {name}: int = dataclasses.field(default={index}, kw_only=True)")
+    standard, lazy = _pair(flags, "\n".join(lines) + "\n" if lines else "    pass\n")
+    assert str(inspect.signature(lazy)) == str(inspect.signature(standard))
+    required = {f.name: 10 + i for i, f in enumerate(dataclasses.fields(standard))
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    s, z = standard(**required), lazy(**required)
+    assert dataclasses.asdict(s) == dataclasses.asdict(z)
+    if flags.get("repr", True):
+        assert repr(s) == repr(z)
+    if flags.get("eq", True):
+        assert (s == standard(**required)) == (z == lazy(**required))
+        if flags.get("frozen"):
+            assert hash(s) == hash(z)
+
+
+def test_import_pbtlab_compiles_no_dataclass_method():
+    """`import pbtlab` defines its classes without compiling a method (the point of the module)."""
+    script = ("import dataclasses\ncount = [0]\noriginal = dataclasses._create_fn\n"
+              "def counting(*args, **kwargs):\n    count[0] += 1\n    return original(*args, **kwargs)\n"
+              "dataclasses._create_fn = counting\n"
+              "import pbtlab\nfrom pbtlab import tune, Tuner, TuneConfig\n"
+              "from pbtlab.schedulers import PopulationBasedTraining\nprint(count[0])")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert int(out.strip()) == 0
