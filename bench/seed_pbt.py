@@ -19,7 +19,7 @@ files; the check below fails if any is missing). Ray Tune needs about 134 s.
 Children run with bytecode caching on, as an installed package does (``PYTHONDONTWRITEBYTECODE`` is
 removed from their environment; the uncounted first run of each writes the caches).
 
-    python bench/seed_pbt.py [--runs 7] [--check]
+    python bench/seed_pbt.py [--runs 7] [--tmpfs] [--check]
 
 ``--check`` exits with status 1 when the ratio is above the goal (timings are never asserted in tests).
 """
@@ -43,6 +43,7 @@ from _machine import io_stall, machine  # bench/ is on the path when a benchmark
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 GOAL = 2.0
+TMPFS = "/dev/shm"
 
 PBTLAB_RUN = """
 import sys
@@ -116,17 +117,13 @@ def run_process(code: str, label: str | None = None) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def time_pbtlab(storage_root: str, runs: int, executor: str = "inprocess") -> tuple[list[float], str]:
-    """The tutorial's code as a whole process, ``runs`` times; ``executor`` is the default its RunConfig gets."""
-    times, last = [], ""
-    for i in range(runs + 1):  # the first run warms the file cache and is not counted
-        storage = os.path.join(storage_root, f"{executor}{i}")
-        elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
-                                 f"pbtlab {executor}" if i else None)
-        if i:
-            times.append(elapsed)
-        last = storage
-    return times, last
+def run_pbtlab(storage_root: str, executor: str, index: int, timed: bool = True) -> tuple[float, str]:
+    """The tutorial's code as a whole process (``executor``: the default its RunConfig gets); its wall time
+    and where it wrote its run."""
+    storage = os.path.join(storage_root, f"{executor}{index}")
+    elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
+                             f"pbtlab {executor}" if timed else None)
+    return elapsed, storage
 
 
 def verify(storage: str) -> str:
@@ -162,27 +159,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each (median reported; default 7)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {GOAL}")
+    parser.add_argument("--tmpfs", action="store_true",
+                        help=f"the runs and every child's TMPDIR on {TMPFS} (the trainable's temporary directories "
+                             "and pbtlab's files in memory; the bare loop writes no files either way)")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()
-    storage_root = tempfile.mkdtemp(prefix="pbtlab_bench_")
+    if args.tmpfs:
+        if not os.path.isdir(TMPFS):
+            parser.error(f"--tmpfs: {TMPFS} does not exist on this machine")
+        CHILD_ENV["TMPDIR"] = TMPFS
+    storage_root = tempfile.mkdtemp(prefix="pbtlab_bench_", dir=TMPFS if args.tmpfs else None)
     try:
-        bare = []
-        for i in range(args.runs + 1):
-            elapsed, _ = run_process(BARE_LOOP, "bare" if i else None)
-            if i:
-                bare.append(elapsed)
-        bare_files = []
-        for i in range(args.runs + 1):
-            elapsed, _ = run_process(BARE_LOOP_WITH_FILES)
-            if i:
-                bare_files.append(elapsed)
-        pbt, last_storage = time_pbtlab(storage_root, args.runs)
-        checked = verify(last_storage)
-        greenlets: list[float] = []
-        if importlib.util.find_spec("greenlet") is not None:
-            greenlets, last_storage = time_pbtlab(storage_root, args.runs, "greenlets")
-            verify(last_storage)
+        # one warm-up of each, not counted, then the timed runs in rotation, so that the machine's drift
+        # (its speed moves by tens of percent within a minute) falls on every row alike
+        run_process(BARE_LOOP)
+        run_process(BARE_LOOP_WITH_FILES)
+        executors = ["inprocess"] + (["greenlets"] if importlib.util.find_spec("greenlet") is not None else [])
+        for executor in executors:
+            run_pbtlab(storage_root, executor, 0, timed=False)
+        bare: list[float] = []
+        bare_files: list[float] = []
+        times: dict[str, list[float]] = {executor: [] for executor in executors}
+        last_storage: dict[str, str] = {}
+        for i in range(1, args.runs + 1):
+            bare.append(run_process(BARE_LOOP, "bare")[0])
+            bare_files.append(run_process(BARE_LOOP_WITH_FILES)[0])
+            for executor in executors:
+                elapsed, last_storage[executor] = run_pbtlab(storage_root, executor, i)
+                times[executor].append(elapsed)
+        checked = verify(last_storage["inprocess"])
+        for executor in executors[1:]:
+            verify(last_storage[executor])
+        pbt, greenlets = times["inprocess"], times.get("greenlets", [])
         numpy_import, pbtlab_import = [], []
         for _ in range(args.runs):
             _, out = run_process(IMPORT_TIME)
@@ -212,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r[0]) for r in rows)
     stall = io_stall()
     load_after = os.getloadavg()
-    print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}): tutorial 2-trial PBT, {args.runs} runs "
-          f"each (median, min, max); {machine()}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} "
-          f"after (1 min)" + (f"; {stall}" if stall else ""))
+    where = f", runs and TMPDIR on {TMPFS}" if args.tmpfs else ""
+    print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}{' --tmpfs' if args.tmpfs else ''}): "
+          f"tutorial 2-trial PBT, {args.runs} runs each (median, min, max), in rotation; {machine()}{where}; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)"
+          + (f"; {stall}" if stall else ""))
     print(f"{'what':<{width}}  {'median s':>9}  {'min s':>7}  {'max s':>7}")
     print(f"{'-' * width}  {'-' * 9}  {'-' * 7}  {'-' * 7}")
     for label, med, low, high in rows:
