@@ -21,6 +21,7 @@ def test_import_pbtlab_is_lean():
                             "from pbtlab.examples.toy import get_init_theta")
     assert "pbtlab" in loaded and "numpy" in loaded
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
+    assert "_hashlib" not in loaded  # OpenSSL, ~3 ms: imported when a run names its trials, not before
 
 
 def test_a_whole_run_without_analysis_imports_no_pandas(tmp_path):

@@ -22,7 +22,6 @@ stopped. Nothing here unpickles anything: every file is JSON.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import math
 import os
@@ -114,6 +113,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
     executor = make_executor(run_config.executor)
     path = _experiment_path(trainable, run_config)
     store = ExperimentStore(path)
+    import hashlib  # not at the top: loading OpenSSL is ~3 ms of `import pbtlab` (a run's numpy.random loads it)
+
     prefix = hashlib.sha1(f"{seed}".encode()).hexdigest()[:5]
     varying = resolved_leaves(param_space)
     trials = []
