@@ -28,6 +28,7 @@ It takes the arguments of :func:`dataclasses.dataclass` that pbtlab uses (``init
 from __future__ import annotations
 
 import dataclasses
+import operator
 import reprlib
 from typing import Any, Callable, TypeVar, dataclass_transform, overload
 
@@ -97,6 +98,10 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
                 raise TypeError(f"non-default argument {f.name!r} follows default argument")
             seen_default = seen_default or has_default
     cls.__dataclass_frozen__ = frozen  # type: ignore[attr-defined]
+    # the fields ``==`` and ``hash`` use, read in one call (staticmethod: a lambda must not bind to the instance)
+    cls.__compared__ = staticmethod(_values_of([f.name for f in fields if f.compare]))  # type: ignore[attr-defined]
+    cls.__hashed__ = staticmethod(_values_of(  # type: ignore[attr-defined]
+        [f.name for f in fields if (f.compare if f.hash is None else f.hash)]))
     if not documented:
         cls.__doc__ = None  # dataclasses wrote the signature of a class that had no __init__ yet
     if init and "__init__" not in own:
@@ -120,8 +125,14 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
     return cls
 
 
-def _compared(self: Any) -> tuple[Any, ...]:
-    return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.compare)
+def _values_of(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function from an instance to the tuple of its ``names`` attributes (C's ``attrgetter`` where it can)."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        (name,) = names
+        return lambda self: (getattr(self, name),)
+    return lambda self: ()
 
 
 @reprlib.recursive_repr()
@@ -133,12 +144,12 @@ def _repr(self: Any) -> str:
 def _eq(self: Any, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    return _compared(self) == _compared(other)
+    values = self.__compared__  # type: ignore[attr-defined]
+    return values(self) == values(other)  # type: ignore[no-any-return]
 
 
 def _hash(self: Any) -> int:
-    return hash(tuple(getattr(self, f.name) for f in dataclasses.fields(self)
-                      if (f.compare if f.hash is None else f.hash)))
+    return hash(self.__hashed__(self))  # type: ignore[attr-defined]
 
 
 def _frozen_setattr(self: Any, name: str, value: Any) -> None:
