@@ -203,12 +203,47 @@ def test_random_field_lists_match_dataclasses(specs, flags):
             assert hash(s) == hash(z)
 
 
-def test_import_pbtlab_compiles_no_dataclass_method():
-    """`import pbtlab` defines its classes without compiling a method (the point of the module)."""
-    script = ("import dataclasses\ncount = [0]\noriginal = dataclasses._create_fn\n"
-              "def counting(*args, **kwargs):\n    count[0] += 1\n    return original(*args, **kwargs)\n"
-              "dataclasses._create_fn = counting\n"
+def test_import_pbtlab_compiles_dataclass_methods_only_for_the_public_strategies():
+    """`import pbtlab` defines its classes without compiling a method (the point of the module), but for the
+    PBT strategies, which users subclass and which stay plain dataclasses."""
+    script = ("import dataclasses\ncount, compiled = [0], []\n"
+              "create, process = dataclasses._create_fn, dataclasses._process_class\n"
+              "def counting(*args, **kwargs):\n    count[0] += 1\n    return create(*args, **kwargs)\n"
+              "def processing(cls, *args, **kwargs):\n    before = count[0]\n"
+              "    result = process(cls, *args, **kwargs)\n"
+              "    if count[0] > before: compiled.append(cls.__qualname__)\n    return result\n"
+              "dataclasses._create_fn, dataclasses._process_class = counting, processing\n"
               "import pbtlab\nfrom pbtlab import tune, Tuner, TuneConfig\n"
-              "from pbtlab.schedulers import PopulationBasedTraining\nprint(count[0])")
+              "from pbtlab.schedulers import PopulationBasedTraining\nprint(' '.join(sorted(compiled)))")
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
-    assert int(out.strip()) == 0
+    assert out.split() == ["BinaryTournament", "Perturb", "Resample", "TTest", "Truncation"]
+
+
+def test_a_frozen_subclass_of_a_frozen_dataclasses_class_falls_back_to_dataclasses():
+    @dataclasses.dataclass(frozen=True)
+    class Plain:
+        a: int
+
+    @lazy_dataclass.dataclass(frozen=True)
+    class Child(Plain):
+        b: int = 2
+
+    child = Child(1)
+    assert (child.a, child.b) == (1, 2) and child == Child(1, 2) and hash(child) == hash(Child(1, 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        child.b = 3
+
+
+def test_users_can_subclass_the_pbt_strategies_with_frozen_dataclasses():
+    """The strategies are public and meant to be extended: they stay plain dataclasses."""
+    from pbtlab.schedulers.strategies import Perturb, Truncation
+
+    @dataclasses.dataclass(frozen=True)
+    class MyTruncation(Truncation):
+        note: str = "mine"
+
+    @dataclasses.dataclass(frozen=True)
+    class MyPerturb(Perturb):
+        note: str = "mine"
+
+    assert MyTruncation().note == "mine" and MyPerturb().note == "mine"

@@ -17,6 +17,11 @@ It takes the arguments of :func:`dataclasses.dataclass` that pbtlab uses (``init
 ``frozen``, ``slots``, ``kw_only``) and, like it, leaves a method the class defines itself alone.
 ``inspect.signature`` of the class gives the generated ``__init__``'s signature.
 
+For pbtlab's own classes, not for ones users extend: :mod:`dataclasses` sees a frozen class made here as
+not frozen (``__dataclass_params__.frozen`` is False; ``__dataclass_frozen__`` is True), so a frozen
+``dataclasses.dataclass`` cannot subclass it. (Public classes that users subclass, such as the PBT
+strategies, stay plain dataclasses.)
+
     >>> @dataclass(frozen=True, slots=True)
     ... class Point:
     ...     x: float
@@ -81,7 +86,13 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
     documented = cls.__dict__.get("__doc__") is not None
     for base in cls.__mro__[1:]:
         params = base.__dict__.get("__dataclass_params__")
-        if params is not None and getattr(base, "__dataclass_frozen__", params.frozen) != frozen:
+        if params is None:
+            continue
+        if "__dataclass_frozen__" not in base.__dict__ and params.frozen:
+            # a frozen class of dataclasses' own: its subclass must be one too (dataclasses checks the flag)
+            return dataclasses.dataclass(cls, init=init, repr=repr, eq=eq, frozen=frozen,  # type: ignore[return-value]
+                                         slots=slots, kw_only=kw_only)
+        if base.__dict__.get("__dataclass_frozen__", params.frozen) != frozen:
             raise TypeError(f"cannot inherit {'frozen' if frozen else 'non-frozen'} dataclass {cls.__name__} "
                             f"from a {'non-frozen' if frozen else 'frozen'} one, {base.__name__}")
     cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=False,  # type: ignore[assignment]
