@@ -230,6 +230,33 @@ def test_spawn_needs_a_picklable_trainable(storage):
         run(ProcessExecutor(start_method="spawn"), storage, lambda config: None, param_space={"rate": 1.0})
 
 
+class _FakeRay:
+    """Stands in for an imported ``ray`` module (the check reads ``sys.modules`` and never imports Ray)."""
+
+    def __init__(self, running):
+        self.running = running
+
+    def is_initialized(self):
+        return self.running
+
+
+def test_fork_after_ray_init_warns_and_the_run_still_completes(storage, monkeypatch):
+    import sys
+    import warnings
+
+    from pbtlab.executors.process import ProcessExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", _FakeRay(True))
+    with pytest.warns(RuntimeWarning, match=r"Ray is running in this process.*ray\.shutdown\(\).*forkserver"):
+        results = run(ProcessExecutor(), storage, param_space={"rate": 1.0}, stop={"training_iteration": 2})
+    assert [r.metrics["training_iteration"] for r in results] == [2]
+    for fake, method in ((_FakeRay(False), "fork"), (_FakeRay(True), "spawn")):  # Ray not running; no fork
+        monkeypatch.setitem(sys.modules, "ray", fake)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ProcessExecutor(start_method=method).setup(counting_trainable, 1)
+
+
 def test_spawn_runs_a_module_level_trainable(storage):
     from pbtlab.examples.runs import run_toy_pbt
     from pbtlab.executors.process import ProcessExecutor
