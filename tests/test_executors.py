@@ -255,6 +255,16 @@ def test_fork_after_ray_init_warns_and_the_run_still_completes(storage, monkeypa
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             ProcessExecutor(start_method=method).setup(counting_trainable, 1)
+    monkeypatch.delitem(sys.modules, "ray")
+    from pbtlab.compat.ray.shim import ray_modules
+
+    with ray_modules(), warnings.catch_warnings():  # `pbtlab run`'s stand-in: ray.init() starts no threads
+        import ray
+
+        ray.init()
+        assert ray.is_initialized()
+        warnings.simplefilter("error")
+        ProcessExecutor().setup(counting_trainable, 1)
 
 
 def test_spawn_runs_a_module_level_trainable(storage):

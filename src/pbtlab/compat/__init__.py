@@ -1,6 +1,7 @@
 """What pbtlab's core asks of the compatibility layer: the only way the core reaches another tool's code.
 
-Three modules, by who asks: this one (checks that configs and ``Tuner`` make on their arguments),
+Three modules, by who asks: this one (checks that configs and ``Tuner`` make on their arguments, and
+whether the process executor may fork safely),
 :mod:`pbtlab.compat.runs` (reading another tool's run directory) and :mod:`pbtlab.compat.scripts`
 (running another tool's script, and its older entry points such as ``tune.run``). Each function hands its question to the tool it concerns (today Ray Tune, in ``compat/ray/``),
 importing that module only when it is asked, so ``import pbtlab`` stays light and the core never names
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["check_search_space", "check_trainable", "comes_from_other_tool", "reject_unsupported_arguments",
-           "scheduler_advice", "unsupported_name"]
+__all__ = ["check_search_space", "check_trainable", "comes_from_other_tool", "fork_hazard",
+           "reject_unsupported_arguments", "scheduler_advice", "unsupported_name"]
 
 #: Module-name prefixes of the tools whose objects reach pbtlab (Ray Tune's).
 _FOREIGN_PREFIXES = ("ray.",)
@@ -26,6 +27,15 @@ def comes_from_other_tool(obj: Any) -> bool:
     """True for an object whose class another tool defines (checked by module name, never importing it)."""
     return any((getattr(cls, "__module__", "") or "").startswith(_FOREIGN_PREFIXES)
                for cls in getattr(type(obj), "__mro__", (type(obj),)))
+
+
+def fork_hazard() -> str | None:
+    """Why a ``fork`` now could hang the child (another tool's threads run in this process and may hold locks
+    the child inherits), or None. Asked by the process executor before it forks trial workers; today it
+    answers for Ray (:func:`pbtlab.compat.ray.fork_warning`)."""
+    from pbtlab.compat.ray import fork_warning
+
+    return fork_warning()
 
 
 def _arguments() -> Any:

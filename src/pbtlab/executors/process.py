@@ -26,8 +26,8 @@ nothing is pickled. ``spawn`` and ``forkserver`` (the only choices on macOS/Wind
 the driver runs threads of its own, e.g. a GPU runtime) start a fresh interpreter, so the trainable
 must be picklable: a function defined at module level of an importable module (a script guarded by
 ``if __name__ == "__main__":`` is fine). Choose with ``ProcessExecutor(start_method="spawn")``. A run that
-forks while Ray runs in the same process (``ray.init()`` called, no ``ray.shutdown()``) gets a
-``RuntimeWarning``: a worker can hang on a lock one of Ray's threads held at the fork.
+would fork while another tool's threads run in the driver (Ray after ``ray.init()``) gets a
+``RuntimeWarning`` saying so (:func:`pbtlab.compat.fork_hazard`): a worker can hang on a lock one of them held.
 
 The driver side (one record per trial, dispatch order, retries on a fresh worker) is
 :class:`~pbtlab.executors.dispatch.DispatchExecutor`'s; this module is the transport: a process and a
@@ -76,6 +76,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from pbtlab import compat
 from pbtlab.errors import ConfigError, describe
 from pbtlab.executors.dispatch import DispatchExecutor, WorkerLost, WorkerRecord
 from pbtlab.executors.pool import Allocation, ResourcePool, visible_gpu_ids, worker_environment
@@ -102,26 +103,6 @@ def available_cores() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # macOS, Windows
         return max(os.cpu_count() or 1, 1)
-
-
-def warn_if_ray_is_running() -> None:
-    """Warn when Ray runs in this process: a forked worker inherits the locks Ray's threads hold at that
-    moment, and a worker that then needs one of them hangs (it happened in pbtlab's own tests).
-
-        >>> warn_if_ray_is_running()  # Ray not started here: nothing to say
-    """
-    ray = sys.modules.get("ray")
-    is_initialized = getattr(ray, "is_initialized", None)
-    try:
-        running = callable(is_initialized) and bool(is_initialized())
-    except Exception:  # noqa: BLE001 - a half-imported or mocked ray: say nothing
-        running = False
-    if running:
-        warnings.warn(
-            "ProcessExecutor(start_method='fork'): Ray is running in this process (ray.init()), and a forked "
-            "trial inherits locks that Ray's threads may hold, so it can hang. Call ray.shutdown() before "
-            "Tuner.fit(), or use ProcessExecutor(start_method='forkserver') (the trainable must then be "
-            "importable) or executor='ray'", RuntimeWarning, stacklevel=2)
 
 
 def _default_start_method() -> str:
@@ -297,7 +278,9 @@ class ProcessExecutor(DispatchExecutor[ProcessWorker]):
     # -- protocol ----------------------------------------------------------------------------------
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         if self.start_method == "fork":
-            warn_if_ray_is_running()
+            hazard = compat.fork_hazard()
+            if hazard:
+                warnings.warn(f"ProcessExecutor(start_method='fork'): {hazard}", RuntimeWarning, stacklevel=2)
             self._trainable, self._pickled = trainable, False
             if self.warm_up_torch:
                 _warm_up_torch()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from typing import Any
 
-__all__ = ["STATE_GLOB", "is_ray_experiment", "is_ray_object"]
+__all__ = ["STATE_GLOB", "fork_warning", "is_ray_experiment", "is_ray_object"]
 
 #: The file that marks a Ray Tune experiment directory.
 STATE_GLOB = "experiment_state-*.json"
@@ -30,3 +31,24 @@ def is_ray_experiment(path: str | os.PathLike[str]) -> bool:
 def is_ray_object(value: Any) -> bool:
     """True for Ray's ``ResultGrid`` / ``ExperimentAnalysis`` (checked by class module; never imports ray)."""
     return any(cls.__module__.startswith("ray.") for cls in type(value).__mro__)
+
+
+def fork_warning() -> str | None:
+    """Why forking trial workers now is unsafe, if Ray runs in this process (``ray.init()`` was called and not
+    ``ray.shutdown()``); None otherwise. A forked child inherits the locks Ray's threads hold at that moment,
+    and one that then needs such a lock hangs. Reads ``sys.modules``; never imports Ray. ``pbtlab run``'s
+    stand-in ``ray`` module (pbtlab's own class) starts no threads and gets None
+    (``tests/test_executors.py::test_fork_after_ray_init_warns_and_the_run_still_completes``)."""
+    ray = sys.modules.get("ray")
+    if ray is None or type(ray).__module__.startswith("pbtlab."):
+        return None
+    is_initialized = getattr(ray, "is_initialized", None)
+    try:
+        running = callable(is_initialized) and bool(is_initialized())
+    except Exception:  # noqa: BLE001 - a half-imported or mocked module: say nothing
+        running = False
+    if not running:
+        return None
+    return ("Ray is running in this process (ray.init()), and a forked trial inherits locks that Ray's threads may "
+            "hold, so it can hang. Call ray.shutdown() before Tuner.fit(), or use "
+            "ProcessExecutor(start_method='forkserver') (the trainable must then be importable) or executor='ray'")
