@@ -90,8 +90,9 @@ def decisions(results):
 
 
 @pytest.mark.parametrize("executor", ["process", pytest.param("ray", marks=pytest.mark.ray)])
-def test_same_seeded_decisions_on_every_executor(storage, executor):
+def test_same_seeded_decisions_on_every_executor(storage, executor, request):
     if executor == "ray":  # Ray's workers do not have tests/ on their path: ship the classes by value
+        request.getfixturevalue("ray_runtime")  # shut down at the module's end: later forks must not copy Ray's threads
         import ray.cloudpickle
 
         import trainable_classes
