@@ -109,7 +109,7 @@ def test_init_is_compiled_on_first_call_only():
         n: int
 
     stand_in = Fresh.__dict__["__init__"]
-    assert stand_in.__lazy_for__ is Fresh
+    assert isinstance(stand_in, lazy_dataclass._LazyInit) and stand_in.owner is Fresh
     Fresh(1)
     compiled = Fresh.__dict__["__init__"]
     assert compiled is not stand_in and compiled.__compiled_for__ is Fresh
@@ -247,3 +247,16 @@ def test_users_can_subclass_the_pbt_strategies_with_frozen_dataclasses():
         note: str = "mine"
 
     assert MyTruncation().note == "mine" and MyPerturb().note == "mine"
+
+
+def test_type_hints_of_init_resolve_as_with_dataclasses():
+    """Tools that build command lines or forms from a config class read ``get_type_hints(cls.__init__)``."""
+    import typing
+
+    from pbtlab.config import FailureConfig, RunConfig
+
+    hints = typing.get_type_hints(RunConfig.__init__)
+    assert hints["failure_config"] == FailureConfig | None and hints["return"] is type(None)
+    assert typing.get_type_hints(FailureConfig.__init__) == {"max_failures": int, "fail_fast": bool,
+                                                             "return": type(None)}
+    assert "__make_init__" not in vars(sys.modules[RunConfig.__module__])  # the module's namespace is untouched

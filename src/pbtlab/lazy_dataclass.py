@@ -6,7 +6,8 @@ the class is defined: about 0.3-0.9 ms a class on the 2-core machine, and pbtlab
 ``import pbtlab``, half of that import's time. :func:`dataclass` lets :mod:`dataclasses` collect the fields
 (``fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as usual) and adds the methods itself:
 
-- ``__init__`` is compiled for the class the first time the class is called (the same code
+- ``__init__`` is compiled for the class the first time it is looked up, by a call of the class or by tools
+  such as ``inspect.signature`` and ``typing.get_type_hints`` (the same code
   :mod:`dataclasses` writes: one assignment per field, ``default_factory`` called per instance,
   ``__post_init__``), so a run compiles only the classes it makes;
 - ``__repr__``, ``__eq__`` and ``__hash__`` are shared functions that walk the fields (no ``exec``);
@@ -15,7 +16,7 @@ the class is defined: about 0.3-0.9 ms a class on the 2-core machine, and pbtlab
 
 It takes the arguments of :func:`dataclasses.dataclass` that pbtlab uses (``init``, ``repr``, ``eq``,
 ``frozen``, ``slots``, ``kw_only``) and, like it, leaves a method the class defines itself alone.
-``inspect.signature`` of the class gives the generated ``__init__``'s signature.
+``inspect.signature`` and ``typing.get_type_hints`` see the generated ``__init__``.
 
 For pbtlab's own classes, not for ones users extend: :mod:`dataclasses` sees a frozen class made here as
 not frozen (``__dataclass_params__.frozen`` is False; ``__dataclass_frozen__`` is True), so a frozen
@@ -35,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import reprlib
+import sys
 from typing import Any, Callable, TypeVar, dataclass_transform, overload
 
 __all__ = ["dataclass"]
@@ -116,8 +118,7 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
     if not documented:
         cls.__doc__ = None  # dataclasses wrote the signature of a class that had no __init__ yet
     if init and "__init__" not in own:
-        cls.__init__ = _first_init(cls)  # type: ignore[misc]
-        cls.__signature__ = _Signature()  # type: ignore[attr-defined]
+        cls.__init__ = _LazyInit(cls)  # type: ignore[assignment, method-assign, misc]
     if repr and "__repr__" not in own:
         cls.__repr__ = _repr  # type: ignore[assignment, method-assign]
     if eq and "__eq__" not in own:
@@ -180,15 +181,17 @@ def _setstate(self: Any, state: list[Any]) -> None:
         object.__setattr__(self, f.name, value)
 
 
-def _first_init(owner: type) -> Callable[..., None]:
-    """A stand-in ``__init__`` that compiles ``owner``'s real one, puts it on ``owner`` and calls it."""
+class _LazyInit:
+    """A class's ``__init__`` until it is first looked up (by a call of the class, ``super().__init__``,
+    ``inspect.signature`` or ``typing.get_type_hints``): the lookup compiles the real one for ``owner`` and
+    puts it in the class's ``__dict__`` in its place."""
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        _compile_init(owner)(self, *args, **kwargs)
+    def __init__(self, owner: type) -> None:
+        self.owner = owner
 
-    __init__.__qualname__ = f"{owner.__qualname__}.__init__"
-    __init__.__lazy_for__ = owner  # type: ignore[attr-defined]
-    return __init__
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        init = _compile_init(self.owner)
+        return init if instance is None else init.__get__(instance, owner)
 
 
 def _compile_init(owner: type) -> Callable[..., None]:
@@ -226,27 +229,19 @@ def _compile_init(owner: type) -> Callable[..., None]:
     if hasattr(owner, "__post_init__"):
         body.append("self.__post_init__()")
     parameters = ["self", *positional, *(["*", *keyword] if keyword else [])]
-    source = f"def __init__({', '.join(parameters)}):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    namespace = dict(names)
-    exec(compile(source, f"<{owner.__qualname__}.__init__>", "exec"), namespace)  # noqa: S102
-    compiled = namespace["__init__"]
+    # As dataclasses does: the helpers reach __init__ as a closure's variables, and its globals are the class's
+    # module's, so typing.get_type_hints(cls.__init__) resolves the fields' annotations.
+    source = (f"def __make_init__({', '.join(names)}):\n"
+              f"    def __init__({', '.join(parameters)}):\n        " + "\n        ".join(body or ["pass"])
+              + "\n    return __init__\n")
+    module = sys.modules.get(owner.__module__)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<{owner.__qualname__}.__init__>", "exec"),  # noqa: S102
+         vars(module) if module is not None else {}, namespace)
+    compiled = namespace["__make_init__"](**names)
     compiled.__qualname__ = f"{owner.__qualname__}.__init__"
     compiled.__module__ = owner.__module__
     compiled.__compiled_for__ = owner
     compiled.__annotations__ = {**{f.name: f.type for f in dataclasses.fields(owner) if f.init}, "return": None}
     owner.__init__ = compiled  # type: ignore[misc]
     return compiled  # type: ignore[no-any-return]
-
-
-class _Signature:
-    """``cls.__signature__`` for :func:`inspect.signature`: the compiled ``__init__``'s, without ``self``."""
-
-    def __get__(self, instance: object, owner: type) -> Any:
-        import inspect
-
-        init: Any = getattr(owner, "__init__")  # noqa: B009 (mypy: __init__ of a class object)
-        lazy_for = getattr(init, "__lazy_for__", None) or getattr(init, "__compiled_for__", None)
-        if lazy_for is not None:
-            init = _compile_init(lazy_for)
-        signature = inspect.signature(init)
-        return signature.replace(parameters=list(signature.parameters.values())[1:])
