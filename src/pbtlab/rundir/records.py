@@ -79,13 +79,13 @@ class EventKind(str, enum.Enum):
 FOREIGN_ONLY = {"foreign_only": True}
 
 
-# Every event class is immutable, slotted and keyword-only. Its ``repr`` and ``==`` are :class:`Event`'s (one of
-# each, from the fields), not one per class (``repr=False, eq=False``), and its ``__init__`` is compiled the first
-# time the class is used (:mod:`pbtlab.lazy_dataclass`): with :func:`dataclasses.dataclass`, Python 3.11 compiled
-# three methods per class, most of the 17 ms this module took to import (6 ms now).
+# Every event class is immutable, slotted and keyword-only, made by :mod:`pbtlab.lazy_dataclass`: its ``repr``,
+# ``==`` and ``hash`` are functions shared by all of them, and its ``__init__`` is compiled the first time the
+# class is used. With :func:`dataclasses.dataclass`, Python 3.11 compiled its methods one ``exec`` each, most of
+# the 17 ms this module took to import (6 ms now).
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Fields every record has: ``seq`` (0, 1, 2, ... without gaps) and ``time`` (wall clock, seconds).
 
@@ -100,21 +100,6 @@ class Event:
     kind: ClassVar[EventKind]
     seq: int
     time: float
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, field.name) for field in dataclasses.fields(self))
-
-    def __repr__(self) -> str:
-        values = ", ".join(f"{field.name}={getattr(self, field.name)!r}" for field in dataclasses.fields(self))
-        return f"{type(self).__qualname__}({values})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._values()))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``events.jsonl`` (``seq``, ``event``, ``time``, then the fields).
@@ -143,7 +128,7 @@ def _record_fields(kind: type) -> tuple[tuple[str, bool], ...]:
     return fields
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class ExperimentStart(Event):
     """First record: the run's name, seed, size, scheduler (as in experiment.json) and executor."""
 
@@ -155,7 +140,7 @@ class ExperimentStart(Event):
     executor: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialAdd(Event):
     """A trial joined with its starting config; ``tag`` is Ray's experiment tag (``0_h0=0.0000,...``)."""
 
@@ -165,7 +150,7 @@ class TrialAdd(Event):
     tag: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialStart(Event):
     """A (re)start; ``reason`` is None at first, else exploit / explore / failure / resume."""
 
@@ -177,7 +162,7 @@ class TrialStart(Event):
     reason: str | None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialRestore(Event):
     """The trial's state was replaced from ``checkpoint`` (owned by ``from_trial``), just before its start."""
 
@@ -189,7 +174,7 @@ class TrialRestore(Event):
     reason: str | None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class Exploit(Event):
     """``trial_id`` (the target) clones ``donor``'s checkpoint taken at ``donor_iteration``.
 
@@ -215,7 +200,7 @@ class Exploit(Event):
     policy_log_line: int | None = dataclasses.field(default=None, metadata=FOREIGN_ONLY)
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class Explore(Event):
     """The new config and how each hyperparameter changed: ``changes = [{param, old, op, new}]``.
 
@@ -230,7 +215,7 @@ class Explore(Event):
     new_config: dict[str, Any]
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class Note(Event):
     """Something the scheduler wants a person to see; the kinds below add their own fields."""
 
@@ -238,7 +223,7 @@ class Note(Event):
     message: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class ExploitSkipped(Note):
     """The chosen donor had no checkpoint; nothing was changed."""
 
@@ -247,7 +232,7 @@ class ExploitSkipped(Note):
     reason: str | None = None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class UnrankableScore(Note):
     """NaN, ±inf or a non-numeric score: never a donor, ranked last."""
 
@@ -256,7 +241,7 @@ class UnrankableScore(Note):
     value: Any = None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class RungEvent(Note):
     """A successive-halving decision (ASHA, HyperBand): the fields the rung kinds share."""
 
@@ -272,7 +257,7 @@ class RungEvent(Note):
     num_compared: int
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class RungReached(RungEvent):
     """HyperBand paused ``trial_id`` at rung ``rung`` (``time_attr`` = ``milestone``) of ``bracket`` until the
     bracket's other ``num_compared`` live trials get there; ``value`` is its metric there."""
@@ -280,7 +265,7 @@ class RungReached(RungEvent):
     kind: ClassVar[EventKind] = EventKind.RUNG_REACHED
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class RungPromoted(RungEvent):
     """``trial_id`` goes on past rung ``rung`` of ``bracket``: ``value`` is not below ``cutoff`` (the metric's own
     units; None: nothing to compare with), among ``num_compared`` trials recorded at the rung."""
@@ -288,7 +273,7 @@ class RungPromoted(RungEvent):
     kind: ClassVar[EventKind] = EventKind.RUNG_PROMOTED
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class RungStopped(RungEvent):
     """``trial_id`` was stopped: ``reason`` "below_cutoff" (ASHA), "not_top" (HyperBand kept the best
     1/reduction_factor of the bracket) or "max_t" (reached ``max_t``, the ``milestone``; ASHA's ``rung`` is None)."""
@@ -297,7 +282,7 @@ class RungStopped(RungEvent):
     reason: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class MedianStopped(Note):
     """MedianStoppingRule: ``trial_id``'s best ``value`` by ``time_value`` is worse than ``median``, the median of
     ``num_compared`` other trials' running means; ``action`` "stop" (hard_stop) or "pause"."""
@@ -312,7 +297,7 @@ class MedianStopped(Note):
     action: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialErrored(Event):
     """The trainable raised; ``will_retry`` says whether FailureConfig restarts it."""
 
@@ -326,7 +311,7 @@ class TrialErrored(Event):
     will_retry: bool
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class TrialComplete(Event):
     """``reason``: stop_criterion, function_returned, scheduler, stop_all or time_budget."""
 
@@ -337,7 +322,7 @@ class TrialComplete(Event):
     was_running: bool
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointDeleted(Event):
     """Retention (``CheckpointConfig(num_to_keep)``) retired a checkpoint no clone still needs."""
 
@@ -347,7 +332,7 @@ class CheckpointDeleted(Event):
     iteration: int
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointMissing(Event):
     """The checkpoint to restart from was deleted outside pbtlab; ``fallback`` was used (None: scratch)."""
 
@@ -358,7 +343,7 @@ class CheckpointMissing(Event):
     reason: str | None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointSaved(Event):
     """The engine asked a trial for a checkpoint outside its reports: ``reason`` "scheduler" (PBT needs a
     donor checkpoint), "end" (``checkpoint_at_end``) or "requested" (the result, or a callback, set
@@ -371,7 +356,7 @@ class CheckpointSaved(Event):
     reason: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class DataGap(Event):
     """A run read from another tool (Ray Tune) lost this information; ``what`` names it. Never invented."""
 
@@ -381,7 +366,7 @@ class DataGap(Event):
     message: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class ForcedStart(Event):
     """Nothing was eligible to run, so the least advanced trial was started rather than hang."""
 
@@ -389,7 +374,7 @@ class ForcedStart(Event):
     trial_id: str
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class ExperimentResume(Event):
     """After ``Tuner.restore``: ``dropped_rows`` counts, per trial, the rows written after the saved state."""
 
@@ -400,7 +385,7 @@ class ExperimentResume(Event):
     events_kept: int | None
 
 
-@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True, repr=False, eq=False)
+@lazy_dataclass.dataclass(frozen=True, slots=True, kw_only=True)
 class ExperimentEnd(Event):
     """Last record: the scheduler's ``debug_string()`` and every trial's status."""
 
