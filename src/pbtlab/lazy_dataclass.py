@@ -10,7 +10,8 @@ the class is defined: about 0.3-0.9 ms a class on the 2-core machine, and pbtlab
   such as ``inspect.signature`` and ``typing.get_type_hints`` (the same code
   :mod:`dataclasses` writes: one assignment per field, ``default_factory`` called per instance,
   ``__post_init__``), so a run compiles only the classes it makes;
-- ``__repr__``, ``__eq__`` and ``__hash__`` are shared functions that walk the fields (no ``exec``);
+- ``__repr__``, ``__eq__`` and ``__hash__`` are shared functions (no ``exec``); ``==`` and ``hash`` read a
+  class's compared fields through one ``operator.attrgetter`` made when the class is defined;
 - a frozen class shares one ``__setattr__`` and ``__delattr__`` raising :class:`dataclasses.FrozenInstanceError`,
   and a frozen slotted class pickles and copies through ``__getstate__`` / ``__setstate__``.
 
