@@ -244,3 +244,27 @@ def test_a_resumed_run_continues_the_helpers_files_from_the_kept_rows(tmp_path, 
             lines = handle.read().splitlines()
         assert len(lines) == 13 and lines[0].startswith("Q,theta0,theta1")
         assert [float(line.split(",")[0]) for line in lines[1:]] == [r["Q"] for r in rows]
+
+
+def test_the_pipe_holds_a_whole_batch_and_a_batch_larger_than_the_default_pipe_is_written_whole(tmp_path, helpers):
+    """The driver's end of the pipe is widened to PIPE_BYTES (Linux: 64 KiB by default), so a flush's batch is
+    handed over while the helper is still busy with the previous one; what arrives is written as sent."""
+    import fcntl
+
+    from pbtlab.loggers import offload
+
+    (tmp_path / "a").mkdir()
+    helper = LoggerProcess()
+    assert helper.use()
+    pipe = helper._process.stdin
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as handle:
+            allowed = int(handle.read())
+        expected = offload.PIPE_BYTES if offload.PIPE_BYTES <= allowed or os.geteuid() == 0 else 65536
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == expected
+        rows = [{"step": i, "loss": 1 / (i + 1), "name": "x" * 200} for i in range(2000)]  # ~500 KB pickled
+        helper.send_csv([(str(tmp_path / "a"), ["step", "loss", "name"], True, rows)])
+    finally:
+        helper.release()
+    append_csv(str(tmp_path), ["step", "loss", "name"], True, rows)
+    assert open(tmp_path / "a" / "progress.csv", "rb").read() == open(tmp_path / "progress.csv", "rb").read()

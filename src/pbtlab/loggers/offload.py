@@ -61,6 +61,21 @@ def enabled() -> bool:
     return cpus >= 2
 
 
+#: What the pipe to the helper may hold (Linux's default is 64 KiB): a flush's batch (up to ~1 MB of rows) is
+#: then written at once while the helper is busy with the previous one, where the driver waited for it to read.
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipe(pipe: Any) -> None:
+    """Let ``pipe`` hold :data:`PIPE_BYTES` where the system allows it (Linux's ``F_SETPIPE_SZ``); else leave it."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError, ValueError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+
+
 def _close_pipe(process: subprocess.Popen[bytes]) -> None:
     """Close the driver's end of the helper's pipe: the helper sees the pipe close and ends."""
     try:
@@ -100,6 +115,7 @@ class LoggerProcess:
             except OSError:
                 return False
             self.pid = self._process.pid
+            _widen_pipe(self._process.stdin)
             self._finalizer = weakref.finalize(self, _close_pipe, self._process)
         self._users += 1
         return True
@@ -255,6 +271,9 @@ def serve() -> None:
     import queue
     import signal
 
+    # The reader thread must get the interpreter back soon after each read returns, or the driver's next write
+    # waits on a full pipe while this process formats a batch (the default switch interval is 5 ms).
+    sys.setswitchinterval(0.0002)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which ends this at the run's end
     messages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     # A thread drains the pipe as fast as the driver writes: the driver never waits while a batch is written.
