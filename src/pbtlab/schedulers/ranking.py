@@ -24,7 +24,27 @@ from typing import Any
 from pbtlab import lazy_dataclass
 from pbtlab.rundir.checkpoints import CheckpointRef
 
-__all__ = ["MemberState", "Ranking"]
+__all__ = ["MemberState", "Quantile", "Ranking"]
+
+
+class Quantile(list):  # type: ignore[type-arg]
+    """A quantile's trial ids, worst first: a list whose ``in`` looks up a set. PBT's barrier asks every trial
+    whether it is in the upper or lower quantile, which on a list is a scan (1,024 trials: 256 ids each).
+    Read it; do not change it.
+
+        >>> upper = Quantile(["t3", "t7"])
+        >>> upper, "t7" in upper, "t1" in upper, upper == ["t3", "t7"]
+        (['t3', 't7'], True, False, True)
+    """
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, trial_ids: Sequence[str] = ()) -> None:
+        super().__init__(trial_ids)
+        self._ids = frozenset(self)
+
+    def __contains__(self, trial_id: object) -> bool:
+        return trial_id in self._ids
 
 
 @lazy_dataclass.dataclass(slots=True)
@@ -106,18 +126,18 @@ class Ranking:
         else:
             self._unrankable.discard(trial_id)
 
-    def quantiles(self, fraction: float) -> tuple[list[str], list[str]]:
+    def quantiles(self, fraction: float) -> tuple[Quantile, Quantile]:
         """(lower, upper): the worst and best ``n`` ranked trials, ``n = min(ceil(N fraction), floor(N / 2))``,
         worst first in both. Unrankable scores rank below every finite one and are never in ``upper``."""
         total = len(self._sorted) + len(self._unrankable)
         if total <= 1:
-            return [], []
+            return Quantile(), Quantile()
         n = math.ceil(total * fraction)
         if n > total / 2:
             n = math.floor(total / 2)
         if n == 0:
-            return [], []
+            return Quantile(), Quantile()
         unrankable = sorted(self._unrankable, key=self._position.__getitem__)
         lower = unrankable[:n] + [tid for _, _, tid in self._sorted[:max(0, n - len(unrankable))]]
         upper = [tid for _, _, tid in self._sorted[max(0, len(self._sorted) - n):]]
-        return lower, upper
+        return Quantile(lower), Quantile(upper)
