@@ -12,7 +12,7 @@ import pytest
 from pbtlab import tune
 from pbtlab.config import RunConfig
 from pbtlab.executors.process import ProcessExecutor
-from pbtlab.rundir.checkpoints import finalizer_mark, made_since
+from pbtlab.rundir.checkpoints import finalizer_mark, made_since, persist_directory
 from pbtlab.tuner import Tuner
 
 STEPS = 5
@@ -129,3 +129,33 @@ def test_a_moved_temporary_directory_cleans_up_without_error():
         os.rename(scratch, scratch + "_moved")
     assert not os.path.exists(scratch)
     os.rmdir(scratch + "_moved")
+
+
+@pytest.mark.parametrize("move", [True, False])
+@pytest.mark.parametrize("there", ["nothing", "an empty folder", "a folder with a file"])
+def test_a_checkpoint_persisted_onto_a_name_already_there_replaces_it(tmp_path, move, there):
+    """A resumed trial can find ``checkpoint_<index>`` left by the run before the crash: the new checkpoint takes
+    its place whole, moved or copied, and no staging folder is left."""
+    source = tmp_path / "scratch"
+    source.mkdir()
+    (source / "new.txt").write_text("new")
+    target = tmp_path / "trial"
+    target.mkdir()
+    if there != "nothing":
+        (target / "checkpoint_000001").mkdir()
+        if there == "a folder with a file":
+            (target / "checkpoint_000001" / "old.txt").write_text("old")
+    final = persist_directory(str(source), str(target), "checkpoint_000001", move=move)
+    assert final == str(target / "checkpoint_000001")
+    assert sorted(os.listdir(final)) == ["new.txt"] and open(os.path.join(final, "new.txt")).read() == "new"
+    assert os.listdir(target) == ["checkpoint_000001"]
+    assert source.exists() is not move
+
+
+def test_the_finalizer_mark_is_weakrefs_next_index_and_does_not_take_one():
+    import weakref
+
+    mark = finalizer_mark()
+    assert mark == finalizer_mark() == int(repr(weakref.finalize._index_iter)[len("count("):-1])
+    with tempfile.TemporaryDirectory() as scratch:
+        assert finalizer_mark() == mark + 1 and made_since(scratch, mark) and not made_since(scratch, mark + 1)
