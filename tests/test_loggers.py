@@ -188,3 +188,24 @@ def test_event_file_names_carry_the_host_name_as_tensorboardx_does(tmp_path):
 
     writer = EventFileWriter(str(tmp_path / "events"))
     assert writer.path.endswith(f".{socket.gethostname()}")
+
+
+def test_result_json_is_linked_once_per_trial_and_copied_once_where_links_fail(tmp_path, monkeypatch):
+    """A restart (every exploit) does not check or link result.json again; where the file system has no hard
+    links, each trial's result.json is copied once, at the end, with every row."""
+    calls = []
+
+    def no_links(source, target):
+        calls.append(target)
+        raise OSError("no hard links here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    run = run_toy_pbt(population=2, seed=0, iterations=12, storage_path=str(tmp_path), name="nolinks")
+    assert len(run.events_of("trial_restore")) > 0  # exploits restarted trials
+    assert sorted(calls) == sorted(os.path.join(r.path, "result.json") for r in run)
+    for result in run:
+        with open(os.path.join(result.path, "result.json"), encoding="utf-8") as a, \
+                open(os.path.join(result.path, "result.jsonl"), encoding="utf-8") as b:
+            assert a.read() == b.read()
+        assert os.stat(os.path.join(result.path, "result.json")).st_ino != \
+            os.stat(os.path.join(result.path, "result.jsonl")).st_ino

@@ -55,13 +55,16 @@ class JsonLoggerCallback(Callback):
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
         self._copies: list[str] = []
+        self._linked: set[str] = set()  # done for this run: a restart (every exploit) checks no file again
         for trial in info.get("trials", ()):
             self._link(trial.path)
 
     def on_trial_start(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
-        self._link(trial.path)
+        if trial.path not in self._linked:
+            self._link(trial.path)
 
     def _link(self, directory: str) -> None:
+        self._linked.add(directory)
         source = os.path.join(directory, "result.jsonl")
         target = os.path.join(directory, RESULT_JSON)
         if os.path.exists(target) and os.path.exists(source) and os.path.samefile(source, target):
