@@ -112,6 +112,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--phase", type=int, default=1)
     parser.add_argument("--save-period", type=float, default=None,
                         help="pbtlab's RunConfig(state_save_period_s); default None (automatic)")
+    parser.add_argument("--helper", action="store_true",
+                        help="pbtlab: the loggers' helper process from the start, writing result rows 4 at a time")
     return parser.parse_args(argv)
 
 
@@ -133,6 +135,12 @@ def main(argv: list[str]) -> None:
         from pbtlab.schedulers import PopulationBasedTraining  # type: ignore[assignment]
         run_config = tune.RunConfig(name=args.name, storage_path=args.storage, verbose=0, executor=args.executor,
                                     state_save_period_s=args.save_period)
+        if args.helper:  # what a run of 64 trials or more does, here with 4
+            from pbtlab.loggers import _BatchedLogger
+            from pbtlab.rundir.store import ExperimentStore
+
+            _BatchedLogger.HELPER_FROM_TRIALS = 1
+            ExperimentStore.SEND_ROWS = 4
         trainable = make_trainable(tune)
     path = os.path.join(args.storage, args.name)
     if os.path.isdir(path):

@@ -58,16 +58,20 @@ def wide_cases():
 
 WIDE = list(wide_cases())
 RAY = [("ray", "fifo", 3, 80), ("ray", "pbt-async", 1, 60), ("ray", "pbt-sync", 3, 50)]  # each starts Ray twice
+#: With the loggers' helper process writing the result rows (as in runs of 64 trials or more).
+HELPER = [("inprocess", "fifo", 3, 80), ("greenlets", "pbt-sync", 1, 60)]
 
 
 def params():
     for case in DEFAULT:
-        yield pytest.param(*case, id="-".join(map(str, case)))
+        yield pytest.param(*case, False, id="-".join(map(str, case)))
+    for case in HELPER:
+        yield pytest.param(*case, True, id="-".join(map(str, case)) + "-helper")
     for case in WIDE:
-        yield pytest.param(*case, id="-".join(map(str, case)), marks=pytest.mark.slow)
+        yield pytest.param(*case, False, id="-".join(map(str, case)), marks=pytest.mark.slow)
     for case in RAY:
         marks = [pytest.mark.ray] + ([] if case == RAY[0] else [pytest.mark.slow])
-        yield pytest.param(*case, id="-".join(map(str, case)), marks=marks)
+        yield pytest.param(*case, False, id="-".join(map(str, case)), marks=marks)
 
 
 def result_rows(path, trial_id):
@@ -80,12 +84,13 @@ def events(path):
         return [json.loads(line) for line in handle]
 
 
-@pytest.mark.parametrize("executor, scheduler, every, kill_at", list(params()))
+@pytest.mark.parametrize("executor, scheduler, every, kill_at, helper", list(params()))
 def test_a_driver_sigkill_costs_each_trial_at_most_its_work_since_its_last_checkpoint(
-        tmp_path, executor, scheduler, every, kill_at):
+        tmp_path, executor, scheduler, every, kill_at, helper):
     if executor == "ray":
         pytest.importorskip("ray", reason="make test installs ray (pip install 'pbtlab[ray]')")
     args = ["--executor", executor, "--scheduler", scheduler, "--every", str(every), "--save-period", "0"]
+    args += ["--helper"] if helper else []
     run = kill_and_restore(str(tmp_path), args, kill_at)
     assert sum(len(steps) for steps in run.before.values()) >= kill_at
 

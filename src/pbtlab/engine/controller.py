@@ -127,7 +127,7 @@ class Controller:
         self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
         self.population = Population(self.by_id, self.waiting)
         user_callbacks = list(run_config.callbacks or [])
-        self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks))
+        self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks, store))
         self.views = TrialViews(trials)
         self.step = 0  # Ray's loop iteration, passed to callbacks
         #: class trainables answer SAVE: PBT's donors and checkpoint_at_end get a checkpoint when needed

@@ -34,7 +34,7 @@ from pbtlab.loggers.formats import (
 )
 from pbtlab.loggers.offload import LoggerProcess
 from pbtlab.nested import flatten
-from pbtlab.rundir.store import RESULT_FILE, iter_jsonl, last_result_line
+from pbtlab.rundir.store import RESULT_FILE, ExperimentStore, iter_jsonl, last_result_item
 
 __all__ = [
     "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback",
@@ -183,9 +183,9 @@ class CSVLoggerCallback(_BatchedLogger):
 
     def _item(self, result: dict[str, Any]) -> dict[str, Any] | str:
         if self._offloaded:
-            line = stored_line(result)
-            if line is not None:
-                return line  # the helper flattens it
+            stored = stored_row(result)
+            if stored is not None:
+                return stored  # the helper flattens it
         return flat_row(result)  # now: the row as reported (``done`` may be set on it later)
 
     def flush(self, only: str | None = None) -> None:
@@ -201,7 +201,7 @@ class CSVLoggerCallback(_BatchedLogger):
         header = self._header.get(directory)
         if header is None:
             first = rows[0]
-            header = self._header[directory] = list(flatten(json.loads(first)) if isinstance(first, str) else first)
+            header = self._header[directory] = list(flatten(json.loads(first) if isinstance(first, str) else first))
             return header, True
         return header, False
 
@@ -227,26 +227,27 @@ def flat_row(result: dict[str, Any]) -> dict[str, Any]:
 _PLAIN_TYPES = frozenset({float, int, str, bool, type(None), np.float64})
 
 
-def stored_line(result: dict[str, Any]) -> str | None:
-    """The ``result.jsonl`` line of ``result`` when it equals the row the store encoded last and every value
-    (and every value of a one-level dict in it, such as ``config``) is of a plain type; else None.
-    The helper process builds the same flat row from that line, so the driver does not flatten or pickle it."""
+def stored_row(result: dict[str, Any]) -> str | dict[str, Any] | None:
+    """What the store kept of ``result`` (its ``result.jsonl`` line, or its plain snapshot while the helper
+    encodes the rows) when ``result`` equals the row the store took last and every value (and every value of a
+    one-level dict in it, such as ``config``) is of a plain type; else None. The helper builds the same flat
+    row from it, so the driver does not flatten the row or pickle its numpy values."""
     if _LAST_STORED[0] is result:  # the other default logger asked about the same result
         return _LAST_STORED[1]  # type: ignore[no-any-return]
-    row, line = last_result_line()
-    if line is None or (row is not result and row != result):
-        line = None
-    else:
+    row, stored = last_result_item()
+    if stored is None or (row is not result and row != result):
+        stored = None
+    elif type(stored) is str:  # a snapshot is plain by construction; a line was encoded from any row
         for value in result.values():
             kind = type(value)
             if kind not in _PLAIN_TYPES and not (kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values())):
-                line = None
+                stored = None
                 break
-    _LAST_STORED[0], _LAST_STORED[1] = result, line
-    return line
+    _LAST_STORED[0], _LAST_STORED[1] = result, stored
+    return stored
 
 
-_LAST_STORED: list[Any] = [None, None]  # (result, stored_line(result)) for the last result asked about
+_LAST_STORED: list[Any] = [None, None]  # (result, stored_row(result)) for the last result asked about
 
 
 class TBXLoggerCallback(_BatchedLogger):
@@ -263,11 +264,11 @@ class TBXLoggerCallback(_BatchedLogger):
         self._writers: dict[str, Any] = {}
         super().setup(stop, num_samples, total_num_samples, **info)
 
-    def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]] | str:
+    def _item(self, result: dict[str, Any]) -> tuple[int, float, dict[str, Any]] | str | dict[str, Any]:
         if self._offloaded:
-            line = stored_line(result)
-            if line is not None:
-                return line  # the helper flattens it and takes the step and time from it
+            stored = stored_row(result)
+            if stored is not None:
+                return stored  # the helper flattens it and takes the step and time from it
         return (*tensorboard_clock(result), flat_row(result))
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
@@ -308,15 +309,16 @@ def tensorboardx_available() -> bool:
     return importlib.util.find_spec("tensorboardX") is not None
 
 
-def default_loggers(user_callbacks: list[Any]) -> list[Callback]:
-    """The logger callbacks Ray adds by default, unless the user passed their own or turned them off."""
+def default_loggers(user_callbacks: list[Any], store: ExperimentStore | None = None) -> list[Callback]:
+    """The logger callbacks Ray adds by default, unless the user passed their own or turned them off. Once their
+    helper process starts, it also writes ``store``'s result rows."""
     if os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0") == "1":
         return []
     loggers: list[Callback] = []
     wanted: list[type[Callback]] = [JsonLoggerCallback, CSVLoggerCallback]
     if tensorboardx_available():
         wanted.append(TBXLoggerCallback)
-    helper = LoggerProcess()  # started by the first logger that fills a batch, if any does
+    helper = LoggerProcess(store)  # started by the first logger that fills a batch, if any does
     for cls in wanted:
         if not any(isinstance(c, cls) for c in user_callbacks):
             logger = cls()

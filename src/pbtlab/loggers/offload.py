@@ -13,6 +13,11 @@ process instead, which formats and writes them on another core in the order they
 - The run's end waits until every batch is written. An error in the helper (a full disk) is raised in the
   driver at its next batch or at the end, as the same error in the driver would be (the run stops and keeps
   its last consistent state; every row is in each trial's ``result.jsonl``).
+- It also encodes and appends the run's ``result.jsonl`` rows (the store's :class:`~pbtlab.rundir.store.RowWriter`),
+  on a thread of its own: the driver hands over snapshots of plain rows (a dict copy; 1,024 rows a message,
+  with the loggers' batches that share them in the same pickle) instead of encoding each as JSON. A state save
+  waits until the helper confirms every row it counts; if the helper dies, the driver cuts each file back to
+  its confirmed rows and writes the rest itself. ``PBTLAB_ROW_WRITER=0`` keeps the rows in the driver.
 - It is started only where a second CPU is available; ``PBTLAB_LOGGER_PROCESS=0`` keeps every write in
   the driver.
 
@@ -32,15 +37,21 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from pbtlab.errors import PbtlabError
+
 if TYPE_CHECKING:
     import queue
     import subprocess
 
-from pbtlab.errors import PbtlabError
+    from pbtlab.rundir.store import ExperimentStore
 
-__all__ = ["enabled", "LoggerProcess", "LoggerProcessError", "serve"]
+__all__ = ["enabled", "enabled_for_rows", "LoggerProcess", "LoggerProcessError", "serve"]
 
-_HEADER = struct.Struct("<Q")  # each message: its length, then the pickled (operation, *arguments)
+_HEADER = struct.Struct("<QB")  # each message: its length and its channel, then the pickled (operation, *arguments)
+#: channels: progress.csv and TensorBoard batches (the main thread); result rows (their own thread); rows and the
+#: file batches held back since the last rows, in one pickle (the rows the batches share are pickled once)
+_FILES, _ROWS, _BOTH = 0, 1, 2
+_ACK = struct.Struct("<Q")  # the helper's answer to ("sync", n): b"A" and n once every row sent before is written
 _END = pickle.dumps(("end",), protocol=pickle.HIGHEST_PROTOCOL)
 _HELPER_MAIN = ("import json, os, sys; sys.path[:] = json.loads(os.environ.pop('PBTLAB_HELPER_SYS_PATH')); "
                 "from pbtlab.loggers.offload import serve; serve()")
@@ -89,10 +100,15 @@ class LoggerProcess:
     """One helper process, shared by the loggers of one run; started by the first :meth:`use`, ended when the
     last logger that used it calls :meth:`release`."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: ExperimentStore | None = None) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize | None = None
         self._users = 0
+        self._store = store  # once started, the helper also encodes and appends this store's result rows
+        self._syncs = 0
+        self._said = ""  # what the helper said when it failed, if read before the end
+        self._ending = False
+        self._held: list[tuple[Any, ...]] = []  # file batches waiting for the next rows (see send)
         self.pid: int | None = None  # the helper's process id, once started
 
     @property
@@ -117,37 +133,84 @@ class LoggerProcess:
             self.pid = self._process.pid
             _widen_pipe(self._process.stdin)
             self._finalizer = weakref.finalize(self, _close_pipe, self._process)
+            if self._store is not None and enabled_for_rows():
+                self._store.write_rows_through(self)
         self._users += 1
         return True
 
-    def send(self, operation: str, *arguments: Any) -> None:
-        """Queue one operation for the helper (it carries them out in order)."""
+    def send(self, operation: str, *arguments: Any, channel: int = _FILES) -> None:
+        """Queue one operation for the helper (it carries out each channel's in order). While the helper writes
+        the store's rows, file batches wait for the next rows and go with them (:meth:`send_rows`)."""
         process = self._process
         if process is None or process.stdin is None:
             raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files is not "
                                      "running (an earlier batch failed)")
-        data = _pickled((operation, *arguments))
+        if channel == _FILES and self._store is not None:
+            self._held.append((operation, *arguments))
+            return
+        self._write(_pickled((operation, *arguments)), channel)
+
+    def _write(self, data: bytes, channel: int) -> None:
+        process = self._process
+        if process is None or process.stdin is None:
+            raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files is not "
+                                     "running (an earlier batch failed)")
         try:
-            process.stdin.write(_HEADER.pack(len(data)))
+            process.stdin.write(_HEADER.pack(len(data), channel))
             process.stdin.write(data)
             process.stdin.flush()
         except OSError:  # the helper has ended: say why
-            self._end()
+            if not self._ending:
+                self._end()
             raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files ended "
                                      "before the run did; every row is in each trial's result.jsonl") from None
 
+    def send_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
+        """The store's :class:`~pbtlab.rundir.store.RowWriter`: append each ``(result file, rows)`` in the helper.
+        The loggers' batches held since the last rows go in the same pickle: the rows they share with the store
+        (its snapshots) are pickled once."""
+        held, self._held = self._held, []
+        self._write(_pickled((batches, held)), _BOTH)
+
+    def sync_rows(self) -> bool:
+        """The store's :class:`~pbtlab.rundir.store.RowWriter`: wait until the helper has written every row sent;
+        False when it has ended (it may have written some of them)."""
+        if self._acknowledged():
+            return True
+        self._store = None  # the store writes its rows itself now; the loggers' next batch finds the helper gone
+        return False
+
+    def _acknowledged(self) -> bool:
+        self._syncs += 1
+        try:
+            self.send("sync", self._syncs, channel=_ROWS)
+        except LoggerProcessError:
+            return False
+        process = self._process
+        if process is None or process.stdout is None:
+            return False
+        while True:
+            kind = process.stdout.read(1)
+            if kind != b"A":  # b"E" and what went wrong, or the end of the pipe: the helper has ended
+                self._said = process.stdout.read().decode("utf-8", "replace").strip() if kind else ""
+                return False
+            data = process.stdout.read(_ACK.size)
+            if len(data) < _ACK.size:
+                return False
+            if _ACK.unpack(data)[0] >= self._syncs:
+                return True
+
     def send_csv(self, batches: list[tuple[str, list[str], bool, list[dict[str, Any]]]]) -> None:
         """:func:`pbtlab.loggers.formats.append_csv` for each ``(directory, header, new_file, rows)``, in the helper."""
-        self.send("csv", [(directory, header, new_file, *_packed(rows)) for directory, header, new_file, rows in batches])
+        self.send("csv", batches)
 
     def send_tensorboard(self, batches: list[tuple[str, list[tuple[int, float, dict[str, Any]]]]]) -> None:
         """:func:`pbtlab.loggers.formats.add_tensorboard_rows` for each ``(directory, rows)``, then one flush, in the helper."""
-        packed = []
-        for directory, rows in batches:  # each row (step, time, flat row), or its JSON line
-            columns, values = _packed([row if type(row) is str else row[2] for row in rows])
-            clocks = [None if type(row) is str else row[:2] for row in rows]
-            packed.append((directory, clocks, columns, values))
-        self.send("tensorboard", packed)
+        sent = []
+        for directory, rows in batches:  # each row (step, time, flat row), or what the store kept (line, snapshot)
+            clocks = [row[:2] if type(row) is tuple else None for row in rows]
+            sent.append((directory, clocks, [row[2] if type(row) is tuple else row for row in rows]))
+        self.send("tensorboard", sent)
 
     def release(self) -> None:
         """A logger is done with the helper; the last one ends it, after everything sent is written."""
@@ -156,6 +219,25 @@ class LoggerProcess:
             self._end()
 
     def _end(self) -> None:
+        if self._ending:
+            return
+        self._ending = True
+        try:
+            self._finish()
+        finally:
+            self._ending = False
+
+    def _finish(self) -> None:
+        store = self._store
+        if store is not None and self._process is not None:
+            store.write_rows_through(None)  # every row handed over is written (by the helper, or else by the store)
+        self._store = None
+        held, self._held = self._held, []
+        try:
+            for operation in held:
+                self.send(*operation)
+        except LoggerProcessError:  # the helper has ended: its exit status says why, below
+            pass
         process, self._process = self._process, None
         self._users = 0
         if process is None:
@@ -164,13 +246,13 @@ class LoggerProcess:
             self._finalizer.detach()
         try:  # "end" as a message too: a process forked from the driver may hold the pipe open after it closes
             if process.stdin is not None:
-                process.stdin.write(_HEADER.pack(len(_END)) + _END)
+                process.stdin.write(_HEADER.pack(len(_END), _FILES) + _END)
                 process.stdin.flush()
         except OSError:  # it has ended already: its status says how
             pass
         _close_pipe(process)
         assert process.stdout is not None  # internal invariant: started with stdout=PIPE
-        said = process.stdout.read().decode("utf-8", "replace").strip()
+        said = _error_text(process.stdout.read()) or self._said
         process.stdout.close()
         status = process.wait()
         if status != 0:
@@ -179,35 +261,33 @@ class LoggerProcess:
                 f"{said or f'exit status {status}'}. Every row is in each trial's result.jsonl")
 
 
-def _packed(rows: list[Any]) -> tuple[list[tuple[str, ...]], list[Any]]:
-    """Flat rows as (their distinct column tuples, each row's (column tuple's index, values)): a run's rows
-    share a few column tuples, so each is sent once, not once per row. A row given as its JSON line (a str)
-    goes as it is.
+def _error_text(output: bytes) -> str:
+    """What the helper said when it failed, from what it wrote after the acknowledgements read so far.
 
-        >>> _packed([{"a": 1, "b": 2}, {"a": 3, "b": 4}, '{"c": {"d": 5}}'])
-        ([('a', 'b')], [(0, (1, 2)), (0, (3, 4)), '{"c": {"d": 5}}'])
-        >>> _unpacked(*_packed([{"a": 1}, '{"c": {"d": 5}}']))
-        [{'a': 1}, {'c/d': 5}]
+        >>> _error_text(b"A" + _ACK.pack(3) + b"EOSError: disk full")
+        'OSError: disk full'
     """
-    indices: dict[tuple[str, ...], int] = {}
-    packed: list[Any] = []
-    for row in rows:
-        if type(row) is str:
-            packed.append(row)
-            continue
-        columns = tuple(row)
-        index = indices.get(columns)
-        if index is None:
-            index = indices[columns] = len(indices)
-        packed.append((index, tuple(row.values())))
-    return list(indices), packed
+    position = 0
+    while position < len(output) and output[position:position + 1] == b"A":
+        position += 1 + _ACK.size
+    return output[position + 1:].decode("utf-8", "replace").strip()
 
 
-def _unpacked(columns: list[tuple[str, ...]], packed: list[Any]) -> list[dict[str, Any]]:
+def enabled_for_rows() -> bool:
+    """Whether the helper also encodes and appends ``result.jsonl`` rows (``PBTLAB_ROW_WRITER=0``: the driver does)."""
+    return os.environ.get("PBTLAB_ROW_WRITER", "1").strip() != "0"
+
+
+def _flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
+    """The flat rows of what a logger sent: a row's JSON line (a str), the store's snapshot of it (with its
+    ``config``), or a row the driver flattened (which stays as it is).
+
+        >>> _flat_rows([{"a": 1}, '{"c": {"d": 5}}', {"e": {"f": 6}}])
+        [{'a': 1}, {'c/d': 5}, {'e/f': 6}]
+    """
     from pbtlab.nested import flatten
 
-    return [flatten(json.loads(entry)) if type(entry) is str else dict(zip(columns[entry[0]], entry[1]))
-            for entry in packed]
+    return [flatten(json.loads(row) if type(row) is str else row) for row in rows]
 
 
 def _float64_as_float(value: Any) -> tuple[type, tuple[float]]:
@@ -246,21 +326,62 @@ def _as_picklable(value: Any) -> Any:
     return value
 
 
-def _read_messages(stream: Any, messages: queue.SimpleQueue[bytes | None]) -> None:
-    """Put each message read from ``stream`` on ``messages``, then None at the end of the stream (a message
-    cut short means the driver died while sending it: it is dropped, as it would be in the driver)."""
+def _read_messages(stream: Any, channels: tuple[queue.SimpleQueue[Any], ...]) -> None:
+    """Put each message read from ``stream`` on its channel's queue, then None on each at the end of the stream
+    (a message cut short means the driver died while sending it: it is dropped, as it would be in the driver)."""
     try:
         while True:
             head = stream.read(_HEADER.size)
             if len(head) < _HEADER.size:
                 break
-            (size,) = _HEADER.unpack(head)
+            size, channel = _HEADER.unpack(head)
             data = stream.read(size)
             if len(data) < size:
                 break
-            messages.put(data)
+            if channel == _BOTH:  # rows, then the file batches held back for them: one pickle, shared rows
+                rows, held = pickle.loads(data)
+                channels[_ROWS].put(("rows", rows))
+                for operation in held:
+                    channels[_FILES].put(operation)
+            else:
+                channels[channel].put(data)
     finally:
-        messages.put(None)
+        for messages in channels:
+            messages.put(None)
+
+
+def _say(lock: threading.Lock, data: bytes) -> None:
+    with lock:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+def _write_rows(messages: queue.SimpleQueue[Any], lock: threading.Lock) -> None:
+    """The rows channel: encode the store's rows (with its own ``dumps``: the same bytes) and keep each file's
+    lines until a ``sync``, which appends them, one open per file, and answers; the lines still kept when the
+    driver stops sending are appended too. An error ends the helper, saying what it was."""
+    from pbtlab.rundir.store import dumps
+
+    kept: dict[str, list[str]] = {}
+    try:
+        while True:
+            data = messages.get()
+            if data is not None:
+                operation, argument = pickle.loads(data) if type(data) is bytes else data
+                if operation == "rows":
+                    for path, items in argument:
+                        kept.setdefault(path, []).extend(item if type(item) is str else dumps(item) for item in items)
+                    continue
+            for path, lines in kept.items():
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write("\n".join(lines) + "\n")
+            kept.clear()
+            if data is None:
+                return
+            _say(lock, b"A" + _ACK.pack(argument))
+    except BaseException as error:
+        _say(lock, f"E{type(error).__name__}: {error}".encode("utf-8", "replace"))
+        os._exit(1)
 
 
 def serve() -> None:
@@ -275,27 +396,32 @@ def serve() -> None:
     # waits on a full pipe while this process formats a batch (the default switch interval is 5 ms).
     sys.setswitchinterval(0.0002)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which ends this at the run's end
-    messages: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    messages: queue.SimpleQueue[Any] = queue.SimpleQueue()  # pickled bytes, or an operation already unpickled
+    row_messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    lock = threading.Lock()
     # A thread drains the pipe as fast as the driver writes: the driver never waits while a batch is written.
-    threading.Thread(target=_read_messages, args=(sys.stdin.buffer, messages), daemon=True).start()
+    # Result rows have their own thread: a state save waits for them, not for the progress.csv batch in hand.
+    threading.Thread(target=_read_messages, args=(sys.stdin.buffer, (messages, row_messages)), daemon=True).start()
+    row_writer = threading.Thread(target=_write_rows, args=(row_messages, lock), daemon=True)
+    row_writer.start()
     writers: dict[str, EventFileWriter] = {}
     try:
         while True:
             data = messages.get()
             if data is None:
                 break  # the pipe closed: the run ended (or the driver died)
-            operation, *arguments = pickle.loads(data)
+            operation, *arguments = pickle.loads(data) if type(data) is bytes else data
             if operation == "end":
                 break
             if operation == "csv":
-                for directory, header, new_file, columns, packed in arguments[0]:
-                    append_csv(directory, header, new_file, _unpacked(columns, packed))
+                for directory, header, new_file, rows in arguments[0]:
+                    append_csv(directory, header, new_file, _flat_rows(rows))
             elif operation == "tensorboard":
                 touched = []
-                for directory, clocks, columns, packed in arguments[0]:
+                for directory, clocks, sent in arguments[0]:
                     writer = event_writer(writers, directory)
                     rows = [(*(tensorboard_clock(flat) if clock is None else clock), flat)
-                            for clock, flat in zip(clocks, _unpacked(columns, packed))]
+                            for clock, flat in zip(clocks, _flat_rows(sent))]
                     add_tensorboard_rows(writer, rows)
                     touched.append(writer)
                 flush_many(touched)
@@ -307,13 +433,13 @@ def serve() -> None:
                 raise ValueError(f"unknown operation {operation!r}")
         for writer in writers.values():
             writer.close()
+        row_messages.put(None)  # after "end" the driver sends nothing more; the row thread appends what it keeps
+        row_writer.join()
     except Exception as error:
-        sys.stdout.write(f"{type(error).__name__}: {error}")
+        _say(lock, f"E{type(error).__name__}: {error}".encode("utf-8", "replace"))
         status = 1
     else:
         status = 0
-    finally:
-        sys.stdout.flush()
     # Not a normal interpreter exit: the reader thread may still be blocked in a read of standard input, which
     # an exiting interpreter would abort on. Every file is closed by now.
     os._exit(status)

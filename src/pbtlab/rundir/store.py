@@ -12,7 +12,9 @@ Layout (paths inside are relative to the experiment directory, so a run can be m
         <trial_id>/checkpoint_000003/   the trial's checkpoints, as the trainable wrote them
 
 Writes are buffered and flushed together with ``state.json``; a file is replaced atomically
-(written to a temporary name, then renamed), so a crash never leaves half a state behind.
+(written to a temporary name, then renamed), so a crash never leaves half a state behind. While the loggers'
+helper process runs (large runs), it encodes and appends the result rows (:class:`RowWriter`), and
+``state.json`` is written only once it has confirmed every row the state counts.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from pbtlab.errors import ExperimentError
 
 __all__ = [
     "dumps", "EVENTS_FILE", "EXPERIMENT_FILE", "ExperimentStore", "inside_run", "is_wall_clock_field",
-    "iter_jsonl", "json_default", "line_cut", "PARAMS_FILE", "read_json", "RESULT_FILE", "STATE_FILE",
-    "truncate_lines", "write_json_atomic",
+    "iter_jsonl", "json_default", "line_cut", "PARAMS_FILE", "plain_snapshot", "read_json", "RESULT_FILE",
+    "RowWriter", "STATE_FILE", "truncate_lines", "write_json_atomic",
 ]
 
 EXPERIMENT_FILE = "experiment.json"
@@ -62,13 +66,65 @@ else:  # the same settings; no markers: a circular value recurses, and _LINE_ENC
     _C_LINE_ENCODER = _c_make_encoder(None, json_default, _c_escape, None, ": ", ", ", False, False, True)
 
 
-_LAST_ROW: list[Any] = [None, None]  # the result row last appended to a result.jsonl, and its JSON line
+_LAST_ROW: list[Any] = [None, None]  # the result row last appended to a result.jsonl, and what the store kept
 
 
-def last_result_line() -> tuple[Mapping[str, Any] | None, str | None]:
-    """The result row the store encoded last, and its line in ``result.jsonl``: a logger that receives a copy
-    of that row can use the line instead of encoding the row again."""
+def last_result_item() -> tuple[Mapping[str, Any] | None, str | dict[str, Any] | None]:
+    """The result row the store took last, and what it kept of it: the row's line in ``result.jsonl``, or (while
+    a :class:`RowWriter` encodes the rows) its :func:`plain_snapshot`. A logger that receives a copy of that row
+    can hand on what the store kept instead of encoding the row again."""
     return _LAST_ROW[0], _LAST_ROW[1]
+
+
+#: Types whose values a row writer in another process encodes to the same JSON as this process would.
+_PLAIN_TYPES = frozenset({float, int, str, bool, type(None)})
+_FLOAT64 = np.float64
+
+
+def plain_snapshot(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A copy of ``row`` that encodes to the same JSON line, when every value is a float, int, str, bool, None or
+    numpy float64 (kept as the float it equals), or a dict of those with str keys (``config``); else None.
+
+        >>> plain_snapshot({"loss": np.float64(0.5), "config": {"lr": 0.1}})
+        {'loss': 0.5, 'config': {'lr': 0.1}}
+        >>> plain_snapshot({"loss": np.float32(0.5)}) is None, plain_snapshot({"config": {1: 2}}) is None
+        (True, True)
+    """
+    plain, float64 = _PLAIN_TYPES, _FLOAT64
+    snapshot: dict[str, Any] = {}
+    for key, value in row.items():
+        kind = type(value)
+        if kind in plain:
+            snapshot[key] = value
+        elif kind is float64:
+            snapshot[key] = float(value)
+        elif kind is dict:
+            inner = {}
+            for name, item in value.items():
+                if type(name) is not str:
+                    return None
+                kind = type(item)
+                if kind in plain:
+                    inner[name] = item
+                elif kind is float64:
+                    inner[name] = float(item)
+                else:
+                    return None
+            snapshot[key] = inner
+        else:
+            return None
+    return snapshot
+
+
+class RowWriter(Protocol):
+    """Another process that encodes result rows and appends them to their files (the loggers' helper)."""
+
+    def send_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
+        """Queue ``(result file, rows)`` for appending, each row a JSON line or a :func:`plain_snapshot` to encode.
+        Raises ``OSError`` or ``RuntimeError`` when the writer is gone."""
+
+    def sync_rows(self) -> bool:
+        """Wait until every row queued so far is in its file; False if the writer is gone (some may not be)."""
 
 
 def dumps(value: Any) -> str:
@@ -188,13 +244,23 @@ class ExperimentStore:
     #: without a recovery point (e.g. a trainable that never checkpoints); rows past a trial's recovery
     #: point are dropped on resume, as after a crash.
     FLUSH_LINES = 32768
+    #: While a :class:`RowWriter` encodes the rows: how many to hand it at a time, so that it works while the run
+    #: goes on and a state save waits only for the last of them.
+    SEND_ROWS = 1024
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._results: dict[str, list[str]] = {}
+        self._results: dict[str, list[str | dict[str, Any]]] = {}
         self._events: list[str] = []
         self._buffered = 0
+        #: rows in each trial's result.jsonl, or handed to the writer to append there
         self.rows_written: dict[str, int] = {}
+        self._writer: RowWriter | None = None
+        self._unsent = 0  # rows taken since the last hand-over to the writer
+        self._waiting: list[str] = []  # the trials with rows taken since then, in the order of their first
+        self._result_paths: dict[str, str] = {}  # each trial's result.jsonl
+        self._in_flight: list[tuple[str, list[str | dict[str, Any]]]] = []  # handed over, not yet confirmed
+        self._confirmed: dict[str, int] = {}  # each trial's rows known to be in its file
         self.events_written = 0
         self.trial_dirs: dict[str, str] = {}  # trial id -> directory name, where it is not the id
         self._policies: dict[str, _PolicyFile] = {}  # policy log files this store wrote or read, by name
@@ -231,12 +297,91 @@ class ExperimentStore:
         self.rows_written.setdefault(trial_id, 0)
 
     def append_result(self, trial_id: str, row: Mapping[str, Any]) -> None:
-        line = dumps(row)
-        _LAST_ROW[0], _LAST_ROW[1] = row, line
-        self._results[trial_id].append(line)
+        """Take a report's row for the trial's ``result.jsonl``. It is encoded now, or, while a row writer works
+        for this store, snapshotted (:func:`plain_snapshot`) and encoded by the writer (same bytes); a row the
+        snapshot cannot take is encoded now, so a value JSON cannot take still fails here."""
+        item: str | dict[str, Any] | None = None
+        if self._writer is not None:
+            item = plain_snapshot(row)
+        if item is None:
+            item = dumps(row)
+        _LAST_ROW[0], _LAST_ROW[1] = row, item
+        items = self._results[trial_id]
+        if not items:
+            self._waiting.append(trial_id)
+        items.append(item)
         self._buffered += 1
         if self._buffered >= self.FLUSH_LINES:
             self.flush()
+        elif self._writer is not None:
+            self._unsent += 1
+            if self._unsent >= self.SEND_ROWS:
+                self._send_rows()
+
+    def write_rows_through(self, writer: RowWriter | None) -> None:
+        """From now on, hand result rows to ``writer`` to encode and append (:meth:`save_state` waits until they
+        are in their files before it writes the state that counts them); None: write them here again, after
+        every row handed over is confirmed written (or, if the writer is gone, written again from here)."""
+        if writer is not None:
+            self._writer = writer
+            self._confirmed = dict(self.rows_written)
+            return
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._hand_over(writer)
+            self._confirm(writer)
+
+    def _send_rows(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            self._hand_over(writer)
+
+    def _hand_over(self, writer: RowWriter) -> None:
+        """Give the writer every row taken since the last hand-over."""
+        self._unsent = 0
+        results, paths, written = self._results, self._result_paths, self.rows_written
+        batches = [(trial_id, results[trial_id]) for trial_id in self._waiting if results[trial_id]]
+        self._waiting = []
+        if not batches:
+            return
+        sent = []
+        for trial_id, items in batches:
+            results[trial_id] = []
+            written[trial_id] += len(items)
+            path = paths.get(trial_id)
+            if path is None:
+                path = paths[trial_id] = os.path.join(self.trial_dir(trial_id), RESULT_FILE)
+            sent.append((path, items))
+        self._in_flight.extend(batches)
+        try:
+            writer.send_rows(sent)
+        except (OSError, RuntimeError):  # the writer is gone: this process writes every row it did not confirm
+            self._write_back()
+
+    def _confirm(self, writer: RowWriter) -> None:
+        """Wait until the writer has written every row handed over; write them here if it cannot."""
+        if not self._in_flight:
+            return
+        if writer.sync_rows():
+            self._in_flight.clear()
+            self._confirmed.update(self.rows_written)
+        else:
+            self._write_back()
+
+    def _write_back(self) -> None:
+        """The writer is gone: cut each file it was appending to back to its confirmed rows (it may have written
+        some of the rest, or half a line) and append the rest from here, in order. Rows are written here from now."""
+        self._writer = None
+        pending: dict[str, list[str]] = {}
+        for trial_id, items in self._in_flight:
+            pending.setdefault(trial_id, []).extend(item if type(item) is str else dumps(item) for item in items)
+        self._in_flight.clear()
+        for trial_id, lines in pending.items():
+            path = os.path.join(self.trial_dir(trial_id), RESULT_FILE)
+            truncate_lines(path, self._confirmed.get(trial_id, 0))
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+        self._confirmed.update(self.rows_written)
 
     def append_event(self, event: Mapping[str, Any]) -> None:
         self._events.append(dumps(event))
@@ -249,14 +394,18 @@ class ExperimentStore:
         return self.events_written + len(self._events)
 
     def flush(self) -> None:
+        """Write what is buffered: rows (or hand them to the row writer), events, policy logs."""
         self._buffered = 0
-        for trial_id, lines in self._results.items():
-            if not lines:
+        self._send_rows()
+        self._waiting = []
+        for trial_id, items in self._results.items():
+            if not items:
                 continue
+            lines = [item if type(item) is str else dumps(item) for item in items]
             with open(os.path.join(self.trial_dir(trial_id), RESULT_FILE), "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
-            self.rows_written[trial_id] += len(lines)
-            lines.clear()
+            self.rows_written[trial_id] += len(items)
+            items.clear()
         if self._events:
             with open(os.path.join(self.path, EVENTS_FILE), "a", encoding="utf-8") as handle:
                 handle.write("\n".join(self._events) + "\n")
@@ -271,6 +420,8 @@ class ExperimentStore:
         The order matters: a crash between the two leaves rows past the state, which resuming drops.
         """
         self.flush()
+        if self._writer is not None:
+            self._confirm(self._writer)
         full = dict(state)
         # The rows of each trial that belong to the state: as given (each trial's recovery point), else all.
         full["rows_written"] = dict(state.get("rows_written", self.rows_written))

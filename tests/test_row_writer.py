@@ -1,0 +1,195 @@
+"""Result rows encoded and appended by the loggers' helper process (``ExperimentStore.write_rows_through``):
+the same bytes as the driver writes, every row once and in order when the helper dies, and ``state.json``
+never counting a row that is not in its file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pbtlab import tune
+from pbtlab.errors import CallbackError
+from pbtlab.examples.runs import run_toy_pbt, toy_scheduler
+from pbtlab.examples.toy import train_func
+from pbtlab.loggers import _BatchedLogger
+from pbtlab.loggers.offload import LoggerProcess
+from pbtlab.rundir.store import RESULT_FILE, ExperimentStore, dumps, plain_snapshot
+
+plain_values = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70), st.text(max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True), st.floats().map(np.float64))
+
+
+@settings(max_examples=300, derandomize=True)
+@given(st.dictionaries(st.text(max_size=6), st.one_of(plain_values, st.dictionaries(st.text(max_size=4), plain_values,
+                                                                                      max_size=4)), max_size=8))
+def test_a_snapshot_encodes_to_the_rows_own_line(row):
+    snapshot = plain_snapshot(row)
+    assert snapshot is not None and dumps(snapshot) == dumps(row)
+    assert all(type(v) is not np.float64 for v in snapshot.values())
+
+
+@pytest.mark.parametrize("value", [np.float32(0.5), np.int64(3), (1, 2), [1.0], {"a": {"b": 1}}, {1: 2}, object()])
+def test_a_row_with_anything_else_gets_no_snapshot(value):
+    assert plain_snapshot({"loss": 0.5, "x": value}) is None
+
+
+class FakeWriter:
+    """A RowWriter that writes in this process, and can die after writing part of what it was sent."""
+
+    def __init__(self, dies_at_sync=None, half_line=False):
+        self.kept = []
+        self.syncs = 0
+        self.dies_at_sync = dies_at_sync
+        self.half_line = half_line
+        self.alive = True
+
+    def send_rows(self, batches):
+        if not self.alive:
+            raise OSError("gone")
+        self.kept.extend(batches)
+
+    def sync_rows(self):
+        self.syncs += 1
+        if self.syncs == self.dies_at_sync:
+            self.alive = False
+            path, items = self.kept[0]  # it got as far as part of the first file
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(dumps(items[0]) + "\n" + ('{"half": ' if self.half_line else ""))
+            return False
+        for path, items in self.kept:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write("".join((i if isinstance(i, str) else dumps(i)) + "\n" for i in items))
+        self.kept.clear()
+        return True
+
+
+def rows_of(trial, count, start=0):
+    return [{"loss": np.float64(1 / (i + 1)), "i": i, "trial": trial, "config": {"lr": 0.1 * i}}
+            for i in range(start, start + count)]
+
+
+@pytest.mark.parametrize("dies_at_sync", [None, 1, 2])
+@pytest.mark.parametrize("half_line", [False, True])
+def test_rows_the_writer_did_not_confirm_are_written_again_once_and_in_order(tmp_path, dies_at_sync, half_line):
+    store = ExperimentStore(str(tmp_path))
+    for trial in ("a", "b"):
+        store.add_trial(trial, {})
+    store.SEND_ROWS = 3
+    writer = FakeWriter(dies_at_sync, half_line)
+    store.write_rows_through(writer)
+    expected = {"a": [], "b": []}
+    for round_ in range(3):
+        for trial in ("a", "b"):
+            rows = rows_of(trial, 5, start=5 * round_)
+            rows.append({"odd": np.float32(0.25), "i": -1})  # encoded at once, in its place
+            for row in rows:
+                store.append_result(trial, row)
+                expected[trial].append(dumps(row))
+        store.save_state({})
+        state = json.load(open(tmp_path / "state.json"))
+        for trial in ("a", "b"):
+            lines = open(tmp_path / trial / RESULT_FILE, encoding="utf-8").read().splitlines()
+            assert lines == expected[trial]  # every row once, in order, whatever the writer managed
+            assert state["rows_written"][trial] == len(lines)
+    assert (store._writer is None) == (dies_at_sync is not None)
+
+
+def test_a_row_json_cannot_take_fails_at_its_report_with_the_writer_on(tmp_path):
+    store = ExperimentStore(str(tmp_path))
+    store.add_trial("a", {})
+    store.write_rows_through(FakeWriter())
+    with pytest.raises(ValueError, match="Circular reference"):  # as without the writer
+        row = {"x": []}
+        row["x"].append(row)
+        store.append_result("a", row)
+
+
+class KillHelper(tune.Callback):
+    """SIGKILLs the loggers' helper at the ``at``-th report."""
+
+    def __init__(self, helpers, at):
+        self.helpers, self.at, self.seen, self.rows = helpers, at, 0, {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.rows.setdefault(trial.path, []).append((result["training_iteration"], result["Q"]))
+        self.seen += 1
+        if self.seen == self.at:
+            os.kill(self.helpers[0].pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def helpers(monkeypatch):
+    started = []
+    use = LoggerProcess.use
+
+    def recording_use(self):
+        ok = use(self)
+        if ok and self not in started:
+            started.append(self)
+        return ok
+
+    monkeypatch.setattr(LoggerProcess, "use", recording_use)
+    monkeypatch.delenv("PBTLAB_LOGGER_PROCESS", raising=False)
+    monkeypatch.delenv("PBTLAB_ROW_WRITER", raising=False)
+    monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
+    monkeypatch.setattr(ExperimentStore, "SEND_ROWS", 16)
+    return started
+
+
+def file_rows(path):
+    return [(r["training_iteration"], r["Q"]) for r in map(json.loads, open(os.path.join(path, RESULT_FILE)))]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kills the helper by its pid")
+def test_the_helper_killed_mid_run_loses_no_row_and_writes_none_twice(tmp_path, helpers, monkeypatch):
+    killer = KillHelper(helpers, at=150)
+    written_back = []
+    write_back = ExperimentStore._write_back
+
+    def recording_write_back(self):
+        written_back.append(sum(len(items) for _, items in self._in_flight))
+        write_back(self)
+
+    monkeypatch.setattr(ExperimentStore, "_write_back", recording_write_back)
+    tuner = tune.Tuner(
+        train_func,
+        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
+                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
+                     "num_training_iterations": 60, "checkpoint_interval": 4},
+        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
+        run_config=tune.RunConfig(name="killed", storage_path=str(tmp_path), callbacks=[killer],
+                                  stop={"training_iteration": 60}, verbose=0))
+    with pytest.raises(CallbackError, match="helper process"):
+        tuner.fit()
+    (run,) = [os.path.join(tmp_path, "killed")]
+    state = json.load(open(os.path.join(run, "state.json")))
+    assert sum(len(rows) for rows in killer.rows.values()) >= 150
+    assert written_back and written_back[0] > 0  # the store took over the rows the helper had not confirmed
+    for path, seen in killer.rows.items():
+        assert file_rows(path) == seen  # every reported row, once, in order
+        assert state["rows_written"][os.path.basename(path)] <= len(seen)
+
+
+def test_the_helpers_rows_are_the_rows_the_driver_writes(tmp_path, helpers, monkeypatch):
+    """The same seeded run with the helper writing rows and with the driver writing them: the same rows, the
+    same decisions; only the wall-clock fields differ."""
+    on = run_toy_pbt(population=4, seed=0, iterations=24, storage_path=str(tmp_path), name="on")
+    assert len(helpers) == 1
+    monkeypatch.setenv("PBTLAB_ROW_WRITER", "0")
+    off = run_toy_pbt(population=4, seed=0, iterations=24, storage_path=str(tmp_path), name="off")
+    clock = {"time_this_iter_s", "time_total_s", "timestamp", "time_since_restore"}
+    for a, b in zip(sorted(on, key=lambda r: r.trial_id), sorted(off, key=lambda r: r.trial_id)):
+        rows_a = [json.loads(line) for line in open(os.path.join(a.path, RESULT_FILE))]
+        rows_b = [json.loads(line) for line in open(os.path.join(b.path, RESULT_FILE))]
+        assert len(rows_a) == 24 and [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_a] \
+            == [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_b]
+        assert not any(isinstance(v, float) and math.isnan(v) for r in rows_a for v in r.values())
