@@ -193,3 +193,70 @@ def test_the_helpers_rows_are_the_rows_the_driver_writes(tmp_path, helpers, monk
         assert len(rows_a) == 24 and [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_a] \
             == [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_b]
         assert not any(isinstance(v, float) and math.isnan(v) for r in rows_a for v in r.values())
+
+
+class Recorder(tune.Callback):
+    def __init__(self):
+        self.rows = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.rows.setdefault(trial.path, []).append((result["training_iteration"], result["Q"]))
+
+
+def toy_tuner(storage, name, callbacks, iterations=60):
+    return tune.Tuner(
+        train_func,
+        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
+                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
+                     "num_training_iterations": iterations, "checkpoint_interval": 4},
+        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks,
+                                  stop={"training_iteration": iterations}, verbose=0))
+
+
+@pytest.mark.parametrize("where", ["handing rows over", "waiting for the helper"])
+def test_ctrl_c_while_talking_to_the_helper_keeps_every_row_and_the_run_resumes(tmp_path, helpers, monkeypatch, where):
+    """Ctrl-C can cut a message to the helper, or its answer, short: the helper is ended, the store writes
+    every row it had not confirmed, and the run resumes to the end with each row once."""
+    from pbtlab.loggers import offload
+
+    calls = []
+    if where == "handing rows over":
+        pickled = offload._pickled
+
+        def interrupted(message):
+            if type(message) is tuple and len(message) == 2 and type(message[0]) is list:  # (rows, held batches)
+                calls.append(1)
+                if len(calls) == 5:
+                    raise KeyboardInterrupt
+            return pickled(message)
+
+        monkeypatch.setattr(offload, "_pickled", interrupted)
+    else:
+        acknowledged = LoggerProcess._acknowledged
+
+        def interrupted(self):
+            calls.append(1)
+            if len(calls) == 2:
+                self.send("sync", 10**6, channel=offload._ROWS)
+                raise KeyboardInterrupt
+            return acknowledged(self)
+
+        monkeypatch.setattr(LoggerProcess, "_acknowledged", interrupted)
+    recorder = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        toy_tuner(tmp_path, "interrupted", [recorder]).fit()
+    assert len(helpers) == 1 and helpers[0]._interrupted
+    with pytest.raises(ProcessLookupError):
+        os.kill(helpers[0].pid, 0)  # ended and reaped
+    run = os.path.join(tmp_path, "interrupted")
+    state = json.load(open(os.path.join(run, "state.json")))
+    for path, seen in recorder.rows.items():
+        rows = file_rows(path)  # every row reported before Ctrl-C, once, in order (and the one it cut short)
+        assert rows[:len(seen)] == seen and len(rows) - len(seen) in (0, 1)
+        assert state["rows_written"][os.path.basename(path)] <= len(rows)
+    monkeypatch.undo()
+    results = tune.Tuner.restore(run, train_func).fit()
+    assert sorted(r.metrics["training_iteration"] for r in results) == [60] * 4
+    for result in results:
+        assert [row[0] for row in file_rows(result.path)][-1] == 60

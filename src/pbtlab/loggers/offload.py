@@ -109,6 +109,7 @@ class LoggerProcess:
         self._said = ""  # what the helper said when it failed, if read before the end
         self._ending = False
         self._held: list[tuple[Any, ...]] = []  # file batches waiting for the next rows (see send)
+        self._interrupted = False
         self.pid: int | None = None  # the helper's process id, once started
 
     @property
@@ -145,6 +146,8 @@ class LoggerProcess:
         if process is None or process.stdin is None:
             raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files is not "
                                      "running (an earlier batch failed)")
+        if self._interrupted:
+            return
         if channel == _FILES and self._store is not None:
             self._held.append((operation, *arguments))
             return
@@ -170,15 +173,43 @@ class LoggerProcess:
         The loggers' batches held since the last rows go in the same pickle: the rows they share with the store
         (its snapshots) are pickled once."""
         held, self._held = self._held, []
-        self._write(_pickled((batches, held)), _BOTH)
+        try:
+            self._write(_pickled((batches, held)), _BOTH)
+        except LoggerProcessError:
+            raise
+        except BaseException:  # Ctrl-C part way: the pipe may hold half a message
+            self._interrupt()
+            raise
 
     def sync_rows(self) -> bool:
         """The store's :class:`~pbtlab.rundir.store.RowWriter`: wait until the helper has written every row sent;
         False when it has ended (it may have written some of them)."""
-        if self._acknowledged():
-            return True
+        try:
+            if self._acknowledged():
+                return True
+        except BaseException:  # Ctrl-C while waiting: the answer may be half read
+            self._interrupt()
+            raise
+        self._halt()  # another of its threads may still append: nothing of it may follow the store's own writes
         self._store = None  # the store writes its rows itself now; the loggers' next batch finds the helper gone
         return False
+
+    def _halt(self) -> None:
+        """End the helper now (SIGKILL) and wait until it has: the store is about to cut back and write the rows
+        the helper did not confirm."""
+        process = self._process
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+    def _interrupt(self) -> None:
+        """A message to or from the helper was cut short (Ctrl-C): its pipe cannot be read in step any more. The
+        helper is ended; the store writes its rows itself, and the loggers' files get nothing more this run (a
+        resumed run rebuilds progress.csv from result.jsonl)."""
+        self._halt()
+        self._store = None
+        self._interrupted = True
 
     def _acknowledged(self) -> bool:
         self._syncs += 1
@@ -255,7 +286,7 @@ class LoggerProcess:
         said = _error_text(process.stdout.read()) or self._said
         process.stdout.close()
         status = process.wait()
-        if status != 0:
+        if status != 0 and not self._interrupted:
             raise LoggerProcessError(
                 f"the helper process that writes progress.csv and TensorBoard files failed: "
                 f"{said or f'exit status {status}'}. Every row is in each trial's result.jsonl")

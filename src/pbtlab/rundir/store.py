@@ -121,10 +121,12 @@ class RowWriter(Protocol):
 
     def send_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
         """Queue ``(result file, rows)`` for appending, each row a JSON line or a :func:`plain_snapshot` to encode.
-        Raises ``OSError`` or ``RuntimeError`` when the writer is gone."""
+        Raises ``OSError`` or ``RuntimeError`` when the writer is gone; once it raises (anything, Ctrl-C too), the
+        writer appends nothing more."""
 
     def sync_rows(self) -> bool:
-        """Wait until every row queued so far is in its file; False if the writer is gone (some may not be)."""
+        """Wait until every row queued so far is in its file; False if the writer is gone (it may have written
+        some of them, and appends nothing more)."""
 
 
 def dumps(value: Any) -> str:
@@ -357,12 +359,20 @@ class ExperimentStore:
             writer.send_rows(sent)
         except (OSError, RuntimeError):  # the writer is gone: this process writes every row it did not confirm
             self._write_back()
+        except BaseException:  # Ctrl-C part way: the same, then the interruption goes on
+            self._write_back()
+            raise
 
     def _confirm(self, writer: RowWriter) -> None:
         """Wait until the writer has written every row handed over; write them here if it cannot."""
         if not self._in_flight:
             return
-        if writer.sync_rows():
+        try:
+            confirmed = writer.sync_rows()
+        except BaseException:  # Ctrl-C while waiting: write them here, then the interruption goes on
+            self._write_back()
+            raise
+        if confirmed:
             self._in_flight.clear()
             self._confirmed.update(self.rows_written)
         else:
