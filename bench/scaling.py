@@ -6,6 +6,8 @@
     python bench/scaling.py --switch threads    # only the default in-process executor (trials as threads)
     python bench/scaling.py --populations 1024 --switch greenlets --helper on off --tmpfs
                                             # the loggers' helper process on and off, runs alternating, on tmpfs
+    python bench/scaling.py --populations 1024 --switch greenlets --helper on rows --tmpfs
+                                            # result rows encoded by the driver, or by the helper
     python bench/scaling.py --populations 1024 --switch greenlets --tmpfs --num-to-keep 4
                                             # with CheckpointConfig(num_to_keep=4), as Ray's pbt_function.py
 
@@ -140,7 +142,8 @@ def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin:
               helper: str = "on", tmpfs: bool = False, num_to_keep: int | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
-    env["PBTLAB_LOGGER_PROCESS"] = "1" if helper == "on" else "0"
+    env["PBTLAB_LOGGER_PROCESS"] = "0" if helper == "off" else "1"
+    env["PBTLAB_ROW_WRITER"] = "1" if helper == "rows" else "0"
     scratch = "/dev/shm" if tmpfs else None
     if scratch:
         env["TMPDIR"] = scratch  # the trainable's temporary directories too
@@ -176,9 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="run each experiment pinned to one CPU (os.sched_setaffinity): the in-process executor "
                              "runs one thread at a time, and waking a thread on another CPU is slow, above all in VMs")
-    parser.add_argument("--helper", nargs="+", default=["on"], choices=["on", "off"],
-                        help="the default loggers' helper process (PBTLAB_LOGGER_PROCESS); with both, the runs of "
-                             "the two alternate, so the machine's drift falls on both alike")
+    parser.add_argument("--helper", nargs="+", default=["on"], choices=["on", "rows", "off"],
+                        help="the default loggers' helper process (PBTLAB_LOGGER_PROCESS): on (it writes progress.csv "
+                             "and TensorBoard files), rows (and result.jsonl rows: PBTLAB_ROW_WRITER=1), off; with "
+                             "several, their runs alternate, so the machine's drift falls on each alike")
     parser.add_argument("--tmpfs", action="store_true",
                         help="the run and the trainable's temporary directories in /dev/shm (TMPDIR): pbtlab's own "
                              "cost without the disk's, which on a shared VM varies by 2x between runs")

@@ -141,6 +141,7 @@ def main(argv: list[str]) -> None:
 
             _BatchedLogger.HELPER_FROM_TRIALS = 1
             ExperimentStore.SEND_ROWS = 4
+            os.environ["PBTLAB_ROW_WRITER"] = "1"
         trainable = make_trainable(tune)
     path = os.path.join(args.storage, args.name)
     if os.path.isdir(path):

@@ -139,7 +139,7 @@ def helpers(monkeypatch):
 
     monkeypatch.setattr(LoggerProcess, "use", recording_use)
     monkeypatch.delenv("PBTLAB_LOGGER_PROCESS", raising=False)
-    monkeypatch.delenv("PBTLAB_ROW_WRITER", raising=False)
+    monkeypatch.setenv("PBTLAB_ROW_WRITER", "1")
     monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
     monkeypatch.setattr(ExperimentStore, "SEND_ROWS", 16)
     return started
@@ -180,11 +180,11 @@ def test_the_helper_killed_mid_run_loses_no_row_and_writes_none_twice(tmp_path, 
 
 
 def test_the_helpers_rows_are_the_rows_the_driver_writes(tmp_path, helpers, monkeypatch):
-    """The same seeded run with the helper writing rows and with the driver writing them: the same rows, the
-    same decisions; only the wall-clock fields differ."""
+    """The same seeded run with the helper writing rows and with the driver writing them (the default): the same
+    rows, the same decisions; only the wall-clock fields differ."""
     on = run_toy_pbt(population=4, seed=0, iterations=24, storage_path=str(tmp_path), name="on")
     assert len(helpers) == 1
-    monkeypatch.setenv("PBTLAB_ROW_WRITER", "0")
+    monkeypatch.delenv("PBTLAB_ROW_WRITER")
     off = run_toy_pbt(population=4, seed=0, iterations=24, storage_path=str(tmp_path), name="off")
     clock = {"time_this_iter_s", "time_total_s", "timestamp", "time_since_restore"}
     for a, b in zip(sorted(on, key=lambda r: r.trial_id), sorted(off, key=lambda r: r.trial_id)):
@@ -260,3 +260,29 @@ def test_ctrl_c_while_talking_to_the_helper_keeps_every_row_and_the_run_resumes(
     assert sorted(r.metrics["training_iteration"] for r in results) == [60] * 4
     for result in results:
         assert [row[0] for row in file_rows(result.path)][-1] == 60
+
+
+class HeldBatches(tune.Callback):
+    """Records, at each report, how many logger batches wait in the helper's LoggerProcess."""
+
+    def __init__(self, helpers):
+        self.helpers, self.held = helpers, []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.helpers:
+            self.held.append(len(self.helpers[0]._held))
+
+
+def test_with_rows_in_the_driver_the_loggers_batches_go_to_the_helper_at_once(tmp_path, helpers, monkeypatch):
+    """Without PBTLAB_ROW_WRITER=1 (the default) no rows go to the helper, so its file batches must not wait."""
+    monkeypatch.delenv("PBTLAB_ROW_WRITER")
+    monkeypatch.setattr(_BatchedLogger, "FLUSH_ROWS", 16)
+    monkeypatch.setattr(_BatchedLogger, "ROWS_PER_FILE", 1)
+    watcher = HeldBatches(helpers)
+    toy_tuner(tmp_path, "driver_rows", [watcher], iterations=24).fit()
+    assert len(watcher.held) == 96 and set(watcher.held) == {0}
+    monkeypatch.setenv("PBTLAB_ROW_WRITER", "1")  # with the helper writing rows, batches wait for the next rows
+    helpers.clear()
+    watcher = HeldBatches(helpers)
+    toy_tuner(tmp_path, "helper_rows", [watcher], iterations=24).fit()
+    assert max(watcher.held) > 0

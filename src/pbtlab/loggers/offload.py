@@ -13,11 +13,12 @@ process instead, which formats and writes them on another core in the order they
 - The run's end waits until every batch is written. An error in the helper (a full disk) is raised in the
   driver at its next batch or at the end, as the same error in the driver would be (the run stops and keeps
   its last consistent state; every row is in each trial's ``result.jsonl``).
-- It also encodes and appends the run's ``result.jsonl`` rows (the store's :class:`~pbtlab.rundir.store.RowWriter`),
-  on a thread of its own: the driver hands over snapshots of plain rows (a dict copy; 1,024 rows a message,
-  with the loggers' batches that share them in the same pickle) instead of encoding each as JSON. A state save
-  waits until the helper confirms every row it counts; if the helper dies, the driver cuts each file back to
-  its confirmed rows and writes the rest itself. ``PBTLAB_ROW_WRITER=0`` keeps the rows in the driver.
+- With ``PBTLAB_ROW_WRITER=1`` it also encodes and appends the run's ``result.jsonl`` rows (the store's
+  :class:`~pbtlab.rundir.store.RowWriter`), on a thread of its own: the driver hands over snapshots of plain
+  rows (a dict copy; 1,024 rows a message, with the loggers' batches that share them in the same pickle)
+  instead of encoding each as JSON. A state save waits until the helper confirms every row it counts; if the
+  helper dies, the driver cuts each file back to its confirmed rows and writes the rest itself. It is off by
+  default: measured head to head on a 2-core VM it gave no wall-time gain (docs/scaling.md).
 - It is started only where a second CPU is available; ``PBTLAB_LOGGER_PROCESS=0`` keeps every write in
   the driver.
 
@@ -136,6 +137,8 @@ class LoggerProcess:
             self._finalizer = weakref.finalize(self, _close_pipe, self._process)
             if self._store is not None and enabled_for_rows():
                 self._store.write_rows_through(self)
+            else:  # the driver writes the rows: file batches go at once (they wait for rows only to share them)
+                self._store = None
         self._users += 1
         return True
 
@@ -305,8 +308,10 @@ def _error_text(output: bytes) -> str:
 
 
 def enabled_for_rows() -> bool:
-    """Whether the helper also encodes and appends ``result.jsonl`` rows (``PBTLAB_ROW_WRITER=0``: the driver does)."""
-    return os.environ.get("PBTLAB_ROW_WRITER", "1").strip() != "0"
+    """Whether the helper also encodes and appends ``result.jsonl`` rows: only with ``PBTLAB_ROW_WRITER=1``. On the
+    2-core VM of docs/scaling.md it saved the driver a few µs of CPU per report but no wall time, and held more
+    memory, so the driver writes the rows by default."""
+    return os.environ.get("PBTLAB_ROW_WRITER", "0").strip() == "1"
 
 
 def _flat_rows(rows: list[Any]) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ Layout (paths inside are relative to the experiment directory, so a run can be m
 
 Writes are buffered and flushed together with ``state.json``; a file is replaced atomically
 (written to a temporary name, then renamed), so a crash never leaves half a state behind. While the loggers'
-helper process runs (large runs), it encodes and appends the result rows (:class:`RowWriter`), and
-``state.json`` is written only once it has confirmed every row the state counts.
+helper process runs (large runs) and ``PBTLAB_ROW_WRITER=1`` is set, it encodes and appends the result rows
+(:class:`RowWriter`), and ``state.json`` is written only once it has confirmed every row the state counts.
 """
 
 from __future__ import annotations
