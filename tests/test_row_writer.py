@@ -286,3 +286,17 @@ def test_with_rows_in_the_driver_the_loggers_batches_go_to_the_helper_at_once(tm
     watcher = HeldBatches(helpers)
     toy_tuner(tmp_path, "helper_rows", [watcher], iterations=24).fit()
     assert max(watcher.held) > 0
+
+
+def test_a_row_whose_config_has_a_key_json_would_rename_is_not_handed_on_as_its_line(tmp_path):
+    """``{True: 1.0}`` comes back from JSON as ``{"true": 1.0}``: the loggers flatten such a row themselves, so the
+    helper's progress.csv has the column the driver's would (``config/True``)."""
+    from pbtlab.loggers import flat_row, stored_row
+
+    store = ExperimentStore(str(tmp_path))
+    store.add_trial("a", {})
+    for config, handed_on in (({"lr": 0.1}, True), ({True: 1.0}, False), ({"lr": np.float32(0.1)}, False)):
+        row = {"loss": np.float64(0.5), "config": config}
+        store.append_result("a", row)
+        assert (stored_row(dict(row)) is not None) is handed_on
+    assert list(flat_row({"config": {True: 1.0}})) == ["config/True"]

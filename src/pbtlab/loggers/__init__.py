@@ -25,8 +25,6 @@ import json
 import os
 from typing import Any
 
-import numpy as np
-
 from pbtlab.callbacks import Callback
 from pbtlab.loggers._tbx import EventFileWriter, flush_many
 from pbtlab.loggers.formats import (
@@ -34,7 +32,7 @@ from pbtlab.loggers.formats import (
 )
 from pbtlab.loggers.offload import LoggerProcess
 from pbtlab.nested import flatten
-from pbtlab.rundir.store import RESULT_FILE, ExperimentStore, iter_jsonl, last_result_item
+from pbtlab.rundir.store import RESULT_FILE, ExperimentStore, is_plain_row, iter_jsonl, last_result_item
 
 __all__ = [
     "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback",
@@ -222,27 +220,18 @@ def flat_row(result: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-#: Value types whose JSON line gives back the same CSV cell and TensorBoard value (a numpy float64 is written
-#: as the float it equals; a numpy int or float32, a tuple or an object would not come back the same).
-_PLAIN_TYPES = frozenset({float, int, str, bool, type(None), np.float64})
-
-
 def stored_row(result: dict[str, Any]) -> str | dict[str, Any] | None:
     """What the store kept of ``result`` (its ``result.jsonl`` line, or its plain snapshot while the helper
-    encodes the rows) when ``result`` equals the row the store took last and every value (and every value of a
-    one-level dict in it, such as ``config``) is of a plain type; else None. The helper builds the same flat
-    row from it, so the driver does not flatten the row or pickle its numpy values."""
+    encodes the rows) when ``result`` equals the row the store took last and is plain (``is_plain_row``: a
+    numpy int or float32, a tuple or an object would not come back the same from its line); else None. The
+    helper builds the same flat row from it, so the driver does not flatten the row or pickle its numpy values."""
     if _LAST_STORED[0] is result:  # the other default logger asked about the same result
         return _LAST_STORED[1]  # type: ignore[no-any-return]
     row, stored = last_result_item()
     if stored is None or (row is not result and row != result):
         stored = None
-    elif type(stored) is str:  # a snapshot is plain by construction; a line was encoded from any row
-        for value in result.values():
-            kind = type(value)
-            if kind not in _PLAIN_TYPES and not (kind is dict and all(type(v) in _PLAIN_TYPES for v in value.values())):
-                stored = None
-                break
+    elif type(stored) is str and not is_plain_row(result):  # a snapshot is plain by construction
+        stored = None
     _LAST_STORED[0], _LAST_STORED[1] = result, stored
     return stored
 

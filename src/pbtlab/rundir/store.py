@@ -30,7 +30,8 @@ from pbtlab.errors import ExperimentError
 
 __all__ = [
     "dumps", "EVENTS_FILE", "EXPERIMENT_FILE", "ExperimentStore", "inside_run", "is_wall_clock_field",
-    "iter_jsonl", "json_default", "line_cut", "PARAMS_FILE", "plain_snapshot", "read_json", "RESULT_FILE",
+    "is_plain_row", "iter_jsonl", "json_default", "line_cut", "PARAMS_FILE", "plain_snapshot", "read_json",
+    "RESULT_FILE",
     "RowWriter", "STATE_FILE", "truncate_lines", "write_json_atomic",
 ]
 
@@ -81,9 +82,30 @@ _PLAIN_TYPES = frozenset({float, int, str, bool, type(None)})
 _FLOAT64 = np.float64
 
 
+def is_plain_row(row: Mapping[str, Any]) -> bool:
+    """Whether every value of ``row`` is one that :func:`plain_snapshot` takes: its JSON line, read back, gives
+    the same values (and, flattened, the same column names) as the row itself.
+
+        >>> is_plain_row({"loss": np.float64(0.5), "config": {"lr": 0.1}}), is_plain_row({"config": {True: 1}})
+        (True, False)
+    """
+    plain, float64 = _PLAIN_TYPES, _FLOAT64
+    for value in row.values():
+        kind = type(value)
+        if kind in plain or kind is float64:
+            continue
+        if kind is not dict:
+            return False
+        for name, item in value.items():
+            if type(name) is not str or (type(item) not in plain and type(item) is not float64):
+                return False
+    return True
+
+
 def plain_snapshot(row: Mapping[str, Any]) -> dict[str, Any] | None:
     """A copy of ``row`` that encodes to the same JSON line, when every value is a float, int, str, bool, None or
     numpy float64 (kept as the float it equals), or a dict of those with str keys (``config``); else None.
+    (:func:`is_plain_row`'s rule, checked and copied in one pass.)
 
         >>> plain_snapshot({"loss": np.float64(0.5), "config": {"lr": 0.1}})
         {'loss': 0.5, 'config': {'lr': 0.1}}
@@ -271,6 +293,13 @@ class ExperimentStore:
         """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
         return os.path.join(self.path, self.trial_dirs.get(trial_id, trial_id))
 
+    def result_path(self, trial_id: str) -> str:
+        """The trial's ``result.jsonl`` (joined once per trial)."""
+        path = self._result_paths.get(trial_id)
+        if path is None:
+            path = self._result_paths[trial_id] = os.path.join(self.trial_dir(trial_id), RESULT_FILE)
+        return path
+
     def relative(self, path: str) -> str:
         """``path`` relative to the run directory (a path under it, as the run's own paths are, is sliced)."""
         prefix = self.path + os.sep
@@ -341,7 +370,7 @@ class ExperimentStore:
     def _hand_over(self, writer: RowWriter) -> None:
         """Give the writer every row taken since the last hand-over."""
         self._unsent = 0
-        results, paths, written = self._results, self._result_paths, self.rows_written
+        results, written = self._results, self.rows_written
         batches = [(trial_id, results[trial_id]) for trial_id in self._waiting if results[trial_id]]
         self._waiting = []
         if not batches:
@@ -350,10 +379,7 @@ class ExperimentStore:
         for trial_id, items in batches:
             results[trial_id] = []
             written[trial_id] += len(items)
-            path = paths.get(trial_id)
-            if path is None:
-                path = paths[trial_id] = os.path.join(self.trial_dir(trial_id), RESULT_FILE)
-            sent.append((path, items))
+            sent.append((self.result_path(trial_id), items))
         self._in_flight.extend(batches)
         try:
             writer.send_rows(sent)
@@ -387,7 +413,7 @@ class ExperimentStore:
             pending.setdefault(trial_id, []).extend(item if type(item) is str else dumps(item) for item in items)
         self._in_flight.clear()
         for trial_id, lines in pending.items():
-            path = os.path.join(self.trial_dir(trial_id), RESULT_FILE)
+            path = self.result_path(trial_id)
             truncate_lines(path, self._confirmed.get(trial_id, 0))
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
@@ -412,7 +438,7 @@ class ExperimentStore:
             if not items:
                 continue
             lines = [item if type(item) is str else dumps(item) for item in items]
-            with open(os.path.join(self.trial_dir(trial_id), RESULT_FILE), "a", encoding="utf-8") as handle:
+            with open(self.result_path(trial_id), "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
             self.rows_written[trial_id] += len(items)
             items.clear()
