@@ -56,3 +56,23 @@ else:
     # Seeded like every other test: the same examples on every run (print_blob helps reproduce a failure).
     _hypothesis_settings.register_profile("pbtlab", derandomize=True, deadline=None, print_blob=True)
     _hypothesis_settings.load_profile("pbtlab")
+
+
+@pytest.fixture
+def logger_helpers(monkeypatch):
+    """Every loggers' helper process (``LoggerProcess``) started during the test, in order; the helper is
+    allowed (``PBTLAB_LOGGER_PROCESS`` unset)."""
+    from pbtlab.loggers.offload import LoggerProcess
+
+    started = []
+    use = LoggerProcess.use
+
+    def recording_use(self):
+        ok = use(self)
+        if ok and self not in started:
+            started.append(self)
+        return ok
+
+    monkeypatch.setattr(LoggerProcess, "use", recording_use)
+    monkeypatch.delenv("PBTLAB_LOGGER_PROCESS", raising=False)
+    return started

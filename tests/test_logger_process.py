@@ -36,20 +36,9 @@ class Recorder(tune.Callback):
 
 
 @pytest.fixture
-def helpers(monkeypatch):
+def helpers(logger_helpers):
     """Every LoggerProcess that started a helper during the test."""
-    started = []
-    use = LoggerProcess.use
-
-    def recording_use(self):
-        ok = use(self)
-        if ok and self not in started:
-            started.append(self)
-        return ok
-
-    monkeypatch.setattr(LoggerProcess, "use", recording_use)
-    monkeypatch.delenv("PBTLAB_LOGGER_PROCESS", raising=False)
-    return started
+    return logger_helpers
 
 
 def records(path):

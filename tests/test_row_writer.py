@@ -113,36 +113,46 @@ def test_a_row_json_cannot_take_fails_at_its_report_with_the_writer_on(tmp_path)
         store.append_result("a", row)
 
 
-class KillHelper(tune.Callback):
-    """SIGKILLs the loggers' helper at the ``at``-th report."""
-
-    def __init__(self, helpers, at):
-        self.helpers, self.at, self.seen, self.rows = helpers, at, 0, {}
+class Recorder(tune.Callback):
+    def __init__(self):
+        self.rows = {}
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.rows.setdefault(trial.path, []).append((result["training_iteration"], result["Q"]))
+
+
+def toy_tuner(storage, name, callbacks, iterations=60):
+    return tune.Tuner(
+        train_func,
+        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
+                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
+                     "num_training_iterations": iterations, "checkpoint_interval": 4},
+        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks,
+                                  stop={"training_iteration": iterations}, verbose=0))
+
+
+class KillHelper(Recorder):
+    """Records each report, and SIGKILLs the loggers' helper at the ``at``-th."""
+
+    def __init__(self, helpers, at):
+        super().__init__()
+        self.helpers, self.at, self.seen = helpers, at, 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        super().on_trial_result(iteration, trials, trial, result, **info)
         self.seen += 1
         if self.seen == self.at:
             os.kill(self.helpers[0].pid, signal.SIGKILL)
 
 
 @pytest.fixture
-def helpers(monkeypatch):
-    started = []
-    use = LoggerProcess.use
-
-    def recording_use(self):
-        ok = use(self)
-        if ok and self not in started:
-            started.append(self)
-        return ok
-
-    monkeypatch.setattr(LoggerProcess, "use", recording_use)
-    monkeypatch.delenv("PBTLAB_LOGGER_PROCESS", raising=False)
+def helpers(logger_helpers, monkeypatch):
+    """The helpers started during the test; the helper writes rows (16 at a time) from a run of 4 trials."""
     monkeypatch.setenv("PBTLAB_ROW_WRITER", "1")
     monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 4)
     monkeypatch.setattr(ExperimentStore, "SEND_ROWS", 16)
-    return started
+    return logger_helpers
 
 
 def file_rows(path):
@@ -160,16 +170,8 @@ def test_the_helper_killed_mid_run_loses_no_row_and_writes_none_twice(tmp_path, 
         write_back(self)
 
     monkeypatch.setattr(ExperimentStore, "_write_back", recording_write_back)
-    tuner = tune.Tuner(
-        train_func,
-        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
-                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
-                     "num_training_iterations": 60, "checkpoint_interval": 4},
-        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
-        run_config=tune.RunConfig(name="killed", storage_path=str(tmp_path), callbacks=[killer],
-                                  stop={"training_iteration": 60}, verbose=0))
     with pytest.raises(CallbackError, match="helper process"):
-        tuner.fit()
+        toy_tuner(tmp_path, "killed", [killer]).fit()
     (run,) = [os.path.join(tmp_path, "killed")]
     state = json.load(open(os.path.join(run, "state.json")))
     assert sum(len(rows) for rows in killer.rows.values()) >= 150
@@ -193,25 +195,6 @@ def test_the_helpers_rows_are_the_rows_the_driver_writes(tmp_path, helpers, monk
         assert len(rows_a) == 24 and [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_a] \
             == [{k: v for k, v in r.items() if k not in clock | {"trial_id"}} for r in rows_b]
         assert not any(isinstance(v, float) and math.isnan(v) for r in rows_a for v in r.values())
-
-
-class Recorder(tune.Callback):
-    def __init__(self):
-        self.rows = {}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.rows.setdefault(trial.path, []).append((result["training_iteration"], result["Q"]))
-
-
-def toy_tuner(storage, name, callbacks, iterations=60):
-    return tune.Tuner(
-        train_func,
-        param_space={"lr": 0.05, "h0": tune.grid_search([0.0, 0.3, 0.6, 1.0]),
-                     "h1": tune.sample_from(lambda spec: 1.0 - spec.config["h0"]),
-                     "num_training_iterations": iterations, "checkpoint_interval": 4},
-        tune_config=tune.TuneConfig(metric="Q", mode="max", seed=0, scheduler=toy_scheduler(4, True)),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), callbacks=callbacks,
-                                  stop={"training_iteration": iterations}, verbose=0))
 
 
 @pytest.mark.parametrize("where", ["handing rows over", "waiting for the helper"])

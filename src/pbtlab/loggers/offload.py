@@ -145,10 +145,7 @@ class LoggerProcess:
     def send(self, operation: str, *arguments: Any, channel: int = _FILES) -> None:
         """Queue one operation for the helper (it carries out each channel's in order). While the helper writes
         the store's rows, file batches wait for the next rows and go with them (:meth:`send_rows`)."""
-        process = self._process
-        if process is None or process.stdin is None:
-            raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files is not "
-                                     "running (an earlier batch failed)")
+        self._running()
         if self._interrupted:
             return
         if channel == _FILES and self._store is not None:
@@ -156,11 +153,17 @@ class LoggerProcess:
             return
         self._write(_pickled((operation, *arguments)), channel)
 
-    def _write(self, data: bytes, channel: int) -> None:
+    def _running(self) -> subprocess.Popen[bytes]:
+        """The helper's process; a ``LoggerProcessError`` if it is not running."""
         process = self._process
         if process is None or process.stdin is None:
             raise LoggerProcessError("the helper process that writes progress.csv and TensorBoard files is not "
                                      "running (an earlier batch failed)")
+        return process
+
+    def _write(self, data: bytes, channel: int) -> None:
+        process = self._running()
+        assert process.stdin is not None  # checked by _running
         try:
             process.stdin.write(_HEADER.pack(len(data), channel))
             process.stdin.write(data)
@@ -392,6 +395,11 @@ def _say(lock: threading.Lock, data: bytes) -> None:
         sys.stdout.buffer.flush()
 
 
+def _say_failed(lock: threading.Lock, error: BaseException) -> None:
+    """Tell the driver what went wrong (``b"E"`` and the error), which it raises or reports."""
+    _say(lock, f"E{type(error).__name__}: {error}".encode("utf-8", "replace"))
+
+
 def _write_rows(messages: queue.SimpleQueue[Any], lock: threading.Lock) -> None:
     """The rows channel: encode the store's rows (with its own ``dumps``: the same bytes) and keep each file's
     lines until a ``sync``, which appends them, one open per file, and answers; the lines still kept when the
@@ -416,7 +424,7 @@ def _write_rows(messages: queue.SimpleQueue[Any], lock: threading.Lock) -> None:
                 return
             _say(lock, b"A" + _ACK.pack(argument))
     except BaseException as error:
-        _say(lock, f"E{type(error).__name__}: {error}".encode("utf-8", "replace"))
+        _say_failed(lock, error)
         os._exit(1)
 
 
@@ -472,7 +480,7 @@ def serve() -> None:
         row_messages.put(None)  # after "end" the driver sends nothing more; the row thread appends what it keeps
         row_writer.join()
     except Exception as error:
-        _say(lock, f"E{type(error).__name__}: {error}".encode("utf-8", "replace"))
+        _say_failed(lock, error)
         status = 1
     else:
         status = 0
