@@ -79,14 +79,21 @@ def rows_of(trial, count, start=0):
 
 @pytest.mark.parametrize("dies_at_sync", [None, 1, 2])
 @pytest.mark.parametrize("half_line", [False, True])
-def test_rows_the_writer_did_not_confirm_are_written_again_once_and_in_order(tmp_path, dies_at_sync, half_line):
+@pytest.mark.parametrize("taken_before", [0, 2])
+def test_rows_the_writer_did_not_confirm_are_written_again_once_and_in_order(tmp_path, dies_at_sync, half_line,
+                                                                               taken_before):
+    """``taken_before``: rows of trial a buffered before the writer starts (a logger's first full batch starts it
+    mid-run); they go to the writer with a's next rows."""
     store = ExperimentStore(str(tmp_path))
     for trial in ("a", "b"):
         store.add_trial(trial, {})
     store.SEND_ROWS = 3
     writer = FakeWriter(dies_at_sync, half_line)
-    store.write_rows_through(writer)
     expected = {"a": [], "b": []}
+    for row in rows_of("a", taken_before, start=100):
+        store.append_result("a", row)
+        expected["a"].append(dumps(row))
+    store.write_rows_through(writer)
     for round_ in range(3):
         for trial in ("a", "b"):
             rows = rows_of(trial, 5, start=5 * round_)

@@ -281,7 +281,7 @@ class ExperimentStore:
         self.rows_written: dict[str, int] = {}
         self._writer: RowWriter | None = None
         self._unsent = 0  # rows taken since the last hand-over to the writer
-        self._waiting: list[str] = []  # the trials with rows taken since then, in the order of their first
+        self._waiting: list[str] = []  # with a writer: the trials with rows taken since then
         self._result_paths: dict[str, str] = {}  # each trial's result.jsonl
         self._in_flight: list[tuple[str, list[str | dict[str, Any]]]] = []  # handed over, not yet confirmed
         self._confirmed: dict[str, int] = {}  # each trial's rows known to be in its file
@@ -331,23 +331,22 @@ class ExperimentStore:
         """Take a report's row for the trial's ``result.jsonl``. It is encoded now, or, while a row writer works
         for this store, snapshotted (:func:`plain_snapshot`) and encoded by the writer (same bytes); a row the
         snapshot cannot take is encoded now, so a value JSON cannot take still fails here."""
-        item: str | dict[str, Any] | None = None
-        if self._writer is not None:
-            item = plain_snapshot(row)
+        writer = self._writer
+        item: str | dict[str, Any] | None = plain_snapshot(row) if writer is not None else None
         if item is None:
             item = dumps(row)
         _LAST_ROW[0], _LAST_ROW[1] = row, item
         items = self._results[trial_id]
-        if not items:
+        if writer is not None and not items:
             self._waiting.append(trial_id)
         items.append(item)
         self._buffered += 1
         if self._buffered >= self.FLUSH_LINES:
             self.flush()
-        elif self._writer is not None:
+        elif writer is not None:
             self._unsent += 1
             if self._unsent >= self.SEND_ROWS:
-                self._send_rows()
+                self._hand_over(writer)
 
     def write_rows_through(self, writer: RowWriter | None) -> None:
         """From now on, hand result rows to ``writer`` to encode and append (:meth:`save_state` waits until they
@@ -356,6 +355,7 @@ class ExperimentStore:
         if writer is not None:
             self._writer = writer
             self._confirmed = dict(self.rows_written)
+            self._waiting = [trial_id for trial_id, items in self._results.items() if items]  # taken before now
             return
         writer, self._writer = self._writer, None
         if writer is not None:
