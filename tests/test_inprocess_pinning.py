@@ -1,15 +1,19 @@
-"""InProcessExecutor(pin_cpu=...): the driver and trial threads share one CPU during the run only."""
+"""CPU affinity in-process: ``InProcessExecutor(pin_cpu=...)`` pins the driver and trial threads to one CPU for the
+run; by default, each handoff between them meets on one CPU and only the sleeping thread stays there."""
 
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
 from pbtlab import tune
 from pbtlab.config import RunConfig, TuneConfig
 from pbtlab.errors import ConfigError
+from pbtlab.executors import threads
 from pbtlab.executors.inprocess import InProcessExecutor
+from pbtlab.session import STOP, StartSpec
 from pbtlab.tuner import Tuner
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
@@ -37,3 +41,85 @@ def test_trials_run_pinned_and_the_driver_gets_its_cpus_back(storage):
 def test_pin_cpu_must_be_an_allowed_cpu(bad):
     with pytest.raises(ConfigError, match=r"pin_cpu=...\) must be one of the CPUs this process may use"):
         InProcessExecutor(pin_cpu=bad)
+
+
+# -- the default: each handoff meets on one CPU, and only while it lasts --------------------------------------
+
+needs_two_cpus = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                                    reason="needs a process allowed on two CPUs or more")
+
+
+@needs_two_cpus
+def test_sleep_beside_pins_only_this_thread_and_restore_gives_its_affinity_back(monkeypatch):
+    before = os.sched_getaffinity(0)
+    own, cpu = threads.sleep_beside(None)  # not known where the other sleeps: here
+    assert own == before and cpu in before and os.sched_getaffinity(0) == {cpu}
+    threads.restore_affinity(own)
+    assert os.sched_getaffinity(0) == before
+    other = max(before)
+    own, cpu = threads.sleep_beside(other)  # where the other thread sleeps
+    assert (own, cpu, os.sched_getaffinity(0)) == (before, other, {other})
+    threads.restore_affinity(own)
+    own, cpu = threads.sleep_beside(10_000)  # a CPU this thread may not use: here instead
+    assert cpu in before and os.sched_getaffinity(0) == {cpu}
+    threads.restore_affinity(own)
+    monkeypatch.setattr(threads, "_same_cpu", False)  # PBTLAB_SAME_CPU_HANDOFF=0
+    assert threads.sleep_beside(other) == (None, None) and os.sched_getaffinity(0) == before
+    assert os.sched_getaffinity(0) == before
+
+
+def test_sleep_beside_does_nothing_in_a_process_pinned_to_one_cpu():
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        assert threads.sleep_beside(None) == (None, None)
+        assert os.sched_getaffinity(0) == {min(before)}
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@needs_two_cpus
+def test_the_driver_sleeps_on_one_cpu_while_a_trial_and_its_threads_keep_the_process_affinity(storage):
+    before = os.sched_getaffinity(0)
+    driver = threading.get_native_id()
+    seen = []
+
+    def trainable(config):
+        for step in range(4):
+            started: list[set[int]] = []
+            helper = threading.Thread(target=lambda: started.append(os.sched_getaffinity(0)))
+            helper.start()
+            helper.join()
+            seen.append((os.sched_getaffinity(0), started[0], len(os.sched_getaffinity(driver))))
+            tune.report({"score": step})
+
+    results = Tuner(trainable, param_space={"x": tune.grid_search([1, 2])}, tune_config=TuneConfig(seed=0),
+                    run_config=RunConfig(storage_path=storage, verbose=0)).fit()
+    assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    assert seen == [(before, before, 1)] * 8  # the driver, asleep in the handoff, is on one CPU
+    assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cpus
+def test_ctrl_c_in_a_handoff_gives_the_driver_its_affinity_back(tmp_path):
+    class InterruptedLock:
+        def __init__(self):
+            self.released = threading.Event()
+
+        def acquire(self):
+            raise KeyboardInterrupt
+
+        def release(self):
+            self.released.set()
+
+    before = os.sched_getaffinity(0)
+    worker = threads.ThreadWorker(lambda config: None, StartSpec("t0", {}, str(tmp_path), None, 0))
+    interrupted = worker._to_driver = InterruptedLock()  # Ctrl-C arrives while the driver waits for the trial
+    with pytest.raises(KeyboardInterrupt):
+        worker.step(None)
+    assert os.sched_getaffinity(0) == before
+    assert interrupted.released.wait(10)  # the trial's last message, handed to nobody; then end its thread
+    worker._to_driver = threading.Lock()
+    worker._to_driver.acquire()
+    assert worker.step(STOP) is threads.EXITED
+    assert os.sched_getaffinity(0) == before

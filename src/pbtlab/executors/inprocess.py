@@ -37,11 +37,12 @@ __all__ = ["greenlet_executor", "InProcessExecutor"]
 class InProcessExecutor(Executor):
     """Runs trials as threads of this process, strictly one at a time (the reference executor).
 
-    Each report hands control from the trial's thread to the driver's and back. When the OS wakes
-    the other thread on another CPU that round trip can cost 50-300 µs on a VM; ``pin_cpu=N`` keeps
-    the driver and every trial thread on CPU N for the run (about 20 µs), which pays off for large
-    populations of light trainables. Threads a trial starts inherit the pin, so leave it off when a
-    trial's own computation is multi-threaded (Linux only).
+    Each report hands control from the trial's thread to the driver's and back. On Linux the two
+    threads meet on one CPU for each handoff (:func:`~pbtlab.executors.threads.sleep_beside`): waking a
+    thread on another CPU can cost 50-300 µs on a VM. ``pin_cpu=N`` instead keeps the driver and every
+    trial thread on CPU N for the whole run, with no affinity changes per report (and the loggers' helper
+    process on that CPU too). Threads a trial starts inherit that pin, so leave it off when a trial's own
+    computation is multi-threaded (Linux only).
 
     ``greenlets=True`` runs every trial as a greenlet of the driver's thread instead (``pbtlab[fast]``): a
     report then switches stacks in under a microsecond, with no thread to wake. Trials then also share
