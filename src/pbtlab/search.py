@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.rng import seeded
 from pbtlab.space import (
     Categorical,
     Domain,
@@ -98,7 +99,7 @@ class BasicVariantGenerator:
             return state
         if isinstance(state, np.random.RandomState):
             return np.random.default_rng(state.randint(0, 2**32, size=4))
-        return np.random.default_rng(int(state))
+        return seeded(int(state))  # as np.random.default_rng(int(state))
 
     def resolve(self, param_space: Mapping[str, Any] | None, num_samples: int,
                 rng: np.random.Generator) -> list[dict[str, Any]]:

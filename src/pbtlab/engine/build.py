@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 
 from pbtlab import lazy_dataclass
 from pbtlab.config import (
@@ -58,6 +57,7 @@ from pbtlab.rundir.records import (
     TrialAdd,
 )
 from pbtlab.resources import Resources, declares_resources, resources_for
+from pbtlab.rng import spawn_streams
 from pbtlab.schedulers.base import TrialScheduler, class_path
 from pbtlab.schedulers.fifo import FIFOScheduler
 from pbtlab.space import Domain, GridSearch, resolve_param_space, resolved_leaves
@@ -104,8 +104,8 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
     scheduler.validate()
     metric = tune_config.metric or scheduler.metric
     mode = tune_config.mode or scheduler.mode
-    seed = tune_config.seed if tune_config.seed is not None else int(np.random.SeedSequence().entropy) % (2**63)  # type: ignore[arg-type]
-    sample_rng, scheduler_rng = _streams(seed)
+    seed = tune_config.seed if tune_config.seed is not None else int.from_bytes(os.urandom(16), "little") % (2**63)
+    sample_rng, scheduler_rng = spawn_streams(seed)  # the search space's samples, and the scheduler's choices
     search_alg = tune_config.search_alg  # BasicVariantGenerator (TuneConfig rejects any other searcher)
     configs = (search_alg.resolve(param_space, tune_config.num_samples, sample_rng) if search_alg is not None
                else resolve_param_space(param_space, tune_config.num_samples, sample_rng))
@@ -113,7 +113,7 @@ def new_run(trainable: Callable[..., Any], param_space: Mapping[str, Any], tune_
     executor = make_executor(run_config.executor)
     path = _experiment_path(trainable, run_config)
     store = ExperimentStore(path)
-    import hashlib  # not at the top: loading OpenSSL is ~3 ms of `import pbtlab` (a run's numpy.random loads it)
+    import hashlib  # not at the top: loading OpenSSL is ~3 ms of `import pbtlab`
 
     prefix = hashlib.sha1(f"{seed}".encode()).hexdigest()[:5]
     varying = resolved_leaves(param_space)
@@ -191,12 +191,6 @@ def _apply_creators(trial: Trial, tune_config: TuneConfig, store: ExperimentStor
 def spec_name(trainable: Any) -> str:
     """The trainable's name, as in Ray's trial names (``train_func_a1b2c_00000``)."""
     return str(getattr(trainable, "__name__", None) or type(trainable).__name__)
-
-
-def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The run's two random streams: sampling the search space, and the scheduler's choices."""
-    sample_seq, scheduler_seq = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(sample_seq), np.random.default_rng(scheduler_seq)
 
 
 def _experiment_path(trainable: Any, run_config: RunConfig) -> str:
@@ -444,7 +438,7 @@ def resumed_run(path: str, trainable: Callable[..., Any], *, tune_config: TuneCo
     metric, mode = experiment.metric, experiment.mode
     if not scheduler.set_search_properties(metric, mode):
         raise ConfigError(f"the scheduler's metric/mode differ from the run's ({metric!r}, {mode!r})")
-    scheduler.set_rng(_streams(int(experiment.seed))[1])
+    scheduler.set_rng(spawn_streams(int(experiment.seed))[1])
     scheduler.load_state_dict(state.scheduler)
     tune_config, run_config = _resumed_configs(experiment, path, tune_config, run_config, verbose)
 

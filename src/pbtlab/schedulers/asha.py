@@ -26,6 +26,7 @@ import numpy as np
 from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
+from pbtlab.rng import unseeded
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 
@@ -71,7 +72,7 @@ class AsyncHyperBandScheduler(EarlyStoppingScheduler):
         self.metric = metric
         self.mode = mode
         self.stop_last_trials = stop_last_trials
-        self.rng = np.random.default_rng()
+        self.rng = unseeded()  # a run sets its seeded stream (set_rng)
         self._brackets = [[_Rung(m, {}) for m in self.milestones(s)] for s in range(self.num_brackets)]
         self._bracket_of: dict[str, int] = {}
         self._num_stopped = 0

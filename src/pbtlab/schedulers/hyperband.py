@@ -25,6 +25,7 @@ import numpy as np
 from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
+from pbtlab.rng import unseeded
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_number
 
@@ -93,7 +94,7 @@ class HyperBandScheduler(EarlyStoppingScheduler):
         self.metric = metric
         self.mode = mode
         self.stop_last_trials = stop_last_trials
-        self.rng = np.random.default_rng()
+        self.rng = unseeded()  # a run sets its seeded stream (set_rng)
         self._s_max_1 = int(np.round(np.log(self.max_t) / np.log(self.reduction_factor))) + 1
         self._bands: list[list[int | None]] = [[]]  # per band, its brackets' indexes (None: too small, skipped)
         self._brackets: list[_Bracket] = []

@@ -22,6 +22,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError
 from pbtlab.rundir.records import EventKind
+from pbtlab.rng import unseeded
 from pbtlab.schedulers.base import Action, Decision, DecisionNote, PopulationView, TrialInfo
 from pbtlab.schedulers.early_stopping import EarlyStoppingScheduler, check_common, check_int, check_number
 
@@ -56,7 +57,7 @@ class MedianStoppingRule(EarlyStoppingScheduler):
         self.metric = metric
         self.mode = mode
         self.hard_stop = hard_stop
-        self.rng = np.random.default_rng()
+        self.rng = unseeded()  # a run sets its seeded stream (set_rng)
         self._results: dict[str, list[tuple[float, float]]] = {}  # trial -> (time, value) of each report
         self._stopped: list[str] = []
         self._last_pause: dict[str, float] = {}

@@ -40,6 +40,7 @@ import numpy as np
 
 from pbtlab.errors import ConfigError, describe
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS, EventKind
+from pbtlab.rng import unseeded
 from pbtlab.schedulers.arguments import check_mutations, number
 from pbtlab.schedulers.base import (
     Action,
@@ -204,7 +205,7 @@ class PopulationBasedTraining(TrialScheduler):
         self.perturb_bounds: PerturbBounds | None = Clip() if self.clip_to_domain else bounds
         self.exploit_enabled = self.exploit_strategy is not None
         self.explore_enabled = self.explore_strategy is not None
-        self.rng = np.random.default_rng()
+        self.rng = unseeded()  # a run sets its seeded stream (set_rng)
         self._members: dict[str, MemberState] = {}
         self._saves_on_request = False
         self._next_perturbation_sync = max(self.perturbation_interval, self.burn_in_period)
