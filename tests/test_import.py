@@ -34,3 +34,15 @@ def test_a_whole_run_without_analysis_imports_no_pandas(tmp_path):
 
 def test_the_check_can_fail():
     assert "pandas" in _modules_after("import pandas")
+
+
+def test_the_schedulers_pbt_is_compared_with_load_when_first_used():
+    script = ("import sys\nfrom pbtlab.tune.schedulers import PopulationBasedTraining\nimport pbtlab.schedulers as s\n"
+              "names = ('pbtlab.schedulers.asha', 'pbtlab.schedulers.hyperband', 'pbtlab.schedulers.median_stopping')\n"
+              "print([n in sys.modules for n in names])\n"
+              "from pbtlab.tune.schedulers import ASHAScheduler, HyperBandScheduler\n"
+              "print(ASHAScheduler is s.ASHAScheduler, s.MedianStoppingRule.__module__, "
+              "[n in sys.modules for n in names])")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.splitlines() == ["[False, False, False]",
+                                "True pbtlab.schedulers.median_stopping [True, True, True]"]

@@ -5,24 +5,28 @@
     'pbtlab.schedulers.pbt'
 """
 
-from pbtlab.schedulers import (
-    ASHAScheduler,
-    AsyncHyperBandScheduler,
-    FIFOScheduler,
-    HyperBandScheduler,
-    MedianStoppingRule,
-    PopulationBasedTraining,
-    TrialScheduler,
-)
+from typing import TYPE_CHECKING
+
+from pbtlab.schedulers import LAZY, FIFOScheduler, PopulationBasedTraining, TrialScheduler
+
+if TYPE_CHECKING:
+    from pbtlab.schedulers import (
+        PB2,
+        ASHAScheduler,
+        AsyncHyperBandScheduler,
+        HyperBandScheduler,
+        MedianStoppingRule,
+        PopulationBasedTrainingReplay,
+    )
 
 __all__ = ["PB2", "ASHAScheduler", "AsyncHyperBandScheduler", "FIFOScheduler", "HyperBandScheduler",
            "MedianStoppingRule", "PopulationBasedTraining", "PopulationBasedTrainingReplay", "TrialScheduler"]
 
 
 def __getattr__(name: str) -> object:
-    """``PB2`` and ``PopulationBasedTrainingReplay`` (imported when first used); Ray Tune's other names here import,
-    and raise an error saying what to use instead when used."""
-    if name in ("PB2", "PopulationBasedTrainingReplay"):
+    """The schedulers ``pbtlab.schedulers.LAZY`` names (imported when first used); Ray Tune's other names here
+    import, and raise an error saying what to use instead when used."""
+    if name in LAZY:
         import pbtlab.schedulers
 
         return getattr(pbtlab.schedulers, name)
