@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-
 from pbtlab import lazy_dataclass
 from pbtlab.config import (
     CheckpointConfig,
