@@ -108,17 +108,31 @@ def test_copies_and_pickles_go_on_alike():
     assert [copied.random(), copied.integers(100)] == expected == [unpickled.random(), unpickled.integers(100)]
 
 
+def test_a_search_seeded_with_an_int_samples_as_default_rng_of_it():
+    from pbtlab import tune
+    from pbtlab.search import BasicVariantGenerator
+    from pbtlab.space import resolve_param_space
+
+    space = {"x": tune.uniform(0, 1), "n": tune.randint(0, 100)}
+    ours = BasicVariantGenerator(random_state=3).resolve(space, 4, None)
+    assert ours == resolve_param_space(space, 4, np.random.default_rng(3))
+
+
 def test_unseeded_streams_differ():
     assert unseeded().bit_generator.state != unseeded().bit_generator.state
     assert isinstance(Stream(0).random(), float)
 
 
-def test_a_seeded_pbt_run_does_not_import_numpy_random(tmp_path):
+def test_a_seeded_pbt_run_and_a_seeded_search_do_not_import_numpy_random(tmp_path):
     code = (
         "import sys\n"
         "from pbtlab.examples.runs import run_toy_pbt\n"
         f"results = run_toy_pbt(population=4, seed=0, iterations=12, storage_path={str(tmp_path)!r}, verbose=0)\n"
         "assert len(results.events_of('exploit')) > 0\n"
+        "from pbtlab import tune\n"
+        "from pbtlab.search import BasicVariantGenerator\n"
+        "configs = BasicVariantGenerator(random_state=3).resolve({'x': tune.uniform(0, 1)}, 2, None)\n"
+        "assert len(configs) == 2\n"
         "print('numpy.random' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -76,9 +76,10 @@ class BasicVariantGenerator:
         if not isinstance(constant_grid_search, bool):
             raise ConfigError(f"BasicVariantGenerator(constant_grid_search=...) must be True or False, "
                               f"got {describe(constant_grid_search)}")
-        if random_state is not None and not isinstance(random_state, (np.random.Generator, np.random.RandomState)) \
-                and (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-                     or random_state < 0):
+        seed_like = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) \
+            and random_state >= 0  # checked first: only another value needs numpy.random imported to check
+        if random_state is not None and not seed_like \
+                and not isinstance(random_state, (np.random.Generator, np.random.RandomState)):
             raise ConfigError(f"BasicVariantGenerator(random_state=...) must be an int >= 0, a numpy Generator or "
                               f"RandomState, or None, got {describe(random_state)}")
         self.points_to_evaluate = [copy.deepcopy(dict(p)) for p in points_to_evaluate or []]
@@ -95,11 +96,11 @@ class BasicVariantGenerator:
         state = self.random_state
         if state is None:
             return rng
+        if isinstance(state, (int, np.integer)):  # as np.random.default_rng(int(state))
+            return seeded(int(state))
         if isinstance(state, np.random.Generator):
             return state
-        if isinstance(state, np.random.RandomState):
-            return np.random.default_rng(state.randint(0, 2**32, size=4))
-        return seeded(int(state))  # as np.random.default_rng(int(state))
+        return np.random.default_rng(state.randint(0, 2**32, size=4))  # a RandomState (checked in __init__)
 
     def resolve(self, param_space: Mapping[str, Any] | None, num_samples: int,
                 rng: np.random.Generator) -> list[dict[str, Any]]:
