@@ -26,7 +26,8 @@ Settings and resuming:
 - ``validate()``: once in a new run, before any trial is added; raise ``ConfigError`` if unusable.
   ``self.metric`` and ``self.mode`` are set by then (from the scheduler's arguments or ``TuneConfig``).
 - ``self.rng``: the run's seeded generator, set before any hook is called; draw every random choice
-  from it, so that runs are reproducible.
+  from it, so that runs are reproducible. It is a :class:`pbtlab.rng.Stream`: every method of a
+  ``numpy.random.Generator`` works on it and gives what numpy's would (``isinstance`` checks do not).
 - ``describe()`` / ``from_description(description)``: once, into ``experiment.json``; a resumed run
   rebuilds the scheduler from it (by default ``cls()``). ``describe()`` records the class, so a subclass
   resumes as itself.
