@@ -182,6 +182,10 @@ class Stream:
         """``Generator.random()``: a float in [0, 1)."""
         if self._numpy is not None or args or kwargs:
             return self._handed_over().random(*args, **kwargs)
+        return self._double()
+
+    def _double(self) -> float:
+        """numpy's ``next_double``: the top 53 bits of a 64-bit draw, scaled to [0, 1)."""
         return (self._next64() >> 11) * (1.0 / 9007199254740992.0)
 
     def uniform(self, low: Any = 0.0, high: Any = 1.0, *args: Any, **kwargs: Any) -> Any:
@@ -189,7 +193,7 @@ class Stream:
         if self._numpy is None and not args and not kwargs and _is_real(low) and _is_real(high):
             span = float(high) - float(low)
             if math.isfinite(span) and span >= 0:
-                return float(low) + span * ((self._next64() >> 11) * (1.0 / 9007199254740992.0))
+                return float(low) + span * self._double()
         return self._handed_over().uniform(low, high, *args, **kwargs)
 
     def integers(self, low: Any, high: Any = None, *args: Any, **kwargs: Any) -> Any:
