@@ -138,6 +138,12 @@ def plain_snapshot(row: Mapping[str, Any]) -> dict[str, Any] | None:
     return snapshot
 
 
+def _append_rows(path: str, items: list[str | dict[str, Any]]) -> None:
+    """Append rows to a ``result.jsonl``: JSON lines as they are, :func:`plain_snapshot` rows encoded now."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join([item if type(item) is str else dumps(item) for item in items]) + "\n")
+
+
 class RowWriter(Protocol):
     """Another process that encodes result rows and appends them to their files (the loggers' helper)."""
 
@@ -408,15 +414,14 @@ class ExperimentStore:
         """The writer is gone: cut each file it was appending to back to its confirmed rows (it may have written
         some of the rest, or half a line) and append the rest from here, in order. Rows are written here from now."""
         self._writer = None
-        pending: dict[str, list[str]] = {}
+        pending: dict[str, list[str | dict[str, Any]]] = {}
         for trial_id, items in self._in_flight:
-            pending.setdefault(trial_id, []).extend(item if type(item) is str else dumps(item) for item in items)
+            pending.setdefault(trial_id, []).extend(items)
         self._in_flight.clear()
-        for trial_id, lines in pending.items():
+        for trial_id, items in pending.items():
             path = self.result_path(trial_id)
             truncate_lines(path, self._confirmed.get(trial_id, 0))
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
+            _append_rows(path, items)
         self._confirmed.update(self.rows_written)
 
     def append_event(self, event: Mapping[str, Any]) -> None:
@@ -437,9 +442,7 @@ class ExperimentStore:
         for trial_id, items in self._results.items():
             if not items:
                 continue
-            lines = [item if type(item) is str else dumps(item) for item in items]
-            with open(self.result_path(trial_id), "a", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
+            _append_rows(self.result_path(trial_id), items)
             self.rows_written[trial_id] += len(items)
             items.clear()
         if self._events:
