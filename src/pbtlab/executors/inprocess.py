@@ -21,15 +21,17 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pbtlab._optional import require
 from pbtlab.errors import ConfigError, ExecutorError, describe
 from pbtlab.executors.base import Executor
-from pbtlab.executors.greenlets import GreenletWorker
 from pbtlab.executors.output import OutputRouter
 from pbtlab.executors.threads import EXITED, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
+
+if TYPE_CHECKING:
+    from pbtlab.executors.greenlets import GreenletWorker
 
 __all__ = ["greenlet_executor", "InProcessExecutor"]
 
@@ -95,7 +97,11 @@ class InProcessExecutor(Executor):
         assert self._trainable is not None
         if spec.log_to_file != (None, None):
             self._output.install()  # until shutdown
-        worker = GreenletWorker if self.greenlets else ThreadWorker
+        worker: type[ThreadWorker | GreenletWorker] = ThreadWorker
+        if self.greenlets:
+            from pbtlab.executors.greenlets import GreenletWorker  # imported by the runs that use it
+
+            worker = GreenletWorker
         self._workers[spec.trial_id] = worker(self._trainable, spec)
         self._runnable.append((spec.trial_id, None))
 

@@ -23,6 +23,7 @@ import csv
 import functools
 import json
 import os
+import sys
 from typing import Any
 
 from pbtlab.callbacks import Callback
@@ -292,10 +293,12 @@ class TBXLoggerCallback(_BatchedLogger):
 
 @functools.cache
 def tensorboardx_available() -> bool:
-    """Whether tensorboardX is installed (looked up once per process)."""
-    import importlib.util
-
-    return importlib.util.find_spec("tensorboardX") is not None
+    """Whether tensorboardX is installed (looked up once per process, through the import system's finders
+    as ``importlib.util.find_spec`` does, without importing ``importlib.util``)."""
+    if "tensorboardX" in sys.modules:
+        return sys.modules["tensorboardX"] is not None  # None: its import is blocked
+    return any(getattr(finder, "find_spec", None) is not None and finder.find_spec("tensorboardX", None) is not None
+               for finder in sys.meta_path)
 
 
 def default_loggers(user_callbacks: list[Any], store: ExperimentStore | None = None) -> list[Callback]:

@@ -10,7 +10,6 @@ This module stays light (no Ray, no pandas): it only recognises Ray's objects an
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from typing import Any
@@ -23,6 +22,8 @@ STATE_GLOB = "experiment_state-*.json"
 
 def is_ray_experiment(path: str | os.PathLike[str]) -> bool:
     """True for a directory Ray Tune wrote (it has ``experiment_state-*.json`` and no pbtlab ``experiment.json``)."""
+    import glob  # here: a run only imports this module to check its arguments
+
     folder = os.fspath(path)
     return (os.path.isdir(folder) and not os.path.exists(os.path.join(folder, "experiment.json"))
             and bool(glob.glob(os.path.join(glob.escape(folder), STATE_GLOB))))
