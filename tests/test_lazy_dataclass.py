@@ -103,18 +103,72 @@ def test_post_init_and_init_false_fields():
     assert str(inspect.signature(WithPostInit)) == "(x: 'int') -> None"
 
 
-def test_init_is_compiled_on_first_call_only():
+def test_init_runs_from_its_plan_until_the_class_is_used_often_then_compiles():
     @lazy_dataclass.dataclass(slots=True)
     class Fresh:
         n: int
+        tags: list = dataclasses.field(default_factory=list)
 
     stand_in = Fresh.__dict__["__init__"]
     assert isinstance(stand_in, lazy_dataclass._LazyInit) and stand_in.owner is Fresh
-    Fresh(1)
+    made = [Fresh(k) for k in range(lazy_dataclass.COMPILE_AFTER)]
+    assert Fresh.__dict__["__init__"] is stand_in and stand_in.calls == lazy_dataclass.COMPILE_AFTER
+    assert [m.n for m in made] == list(range(lazy_dataclass.COMPILE_AFTER))
+    assert len({id(m.tags) for m in made}) == len(made)  # a new list per instance
+    Fresh(-1)
     compiled = Fresh.__dict__["__init__"]
     assert compiled is not stand_in and compiled.__compiled_for__ is Fresh
-    Fresh(2)
-    assert Fresh.__dict__["__init__"] is compiled
+    assert Fresh(2) == Fresh(2, []) and Fresh.__dict__["__init__"] is compiled
+
+
+def test_looking_init_up_on_the_class_compiles_it():
+    @lazy_dataclass.dataclass
+    class Fresh:
+        n: int
+
+    Fresh(1)
+    assert isinstance(Fresh.__dict__["__init__"], lazy_dataclass._LazyInit)
+    assert Fresh.__init__.__compiled_for__ is Fresh and Fresh.__dict__["__init__"].__compiled_for__ is Fresh
+
+
+def _outcome(cls, args, kwargs):
+    try:
+        thing = cls(*args, **kwargs)
+    except TypeError as error:
+        return "error", str(error)
+    return "made", dataclasses.asdict(thing), getattr(thing, "seen", None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["plain", "default", "factory", "kw", "kw_required", "no_init", "no_init_factory"]),
+                min_size=0, max_size=6),
+       st.sampled_from(FLAGS), st.integers(0, 7),
+       st.lists(st.sampled_from(["f0", "f1", "f2", "f3", "f5", "g"]), max_size=4, unique=True), st.booleans())
+def test_init_by_plan_binds_and_fails_as_the_compiled_init(specs, flags, positional, keywords, post_init):
+    """Before a class compiles its ``__init__``, calls bind their arguments as the compiled one does: the same
+    fields, ``default_factory`` per instance, ``__post_init__``, and the same ``TypeError`` messages."""
+    lines, seen_default = [], False
+    for index, kind in enumerate(specs):
+        if kind == "plain" and seen_default and not flags.get("kw_only"):
+            kind = "default"
+        seen_default = seen_default or kind in ("default", "factory")
+        line = {"plain": "int", "default": f"int = {index}", "factory": "list = dataclasses.field(default_factory=list)",
+                "kw": f"int = dataclasses.field(default={index}, kw_only=True)",
+                "kw_required": "int = dataclasses.field(kw_only=True)",
+                "no_init": f"int = dataclasses.field(default={index}, init=False)",
+                "no_init_factory": "list = dataclasses.field(default_factory=list, init=False)"}[kind]
+        lines.append(f"    f{index}: {line}")
+    if post_init:
+        lines.append("    def __post_init__(self):\n        object.__setattr__(self, 'seen', len(dataclasses.fields(self)))")
+    flags = {**flags, "slots": False} if post_init else flags  # the hook sets an attribute that is not a field
+    standard, lazy = _pair(flags, "\n".join(lines) + "\n" if lines else "    pass\n")
+    args = tuple(range(100, 100 + positional))
+    kwargs = {name: 200 + i for i, name in enumerate(keywords)}
+    expected = _outcome(standard, args, kwargs)
+    assert _outcome(lazy, args, kwargs) == expected
+    assert isinstance(lazy.__dict__["__init__"], lazy_dataclass._LazyInit)  # that was the plan, not compiled code
+    lazy.__init__  # compile it: the compiled one gives the same
+    assert _outcome(lazy, args, kwargs) == expected
 
 
 def test_subclasses_get_their_own_init():

@@ -6,10 +6,11 @@ the class is defined: about 0.3-0.9 ms a class on the 2-core machine, and pbtlab
 ``import pbtlab``, half of that import's time. :func:`dataclass` lets :mod:`dataclasses` collect the fields
 (``fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as usual) and adds the methods itself:
 
-- ``__init__`` is compiled for the class the first time it is looked up, by a call of the class or by tools
-  such as ``inspect.signature`` and ``typing.get_type_hints`` (the same code
+- ``__init__`` is compiled for the class once the class has made :data:`COMPILE_AFTER` instances, or when
+  tools such as ``inspect.signature`` and ``typing.get_type_hints`` look it up (the same code
   :mod:`dataclasses` writes: one assignment per field, ``default_factory`` called per instance,
-  ``__post_init__``), so a run compiles only the classes it makes;
+  ``__post_init__``), so a run compiles only the classes it makes often. Until then, a loop over the fields
+  binds the arguments and sets them, with the same results and the same ``TypeError`` messages;
 - ``__repr__``, ``__eq__`` and ``__hash__`` are shared functions (no ``exec``); ``==`` and ``hash`` read a
   class's compared fields through one ``operator.attrgetter`` made when the class is defined;
 - a frozen class shares one ``__setattr__`` and ``__delattr__`` raising :class:`dataclasses.FrozenInstanceError`,
@@ -182,17 +183,125 @@ def _setstate(self: Any, state: list[Any]) -> None:
         object.__setattr__(self, f.name, value)
 
 
+#: How many instances a class makes through :func:`_init_by_plan` before its ``__init__`` is compiled. The
+#: plain loop costs 1-2 µs more per instance than the compiled method, and compiling costs 80-180 µs, so a class
+#: made this often pays for its compile; most classes of a short run are made a few times and never compile.
+COMPILE_AFTER = 64
+
+
 class _LazyInit:
-    """A class's ``__init__`` until it is first looked up (by a call of the class, ``super().__init__``,
-    ``inspect.signature`` or ``typing.get_type_hints``): the lookup compiles the real one for ``owner`` and
-    puts it in the class's ``__dict__`` in its place."""
+    """A class's ``__init__`` until the class has made :data:`COMPILE_AFTER` instances, or until the method is
+    looked up on the class itself (``inspect.signature``, ``typing.get_type_hints``, ``Base.__init__(self)``).
+    Until then, a call of the class initializes the instance with :func:`_init_by_plan`, a loop over the
+    fields (no ``exec``). Then it compiles the real one for ``owner`` and puts it in the class's ``__dict__``
+    in its place."""
 
     def __init__(self, owner: type) -> None:
         self.owner = owner
+        self.calls = 0
+        self._plan: _InitPlan | None = None
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is not None and self.calls < COMPILE_AFTER:
+            self.calls += 1
+            plan = self._plan
+            if plan is None:
+                plan = self._plan = _InitPlan(self.owner)
+            return plan.bound(instance)
         init = _compile_init(self.owner)
         return init if instance is None else init.__get__(instance, owner)
+
+
+class _InitPlan:
+    """What a class's ``__init__`` does, as data: which arguments it takes and what it sets, in order."""
+
+    def __init__(self, owner: type) -> None:
+        self.where = f"{owner.__qualname__}.__init__()"
+        self.positional: list[str] = []
+        self.positional_required = 0  # the leading positional parameters without a default
+        self.keyword: list[str] = []
+        self.required: list[str] = []  # init fields without a default, in order
+        #: (name, whether an argument can set it, default, default_factory) per field that __init__ sets
+        self.assign: list[tuple[str, bool, Any, Any]] = []
+        for f in dataclasses.fields(owner):
+            factory = f.default_factory
+            if not f.init and f.default is dataclasses.MISSING and factory is dataclasses.MISSING:
+                continue
+            self.assign.append((f.name, f.init, f.default, factory))
+            if not f.init:
+                continue
+            has_default = f.default is not dataclasses.MISSING or factory is not dataclasses.MISSING
+            if f.kw_only:
+                self.keyword.append(f.name)
+            else:
+                self.positional.append(f.name)
+                if not has_default and len(self.positional) == self.positional_required + 1:
+                    self.positional_required += 1
+            if not has_default:
+                self.required.append(f.name)
+        self.accepted = frozenset(self.positional) | frozenset(self.keyword)
+        self.set = object.__setattr__ if owner.__dataclass_frozen__ else setattr  # type: ignore[attr-defined]
+        self.post_init = hasattr(owner, "__post_init__")
+
+    def bound(self, instance: object) -> Callable[..., None]:
+        def __init__(*args: Any, **kwargs: Any) -> None:
+            _init_by_plan(self, instance, args, kwargs)
+
+        return __init__
+
+
+def _init_by_plan(plan: _InitPlan, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Bind ``args`` and ``kwargs`` as the compiled ``__init__`` would (raising the same kinds of
+    ``TypeError``), then set each field, call ``default_factory`` for each one not given, and
+    ``__post_init__``."""
+    values = kwargs
+    if args:  # in Python's order: each keyword argument, then the count of positional ones
+        values = dict(zip(plan.positional, args))
+        for name, value in kwargs.items():
+            if name not in plan.accepted:
+                raise TypeError(f"{plan.where} got an unexpected keyword argument {name!r}")
+            if name in values:
+                raise TypeError(f"{plan.where} got multiple values for argument {name!r}")
+            values[name] = value
+        if len(args) > len(plan.positional):
+            raise TypeError(_too_many(plan, len(args), sum(name in kwargs for name in plan.keyword)))
+    elif not plan.accepted.issuperset(kwargs):
+        unexpected = next(name for name in kwargs if name not in plan.accepted)
+        raise TypeError(f"{plan.where} got an unexpected keyword argument {unexpected!r}")
+    if len(values) < len(plan.accepted):
+        missing = [name for name in plan.required if name not in values]
+        if missing:
+            raise TypeError(_missing(plan, missing))
+    set_field = plan.set
+    for name, settable, default, factory in plan.assign:
+        if settable and name in values:
+            set_field(instance, name, values[name])
+        elif factory is not dataclasses.MISSING:
+            set_field(instance, name, factory())
+        else:
+            set_field(instance, name, default)
+    if plan.post_init:
+        instance.__post_init__()
+
+
+def _too_many(plan: _InitPlan, given: int, keyword_only_given: int) -> str:
+    most, least = len(plan.positional) + 1, plan.positional_required + 1  # Python counts self
+    takes = f"{most} positional argument{'' if most == 1 else 's'}" if least == most else \
+        f"from {least} to {most} positional arguments"
+    counted = f"{given + 1}"
+    if keyword_only_given:
+        counted += (f" positional arguments (and {keyword_only_given} keyword-only argument"
+                    f"{'' if keyword_only_given == 1 else 's'})")
+    return f"{plan.where} takes {takes} but {counted} were given"
+
+
+def _missing(plan: _InitPlan, missing: list[str]) -> str:
+    positional = [name for name in missing if name in plan.positional]
+    names, kind = (positional, "positional") if positional else (missing, "keyword-only")
+    quoted = [repr(name) for name in names]
+    listed = quoted[0] if len(quoted) == 1 else (
+        f"{quoted[0]} and {quoted[1]}" if len(quoted) == 2 else ", ".join(quoted[:-1]) + f", and {quoted[-1]}")
+    return f"{plan.where} missing {len(names)} required {kind} argument{'s' if len(names) > 1 else ''}: {listed}"
 
 
 def _compile_init(owner: type) -> Callable[..., None]:
