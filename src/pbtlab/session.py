@@ -60,6 +60,9 @@ class StartSpec:
 
 @lazy_dataclass.dataclass(frozen=True, slots=True)
 class ReportMessage:
+    """A ``tune.report``: its metrics, the checkpoint it persisted (directory and index) if any, and the
+    seconds since the trial's previous report."""
+
     metrics: dict[str, Any]
     checkpoint_path: str | None
     checkpoint_index: int | None
@@ -85,6 +88,8 @@ class FinishedMessage:
 
 @lazy_dataclass.dataclass(frozen=True, slots=True)
 class ErrorMessage:
+    """The function raised: the exception's type name, message and formatted traceback."""
+
     error_type: str
     message: str
     traceback: str
@@ -105,6 +110,8 @@ class CommandKind(enum.Enum):
 
 @lazy_dataclass.dataclass(frozen=True, slots=True)
 class Command:
+    """The driver's answer to a message; ``spec`` is the new start of a ``RESTART``."""
+
     kind: CommandKind
     spec: StartSpec | None = None
 
