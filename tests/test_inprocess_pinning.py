@@ -123,3 +123,23 @@ def test_ctrl_c_in_a_handoff_gives_the_driver_its_affinity_back(tmp_path):
     worker._to_driver.acquire()
     assert worker.step(STOP) is threads.EXITED
     assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cpus
+def test_a_trial_thread_starts_and_waits_for_its_first_turn_on_the_drivers_cpu(tmp_path):
+    """Thread.start() waits for the new thread to run: it starts beside the driver, where no other thread (such
+    as OpenBLAS's, spinning after numpy's import) can hold it up, and sleeps there until its first turn."""
+    before = os.sched_getaffinity(0)
+    seen = []
+
+    def trainable(config):
+        seen.append(os.sched_getaffinity(0))
+
+    worker = threads.ThreadWorker(trainable, StartSpec("t0", {}, str(tmp_path), None, 0))
+    assert os.sched_getaffinity(0) == before  # the driver has its own back
+    parked = os.sched_getaffinity(worker._thread.native_id)
+    assert len(parked) == 1 and parked == {worker._worker_cpu}  # asleep, waiting for its first turn
+    message = worker.step(None)
+    assert seen == [before]  # woken: the trial's function runs with the process's affinity
+    assert type(message).__name__ == "FinishedMessage"
+    assert worker.step(STOP) is threads.EXITED and os.sched_getaffinity(0) == before

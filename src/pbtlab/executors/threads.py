@@ -120,13 +120,22 @@ class ThreadWorker:
         self._message: WorkerMessage | Exited | None = None
         self._driver_cpu: int | None = None  # where each thread sleeps during a handoff (see sleep_beside)
         self._worker_cpu: int | None = None
-        self._thread = threading.Thread(target=self._main, args=(trainable, spec, chdir),
-                                        name=f"pbtlab-trial-{spec.trial_id}", daemon=True)
-        self._thread.start()
+        # The new thread starts on this thread's CPU and sleeps there until its first turn (it inherits the
+        # one-CPU affinity, and gives itself back this thread's own once woken): Thread.start() waits for it
+        # to run, and a thread the OS starts or wakes on the other CPU can wait there for milliseconds (right
+        # after numpy's import, OpenBLAS's threads spin on it).
+        own, self._worker_cpu = sleep_beside(None)
+        try:
+            self._thread = threading.Thread(target=self._main, args=(trainable, spec, chdir, own),
+                                            name=f"pbtlab-trial-{spec.trial_id}", daemon=True)
+            self._thread.start()
+        finally:
+            restore_affinity(own)
 
     # worker side ---------------------------------------------------------------------------
-    def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool) -> None:
+    def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool, affinity: set[int] | None) -> None:
         self._to_worker.acquire()
+        restore_affinity(affinity)
         try:
             if self._command is not None and self._command.kind is CommandKind.STOP:
                 return  # stopped before its first turn: the function never runs
