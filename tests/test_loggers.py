@@ -209,3 +209,20 @@ def test_result_json_is_linked_once_per_trial_and_copied_once_where_links_fail(t
             assert a.read() == b.read()
         assert os.stat(os.path.join(result.path, "result.json")).st_ino != \
             os.stat(os.path.join(result.path, "result.jsonl")).st_ino
+
+
+def test_checksums_are_the_same_with_google_crc32c_and_with_numpy(monkeypatch):
+    """TensorBoard's record checksums: google-crc32c's C code where installed (the test extra installs it), numpy
+    otherwise; both give CRC-32C's check value and the same checksum for every record, whatever its length."""
+    import random
+
+    from pbtlab.loggers import _tbx
+
+    assert _tbx.native_crc32c() is not None  # the [tensorboard] extra brings it
+    generator = random.Random(0)
+    records = [b"123456789"] + [generator.randbytes(generator.choice([0, 1, 7, 8, 64, 300, 301]))
+                                for _ in range(200)]
+    native = _tbx._crc32c_many(records)
+    monkeypatch.setattr(_tbx, "native_crc32c", lambda: None)
+    assert _tbx._crc32c_many(records) == native == [_tbx.crc32c(record) for record in records]
+    assert native[0] == 0xE3069283  # CRC-32C("123456789")

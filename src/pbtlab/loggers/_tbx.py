@@ -9,7 +9,9 @@ tutorial run. The file format is small and fixed, so it is written here directly
   ``file_version`` (3, the first record: ``"brain.Event:2"``) or a ``Summary`` (5) of ``Value``\\ s,
   each a ``tag`` (1) and a ``simple_value`` (2, float32). proto3 leaves out a zero ``wall_time`` or ``step``.
 
-``tests/test_loggers.py`` checks that the bytes equal tensorboardX's for the same events.
+``tests/test_loggers.py`` checks that the bytes equal tensorboardX's for the same events. The checksums come
+from google-crc32c's C code where it is installed (the ``[tensorboard]`` extra): about 0.15 µs a record
+against about 11 µs with numpy (0.06 against 2.3 ms for the tutorial's 400 records), numpy otherwise.
 
     >>> import os
     >>> writer = EventFileWriter(os.path.join(getfixture("tmp_path"), "events"))
@@ -21,10 +23,11 @@ tutorial run. The file format is small and fixed, so it is written here directly
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -68,10 +71,28 @@ def crc32c(data: bytes) -> int:
     return crc ^ _MASK32
 
 
+@functools.cache
+def native_crc32c() -> Callable[[bytes], int] | None:
+    """google-crc32c's CRC-32C in C (``google_crc32c.value``), or None where it is not installed or would run
+    its pure-Python fallback (imported on first use: about 1 ms)."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    if getattr(google_crc32c, "implementation", None) != "c":
+        return None
+    value: Callable[[bytes], int] = google_crc32c.value
+    return value
+
+
 def _crc32c_many(records: Sequence[bytes]) -> list[int]:
-    """CRC-32C of each record. Records of one length (a run's rows nearly all share a few lengths) go
-    through numpy together, a byte column at a time across all of them; a length with few records goes
-    byte by byte."""
+    """CRC-32C of each record: with google-crc32c where it is installed (:func:`native_crc32c`), else
+    with numpy. There, records of one length (a run's rows nearly all share a few lengths) go through
+    numpy together, a byte column at a time across all of them; a length with few records goes byte by
+    byte."""
+    native = native_crc32c()
+    if native is not None:
+        return [native(record) for record in records]
     if len(records) < _VECTOR_FROM:
         return [crc32c(record) for record in records]
     by_length: dict[int, list[int]] = {}
