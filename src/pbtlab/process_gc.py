@@ -10,7 +10,7 @@ Two things, both about time the collector spends on objects that cannot be garba
   than the interpreter's own last collections would, while modules and builtins still work), and then
   freezes what is still alive (:func:`gc.freeze`). The interpreter's own shutdown then skips those objects in
   its final full collections, which otherwise walk every module's objects two or three times: 11 ms for a
-  process that only imports numpy, 18 ms after the tutorial's run, against about 4 ms for the collection
+  process that only imports numpy, 18 ms after the tutorial's run, against 4.5-6.6 ms for the collection
   done here. What it changes: an object still reachable when the process exits whose only way to be freed
   is the cyclic collector is not finalized, as Python's documentation allows (``__del__`` "is not
   guaranteed" for objects that still exist when the interpreter exits). ``PBTLAB_FREEZE_AT_EXIT=0`` (read
