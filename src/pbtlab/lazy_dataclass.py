@@ -213,7 +213,7 @@ class _LazyInit:
             if plan is None:
                 plan = self._plan = _InitPlan(self.owner)
             return plan.bound(instance)
-        init = _compile_init(self.owner)
+        init = _compile_init(self.owner, self._plan)
         return init if instance is None else init.__get__(instance, owner)
 
 
@@ -309,39 +309,33 @@ def _missing(plan: _InitPlan, missing: list[str]) -> str:
     return f"{plan.where} missing {len(names)} required {kind} argument{'s' if len(names) > 1 else ''}: {listed}"
 
 
-def _compile_init(owner: type) -> Callable[..., None]:
+def _compile_init(owner: type, plan: _InitPlan | None = None) -> Callable[..., None]:
+    """Compile ``owner``'s ``__init__`` from its :class:`_InitPlan` (the code :mod:`dataclasses` writes) and put
+    it in the class's ``__dict__``."""
     init = owner.__dict__["__init__"]
     if getattr(init, "__compiled_for__", None) is owner:
         return init  # type: ignore[no-any-return]
+    plan = plan if plan is not None else _InitPlan(owner)
     frozen = owner.__dataclass_frozen__  # type: ignore[attr-defined]
     names: dict[str, Any] = {"_NO_VALUE": _NO_VALUE, "_set": object.__setattr__}
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
-    for f in dataclasses.fields(owner):
-        if not f.init:
-            if f.default_factory is not dataclasses.MISSING:
-                names[f"_factory_{f.name}"] = f.default_factory
-                value = f"_factory_{f.name}()"
-            elif f.default is not dataclasses.MISSING:
-                names[f"_default_{f.name}"] = f.default
-                value = f"_default_{f.name}"
-            else:
-                continue
-        else:
-            parameter = f.name
-            if f.default_factory is not dataclasses.MISSING:
-                names[f"_factory_{f.name}"] = f.default_factory
-                parameter += "=_NO_VALUE"
-                value = f"_factory_{f.name}() if {f.name} is _NO_VALUE else {f.name}"
-            else:
-                if f.default is not dataclasses.MISSING:
-                    names[f"_default_{f.name}"] = f.default
-                    parameter += f"=_default_{f.name}"
-                value = f.name
-            (keyword if f.kw_only else positional).append(parameter)
-        body.append(f"_set(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
-    if hasattr(owner, "__post_init__"):
+    for name, settable, default, factory in plan.assign:
+        if factory is not dataclasses.MISSING:
+            names[f"_factory_{name}"] = factory
+            parameter = f"{name}=_NO_VALUE"
+            value = f"_factory_{name}() if {name} is _NO_VALUE else {name}" if settable else f"_factory_{name}()"
+        elif default is not dataclasses.MISSING:
+            names[f"_default_{name}"] = default
+            parameter = f"{name}=_default_{name}"
+            value = name if settable else f"_default_{name}"
+        else:  # a required parameter
+            parameter = value = name
+        if settable:
+            (keyword if name in plan.keyword else positional).append(parameter)
+        body.append(f"_set(self, {name!r}, {value})" if frozen else f"self.{name} = {value}")
+    if plan.post_init:
         body.append("self.__post_init__()")
     parameters = ["self", *positional, *(["*", *keyword] if keyword else [])]
     # As dataclasses does: the helpers reach __init__ as a closure's variables, and its globals are the class's
