@@ -226,3 +226,69 @@ def test_checksums_are_the_same_with_google_crc32c_and_with_numpy(monkeypatch):
     monkeypatch.setattr(_tbx, "native_crc32c", lambda: None)
     assert _tbx._crc32c_many(records) == native == [_tbx.crc32c(record) for record in records]
     assert native[0] == 0xE3069283  # CRC-32C("123456789")
+
+
+def _odd_values_trainable(config):
+    """Reports values whose JSON line does not read back the same (float32, int64, a tuple, a bool key), and plain ones."""
+    import numpy as np
+
+    from pbtlab import tune
+
+    for step in range(1, 6):
+        metrics = {"loss": 1.0 / step, "acc": np.float32(0.1) * step, "pair": (step, 2.5), "eval": {"x": step}}
+        if step % 2:
+            metrics["count"] = np.int64(step)
+            metrics["flags"] = {True: 1}
+        tune.report(metrics)
+
+
+class _HearsResults:
+    def __init__(self):
+        self.results = 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.results += 1
+
+
+def _logged(tmp_path, name, callbacks):
+    from pbtlab import tune
+    from pbtlab.config import RunConfig, TuneConfig
+
+    grid = Tuner(_odd_values_trainable, param_space={"lr": tune.grid_search([0.1, 0.2])},
+                 tune_config=TuneConfig(metric="loss", mode="min", seed=0),
+                 run_config=RunConfig(name=name, storage_path=str(tmp_path), callbacks=callbacks, verbose=0)).fit()
+    files = {}
+    for result in grid:
+        trial = os.path.basename(result.path)
+        with open(os.path.join(result.path, "progress.csv"), encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        timing = [i for i, column in enumerate(rows[0]) if column.startswith("time") or column in ("timestamp", "trial_id")]
+        files[trial[-5:], "csv"] = [[c for i, c in enumerate(row) if i not in timing] for row in rows]
+        if tensorboardx_available():
+            scalars = tensorboard_scalars(result.path)
+            files[trial[-5:], "tensorboard"] = {tag: [step for step, _ in v] if "time" in tag else v
+                                                for tag, v in scalars.items()}
+    return files
+
+
+def test_default_loggers_write_the_same_files_from_the_stores_rows_as_from_each_result(tmp_path, monkeypatch):
+    """With no other callback that hears each result, the default loggers take the rows the store writes instead of a
+    call per report; a row whose line reads back differently is taken as reported. The files are the same."""
+    from pbtlab.loggers import CSVLoggerCallback, TBXLoggerCallback
+
+    calls = []
+    for cls in (CSVLoggerCallback, TBXLoggerCallback):
+        original = cls.on_trial_result
+        monkeypatch.setattr(cls, "on_trial_result",
+                            lambda self, *a, _original=original, **k: (calls.append(type(self)), _original(self, *a, **k)))
+    from_store = _logged(tmp_path, "from_store", None)
+    assert calls == []
+    hears = _HearsResults()
+    per_report = _logged(tmp_path, "per_report", [hears])
+    assert hears.results == 10 and calls.count(CSVLoggerCallback) == 10
+    assert from_store == per_report
+    csv_rows = from_store["00000", "csv"]
+    header, first, second = csv_rows[0], csv_rows[1], csv_rows[2]
+    assert header[:6] == ["loss", "acc", "pair", "eval/x", "count", "flags/True"]
+    assert first[:6] == ["1.0", "0.1", "[1, 2.5]", "1", "1", "1"]  # float32 as str() writes it, not 0.10000000149...
+    assert second[:6] == ["0.5", "0.2", "[2, 2.5]", "2", "", ""]

@@ -86,6 +86,14 @@ class CallbackList:
     def __bool__(self) -> bool:
         return bool(self.callbacks)
 
+    def leave_out(self, hook: str, callbacks: list[Any]) -> None:
+        """From now on, ``hook`` does not call ``callbacks`` (they get what it carries another way)."""
+        self._methods[hook] = [(c, m) for c, m in self._listeners(hook) if not any(c is x for x in callbacks)]
+
+    def listeners(self, hook: str) -> list[tuple[Any, Any]]:
+        """(callback, its bound method) for each callback that ``hook`` calls."""
+        return list(self._listeners(hook))
+
     def _listeners(self, hook: str) -> list[tuple[Any, Any]]:
         """(callback, its bound method) for each callback that implements ``hook``; a ``Callback`` subclass that
         inherits the base class's empty hook is left out (nothing to call)."""

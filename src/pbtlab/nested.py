@@ -113,8 +113,9 @@ def copy_tree(value: Any) -> Any:
     kind = type(value)
     if kind in _IMMUTABLE_LEAVES:
         return value
+    leaves = _IMMUTABLE_LEAVES  # a leaf is shared where it is met: one call per dict or list, not per value
     if kind is dict:
-        return {key: copy_tree(item) for key, item in value.items()}
+        return {key: item if type(item) in leaves else copy_tree(item) for key, item in value.items()}
     if kind is list:
-        return [copy_tree(item) for item in value]
+        return [item if type(item) in leaves else copy_tree(item) for item in value]
     return copy.deepcopy(value)

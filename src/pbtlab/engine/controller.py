@@ -29,7 +29,7 @@ from pbtlab.engine.trial import PendingRestart, Population, Trial, TrialStatus, 
 from pbtlab.errors import ConfigError
 from pbtlab.errors import TrialError
 from pbtlab.executors.base import Executor
-from pbtlab.loggers import default_loggers
+from pbtlab.loggers import default_loggers, read_rows_from_store
 from pbtlab.metrics import flatten_metrics, metric_value
 from pbtlab.nested import copy_tree
 from pbtlab.progress import StatusReporter, ensure_log_handler, logger, summarize_changes
@@ -127,7 +127,12 @@ class Controller:
         self.by_id: dict[str, Trial] = {t.trial_id: t for t in trials}
         self.population = Population(self.by_id, self.waiting)
         user_callbacks = list(run_config.callbacks or [])
-        self.callbacks = CallbackList(user_callbacks + default_loggers(user_callbacks, store))
+        loggers = default_loggers(user_callbacks, store)
+        self.callbacks = CallbackList(user_callbacks + loggers)
+        read_rows_from_store(self.callbacks, loggers, store)
+        #: does any callback hear of each result (or checkpoint)? Not the default loggers alone: the store feeds them
+        self._result_callbacks = any(self.callbacks.wants(hook)
+                                     for hook in ("on_trial_result", "on_checkpoint", "on_trial_save"))
         self.views = TrialViews(trials)
         self.step = 0  # Ray's loop iteration, passed to callbacks
         #: class trainables answer SAVE: PBT's donors and checkpoint_at_end get a checkpoint when needed
@@ -429,7 +434,7 @@ class Controller:
         trial.last_result = result
         saved = message.checkpoint_path is not None
         if stop:
-            if self.callbacks:
+            if self._result_callbacks:
                 result = self._report_to_callbacks(trial, result, message.checkpoint_path)
             self._save_if_requested(trial, result, saved)
             self._terminate(trial, "stop_criterion")
@@ -444,7 +449,7 @@ class Controller:
             saved = True
         decision = self.scheduler.on_trial_result(TrialView(trial), seen, self.population)
         self._apply(decision)
-        if self.callbacks:  # as in Ray: after the scheduler has decided, before the decision is carried out
+        if self._result_callbacks:  # as in Ray: after the scheduler has decided, before the decision is carried out
             result = self._report_to_callbacks(trial, result, message.checkpoint_path)
         if trial.restart is None:
             self._save_if_requested(trial, result, saved)

@@ -26,10 +26,11 @@ import os
 import sys
 from typing import Any
 
-from pbtlab.callbacks import Callback
+from pbtlab.callbacks import Callback, CallbackList
 from pbtlab.loggers._tbx import EventFileWriter, flush_many
 from pbtlab.loggers.formats import (
-    PROGRESS_CSV, _csv_values, add_tensorboard_rows, append_csv, event_writer, tensorboard_clock,
+    PROGRESS_CSV, _csv_values, add_tensorboard_rows, append_csv, event_writer, flat_rows, tensorboard_clock,
+    tensorboard_rows,
 )
 from pbtlab.loggers.offload import LoggerProcess
 from pbtlab.nested import flatten
@@ -37,7 +38,7 @@ from pbtlab.rundir.store import RESULT_FILE, ExperimentStore, is_plain_row, iter
 
 __all__ = [
     "add_tensorboard_rows", "append_csv", "CSVLoggerCallback", "default_loggers", "flat_row", "JsonLoggerCallback",
-    "PROGRESS_CSV", "RESULT_JSON", "TBXLoggerCallback", "tensorboardx_available",
+    "PROGRESS_CSV", "read_rows_from_store", "RESULT_JSON", "TBXLoggerCallback", "tensorboardx_available",
 ]
 
 RESULT_JSON = "result.json"
@@ -90,12 +91,15 @@ class _BatchedLogger(Callback):
     to write it.
 
     A default logger (one ``default_loggers`` made) hands its batches to a helper process from its first full
-    batch on (:mod:`pbtlab.loggers.offload`), where it can: a large run's driver then does not format them."""
+    batch on (:mod:`pbtlab.loggers.offload`), where it can: a large run's driver then does not format them.
+    Unless another callback wants each result, it is also not called at every report: the run's store gives it
+    the rows it writes (:meth:`take_rows`, see :func:`read_rows_from_store`)."""
 
     FLUSH_ROWS = 1000
     ROWS_PER_FILE = 16
     HELPER_FROM_TRIALS = 64  # a run of this many trials hands its batches to the helper from its start
     _helper: LoggerProcess | None = None  # set by default_loggers
+    _store: ExperimentStore | None = None  # set by read_rows_from_store: the rows come from there
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
               **info: Any) -> None:
@@ -104,6 +108,8 @@ class _BatchedLogger(Callback):
         self._offloaded = False
         if (total_num_samples or 0) >= self.HELPER_FROM_TRIALS:  # a large population: from the start
             self._start_helper()
+        if self._store is not None:
+            self._store.read_rows_with(self)
 
     def _start_helper(self) -> None:
         if not self._offloaded and self._helper is not None and self._may_offload():
@@ -122,6 +128,19 @@ class _BatchedLogger(Callback):
     def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._pending.setdefault(trial.path, []).append(self._item(result))
         self._num_pending += 1
+        self._flush_if_full()
+
+    def take_rows(self, trial_dir: str, rows: list[str | dict[str, Any]]) -> None:
+        """The store's rows of a trial (:class:`~pbtlab.rundir.store.RowReader`), in place of ``on_trial_result``."""
+        pending = self._pending.get(trial_dir)
+        if pending is None:
+            self._pending[trial_dir] = rows
+        else:
+            pending.extend(rows)
+        self._num_pending += len(rows)
+        self._flush_if_full()
+
+    def _flush_if_full(self) -> None:
         # At least ROWS_PER_FILE rows per file and flush: a large population does not open a file per row.
         if self._num_pending >= self.FLUSH_ROWS and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
             self._start_helper()
@@ -131,8 +150,14 @@ class _BatchedLogger(Callback):
         self.flush(trial.path)
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
+        self._stop_reading()
         self.flush()
         self._release_helper()
+
+    def _stop_reading(self) -> None:
+        """Take the store's last rows; it gives this logger no more."""
+        if self._store is not None:
+            self._store.stop_reading(self)
 
     def _release_helper(self) -> None:
         """After this logger's last batch: the helper may end once every logger that used it is done."""
@@ -204,7 +229,9 @@ class CSVLoggerCallback(_BatchedLogger):
             return header, True
         return header, False
 
-    def _write(self, directory: str, rows: list[dict[str, Any]]) -> None:
+    def _write(self, directory: str, rows: list[Any]) -> None:
+        if self._store is not None:  # lines and snapshots from the store (a flat row stays as it is)
+            rows = flat_rows(rows)
         append_csv(directory, *self._header_of(directory, rows), rows)
 
 
@@ -276,12 +303,13 @@ class TBXLoggerCallback(_BatchedLogger):
             return
         flush_many([self._add(directory, items) for directory, items in batches])
 
-    def _add(self, directory: str, rows: list[tuple[int, float, dict[str, Any]]]) -> EventFileWriter:
+    def _add(self, directory: str, rows: list[Any]) -> EventFileWriter:
         writer = event_writer(self._writers, directory)
-        add_tensorboard_rows(writer, rows)
+        add_tensorboard_rows(writer, tensorboard_rows(rows) if self._store is not None else rows)
         return writer
 
     def on_experiment_end(self, trials: Any, **info: Any) -> None:
+        self._stop_reading()
         self.flush()
         if self._offloaded:
             self._helper.send("tensorboard_close")  # type: ignore[union-attr]
@@ -318,3 +346,18 @@ def default_loggers(user_callbacks: list[Any], store: ExperimentStore | None = N
                 logger._helper = helper
             loggers.append(logger)
     return loggers
+
+
+def read_rows_from_store(callbacks: CallbackList, loggers: list[Callback], store: ExperimentStore) -> None:
+    """Unless a callback before them wants each result (it may change the row they would write), the default
+    ``loggers`` take their rows from ``store`` as it writes them (:meth:`_BatchedLogger.take_rows`) and are left
+    out of ``callbacks``' ``on_trial_result``: the same files, with no call per report.
+
+    ``callbacks`` holds the user's callbacks, then ``loggers``."""
+    fed = [logger for logger in loggers if isinstance(logger, _BatchedLogger)]
+    if not fed or any(all(callback is not logger for logger in loggers)
+                      for callback, _ in callbacks.listeners("on_trial_result")):
+        return
+    for logger in fed:
+        logger._store = store  # it asks the store for rows in setup
+    callbacks.leave_out("on_trial_result", fed)

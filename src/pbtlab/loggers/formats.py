@@ -18,9 +18,41 @@ from typing import Any
 
 from pbtlab.loggers._tbx import EventFileWriter
 
-__all__ = ["add_tensorboard_rows", "append_csv", "event_writer", "PROGRESS_CSV", "tensorboard_clock"]
+__all__ = [
+    "add_tensorboard_rows", "append_csv", "event_writer", "flat_rows", "PROGRESS_CSV", "tensorboard_clock",
+    "tensorboard_rows",
+]
 
 PROGRESS_CSV = "progress.csv"
+
+
+def flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
+    """The flat rows of what a logger keeps: a row's JSON line (a str), the store's snapshot of it (with its
+    ``config``), or a row already flattened (flattening it again gives the same columns).
+
+        >>> flat_rows([{"a": 1}, '{"c": {"d": 5}}', {"e": {"f": 6}}])
+        [{'a': 1}, {'c/d': 5}, {'e/f': 6}]
+    """
+    from pbtlab.nested import flatten
+
+    return [flatten(json.loads(row) if type(row) is str else row) for row in rows]
+
+
+def tensorboard_rows(rows: list[Any]) -> list[tuple[int, float, dict[str, Any]]]:
+    """``(training_iteration, timestamp, flat row)`` for each row a TensorBoard logger keeps: such a tuple already,
+    or anything :func:`flat_rows` takes.
+
+        >>> tensorboard_rows(['{"training_iteration": 2, "timestamp": 7, "loss": 0.5}'])
+        [(2, 7.0, {'training_iteration': 2, 'timestamp': 7, 'loss': 0.5})]
+    """
+    out = []
+    for row in rows:
+        if type(row) is tuple:
+            out.append(row)
+        else:
+            flat = flat_rows([row])[0]
+            out.append((*tensorboard_clock(flat), flat))
+    return out
 
 
 def append_csv(directory: str, header: list[str], new_file: bool, rows: list[dict[str, Any]]) -> None:

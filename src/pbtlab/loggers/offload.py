@@ -317,18 +317,6 @@ def enabled_for_rows() -> bool:
     return os.environ.get("PBTLAB_ROW_WRITER", "0").strip() == "1"
 
 
-def _flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
-    """The flat rows of what a logger sent: a row's JSON line (a str), the store's snapshot of it (with its
-    ``config``), or a row the driver flattened (which stays as it is).
-
-        >>> _flat_rows([{"a": 1}, '{"c": {"d": 5}}', {"e": {"f": 6}}])
-        [{'a': 1}, {'c/d': 5}, {'e/f': 6}]
-    """
-    from pbtlab.nested import flatten
-
-    return [flatten(json.loads(row) if type(row) is str else row) for row in rows]
-
-
 def _float64_as_float(value: Any) -> tuple[type, tuple[float]]:
     return float, (float(value),)
 
@@ -431,7 +419,7 @@ def _write_rows(messages: queue.SimpleQueue[Any], lock: threading.Lock) -> None:
 def serve() -> None:
     """The helper's main loop: carry out each operation read from standard input until it closes."""
     from pbtlab.loggers._tbx import EventFileWriter, flush_many
-    from pbtlab.loggers.formats import add_tensorboard_rows, append_csv, event_writer, tensorboard_clock
+    from pbtlab.loggers.formats import add_tensorboard_rows, append_csv, event_writer, flat_rows, tensorboard_clock
 
     import queue
     import signal
@@ -459,13 +447,13 @@ def serve() -> None:
                 break
             if operation == "csv":
                 for directory, header, new_file, rows in arguments[0]:
-                    append_csv(directory, header, new_file, _flat_rows(rows))
+                    append_csv(directory, header, new_file, flat_rows(rows))
             elif operation == "tensorboard":
                 touched = []
                 for directory, clocks, sent in arguments[0]:
                     writer = event_writer(writers, directory)
                     rows = [(*(tensorboard_clock(flat) if clock is None else clock), flat)
-                            for clock, flat in zip(clocks, _flat_rows(sent))]
+                            for clock, flat in zip(clocks, flat_rows(sent))]
                     add_tensorboard_rows(writer, rows)
                     touched.append(writer)
                 flush_many(touched)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pbtlab.errors import ExperimentError
+from pbtlab.nested import flatten
 
 __all__ = [
     "dumps", "EVENTS_FILE", "EXPERIMENT_FILE", "ExperimentStore", "inside_run", "is_wall_clock_field",
@@ -142,6 +143,16 @@ def _append_rows(path: str, items: list[str | dict[str, Any]]) -> None:
     """Append rows to a ``result.jsonl``: JSON lines as they are, :func:`plain_snapshot` rows encoded now."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("\n".join([item if type(item) is str else dumps(item) for item in items]) + "\n")
+
+
+class RowReader(Protocol):
+    """Something that derives files from each trial's result rows (the default loggers' progress.csv and
+    TensorBoard files), fed by the store as it writes them instead of called at every report."""
+
+    def take_rows(self, trial_dir: str, rows: list[str | dict[str, Any]]) -> None:
+        """Rows of the trial in ``trial_dir``, in order: each its ``result.jsonl`` line, the store's
+        :func:`plain_snapshot` of it, or (a row that is not plain, whose line would not read back the same) its
+        ``flatten``-ed copy taken when it was reported. The list is the reader's to keep."""
 
 
 class RowWriter(Protocol):
@@ -294,6 +305,8 @@ class ExperimentStore:
         self.events_written = 0
         self.trial_dirs: dict[str, str] = {}  # trial id -> directory name, where it is not the id
         self._policies: dict[str, _PolicyFile] = {}  # policy log files this store wrote or read, by name
+        self._readers: list[RowReader] = []
+        self._unread: dict[str, list[str | dict[str, Any]]] = {}  # each trial's rows its readers have not had
 
     def trial_dir(self, trial_id: str) -> str:
         """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
@@ -342,6 +355,11 @@ class ExperimentStore:
         if item is None:
             item = dumps(row)
         _LAST_ROW[0], _LAST_ROW[1] = row, item
+        if self._readers:
+            unread = self._unread.get(trial_id)
+            if unread is None:
+                unread = self._unread[trial_id] = []
+            unread.append(item if type(item) is not str or is_plain_row(row) else flatten(row))
         items = self._results[trial_id]
         if writer is not None and not items:
             self._waiting.append(trial_id)
@@ -353,6 +371,28 @@ class ExperimentStore:
             self._unsent += 1
             if self._unsent >= self.SEND_ROWS:
                 self._hand_over(writer)
+
+    def read_rows_with(self, reader: RowReader) -> None:
+        """From now on, give ``reader`` the result rows at each :meth:`flush` (and state save), each trial's in
+        order, rather than have it called at every report. A row's line stands for the row where it reads back
+        the same (:func:`is_plain_row`); any other row is flattened when it is taken."""
+        if reader not in self._readers:
+            self._readers.append(reader)
+
+    def stop_reading(self, reader: RowReader) -> None:
+        """``reader`` has had every row written so far and gets no more."""
+        self._pass_to_readers()
+        if reader in self._readers:
+            self._readers.remove(reader)
+        if not self._readers:
+            self._unread.clear()
+
+    def _pass_to_readers(self) -> None:
+        unread, self._unread = self._unread, {}
+        for trial_id, rows in unread.items():
+            directory = self.trial_dir(trial_id)
+            for index, reader in enumerate(self._readers):
+                reader.take_rows(directory, rows if index == 0 else list(rows))
 
     def write_rows_through(self, writer: RowWriter | None) -> None:
         """From now on, hand result rows to ``writer`` to encode and append (:meth:`save_state` waits until they
@@ -435,7 +475,8 @@ class ExperimentStore:
         return self.events_written + len(self._events)
 
     def flush(self) -> None:
-        """Write what is buffered: rows (or hand them to the row writer), events, policy logs."""
+        """Write what is buffered: rows (or hand them to the row writer), events, policy logs; then give the
+        rows to the readers (:meth:`read_rows_with`)."""
         self._buffered = 0
         self._send_rows()
         self._waiting = []
@@ -452,6 +493,8 @@ class ExperimentStore:
             self._events.clear()
         for name, policy in self._policies.items():
             policy.write(os.path.join(self.path, name))
+        if self._unread:
+            self._pass_to_readers()
 
     def save_state(self, state: Mapping[str, Any], durable: bool = False) -> None:
         """Flush buffered rows and events, then write ``state.json`` recording how many there are.
