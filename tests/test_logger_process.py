@@ -257,3 +257,35 @@ def test_the_pipe_holds_a_whole_batch_and_a_batch_larger_than_the_default_pipe_i
         helper.release()
     append_csv(str(tmp_path), ["step", "loss", "name"], True, rows)
     assert open(tmp_path / "a" / "progress.csv", "rb").read() == open(tmp_path / "progress.csv", "rb").read()
+
+
+@pytest.mark.parametrize("start", ["at the start", "at the first full batch"])
+def test_the_helper_fed_by_the_store_writes_the_bytes_the_driver_would_for_the_rows(tmp_path, monkeypatch, helpers,
+                                                                                     start):
+    """No callback hears each result: the loggers take the store's lines, and the helper reads each line once for
+    both files (its floats as their text). The files are what the driver writes for the rows read back."""
+    import json
+
+    from pbtlab.loggers import CSVLoggerCallback
+    from pbtlab.nested import flatten
+
+    if start == "at the start":
+        monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 8)
+    else:
+        monkeypatch.setattr(_BatchedLogger, "FLUSH_ROWS", 40)
+        monkeypatch.setattr(_BatchedLogger, "ROWS_PER_FILE", 4)
+    heard = []
+    monkeypatch.setattr(CSVLoggerCallback, "on_trial_result", lambda self, *a, **k: heard.append(1))
+    run = toy_tuner(tmp_path / "runs", "fed", [i / 7 for i in range(8)], 24, None,
+                    scheduler=toy_scheduler(4, True)).fit()
+    assert heard == [] and len(helpers) == 1 and not helpers[0].started
+    for index, result in enumerate(sorted(run, key=lambda r: r.path)):
+        with open(os.path.join(result.path, "result.jsonl"), encoding="utf-8") as handle:
+            read_back = [flatten(json.loads(line)) for line in handle]
+        assert len(read_back) == 24
+        rows = [(int(r["training_iteration"]), float(r["timestamp"]), r) for r in read_back]
+        csv_bytes, events = expected_files(rows, tmp_path / f"expected{index}")
+        assert open(os.path.join(result.path, "progress.csv"), "rb").read() == csv_bytes
+        if tensorboardx_available():
+            (name,) = [n for n in os.listdir(result.path) if n.startswith("events.out.tfevents.")]
+            assert records(os.path.join(result.path, name)) == events

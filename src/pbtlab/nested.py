@@ -58,8 +58,9 @@ _LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
     out: dict[str, Any] = {}
+    leaves = _LEAF_TYPES
     for key, value in tree.items():
-        if is_mapping(value):
+        if type(value) not in leaves and is_mapping(value):  # most values are leaves: no call for them
             out.update(flatten(value, f"{prefix}{key}/"))
         elif prefix or type(key) is not str:
             out[f"{prefix}{key}"] = value

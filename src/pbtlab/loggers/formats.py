@@ -19,23 +19,73 @@ from typing import Any
 from pbtlab.loggers._tbx import EventFileWriter
 
 __all__ = [
-    "add_tensorboard_rows", "append_csv", "event_writer", "flat_rows", "PROGRESS_CSV", "tensorboard_clock",
-    "tensorboard_rows",
+    "add_tensorboard_rows", "append_csv", "event_writer", "flat_rows", "FloatText", "PROGRESS_CSV", "SharedRows",
+    "tensorboard_clock", "tensorboard_rows",
 ]
 
 PROGRESS_CSV = "progress.csv"
 
 
-def flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
-    """The flat rows of what a logger keeps: a row's JSON line (a str), the store's snapshot of it (with its
-    ``config``), or a row already flattened (flattening it again gives the same columns).
+class FloatText(str):
+    """A float read from a row's JSON line, kept as its text there: ``repr`` of the float, which is what ``str``
+    gives and so what progress.csv writes, without formatting it again. TensorBoard takes ``float()`` of it."""
 
-        >>> flat_rows([{"a": 1}, '{"c": {"d": 5}}', {"e": {"f": 6}}])
-        [{'a': 1}, {'c/d': 5}, {'e/f': 6}]
+    __slots__ = ()
+
+
+_LINE_DECODER = json.JSONDecoder(parse_float=FloatText)  # NaN and infinities stay floats: 'nan', 'inf' in CSV
+
+
+def flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
+    """The flat rows of what a logger keeps: a row's JSON line (a str; its finite floats as :class:`FloatText`),
+    the store's snapshot of it (with its ``config``), or a row already flattened (flattening it again gives the
+    same columns).
+
+        >>> flat_rows([{"a": 1}, '{"c": {"d": 5.0}}', {"e": {"f": 6}}])
+        [{'a': 1}, {'c/d': '5.0'}, {'e/f': 6}]
     """
     from pbtlab.nested import flatten
 
-    return [flatten(json.loads(row) if type(row) is str else row) for row in rows]
+    decode = _LINE_DECODER.decode
+    return [flatten(decode(row) if type(row) is str else row) for row in rows]
+
+
+class SharedRows:
+    """:func:`flat_rows` for two writers that get the same lines (progress.csv and TensorBoard, in the loggers'
+    helper): each line is read once, by whichever writer comes first, and handed to the other.
+
+        >>> shared = SharedRows()
+        >>> first, again = shared.flat_rows(['{"a": 1}']), shared.flat_rows(['{"a": 1}'])
+        >>> first[0] is again[0], shared.held
+        (True, 0)
+    """
+
+    #: Lines read for one writer and not yet asked for by the other, at most; beyond that they are let go (one
+    #: writer alone, e.g. TensorBoard written by the driver), and would be read again.
+    LIMIT = 32768
+
+    def __init__(self) -> None:
+        self._read: dict[str, dict[str, Any]] = {}
+
+    @property
+    def held(self) -> int:
+        return len(self._read)
+
+    def flat_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
+        from pbtlab.nested import flatten
+
+        read, decode, out = self._read, _LINE_DECODER.decode, []
+        for row in rows:
+            if type(row) is not str:
+                out.append(flatten(row))
+                continue
+            flat = read.pop(row, None)
+            if flat is None:
+                if len(read) >= self.LIMIT:
+                    read.clear()
+                flat = read[row] = flatten(decode(row))
+            out.append(flat)
+        return out
 
 
 def tensorboard_rows(rows: list[Any]) -> list[tuple[int, float, dict[str, Any]]]:
@@ -43,7 +93,7 @@ def tensorboard_rows(rows: list[Any]) -> list[tuple[int, float, dict[str, Any]]]
     or anything :func:`flat_rows` takes.
 
         >>> tensorboard_rows(['{"training_iteration": 2, "timestamp": 7, "loss": 0.5}'])
-        [(2, 7.0, {'training_iteration': 2, 'timestamp': 7, 'loss': 0.5})]
+        [(2, 7.0, {'training_iteration': 2, 'timestamp': 7, 'loss': '0.5'})]
     """
     out = []
     for row in rows:
@@ -76,11 +126,27 @@ def _csv_values(rows: list[dict[str, Any]], header: list[str]) -> Iterator[Seque
         values: Sequence[Any] = tuple(row.values()) if tuple(row) == columns else [row.get(k, "") for k in header]
         kinds = set(map(type, values))
         if not kinds <= _SCALAR_TYPES and any(issubclass(kind, (list, tuple)) for kind in kinds):
-            values = [json.dumps(value) if isinstance(value, (list, tuple)) else value for value in values]
+            values = [json.dumps(_as_floats(value)) if isinstance(value, (list, tuple)) else value for value in values]
         yield values
 
 
-_SCALAR_TYPES = frozenset({float, int, str, bool, type(None)})
+def _as_floats(value: Any) -> Any:
+    """``value`` with each :class:`FloatText` inside it (a list read from a JSON line) the float it stands for.
+
+        >>> _as_floats([1, FloatText("2.5"), {"a": [FloatText("0.1")]}])
+        [1, 2.5, {'a': [0.1]}]
+    """
+    kind = type(value)
+    if kind is FloatText:
+        return float(value)
+    if kind is list or kind is tuple:
+        return [_as_floats(item) for item in value]
+    if kind is dict:
+        return {key: _as_floats(item) for key, item in value.items()}
+    return value
+
+
+_SCALAR_TYPES = frozenset({float, int, str, bool, type(None), FloatText})
 
 
 def tensorboard_clock(row: Mapping[str, Any]) -> tuple[int, float]:
@@ -118,9 +184,10 @@ def add_tensorboard_rows(writer: EventFileWriter, rows: list[tuple[int, float, d
 def _scalar_plan(keys: tuple[str, ...], kinds: tuple[type, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
     """Which columns of a flat row TensorBoard gets (numbers, not bools, not ``config/...``) and their tags.
 
-        >>> _scalar_plan(("loss", "done", "config/lr", "name"), (float, bool, float, str))
-        ((0,), ('ray/tune/loss',))
+        >>> _scalar_plan(("loss", "done", "config/lr", "name", "acc"), (float, bool, float, str, FloatText))
+        ((0, 4), ('ray/tune/loss', 'ray/tune/acc'))
     """
     positions = tuple(i for i, (key, kind) in enumerate(zip(keys, kinds))
-                      if kind is not bool and issubclass(kind, (int, float)) and not key.startswith("config/"))
+                      if (kind is FloatText or kind is not bool and issubclass(kind, (int, float)))
+                      and not key.startswith("config/"))
     return positions, tuple(f"ray/tune/{keys[i]}" for i in positions)

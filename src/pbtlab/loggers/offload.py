@@ -419,7 +419,7 @@ def _write_rows(messages: queue.SimpleQueue[Any], lock: threading.Lock) -> None:
 def serve() -> None:
     """The helper's main loop: carry out each operation read from standard input until it closes."""
     from pbtlab.loggers._tbx import EventFileWriter, flush_many
-    from pbtlab.loggers.formats import add_tensorboard_rows, append_csv, event_writer, flat_rows, tensorboard_clock
+    from pbtlab.loggers.formats import SharedRows, add_tensorboard_rows, append_csv, event_writer, tensorboard_clock
 
     import queue
     import signal
@@ -437,6 +437,7 @@ def serve() -> None:
     row_writer = threading.Thread(target=_write_rows, args=(row_messages, lock), daemon=True)
     row_writer.start()
     writers: dict[str, EventFileWriter] = {}
+    shared = SharedRows()  # progress.csv and TensorBoard get the same lines: each is read once
     try:
         while True:
             data = messages.get()
@@ -447,13 +448,13 @@ def serve() -> None:
                 break
             if operation == "csv":
                 for directory, header, new_file, rows in arguments[0]:
-                    append_csv(directory, header, new_file, flat_rows(rows))
+                    append_csv(directory, header, new_file, shared.flat_rows(rows))
             elif operation == "tensorboard":
                 touched = []
                 for directory, clocks, sent in arguments[0]:
                     writer = event_writer(writers, directory)
                     rows = [(*(tensorboard_clock(flat) if clock is None else clock), flat)
-                            for clock, flat in zip(clocks, flat_rows(sent))]
+                            for clock, flat in zip(clocks, shared.flat_rows(sent))]
                     add_tensorboard_rows(writer, rows)
                     touched.append(writer)
                 flush_many(touched)

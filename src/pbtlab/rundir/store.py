@@ -288,6 +288,9 @@ class ExperimentStore:
     #: While a :class:`RowWriter` encodes the rows: how many to hand it at a time, so that it works while the run
     #: goes on and a state save waits only for the last of them.
     SEND_ROWS = 1024
+    #: How many rows to give the readers at a time between flushes, so that they (and the loggers' helper) work
+    #: while the run goes on rather than all at the end.
+    PASS_ROWS = 1024
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -307,6 +310,7 @@ class ExperimentStore:
         self._policies: dict[str, _PolicyFile] = {}  # policy log files this store wrote or read, by name
         self._readers: list[RowReader] = []
         self._unread: dict[str, list[str | dict[str, Any]]] = {}  # each trial's rows its readers have not had
+        self._num_unread = 0
 
     def trial_dir(self, trial_id: str) -> str:
         """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
@@ -360,6 +364,9 @@ class ExperimentStore:
             if unread is None:
                 unread = self._unread[trial_id] = []
             unread.append(item if type(item) is not str or is_plain_row(row) else flatten(row))
+            self._num_unread += 1
+            if self._num_unread >= self.PASS_ROWS:
+                self._pass_to_readers()
         items = self._results[trial_id]
         if writer is not None and not items:
             self._waiting.append(trial_id)
@@ -373,8 +380,8 @@ class ExperimentStore:
                 self._hand_over(writer)
 
     def read_rows_with(self, reader: RowReader) -> None:
-        """From now on, give ``reader`` the result rows at each :meth:`flush` (and state save), each trial's in
-        order, rather than have it called at every report. A row's line stands for the row where it reads back
+        """From now on, give ``reader`` the result rows every :attr:`PASS_ROWS` rows and at each :meth:`flush`, each
+        trial's in order, rather than have it called at every report. A row's line stands for the row where it reads back
         the same (:func:`is_plain_row`); any other row is flattened when it is taken."""
         if reader not in self._readers:
             self._readers.append(reader)
@@ -389,6 +396,7 @@ class ExperimentStore:
 
     def _pass_to_readers(self) -> None:
         unread, self._unread = self._unread, {}
+        self._num_unread = 0
         for trial_id, rows in unread.items():
             directory = self.trial_dir(trial_id)
             for index, reader in enumerate(self._readers):
