@@ -11,7 +11,6 @@ It runs with any executor (``executors/base.py``); the tests drive it with the s
 from __future__ import annotations
 
 import collections
-import copy
 import os
 import time
 import types
@@ -408,8 +407,8 @@ class Controller:
             self._recovery.pop(trial.trial_id, None)
 
     def _on_report(self, trial: Trial, message: ReportMessage) -> None:
-        if not trial.dirty:  # the trial leaves its recovery point: remember it until the next one
-            self._recovery.setdefault(trial.trial_id, (self._copy_of(trial), self._rows[trial.trial_id]))
+        if not trial.dirty and trial.trial_id not in self._recovery:  # it leaves its recovery point: keep that
+            self._recovery[trial.trial_id] = (self._copy_of(trial), self._rows[trial.trial_id])
         if trial.trial_id not in self._metric_checked:
             self._metric_checked.add(trial.trial_id)
             check_metric_reported(self.metric, trial.trial_id, message.metrics, self.scheduler.checks_metric)
@@ -442,7 +441,9 @@ class Controller:
             self._maybe_save()
             return
         # Schedulers see nested metrics flattened ("eval/loss"), as in Ray.
-        seen = types.MappingProxyType({**flatten_metrics(result), "config": copy_tree(trial.config)})
+        flat = flatten_metrics(result)  # a new dict: the config in it can be the scheduler's own copy
+        flat["config"] = copy_tree(trial.config)
+        seen = types.MappingProxyType(flat)
         if self.saves_on_request and not saved \
                 and self.scheduler.wants_checkpoint(TrialView(trial), seen):
             self._request_checkpoint(trial, "scheduler")
@@ -672,7 +673,9 @@ class Controller:
     @staticmethod
     def _copy_of(trial: Trial) -> Trial:
         """The trial as it is now, for its recovery point (what later reports change is copied)."""
-        snapshot = copy.copy(trial)
+        cls = type(trial)
+        snapshot = cls.__new__(cls)  # copy.copy's result, without its reduce protocol (3x slower)
+        snapshot.__dict__.update(trial.__dict__)
         snapshot.last_result = dict(trial.last_result) if trial.last_result is not None else None
         return snapshot
 

@@ -57,6 +57,7 @@ class StopCriteria:
     def __init__(self, stop: Any) -> None:
         self.stop = stop
         self.stop_all = False
+        self._thresholds = isinstance(stop, Mapping)
 
     def should_stop(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         stop = self.stop
@@ -64,7 +65,7 @@ class StopCriteria:
             return True
         if stop is None:
             return False
-        if isinstance(stop, Mapping):
+        if self._thresholds:
             return self._reached(stop, trial_id, result)
         decision = bool(stop(trial_id, result))
         self.check_stop_all()
