@@ -130,14 +130,17 @@ class _BatchedLogger(Callback):
         self._num_pending += 1
         self._flush_if_full()
 
-    def take_rows(self, trial_dir: str, rows: list[str | dict[str, Any]]) -> None:
-        """The store's rows of a trial (:class:`~pbtlab.rundir.store.RowReader`), in place of ``on_trial_result``."""
-        pending = self._pending.get(trial_dir)
-        if pending is None:
-            self._pending[trial_dir] = rows
-        else:
-            pending.extend(rows)
-        self._num_pending += len(rows)
+    def take_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
+        """The store's new rows, ``(trial directory, rows)`` per trial (:class:`~pbtlab.rundir.store.RowReader`),
+        in place of ``on_trial_result``."""
+        waiting = self._pending
+        for trial_dir, rows in batches:
+            pending = waiting.get(trial_dir)
+            if pending is None:
+                waiting[trial_dir] = rows
+            else:
+                pending.extend(rows)
+            self._num_pending += len(rows)
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:

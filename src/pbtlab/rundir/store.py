@@ -149,10 +149,10 @@ class RowReader(Protocol):
     """Something that derives files from each trial's result rows (the default loggers' progress.csv and
     TensorBoard files), fed by the store as it writes them instead of called at every report."""
 
-    def take_rows(self, trial_dir: str, rows: list[str | dict[str, Any]]) -> None:
-        """Rows of the trial in ``trial_dir``, in order: each its ``result.jsonl`` line, the store's
-        :func:`plain_snapshot` of it, or (a row that is not plain, whose line would not read back the same) its
-        ``flatten``-ed copy taken when it was reported. The list is the reader's to keep."""
+    def take_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
+        """``(trial_dir, rows)`` for each trial with new rows, its rows in order: each its ``result.jsonl`` line,
+        the store's :func:`plain_snapshot` of it, or (a row that is not plain, whose line would not read back the
+        same) its ``flatten``-ed copy taken when it was reported. The lists are the reader's to keep."""
 
 
 class RowWriter(Protocol):
@@ -311,6 +311,7 @@ class ExperimentStore:
         self._readers: list[RowReader] = []
         self._unread: dict[str, list[str | dict[str, Any]]] = {}  # each trial's rows its readers have not had
         self._num_unread = 0
+        self._reader_dirs: dict[str, str] = {}  # each trial's directory, as the readers get it (joined once)
 
     def trial_dir(self, trial_id: str) -> str:
         """``<run>/<trial_id>``, or the name ``TuneConfig(trial_dirname_creator)`` gave it."""
@@ -397,10 +398,15 @@ class ExperimentStore:
     def _pass_to_readers(self) -> None:
         unread, self._unread = self._unread, {}
         self._num_unread = 0
+        directories = self._reader_dirs
+        batches = []
         for trial_id, rows in unread.items():
-            directory = self.trial_dir(trial_id)
-            for index, reader in enumerate(self._readers):
-                reader.take_rows(directory, rows if index == 0 else list(rows))
+            directory = directories.get(trial_id)
+            if directory is None:
+                directory = directories[trial_id] = self.trial_dir(trial_id)
+            batches.append((directory, rows))
+        for index, reader in enumerate(self._readers):
+            reader.take_rows(batches if index == 0 else [(directory, list(rows)) for directory, rows in batches])
 
     def write_rows_through(self, writer: RowWriter | None) -> None:
         """From now on, hand result rows to ``writer`` to encode and append (:meth:`save_state` waits until they
