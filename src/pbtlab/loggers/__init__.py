@@ -130,6 +130,11 @@ class _BatchedLogger(Callback):
         self._num_pending += 1
         self._flush_if_full()
 
+    def takes_lines(self) -> bool:
+        """The store's rows as JSON lines once the helper writes this logger's files (cheap to send; the helper
+        reads each once for both files), else as copies of the rows (flattened here, not read back from text)."""
+        return self._offloaded
+
     def take_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
         """The store's new rows, ``(trial directory, rows)`` per trial (:class:`~pbtlab.rundir.store.RowReader`),
         in place of ``on_trial_result``."""

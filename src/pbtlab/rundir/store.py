@@ -149,10 +149,15 @@ class RowReader(Protocol):
     """Something that derives files from each trial's result rows (the default loggers' progress.csv and
     TensorBoard files), fed by the store as it writes them instead of called at every report."""
 
+    def takes_lines(self) -> bool:
+        """Whether the reader would rather have each row's JSON line (to send to another process) than a copy of
+        the row (to flatten here). Either may come: it is a preference, asked after each pass of rows."""
+
     def take_rows(self, batches: list[tuple[str, list[str | dict[str, Any]]]]) -> None:
-        """``(trial_dir, rows)`` for each trial with new rows, its rows in order: each its ``result.jsonl`` line,
-        the store's :func:`plain_snapshot` of it, or (a row that is not plain, whose line would not read back the
-        same) its ``flatten``-ed copy taken when it was reported. The lists are the reader's to keep."""
+        """``(trial_dir, rows)`` for each trial with new rows, its rows in order. With lines: each row's
+        ``result.jsonl`` line, the store's :func:`plain_snapshot` of it, or (a row that is not plain, whose line
+        would not read back the same) its ``flatten``-ed copy taken when it was reported; else a shallow copy of
+        each row taken when it was reported. The lists are the reader's to keep."""
 
 
 class RowWriter(Protocol):
@@ -309,7 +314,9 @@ class ExperimentStore:
         self.trial_dirs: dict[str, str] = {}  # trial id -> directory name, where it is not the id
         self._policies: dict[str, _PolicyFile] = {}  # policy log files this store wrote or read, by name
         self._readers: list[RowReader] = []
-        self._unread: dict[str, list[str | dict[str, Any]]] = {}  # each trial's rows its readers have not had
+        self._unread: dict[str, list[str | dict[str, Any]]] = {}  # each trial's rows its readers have not had, as lines
+        self._unread_rows: dict[str, list[str | dict[str, Any]]] = {}  # the same rows, as copies
+        self._lines_wanted = self._rows_wanted = False  # which of the two are kept (a reader prefers each)
         self._num_unread = 0
         self._reader_dirs: dict[str, str] = {}  # each trial's directory, as the readers get it (joined once)
 
@@ -361,10 +368,16 @@ class ExperimentStore:
             item = dumps(row)
         _LAST_ROW[0], _LAST_ROW[1] = row, item
         if self._readers:
-            unread = self._unread.get(trial_id)
-            if unread is None:
-                unread = self._unread[trial_id] = []
-            unread.append(item if type(item) is not str or is_plain_row(row) else flatten(row))
+            if self._lines_wanted:
+                unread = self._unread.get(trial_id)
+                if unread is None:
+                    unread = self._unread[trial_id] = []
+                unread.append(item if type(item) is not str or is_plain_row(row) else flatten(row))
+            if self._rows_wanted:  # a copy: the row's ``done`` may be set later (the trial's function returned)
+                unread = self._unread_rows.get(trial_id)
+                if unread is None:
+                    unread = self._unread_rows[trial_id] = []
+                unread.append(dict(row))
             self._num_unread += 1
             if self._num_unread >= self.PASS_ROWS:
                 self._pass_to_readers()
@@ -382,31 +395,49 @@ class ExperimentStore:
 
     def read_rows_with(self, reader: RowReader) -> None:
         """From now on, give ``reader`` the result rows every :attr:`PASS_ROWS` rows and at each :meth:`flush`, each
-        trial's in order, rather than have it called at every report. A row's line stands for the row where it reads back
-        the same (:func:`is_plain_row`); any other row is flattened when it is taken."""
+        trial's in order, rather than have it called at every report: as JSON lines or as copies of the rows, as it
+        prefers (:meth:`RowReader.takes_lines`). A row's line stands for the row where it reads back the same
+        (:func:`is_plain_row`); any other row is flattened when it is taken."""
         if reader not in self._readers:
+            self._pass_to_readers()  # the rows taken so far go to the readers there were
             self._readers.append(reader)
+            self._choose_forms()
 
     def stop_reading(self, reader: RowReader) -> None:
         """``reader`` has had every row written so far and gets no more."""
         self._pass_to_readers()
         if reader in self._readers:
             self._readers.remove(reader)
-        if not self._readers:
-            self._unread.clear()
+        self._choose_forms()
+
+    def _choose_forms(self) -> None:
+        """Keep the rows in the forms the readers prefer now (at least one while there are readers)."""
+        lines = [reader.takes_lines() for reader in self._readers]
+        self._lines_wanted, self._rows_wanted = any(lines), not all(lines)
 
     def _pass_to_readers(self) -> None:
-        unread, self._unread = self._unread, {}
+        lines, rows = self._unread, self._unread_rows
+        self._unread, self._unread_rows = {}, {}
         self._num_unread = 0
-        directories = self._reader_dirs
-        batches = []
-        for trial_id, rows in unread.items():
-            directory = directories.get(trial_id)
-            if directory is None:
-                directory = directories[trial_id] = self.trial_dir(trial_id)
-            batches.append((directory, rows))
-        for index, reader in enumerate(self._readers):
-            reader.take_rows(batches if index == 0 else [(directory, list(rows)) for directory, rows in batches])
+        handed: set[int] = set()  # each list goes to one reader; another gets copies of it
+        for reader in self._readers:
+            unread = lines if (reader.takes_lines() and lines) or not rows else rows
+            batches = []
+            for trial_id, items in unread.items():
+                if id(items) in handed:
+                    items = list(items)
+                else:
+                    handed.add(id(items))
+                batches.append((self._reader_dir(trial_id), items))
+            if batches:
+                reader.take_rows(batches)
+        self._choose_forms()
+
+    def _reader_dir(self, trial_id: str) -> str:
+        directory = self._reader_dirs.get(trial_id)
+        if directory is None:
+            directory = self._reader_dirs[trial_id] = self.trial_dir(trial_id)
+        return directory
 
     def write_rows_through(self, writer: RowWriter | None) -> None:
         """From now on, hand result rows to ``writer`` to encode and append (:meth:`save_state` waits until they
@@ -507,7 +538,7 @@ class ExperimentStore:
             self._events.clear()
         for name, policy in self._policies.items():
             policy.write(os.path.join(self.path, name))
-        if self._unread:
+        if self._num_unread:
             self._pass_to_readers()
 
     def save_state(self, state: Mapping[str, Any], durable: bool = False) -> None:
