@@ -44,10 +44,14 @@ def flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
         >>> flat_rows([{"a": 1}, '{"c": {"d": 5.0}}', {"e": {"f": 6}}])
         [{'a': 1}, {'c/d': '5.0'}, {'e/f': 6}]
     """
+    return [_flat_row(row) for row in rows]
+
+
+def _flat_row(row: Any) -> dict[str, Any]:
+    """One row of :func:`flat_rows`."""
     from pbtlab.nested import flatten
 
-    decode = _LINE_DECODER.decode
-    return [flatten(decode(row) if type(row) is str else row) for row in rows]
+    return flatten(_LINE_DECODER.decode(row) if type(row) is str else row)
 
 
 class SharedRows:
@@ -72,18 +76,16 @@ class SharedRows:
         return len(self._read)
 
     def flat_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
-        from pbtlab.nested import flatten
-
-        read, decode, out = self._read, _LINE_DECODER.decode, []
+        read, out = self._read, []
         for row in rows:
             if type(row) is not str:
-                out.append(flatten(row))
+                out.append(_flat_row(row))
                 continue
             flat = read.pop(row, None)
             if flat is None:
                 if len(read) >= self.LIMIT:
                     read.clear()
-                flat = read[row] = flatten(decode(row))
+                flat = read[row] = _flat_row(row)
             out.append(flat)
         return out
 
@@ -100,7 +102,7 @@ def tensorboard_rows(rows: list[Any]) -> list[tuple[int, float, dict[str, Any]]]
         if type(row) is tuple:
             out.append(row)
         else:
-            flat = flat_rows([row])[0]
+            flat = _flat_row(row)
             out.append((*tensorboard_clock(flat), flat))
     return out
 
