@@ -1,9 +1,10 @@
-"""`pbtlab.process_gc`: automatic collection paused while pbtlab imports, and the collect-then-freeze at exit that
-spares the interpreter's final full collections, without skipping a finalizer of garbage made before exit."""
+"""`pbtlab.process_gc`: automatic collection paused while pbtlab imports, and nothing else: the interpreter's exit
+finalizes what it would without pbtlab."""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -28,14 +29,12 @@ def test_paused_restores_collection_as_it_was_even_on_error():
         gc.enable()
 
 
-#: A child that imports pbtlab, leaves cyclic garbage whose finalizer writes a file, keeps a cycle alive to the end,
-#: and reports what the exit handler did.
-CHILD = r"""
+#: A child script as users write them: a function, a file left open in its globals, objects in reference cycles
+#: (one made before ``import pbtlab``), still alive when it exits. Each finalizer writes a file.
+EXIT_CHILD = r"""
 import atexit, gc, os, sys
-import pbtlab
-from pbtlab import process_gc
 
-out = sys.argv[1]
+out, with_pbtlab = sys.argv[1], sys.argv[2]
 
 class Node:
     def __init__(self, name):
@@ -44,45 +43,39 @@ class Node:
         with _open(_join(_out, self.name), "w") as handle:
             handle.write("finalized")
 
-Node("garbage")            # a cycle: only the collector can free it, and nothing collects before exit
-kept = Node("still_alive")  # reachable until the interpreter tears the module down
+made_before = Node("made_before_import")
+if with_pbtlab != "no":
+    import pbtlab
+if with_pbtlab == "run":  # a short PBT run in this process (in a temporary directory) before the script goes on
+    import tempfile
+    from pbtlab.examples.runs import run_toy_pbt
+    run_toy_pbt(iterations=8, storage_path=tempfile.mkdtemp())
 
-def report():  # registered after pbtlab's handler, so it runs before it
-    with open(os.path.join(out, "registered"), "w") as handle:
-        handle.write(str(process_gc.register_freeze_at_exit()))
-atexit.register(report)
-gc.disable()  # no automatic collection may free the garbage before exit
+def helper():  # the module's globals and this function form a cycle: only the collector frees them
+    return log
+
+log = open(os.path.join(out, "log.txt"), "w")
+log.write("written, never closed or flushed")
+Node("garbage")            # a cycle: only the collector can free it
+kept = Node("still_alive")  # reachable until the interpreter tears the module down
+def frozen_at_exit():  # registered last, so it runs before any other atexit handler
+    with open(os.path.join(out, "frozen_at_exit"), "w") as handle:
+        handle.write(str(gc.get_freeze_count()))
+atexit.register(frozen_at_exit)
 """
 
 
-def _run_child(tmp_path, freeze: str | None) -> set[str]:
-    env = {k: v for k, v in os.environ.items() if k != process_gc.FREEZE_AT_EXIT_VARIABLE}
-    if freeze is not None:
-        env[process_gc.FREEZE_AT_EXIT_VARIABLE] = freeze
-    subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], check=True, env=env, timeout=60)
-    return {name: (tmp_path / name).read_text() for name in os.listdir(tmp_path)}
+def _run_exit_child(tmp_path, with_pbtlab: str) -> dict[str, str]:
+    out = tmp_path / with_pbtlab
+    out.mkdir()
+    subprocess.run([sys.executable, "-c", EXIT_CHILD, str(out), with_pbtlab], check=True, timeout=60,
+                   env={**os.environ, "TMPDIR": str(tmp_path)})
+    return {name: (out / name).read_text() for name in os.listdir(out)}
 
 
-def test_garbage_made_before_exit_is_still_finalized_and_live_cycles_are_spared(tmp_path):
-    files = _run_child(tmp_path, None)
-    assert files["registered"] == "True"
-    assert files["garbage"] == "finalized"  # collected by the handler's gc.collect()
-    assert "still_alive" not in files  # frozen: the interpreter's final collections skip it
-
-
-def test_freeze_at_exit_0_leaves_the_shutdown_as_it_was(tmp_path):
-    files = _run_child(tmp_path, "0")
-    assert files["registered"] == "False"
-    assert files == {"registered": "False", "garbage": "finalized", "still_alive": "finalized"}
-
-
-def test_the_handler_is_registered_once():
-    before = process_gc._registered
-    assert process_gc.register_freeze_at_exit() is True and before is True  # pbtlab's import registered it
-    script = ("import atexit, pbtlab\nfrom pbtlab import process_gc\n"
-              "process_gc.register_freeze_at_exit(); process_gc.register_freeze_at_exit()\n"
-              "print(atexit._ncallbacks())")
-    with_pbtlab = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
-    without = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
-                             env={**os.environ, process_gc.FREEZE_AT_EXIT_VARIABLE: "0"})
-    assert int(with_pbtlab.stdout) == int(without.stdout) + 1
+def test_importing_pbtlab_changes_nothing_the_interpreters_exit_finalizes(tmp_path):
+    without = _run_exit_child(tmp_path, "no")
+    assert without == {"log.txt": "written, never closed or flushed", "made_before_import": "finalized",
+                       "garbage": "finalized", "still_alive": "finalized", "frozen_at_exit": "0"}
+    assert _run_exit_child(tmp_path, "import") == without  # (an exit that froze them lost all but one)
+    assert _run_exit_child(tmp_path, "run") == without

@@ -9,14 +9,13 @@ with its import lines changed. ``import pbtlab`` imports numpy only.
 
 from pbtlab import process_gc
 
-with process_gc.paused():  # importing makes no garbage: the collections it would trigger find nothing
+with process_gc.paused():  # importing makes next to no garbage: the collections it would trigger find next to nothing
     from pbtlab import tune
     from pbtlab.analysis import Result, ResultGrid, load_results
     from pbtlab.checkpoint import Checkpoint
     from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from pbtlab.errors import ConfigError, ExperimentError, PbtlabError, ReportError, TrialError
     from pbtlab.tuner import Tuner
-process_gc.register_freeze_at_exit()
 
 __version__ = "0.1.0"
 
