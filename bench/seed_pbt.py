@@ -19,9 +19,14 @@ files; the check below fails if any is missing). Ray Tune needs about 134 s.
 Children run with bytecode caching on, as an installed package does (``PYTHONDONTWRITEBYTECODE`` is
 removed from their environment; the uncounted first run of each writes the caches).
 
-    python bench/seed_pbt.py [--runs 7] [--tmpfs] [--check]
+    python bench/seed_pbt.py [--runs 7] [--tmpfs] [--check] [--instructions]
 
 ``--check`` exits with status 1 when the ratio is above the goal (timings are never asserted in tests).
+``--instructions`` also counts the instructions each whole process executes, under valgrind's callgrind
+(installed separately: ``apt-get install valgrind``): one run each, OpenBLAS on one thread and a fixed hash
+seed, so the count repeats within about 0.01% from run to run, where wall times move by several percent. It
+is not the goal's figure (a syscall, a thread switch or a cache miss counts as nothing), but it tells whether
+a change to pbtlab took work out of the process.
 """
 
 from __future__ import annotations
@@ -149,6 +154,17 @@ def verify(storage: str) -> str:
     return "; ".join(summary) + f"; {exploits} exploits"
 
 
+def instructions(code: str, tmpdir: str) -> int:
+    """Instructions executed by ``python -c code`` as a whole process, counted by callgrind."""
+    env = dict(CHILD_ENV, OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0", TMPDIR=tmpdir)
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c",
+                           code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=True, env=env)
+    counts = [line.split()[-1] for line in done.stderr.splitlines() if "Collected :" in line]
+    if not counts:
+        raise RuntimeError(f"callgrind printed no instruction count:\n{done.stderr[-2000:]}")
+    return int(counts[-1])
+
+
 def tensorboard_expected() -> bool:
     import importlib.util
 
@@ -159,11 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each (median reported; default 7)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {GOAL}")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each whole process's instructions under valgrind's callgrind (one run each)")
     parser.add_argument("--tmpfs", action="store_true",
                         help=f"the runs and every child's TMPDIR on {TMPFS} (the trainable's temporary directories "
                              "and pbtlab's files in memory; the bare loop writes no files either way)")
     args = parser.parse_args(argv)
 
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions: valgrind is not installed (apt-get install valgrind)")
     load_before = os.getloadavg()
     if args.tmpfs:
         if not os.path.isdir(TMPFS):
@@ -200,6 +220,12 @@ def main(argv: list[str] | None = None) -> int:
             pbtlab_import.append(b)
         bare_import, _ = run_process("import numpy")
         whole_import = [run_process("import pbtlab")[0] for _ in range(args.runs)]
+        counted: dict[str, int] = {}
+        if args.instructions:
+            scratch = tempfile.mkdtemp(dir=storage_root)
+            counted["bare"] = instructions(BARE_LOOP, scratch)
+            counted["pbtlab"] = instructions(
+                PBTLAB_RUN.format(tests=TESTS, storage=os.path.join(scratch, "run"), executor="inprocess"), scratch)
     finally:
         shutil.rmtree(storage_root, ignore_errors=True)
 
@@ -237,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu_bare, cpu_pbt = statistics.median(CPU["bare"]), statistics.median(CPU["pbtlab inprocess"])
     print(f"{'CPU s (user+sys): bare loop / pbtlab':<{width}}  {cpu_bare:9.3f}  {cpu_pbt:7.3f}  "
           f"ratio {cpu_pbt / cpu_bare:.2f}x (less sensitive to other load on the machine)")
+    if counted:
+        print(f"{'instructions (callgrind): bare loop / pbtlab':<{width}}  {counted['bare'] / 1e6:8.1f}M  "
+              f"{counted['pbtlab'] / 1e6:.1f}M  ratio {counted['pbtlab'] / counted['bare']:.3f}x "
+              "(one run each; repeats within about 0.01%; not the goal's figure)")
     print(f"checked: {checked}" + ("; TensorBoard event files written" if tensorboard_expected() else
                                     "; tensorboardX not installed: no TensorBoard files (as in Ray)"))
     return 1 if args.check and ratio > GOAL else 0
