@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pbtlab.nested import flatten, is_mapping
+from pbtlab.nested import NOT_MAPPINGS, flatten, is_mapping
 
 __all__ = ["DELIMITER", "KEPT_NESTED", "flatten_metrics", "has_metric", "metric_value"]
 
@@ -57,8 +57,9 @@ def has_metric(result: Mapping[str, Any], name: str) -> bool:
 def flatten_metrics(result: Mapping[str, Any], keep: frozenset[str] = KEPT_NESTED) -> dict[str, Any]:
     """``result`` with nested dicts flattened into ``outer/inner`` keys (the ``keep`` fields stay as they are)."""
     flat: dict[str, Any] = {}
+    leaves = NOT_MAPPINGS
     for key, value in result.items():
-        if is_mapping(value) and key not in keep:
+        if type(value) not in leaves and is_mapping(value) and key not in keep:
             flat.update(flatten(value, f"{key}{DELIMITER}"))
         else:
             flat[key] = value

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["column_paths", "copy_tree", "flatten", "get_path", "is_mapping", "set_path", "unflatten"]
+__all__ = ["NOT_MAPPINGS", "column_paths", "copy_tree", "flatten", "get_path", "is_mapping", "set_path",
+           "unflatten"]
 
 
 def column_paths(tree: Any, prefix: str = "") -> list[str]:
@@ -53,13 +54,16 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 #: Types that are never mappings: checked first, as isinstance(value, Mapping) is slow for them.
-_LEAF_TYPES = frozenset({float, int, str, bool, type(None), list, tuple})
+_LEAF_TYPES: frozenset[type] = frozenset({float, int, str, bool, type(None), list, tuple})
+#: The same, and every other type :func:`is_mapping` has found is not a Mapping (numpy scalars, arrays...): a
+#: loop over many values checks ``type(value) not in NOT_MAPPINGS`` before it calls ``is_mapping``.
+NOT_MAPPINGS: set[type] = set(_LEAF_TYPES)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """One level: every leaf under its ``a/b`` path (an empty dict has no leaves, so it leaves no column)."""
     out: dict[str, Any] = {}
-    leaves = _LEAF_TYPES
+    leaves = NOT_MAPPINGS
     for key, value in tree.items():
         if type(value) not in leaves and is_mapping(value):  # most values are leaves: no call for them
             out.update(flatten(value, f"{prefix}{key}/"))
@@ -87,6 +91,8 @@ def is_mapping(value: Any) -> bool:
     found = _MAPPING_TYPES.get(kind)
     if found is None:
         found = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+        if not found:
+            NOT_MAPPINGS.add(kind)
     return found
 
 
