@@ -79,3 +79,56 @@ def test_importing_pbtlab_changes_nothing_the_interpreters_exit_finalizes(tmp_pa
                        "garbage": "finalized", "still_alive": "finalized", "frozen_at_exit": "0"}
     assert _run_exit_child(tmp_path, "import") == without  # (an exit that froze them lost all but one)
     assert _run_exit_child(tmp_path, "run") == without
+
+
+#: A child that drops cyclic garbage just before ``import pbtlab`` (optionally with something frozen first) and
+#: reports the collector's state after the import, after a young collection and after a full one.
+PROMOTE_CHILD = r"""
+import gc, json, sys
+
+out, freeze_first = sys.argv[1], sys.argv[2] == "1"
+finalized = []
+
+class Node:
+    def __init__(self, name):
+        self.name, self.me = name, self
+    def __del__(self):
+        finalized.append(self.name)
+
+gc.disable()  # no automatic collection: only the import's own handling and the ones below
+if freeze_first:
+    gc.freeze()
+frozen_before = gc.get_freeze_count()
+Node("dropped_before_import")  # cyclic garbage, young
+import pbtlab
+state = {"frozen_before": frozen_before, "frozen_after_import": gc.get_freeze_count(),
+         "young_after_import": gc.get_count()[0]}
+gc.collect(1)
+state["after_young"] = list(finalized)
+gc.collect()
+state["after_full"] = list(finalized)
+with open(out, "w") as handle:
+    json.dump(state, handle)
+"""
+
+
+def _promote_child(tmp_path, freeze_first: bool) -> dict:
+    out = tmp_path / f"promote_{freeze_first}.json"
+    subprocess.run([sys.executable, "-c", PROMOTE_CHILD, str(out), "1" if freeze_first else "0"], check=True,
+                   timeout=60)
+    return json.loads(out.read_text())
+
+
+def test_the_import_moves_what_is_alive_to_the_oldest_generation_and_freezes_nothing(tmp_path):
+    state = _promote_child(tmp_path, freeze_first=False)
+    assert state["frozen_before"] == state["frozen_after_import"] == 0  # frozen for a moment only
+    assert state["young_after_import"] < 100  # the import's objects are not waiting for a young collection
+    assert state["after_young"] == []  # garbage young at the import waits for a full collection...
+    assert state["after_full"] == ["dropped_before_import"]  # ...which finds it
+
+
+def test_the_import_thaws_nothing_someone_else_froze(tmp_path):
+    state = _promote_child(tmp_path, freeze_first=True)
+    assert state["frozen_before"] > 0 and state["frozen_after_import"] >= state["frozen_before"] - 10
+    assert state["young_after_import"] > 10_000  # nothing moved: the import's objects are young...
+    assert state["after_young"] == ["dropped_before_import"]  # ...and a young collection finds the garbage

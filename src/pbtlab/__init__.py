@@ -9,7 +9,8 @@ with its import lines changed. ``import pbtlab`` imports numpy only.
 
 from pbtlab import process_gc
 
-with process_gc.paused():  # importing makes next to no garbage: the collections it would trigger find next to nothing
+# importing makes next to no garbage, and what it makes lives as long as the process (pbtlab.process_gc)
+with process_gc.paused(promote=True):
     from pbtlab import tune
     from pbtlab.analysis import Result, ResultGrid, load_results
     from pbtlab.checkpoint import Checkpoint
