@@ -1,5 +1,5 @@
-"""`pbtlab.process_gc`: automatic collection paused while pbtlab imports, and nothing else: the interpreter's exit
-finalizes what it would without pbtlab."""
+"""`pbtlab.process_gc`: automatic collection paused while pbtlab imports, what is alive then moved to the oldest
+generation (nothing left frozen), and nothing else: the interpreter's exit finalizes what it would without pbtlab."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ moved to the oldest generation without being examined (``gc.freeze()`` then ``gc
 stays frozen). Importing makes modules, classes and functions, about 11,000 objects that live as long as the
 process: the dozen collections the import would trigger find next to nothing (about 2 ms of ``import
 pbtlab`` on a 2-core VM), and the young collections after it would examine all of them once more on their
-way to the oldest generation (1.1% of the tutorial's process in instructions, 1-1.5 ms). What changes for the
+way to the oldest generation (1.1% of the tutorial's process in instructions, about 1 ms). What changes for the
 caller: garbage in a reference cycle among what was young at that moment (the import's own couple of hundred
 objects, and whatever the caller made and dropped just before) is collected by the next full collection, or
 at exit, rather than by a young one. Nothing is moved when something is frozen (``gc.unfreeze()`` would
