@@ -20,10 +20,9 @@ It takes the arguments of :func:`dataclasses.dataclass` that pbtlab uses (``init
 ``frozen``, ``slots``, ``kw_only``) and, like it, leaves a method the class defines itself alone.
 ``inspect.signature`` and ``typing.get_type_hints`` see the generated ``__init__``.
 
-For pbtlab's own classes, not for ones users extend: :mod:`dataclasses` sees a frozen class made here as
-not frozen (``__dataclass_params__.frozen`` is False; ``__dataclass_frozen__`` is True), so a frozen
-``dataclasses.dataclass`` cannot subclass it. (Public classes that users subclass, such as the PBT
-strategies, stay plain dataclasses.)
+A frozen class made here says so as :mod:`dataclasses` does (``__dataclass_params__.frozen``), so users can
+extend it with a frozen ``dataclasses.dataclass`` (the PBT strategies are made here and meant to be extended),
+and, as with :mod:`dataclasses`, not with an unfrozen one.
 
     >>> @dataclass(frozen=True, slots=True)
     ... class Point:
@@ -104,8 +103,20 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
         # of one with no __init__ yet, through inspect.signature, whose first use compiles tokenize's regexes
         # (about 1.4 ms of ``import pbtlab`` when three of its classes had none)
         cls.__doc__ = "-"
-    cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False, frozen=False,  # type: ignore[assignment]
-                                slots=slots, kw_only=kw_only)
+    # dataclasses lets only frozen classes subclass a frozen one, and the call below makes no frozen methods (they
+    # are added after it): while it runs, the frozen classes made here among the bases say they are not
+    frozen_bases = [base.__dict__["__dataclass_params__"] for base in cls.__mro__[1:]
+                    if base.__dict__.get("__dataclass_frozen__") and "__dataclass_params__" in base.__dict__]
+    for params in frozen_bases:
+        params.frozen = False
+    try:
+        cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False,  # type: ignore[assignment]
+                                    frozen=False, slots=slots, kw_only=kw_only)
+    finally:
+        for params in frozen_bases:
+            params.frozen = True
+    if frozen:  # as dataclasses would say: so that a frozen dataclasses.dataclass may subclass this class
+        cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
     fields = dataclasses.fields(cls)
     if any(isinstance(f.type, dataclasses.InitVar) or (isinstance(f.type, str) and "InitVar" in f.type)
            for f in cls.__dataclass_fields__.values()):  # type: ignore[attr-defined]

@@ -36,13 +36,13 @@ the :class:`Standings` and the run's generator, and names the donor to copy, or 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from pbtlab import lazy_dataclass
 from pbtlab.errors import ConfigError, describe
 from pbtlab.schedulers.base import HyperparamChange
 from pbtlab.schedulers.explore import BOUNDS, Clip, Mutation, PerturbBounds, Reflect, bounds_policy, perturb_config
@@ -114,7 +114,7 @@ class ExploitStrategy:
         return {"exploit_strategy": self.name or type(self).__name__}
 
 
-@dataclasses.dataclass(frozen=True)
+@lazy_dataclass.dataclass(frozen=True)
 class Truncation(ExploitStrategy):
     """Ray's: a trial in the bottom quantile copies a random trial of the top quantile."""
 
@@ -129,7 +129,7 @@ class Truncation(ExploitStrategy):
         return {}
 
 
-@dataclasses.dataclass(frozen=True)
+@lazy_dataclass.dataclass(frozen=True)
 class BinaryTournament(ExploitStrategy):
     """The PBT paper's: a trial picks one random live rival and copies it if the rival's score is better.
     Every trial keeps its checkpoint at each check, since any may be picked."""
@@ -152,7 +152,7 @@ class BinaryTournament(ExploitStrategy):
         return float(standings.score(rival)) > own_score  # type: ignore[arg-type]  # a rival's score is finite
 
 
-@dataclasses.dataclass(frozen=True)
+@lazy_dataclass.dataclass(frozen=True)
 class TTest(BinaryTournament):
     """The PBT paper's: a binary tournament, but the rival is copied only if its mean over the last ``window``
     reported scores is higher and Welch's t-test gives p < ``significance``."""
@@ -201,7 +201,7 @@ class ExploreStrategy:
         return {"explore_strategy": self.name or type(self).__name__}
 
 
-@dataclasses.dataclass(frozen=True)
+@lazy_dataclass.dataclass(frozen=True)
 class Perturb(ExploreStrategy):
     """Ray's: each mutated value is resampled with ``resample_probability``, else multiplied by a factor
     (lists: shifted one step)."""
@@ -220,7 +220,7 @@ class Perturb(ExploreStrategy):
         return {}
 
 
-@dataclasses.dataclass(frozen=True)
+@lazy_dataclass.dataclass(frozen=True)
 class Resample(Perturb):
     """Every mutated value is resampled from its mutation."""
 
