@@ -53,11 +53,10 @@ def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     tree[parts[-1]] = value
 
 
-#: Types that are never mappings: checked first, as isinstance(value, Mapping) is slow for them.
-_LEAF_TYPES: frozenset[type] = frozenset({float, int, str, bool, type(None), list, tuple})
-#: The same, and every other type :func:`is_mapping` has found is not a Mapping (numpy scalars, arrays...): a
-#: loop over many values checks ``type(value) not in NOT_MAPPINGS`` before it calls ``is_mapping``.
-NOT_MAPPINGS: set[type] = set(_LEAF_TYPES)
+#: Types that are not mappings: the common leaves, and every other type :func:`is_mapping` has found is not one
+#: (numpy scalars, arrays...). A loop over many values checks ``type(value) not in NOT_MAPPINGS`` before it calls
+#: ``is_mapping``.
+NOT_MAPPINGS: set[type] = {float, int, str, bool, type(None), list, tuple}
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -74,7 +73,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-_MAPPING_TYPES: dict[type, bool] = {}  # type -> whether it is a Mapping, for the types is_mapping has met
+_MAPPINGS: set[type] = set()  # the types other than dict is_mapping has found are Mappings
 
 
 def is_mapping(value: Any) -> bool:
@@ -84,15 +83,12 @@ def is_mapping(value: Any) -> bool:
         (True, False, False)
     """
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind in _MAPPINGS:
         return True
-    if kind in _LEAF_TYPES:
+    if kind in NOT_MAPPINGS:
         return False
-    found = _MAPPING_TYPES.get(kind)
-    if found is None:
-        found = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
-        if not found:
-            NOT_MAPPINGS.add(kind)
+    found = issubclass(kind, Mapping)
+    (_MAPPINGS if found else NOT_MAPPINGS).add(kind)
     return found
 
 
