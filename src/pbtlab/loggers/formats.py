@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pbtlab.loggers._tbx import EventFileWriter
+from pbtlab.nested import flatten
 
 __all__ = [
     "add_tensorboard_rows", "append_csv", "event_writer", "flat_rows", "FloatText", "PROGRESS_CSV", "SharedRows",
@@ -49,8 +50,6 @@ def flat_rows(rows: list[Any]) -> list[dict[str, Any]]:
 
 def _flat_row(row: Any) -> dict[str, Any]:
     """One row of :func:`flat_rows`."""
-    from pbtlab.nested import flatten
-
     return flatten(_LINE_DECODER.decode(row) if type(row) is str else row)
 
 
