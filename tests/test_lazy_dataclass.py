@@ -8,6 +8,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+import types
 
 import pytest
 from hypothesis import given, settings
@@ -61,6 +62,40 @@ def test_same_behaviour_as_dataclasses(flags):
         assert z.a == 5
     with pytest.raises(TypeError, match="missing 1 required"):
         lazy() if not flags.get("kw_only") else lazy(b="y")
+
+
+@pytest.mark.parametrize("flags", [dict(), dict(frozen=True, slots=True, kw_only=True)], ids=str)
+def test_string_annotations_and_class_variables_read_as_dataclasses_reads_them(flags, monkeypatch):
+    """The annotations are hidden from dataclasses while it collects the fields (it would parse each string);
+    afterwards the class and its fields show the source's strings, and a ClassVar and KW_ONLY are what
+    dataclasses makes of them."""
+    body = ("from __future__ import annotations\n"
+            "import dataclasses\n"
+            "from typing import Any, ClassVar\n"
+            "@decorator(**flags)\n"
+            "class Thing:\n"
+            "    kind: ClassVar[str] = 'thing'\n"
+            "    a: int\n"
+            "    b: dict[str, Any] = dataclasses.field(default_factory=dict)\n"
+            "    _: dataclasses.KW_ONLY\n"
+            "    c: float | None = None\n")
+    classes = []
+    for decorator in (dataclasses.dataclass, lazy_dataclass.dataclass):
+        module = types.ModuleType("annotations_test")  # dataclasses looks names up in the class's module
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        module.__dict__.update(decorator=decorator, flags=flags)
+        exec(body, module.__dict__)
+        classes.append(module.Thing)
+    standard, lazy = classes
+    assert lazy.__annotations__ == standard.__annotations__ == {
+        "kind": "ClassVar[str]", "a": "int", "b": "dict[str, Any]", "_": "dataclasses.KW_ONLY", "c": "float | None"}
+    described = [[(f.name, f.type, f.kw_only) for f in dataclasses.fields(cls)] for cls in classes]
+    assert described[1] == described[0] == [("a", "int", flags.get("kw_only", False)),
+                                             ("b", "dict[str, Any]", flags.get("kw_only", False)),
+                                             ("c", "float | None", True)]
+    assert lazy.kind == "thing"  # a class variable: dataclasses keeps it as a pseudo-field, outside fields()
+    assert repr(lazy.__dataclass_fields__["kind"]) == repr(standard.__dataclass_fields__["kind"])
+    assert str(inspect.signature(lazy)) == str(inspect.signature(standard))
 
 
 def test_frozen_hash_follows_the_compared_fields():

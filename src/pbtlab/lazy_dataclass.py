@@ -109,12 +109,15 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
                     if base.__dict__.get("__dataclass_frozen__") and "__dataclass_params__" in base.__dict__]
     for params in frozen_bases:
         params.frozen = False
+    annotations = _hide_annotations(cls)
     try:
         cls = dataclasses.dataclass(cls, init=False, repr=False, eq=False,  # type: ignore[assignment]
                                     frozen=False, slots=slots, kw_only=kw_only)
     finally:
         for params in frozen_bases:
             params.frozen = True
+        if annotations is not None:
+            _show_annotations(cls, annotations)
     if frozen:  # as dataclasses would say: so that a frozen dataclasses.dataclass may subclass this class
         cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
     fields = dataclasses.fields(cls)
@@ -153,6 +156,48 @@ def _process(cls: _T, *, init: bool, repr: bool, eq: bool, frozen: bool, slots: 
             cls.__getstate__ = _getstate  # type: ignore[assignment, method-assign]
             cls.__setstate__ = _setstate  # type: ignore[attr-defined, unused-ignore]
     return cls
+
+
+class _Annotation:
+    """What :func:`_hide_annotations` puts in place of an annotation while :mod:`dataclasses` reads a class."""
+
+    def __repr__(self) -> str:
+        return "<annotation>"
+
+
+_HIDDEN = _Annotation()
+#: Up to 3.13 :mod:`dataclasses` reads the class's ``__annotations__`` dict, which 3.14 computes lazily instead:
+#: there nothing is hidden.
+_HIDE = sys.version_info < (3, 14)
+
+
+def _hide_annotations(cls: type) -> dict[str, Any] | None:
+    """Let :mod:`dataclasses` skip parsing the class's string annotations (``from __future__ import
+    annotations``), about a third of its time per class: each plain one becomes :data:`_HIDDEN` until
+    :func:`_show_annotations`. Returns the class's own annotations (None: nothing hidden).
+
+    For each string annotation :mod:`dataclasses` matches a regular expression and looks the first name up
+    in the class's module, three times (is it a ``ClassVar``, an ``InitVar``, ``KW_ONLY``?). An annotation
+    that names none of those cannot be any of them, as long as no alias of one is used (pbtlab's classes use
+    none; this module makes only pbtlab's classes), and is hidden; one that names one is left as it is."""
+    annotations = cls.__dict__.get("__annotations__")
+    if not _HIDE or not annotations:
+        return None
+    hidden = {}
+    for name, kind in annotations.items():
+        plain = type(kind) is str and "ClassVar" not in kind and "InitVar" not in kind and "KW_ONLY" not in kind
+        hidden[name] = _HIDDEN if plain else kind
+    cls.__annotations__ = hidden
+    return annotations  # type: ignore[no-any-return]
+
+
+def _show_annotations(cls: type, annotations: dict[str, Any]) -> None:
+    """Undo :func:`_hide_annotations` on ``cls`` (or the slotted class :mod:`dataclasses` made from it): its
+    ``__annotations__`` and its fields' ``type`` are the strings of the source again."""
+    cls.__annotations__ = annotations
+    for f in cls.__dict__.get("__dataclass_fields__", {}).values():
+        if f.type is _HIDDEN:
+            f.type = annotations[f.name]
 
 
 def _values_of(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
