@@ -7,18 +7,23 @@ The API follows Ray Tune's (``Tuner``, ``TuneConfig``, ``tune.report``...), so R
 with its import lines changed. ``import pbtlab`` imports numpy only.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from pbtlab import process_gc
 
 # importing makes next to no garbage, and what it makes lives as long as the process (pbtlab.process_gc)
 with process_gc.paused(promote=True):
     from pbtlab import tune
-    from pbtlab.analysis import Result, ResultGrid, load_results
+    from pbtlab.analysis import Result, ResultGrid
     from pbtlab.checkpoint import Checkpoint
     from pbtlab.config import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
     from pbtlab.errors import ConfigError, ExperimentError, PbtlabError, ReportError, TrialError
     from pbtlab.tuner import Tuner
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from pbtlab.analysis import load_results
 
 __all__ = [
     "Checkpoint",
@@ -38,3 +43,13 @@ __all__ = [
     "load_results",
     "tune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``load_results`` is imported when first used (``pbtlab.analysis.loading``)."""
+    if name == "load_results":
+        from pbtlab.analysis import load_results
+
+        globals()["load_results"] = load_results  # asked once
+        return load_results
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,9 +6,11 @@
 
 Holds the trainable's API (``report``, ``get_checkpoint``, ``Checkpoint``), the search-space
 functions, the same ``Tuner``/config objects as the top-level package, and Ray's submodules
-``tune.stopper``, ``tune.search`` and ``tune.schedulers``, ``tune.run`` for older scripts, and
-``tune.with_parameters`` / ``tune.with_resources``.
+``tune.stopper``, ``tune.search`` and ``tune.schedulers`` (imported when first used), ``tune.run`` for older
+scripts, and ``tune.with_parameters`` / ``tune.with_resources``.
 """
+
+import importlib
 
 from pbtlab.analysis import Result, ResultGrid
 from pbtlab.callbacks import Callback
@@ -33,8 +35,6 @@ from pbtlab.space import (
 )
 from pbtlab.stopper import Stopper
 from pbtlab.trainable import Trainable
-from pbtlab.tune import schedulers, search, stopper
-from pbtlab.tune._mirror import mirrored_name
 from pbtlab.tuner import Tuner
 
 __all__ = [
@@ -46,11 +46,24 @@ __all__ = [
 ]
 
 
+#: Ray's submodules, imported when first used (a script that names none of them does not pay for them)
+_SUBMODULES = ("schedulers", "search", "stopper")
+
+
 def __getattr__(name: str) -> object:
-    """``tune.run`` and ``ExperimentAnalysis`` (older scripts) are imported when first used. Ray Tune's other names
-    import too, and raise an error saying what to use instead when used (``tune.CLIReporter(...)``)."""
+    """``tune.schedulers``, ``tune.search`` and ``tune.stopper``, and ``tune.run`` and ``ExperimentAnalysis``
+    (older scripts) are imported when first used. Ray Tune's other names import too, and raise an error saying
+    what to use instead when used (``tune.CLIReporter(...)``)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"pbtlab.tune.{name}")  # the import also sets it here: asked once
     if name in ("run", "ExperimentAnalysis"):
         from pbtlab.compat import legacy
 
         return getattr(legacy, name)
+    from pbtlab.tune._mirror import mirrored_name
+
     return mirrored_name("tune", name, f"pbtlab.tune.{name}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
