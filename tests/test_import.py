@@ -47,3 +47,19 @@ def test_the_schedulers_pbt_is_compared_with_load_when_first_used():
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert out.splitlines() == ["[False, False, False]",
                                 "True pbtlab.schedulers.median_stopping [True, True, True]"]
+
+
+def test_what_the_tutorial_does_not_use_is_imported_when_first_used():
+    """The Ray-style submodules of ``tune`` and ``load_results`` (with its reader of Ray runs) load on first use."""
+    lazy = ("pbtlab.tune.schedulers", "pbtlab.tune.search", "pbtlab.search", "pbtlab.tune.stopper",
+            "pbtlab.analysis.loading", "pbtlab.compat.runs")
+    script = ("import sys\nfrom pbtlab import tune, Tuner, TuneConfig\n"
+              f"lazy = {lazy!r}\n"
+              "print([n for n in lazy if n in sys.modules])\n"
+              "from pbtlab import load_results\nfrom pbtlab.tune import search\n"
+              "print(tune.stopper.MaximumIterationStopper.__name__, tune.schedulers.PopulationBasedTraining.__name__, "
+              "search.BasicVariantGenerator.__name__, load_results.__module__, 'search' in dir(tune))\n"
+              "print([n for n in lazy if n not in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.splitlines() == ["[]", "MaximumIterationStopper PopulationBasedTraining BasicVariantGenerator "
+                                      "pbtlab.analysis.loading True", "[]"]
