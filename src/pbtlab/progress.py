@@ -7,7 +7,6 @@ at the end.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -18,25 +17,92 @@ from pbtlab.nested import get_path
 from pbtlab.rundir.records import AUTO_RESULT_FIELDS
 
 __all__ = [
-    "ensure_log_handler", "format_cell", "hidden_note", "MAX_ROWS", "metric_columns", "render_plain", "shown_trials",
-    "status_rows", "StatusReporter", "summarize_changes",
+    "ensure_log_handler", "format_cell", "hidden_note", "logger", "MAX_ROWS", "metric_columns", "PbtlabLog",
+    "render_plain", "shown_trials", "status_rows", "StatusReporter", "summarize_changes",
 ]
 
-logger = logging.getLogger("pbtlab")
+_DEBUG, _INFO, _WARNING, _ERROR = 10, 20, 30, 40  # logging's levels
 
+
+class PbtlabLog:
+    """pbtlab's log lines, as the standard logger named "pbtlab" would show them, without importing
+    :mod:`logging` until something else in the process has (about 2 ms of a short script: the module, and the
+    ``string`` module and regular expressions it brings).
+
+    Once any code has imported :mod:`logging`, every line goes through ``logging.getLogger("pbtlab")``, and
+    the application's configuration applies. Until then nothing can have configured it, so the logger would
+    have either :func:`ensure_log_handler`'s handler (INFO and above to the standard error it found,
+    ``%(message)s``) or no handler at all (WARNING and above, through logging's last-resort handler, to the
+    standard error of the moment, also ``%(message)s``): this writes what those would write.
+
+        >>> PbtlabLog().debug("not shown")
+    """
+
+    def __init__(self) -> None:
+        self._show_info = False  # ensure_log_handler was asked for: INFO lines are shown
+        self._installed = False  # ...and the handler it asked for is in logging's "pbtlab" logger
+        self._stream: Any = None  # the standard error when it was asked for (as a StreamHandler keeps it)
+
+    def debug(self, message: str, exc_info: bool = False) -> None:
+        self._log(_DEBUG, message, exc_info)
+
+    def info(self, message: str) -> None:
+        self._log(_INFO, message)
+
+    def warning(self, message: str) -> None:
+        self._log(_WARNING, message)
+
+    def error(self, message: str) -> None:
+        self._log(_ERROR, message)
+
+    def ensure_handler(self) -> None:
+        """:func:`ensure_log_handler`."""
+        if not self._show_info:
+            self._show_info, self._stream = True, sys.stderr
+        if "logging" in sys.modules:
+            self._install()
+
+    def _install(self) -> None:
+        """Show pbtlab's INFO lines on stderr unless the application configured logging itself."""
+        import logging
+
+        self._installed = True
+        logger = logging.getLogger("pbtlab")
+        if logger.handlers or logging.getLogger().handlers:
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.INFO)
+            return
+        handler = logging.StreamHandler(self._stream)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+    def _log(self, level: int, message: str, exc_info: bool = False) -> None:
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            if self._show_info and not self._installed:  # logging was imported after the handler was asked for
+                self._install()
+            logging.getLogger("pbtlab").log(level, message, exc_info=exc_info, stacklevel=3)
+            return
+        if level < (_INFO if self._show_info else _WARNING):
+            return
+        stream = self._stream if self._show_info else sys.stderr
+        try:
+            stream.write(f"{message}\n")
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: logging's handler would not stop the run either
+            pass
+
+
+#: pbtlab's log (see :class:`PbtlabLog`): ``logger.info(...)``, ``logger.warning(...)``...
+logger = PbtlabLog()
 
 
 def ensure_log_handler() -> None:
-    """Show pbtlab's INFO lines on stderr unless the application configured logging itself."""
-    if logger.handlers or logging.getLogger().handlers:
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    """Show pbtlab's INFO lines on stderr unless the application configured logging itself (in a process that
+    never imported :mod:`logging`, without importing it)."""
+    logger.ensure_handler()
 
 
 def format_cell(value: Any) -> str:
