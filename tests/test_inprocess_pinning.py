@@ -78,14 +78,14 @@ def test_sleep_beside_does_nothing_in_a_process_pinned_to_one_cpu():
         os.sched_setaffinity(0, before)
 
 
-@needs_two_cpus
-def test_the_driver_sleeps_on_one_cpu_while_a_trial_and_its_threads_keep_the_process_affinity(storage):
-    before = os.sched_getaffinity(0)
+def _affinity_run(storage, steps: int = 4):
+    """A 2-trial run whose trainable records, at each step: its own affinity, that of a thread it starts, and
+    how many CPUs the driver (asleep in the handoff) may use. Returns those and the run's handoff policy."""
     driver = threading.get_native_id()
     seen = []
 
     def trainable(config):
-        for step in range(4):
+        for step in range(steps):
             started: list[set[int]] = []
             helper = threading.Thread(target=lambda: started.append(os.sched_getaffinity(0)))
             helper.start()
@@ -93,11 +93,45 @@ def test_the_driver_sleeps_on_one_cpu_while_a_trial_and_its_threads_keep_the_pro
             seen.append((os.sched_getaffinity(0), started[0], len(os.sched_getaffinity(driver))))
             tune.report({"score": step})
 
+    executor = InProcessExecutor()
     results = Tuner(trainable, param_space={"x": tune.grid_search([1, 2])}, tune_config=TuneConfig(seed=0),
-                    run_config=RunConfig(storage_path=storage, verbose=0)).fit()
+                    run_config=RunConfig(storage_path=storage, verbose=0, executor=executor)).fit()
     assert [r.status for r in results] == ["TERMINATED", "TERMINATED"]
+    return seen, executor._handoffs
+
+
+@needs_two_cpus
+def test_with_many_trials_the_driver_sleeps_on_one_cpu_while_a_trial_and_its_threads_keep_the_process_affinity(
+        storage, monkeypatch):
+    monkeypatch.setattr(threads, "FEW_TRIALS", 0)  # 2 trials count as many
+    before = os.sched_getaffinity(0)
+    seen, policy = _affinity_run(storage)
     assert seen == [(before, before, 1)] * 8  # the driver, asleep in the handoff, is on one CPU
+    assert policy.pin and not policy.eventfds
     assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cpus
+def test_with_few_trials_nobody_is_pinned_while_woken_threads_run_beside_their_wakers(storage, monkeypatch):
+    before = os.sched_getaffinity(0)
+    monkeypatch.setattr(threads, "_this_cpu", lambda: min(before))  # every thread woken where its waker ran
+    open_before = threads._signals_open
+    seen, policy = _affinity_run(storage)
+    assert seen == [(before, before, len(before))] * 8
+    assert (policy.pin, policy.eventfds, policy.misses) == (False, True, 0)
+    assert threads._signals_open == open_before  # the trials' eventfds were closed as their threads ended
+
+
+@needs_two_cpus
+def test_with_few_trials_wake_ups_on_another_cpu_make_the_handoffs_pin(storage, monkeypatch):
+    before = sorted(os.sched_getaffinity(0))
+    calls = iter(range(10**6))
+    monkeypatch.setattr(threads, "_this_cpu", lambda: before[next(calls) % 2])  # every wake-up on the other CPU
+    seen, policy = _affinity_run(storage, steps=6)
+    assert policy.pin and policy.misses == threads.HandoffPolicy.MISSES
+    asleep = [cpus for _, _, cpus in seen]
+    assert asleep[0] == len(before) and asleep[-4:] == [1] * 4  # pinned once the misses added up
+    assert all(own == set(before) and started == set(before) for own, started, _ in seen)
 
 
 @needs_two_cpus
@@ -143,3 +177,38 @@ def test_a_trial_thread_starts_and_waits_for_its_first_turn_on_the_drivers_cpu(t
     assert seen == [before]  # woken: the trial's function runs with the process's affinity
     assert type(message).__name__ == "FinishedMessage"
     assert worker.step(STOP) is threads.EXITED and os.sched_getaffinity(0) == before
+
+
+needs_eventfd = pytest.mark.skipif(not hasattr(os, "eventfd"), reason="eventfd is Linux-only")
+
+
+@needs_eventfd
+def test_a_few_trials_worker_hands_over_through_eventfds_and_closes_them_when_its_thread_ends(tmp_path):
+    def trainable(config):
+        for step in range(3):
+            tune.report({"step": step})
+
+    before, open_before = set(os.listdir("/proc/self/fd")), threads._signals_open
+    worker = threads.ThreadWorker(trainable, StartSpec("t0", {}, str(tmp_path), None, 0),
+                                  policy=threads.HandoffPolicy(trials=2))
+    assert type(worker._to_worker) is type(worker._to_driver) is threads.EventSignal
+    assert len(set(os.listdir("/proc/self/fd")) - before) == 2
+    from pbtlab.session import CONTINUE
+    assert [worker.step(None).metrics, worker.step(CONTINUE).metrics] == [{"step": 0}, {"step": 1}]
+    assert worker.step(STOP) is threads.EXITED
+    assert set(os.listdir("/proc/self/fd")) == before and threads._signals_open == open_before
+
+
+@needs_eventfd
+def test_past_its_budget_of_file_descriptors_a_worker_uses_locks(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads, "_signal_limit", 1)  # not even one pair
+    worker = threads.ThreadWorker(lambda config: None, StartSpec("t0", {}, str(tmp_path), None, 0),
+                                  policy=threads.HandoffPolicy(trials=2))
+    assert not isinstance(worker._to_worker, threads.EventSignal)
+    assert type(worker.step(None)).__name__ == "FinishedMessage"
+    assert worker.step(STOP) is threads.EXITED
+
+
+def test_many_trials_hand_over_through_locks_and_pin():
+    policy = threads.HandoffPolicy(trials=threads.FEW_TRIALS + 1)
+    assert (policy.pin, policy.eventfds) == (True, False)

@@ -27,7 +27,7 @@ from pbtlab._optional import require
 from pbtlab.errors import ConfigError, ExecutorError, describe
 from pbtlab.executors.base import Executor
 from pbtlab.executors.output import OutputRouter
-from pbtlab.executors.threads import EXITED, ThreadWorker
+from pbtlab.executors.threads import EXITED, HandoffPolicy, ThreadWorker
 from pbtlab.session import Command, CommandKind, StartSpec, WorkerMessage
 
 if TYPE_CHECKING:
@@ -82,9 +82,11 @@ class InProcessExecutor(Executor):
         self._workers: dict[str, ThreadWorker | GreenletWorker] = {}
         self._runnable: deque[tuple[str, Command | None]] = deque()
         self._output = OutputRouter()
+        self._handoffs = HandoffPolicy()  # shared by the run's trial threads (see pbtlab.executors.threads)
 
     def setup(self, trainable: Callable[..., Any], max_concurrent: int) -> None:
         self._trainable = trainable
+        self._handoffs = HandoffPolicy(max_concurrent)  # how this run's trial threads hand over (executors.threads)
         if self.pin_cpu is not None:
             # On Linux, pid 0 means the calling thread; trial threads started later inherit the pin.
             self._saved_affinity = os.sched_getaffinity(0)
@@ -97,12 +99,12 @@ class InProcessExecutor(Executor):
         assert self._trainable is not None
         if spec.log_to_file != (None, None):
             self._output.install()  # until shutdown
-        worker: type[ThreadWorker | GreenletWorker] = ThreadWorker
         if self.greenlets:
             from pbtlab.executors.greenlets import GreenletWorker  # imported by the runs that use it
 
-            worker = GreenletWorker
-        self._workers[spec.trial_id] = worker(self._trainable, spec)
+            self._workers[spec.trial_id] = GreenletWorker(self._trainable, spec)
+        else:
+            self._workers[spec.trial_id] = ThreadWorker(self._trainable, spec, policy=self._handoffs)
         self._runnable.append((spec.trial_id, None))
 
     def send(self, trial_id: str, command: Command) -> None:
