@@ -127,11 +127,19 @@ def test_with_few_trials_wake_ups_on_another_cpu_make_the_handoffs_pin(storage, 
     before = sorted(os.sched_getaffinity(0))
     calls = iter(range(10**6))
     monkeypatch.setattr(threads, "_this_cpu", lambda: before[next(calls) % 2])  # every wake-up on the other CPU
+    open_before, fds_before = threads._signals_open, set(os.listdir("/proc/self/fd"))
+    made = []
+    real_pair = threads._signal_pair
+    monkeypatch.setattr(threads, "_signal_pair", lambda eventfds: made.append(real_pair(eventfds)) or made[-1])
     seen, policy = _affinity_run(storage, steps=6)
-    assert policy.pin and policy.misses == threads.HandoffPolicy.MISSES
+    assert policy.pin and policy.misses == threads.HandoffPolicy.MISSES and policy.home in before
     asleep = [cpus for _, _, cpus in seen]
     assert asleep[0] == len(before) and asleep[-4:] == [1] * 4  # pinned once the misses added up
     assert all(own == set(before) and started == set(before) for own, started, _ in seen)
+    # each trial started on eventfds and went over to locks once pinned; the eventfds are all closed
+    kinds = [tuple(type(signal).__name__ for signal in pair) for pair in made]
+    assert kinds.count(("EventSignal", "EventSignal")) == 2 and kinds.count(("lock", "lock")) == 2, kinds
+    assert threads._signals_open == open_before and set(os.listdir("/proc/self/fd")) == fds_before
 
 
 @needs_two_cpus

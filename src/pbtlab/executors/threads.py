@@ -19,13 +19,14 @@ How they meet depends on how many trial threads one driver wakes (:class:`Handof
   it with the GIL released, so the woken thread runs at once, where a lock is released with the GIL held
   and the woken thread finds the GIL taken, sleeps again, and the two switch back and forth. Each woken
   thread checks where it runs; after :attr:`HandoffPolicy.MISSES` wake-ups on another CPU than its waker's,
-  the handoffs pin as with many trials. A process uses at most a quarter of its open-file limit for
-  eventfds; beyond that, and on other systems, the signals are locks.
+  the handoffs pin as with many trials, all on one CPU, and each worker goes over to locks. A process uses
+  at most a quarter of its open-file limit for eventfds; beyond that, and on other systems, the signals
+  are locks.
 
 Measured on a 2-CPU VM (a report's round trip between one trial thread and its driver: 7 µs with eventfds
 and no pinning, against 19 µs pinned with locks; whole runs of the tutorial's PBT, trainable included: 2
-trials 33.0 against 35.7 ms, 8 trials 111.1 against 118.3 ms; at 64 trials the kernel spreads the wake-ups
-and the eventfds without pinning lost 25 µs a report). A thread changes only its own affinity, and only
+trials 32.6 against 35.1 ms, 8 trials 105.1 against 118.3 ms; at 64 trials the kernel spreads the wake-ups
+and the eventfds without pinning lost 25 µs a report; pinned, eventfds were no faster than locks). A thread changes only its own affinity, and only
 while it hands over and sleeps, so a trial's function and the threads it starts run with the usual one.
 ``PBTLAB_SAME_CPU_HANDOFF=0`` turns pinning off, ``=1`` pins at every handoff; ``PBTLAB_EVENTFD_HANDOFF=0``
 uses locks everywhere.
@@ -117,6 +118,7 @@ class HandoffPolicy:
         self.pin = not few or not _same_cpu
         self.eventfds = few and _eventfd
         self.misses = 0
+        self.home: int | None = None  # once pinning after misses, the one CPU handoffs meet on
 
     def woke(self, waker_cpu: int | None, cpu: int | None = None) -> None:
         """A thread woken by one that ran on ``waker_cpu`` now runs on ``cpu`` (None: this thread's CPU)."""
@@ -125,7 +127,9 @@ class HandoffPolicy:
         if (_this_cpu() if cpu is None else cpu) != waker_cpu:
             self.misses += 1
             if self.misses >= self.MISSES:
-                self.pin = True
+                # from now on every thread meets on the waker's CPU: trial threads that woke up elsewhere
+                # meanwhile move there at their next report, rather than the driver moving to each of them
+                self.pin, self.home = True, waker_cpu
 
 
 class EventSignal:
@@ -235,6 +239,7 @@ class ThreadWorker:
                  policy: HandoffPolicy | None = None) -> None:
         self._policy = policy if policy is not None else HandoffPolicy()  # an executor shares one among its workers
         self._to_worker, self._to_driver = _signal_pair(self._policy.eventfds)
+        self._retired: tuple[Any, ...] = ()  # eventfds given up for locks, closed at the next handoff
         self._command: Command | None = None
         self._message: WorkerMessage | Exited | None = None
         self._driver_cpu: int | None = None  # where each thread sleeps during a handoff (see sleep_beside)
@@ -271,7 +276,7 @@ class ThreadWorker:
         self._message = message
         policy = self._policy
         if policy.pin:
-            own, self._worker_cpu = sleep_beside(self._driver_cpu)
+            own, self._worker_cpu = sleep_beside(self._driver_cpu if policy.home is None else policy.home)
         else:
             own, self._worker_cpu = None, _this_cpu()
         self._to_driver.release()
@@ -289,19 +294,32 @@ class ThreadWorker:
         or :data:`EXITED` once its thread has returned."""
         self._command = command
         policy = self._policy
+        to_worker = self._to_worker
         if policy.pin:
-            own, self._driver_cpu = sleep_beside(self._worker_cpu)
+            own, self._driver_cpu = sleep_beside(self._worker_cpu if policy.home is None else policy.home)
+            if type(to_worker) is EventSignal:
+                self._use_locks()
         else:
             own, self._driver_cpu = None, _this_cpu()
         try:
-            self._to_worker.release()
+            to_worker.release()
             self._to_driver.acquire()
         finally:  # also when Ctrl-C interrupts the wait
             restore_affinity(own)
         if own is None and not policy.pin:
             policy.woke(self._worker_cpu)
+        if self._retired:  # the worker has woken from the eventfd it slept on, and left it
+            _close_signals(*self._retired)
+            self._retired = ()
         message = self._message
         assert message is not None  # internal invariant: set before the worker releases the driver
         if message is EXITED:  # the thread has returned: nothing waits on its signals any more
             _close_signals(self._to_worker, self._to_driver)
         return message
+
+    def _use_locks(self) -> None:
+        """Once handoffs pin, hand over through locks (pinned, eventfds measured slower): before the worker,
+        parked on its eventfd, is woken through it, give both sides new locks; it uses them from its next
+        report on. The eventfds are closed at the next handoff, once the worker has left them."""
+        self._retired = (self._to_worker, self._to_driver)
+        self._to_worker, self._to_driver = _signal_pair(eventfds=False)
