@@ -220,3 +220,22 @@ def test_past_its_budget_of_file_descriptors_a_worker_uses_locks(tmp_path, monke
 def test_many_trials_hand_over_through_locks_and_pin():
     policy = threads.HandoffPolicy(trials=threads.FEW_TRIALS + 1)
     assert (policy.pin, policy.eventfds) == (True, False)
+
+
+@needs_eventfd
+def test_a_worker_whose_last_message_nobody_took_closes_its_eventfds_once_dropped(tmp_path):
+    """As after a Ctrl-C in the handoff: the trial is told to stop, and its thread ends, but the driver never
+    takes the message saying so. Once the worker is dropped, its eventfds are closed all the same."""
+    import gc
+
+    before, open_before = set(os.listdir("/proc/self/fd")), threads._signals_open
+    worker = threads.ThreadWorker(lambda config: tune.report({"a": 1}), StartSpec("t0", {}, str(tmp_path), None, 0),
+                                  policy=threads.HandoffPolicy(trials=2))
+    assert worker.step(None).metrics == {"a": 1}
+    worker._command = STOP
+    worker._to_worker.release()  # the trial stops; nobody waits for its last message
+    worker._thread.join(10)
+    assert not worker._thread.is_alive() and len(set(os.listdir("/proc/self/fd")) - before) == 2
+    del worker
+    gc.collect()
+    assert set(os.listdir("/proc/self/fd")) == before and threads._signals_open == open_before

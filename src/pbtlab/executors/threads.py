@@ -135,7 +135,8 @@ class HandoffPolicy:
 class EventSignal:
     """A wake-up signal from one thread to another over a Linux eventfd, used as a lock is: ``acquire`` waits
     for the signal (and takes it), ``release`` gives it, writing with the GIL released (see the module's
-    docstring). It holds a file descriptor until :meth:`close`.
+    docstring). It holds a file descriptor until :meth:`close`, or until it is garbage (a worker whose thread
+    ended after a Ctrl-C, its last message never taken).
 
         >>> signal = EventSignal()
         >>> signal.release(); signal.acquire(); signal.close()
@@ -144,7 +145,9 @@ class EventSignal:
     __slots__ = ("fd",)
 
     def __init__(self) -> None:
+        global _signals_open
         self.fd = os.eventfd(0, os.EFD_CLOEXEC)
+        _signals_open += 1
 
     def acquire(self) -> None:
         os.eventfd_read(self.fd)
@@ -153,18 +156,25 @@ class EventSignal:
         os.eventfd_write(self.fd, 1)
 
     def close(self) -> None:
-        os.close(self.fd)
+        global _signals_open
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            _signals_open -= 1
+
+    def __del__(self) -> None:
+        self.close()
 
 
 _eventfd = hasattr(os, "eventfd") and os.environ.get("PBTLAB_EVENTFD_HANDOFF", "1").strip() != "0"
-_signals_open = 0  # EventSignals of live workers (made and closed on the driver's thread)
+_signals_open = 0  # open EventSignals (made on the driver's thread; a garbage one may be closed on another)
 _signal_limit: int | None = None  # at most this many at once: a quarter of the open-file limit
 
 
 def _signal_pair(eventfds: bool) -> tuple[Any, Any]:
     """Two signals, both taken (``acquire`` waits for the other side's ``release``): to the worker and to the
     driver. With ``eventfds``, eventfds while this process's budget for them allows; else locks."""
-    global _signals_open, _signal_limit
+    global _signal_limit
     if eventfds:
         if _signal_limit is None:
             import resource
@@ -173,12 +183,9 @@ def _signal_pair(eventfds: bool) -> tuple[Any, Any]:
             _signal_limit = 1 << 16 if soft == resource.RLIM_INFINITY else soft // 4
         if _signals_open + 2 <= _signal_limit:
             try:
-                pair = EventSignal(), EventSignal()
-            except OSError:  # out of file descriptors after all
+                return EventSignal(), EventSignal()
+            except OSError:  # out of file descriptors after all (the first one, if made, is closed as garbage)
                 pass
-            else:
-                _signals_open += 2
-                return pair
     to_worker, to_driver = threading.Lock(), threading.Lock()
     to_worker.acquire()
     to_driver.acquire()
@@ -186,11 +193,9 @@ def _signal_pair(eventfds: bool) -> tuple[Any, Any]:
 
 
 def _close_signals(*signals: Any) -> None:
-    global _signals_open
     for signal in signals:
         if type(signal) is EventSignal:
             signal.close()
-            _signals_open -= 1
 
 
 def sleep_beside(cpu: int | None) -> tuple[set[int] | None, int | None]:
