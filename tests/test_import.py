@@ -63,3 +63,19 @@ def test_what_the_tutorial_does_not_use_is_imported_when_first_used():
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     assert out.splitlines() == ["[]", "MaximumIterationStopper PopulationBasedTraining BasicVariantGenerator "
                                       "pbtlab.analysis.loading True", "[]"]
+
+
+def test_a_run_with_nothing_foreign_does_not_import_the_ray_compatibility_layer():
+    script = ("import sys, tempfile\nfrom pbtlab.examples.runs import run_toy_pbt\n"
+              "run_toy_pbt(population=2, seed=0, storage_path=tempfile.mkdtemp(), verbose=0)\n"
+              "print(sorted(m for m in sys.modules if m.startswith('pbtlab.compat.')))")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    assert out.splitlines()[-1] == "[]"
+
+
+def test_the_foreign_only_fields_are_the_ones_the_ray_layer_refuses():
+    from pbtlab.compat.ray.arguments import RAY_ONLY_ARGUMENTS
+    from pbtlab.config import FOREIGN_ONLY_FIELDS
+
+    assert {kind: set(names) for kind, names in FOREIGN_ONLY_FIELDS.items()} == \
+        {kind: set(names) for kind, names in RAY_ONLY_ARGUMENTS.items()}

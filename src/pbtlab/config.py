@@ -87,7 +87,7 @@ class TuneConfig:
                 raise ConfigError(
                     f"TuneConfig(scheduler=...) must be a pbtlab scheduler such as PopulationBasedTraining(...), "
                     f"got {describe(self.scheduler)}{compat.scheduler_advice(self.scheduler)}")
-        compat.reject_unsupported_arguments("TuneConfig", self)
+        _reject_foreign_only("TuneConfig", self)
 
 
 @lazy_dataclass.dataclass
@@ -230,7 +230,7 @@ class RunConfig:
                 or not math.isfinite(self.state_save_period_s) or self.state_save_period_s < 0):
             raise ConfigError(f"RunConfig(state_save_period_s=...) must be None (automatic) or a number >= 0, "
                               f"got {describe(self.state_save_period_s)}")
-        compat.reject_unsupported_arguments("RunConfig", self)
+        _reject_foreign_only("RunConfig", self)
 
 
 def log_file_names(log_to_file: Any) -> tuple[str | None, str | None]:
@@ -273,6 +273,22 @@ def check_tuner_arguments(where: str, trainable: Any, param_space: Any, tune_con
 
 # -- storing the configs in experiment.json (what a resume rebuilds) --------------------------------------
 
+#: The fields each config class accepts only to refuse them with advice: another tool's arguments (Ray Tune's),
+#: which pbtlab.compat knows. Set to anything but None, they make the config ask it for the error.
+FOREIGN_ONLY_FIELDS: dict[str, tuple[str, ...]] = {
+    "TuneConfig": ("chdir_to_trial_dir",),
+    "RunConfig": ("storage_filesystem", "sync_config", "progress_reporter", "local_dir", "worker_runtime_env",
+                  "logging_config"),
+}
+
+
+def _reject_foreign_only(where: str, config: Any) -> None:
+    """The error for a foreign-only field of ``config`` (a ``where``) that was set (the compatibility layer is
+    imported only then)."""
+    if any(getattr(config, name) is not None for name in FOREIGN_ONLY_FIELDS[where]):
+        compat.reject_unsupported_arguments(where, config)
+
+
 #: Fields experiment.json does not keep as values, and why. Every other field of the four config classes
 #: is stored as JSON when its value is JSON (a dict ``stop``, a name ``executor``...) and rebuilt on resume;
 #: a value that is not JSON (a function, a callback, an Executor object) is named in ``not_stored`` instead,
@@ -286,10 +302,7 @@ NOT_STORED_FIELDS: dict[str, str] = {
     "RunConfig.name": "the run directory's name",
     "RunConfig.storage_path": "the folder that holds the run directory",
     **{f"{kind}.{name}": "accepted only to be refused with advice (pbtlab.compat): always None"
-       for kind, names in (("TuneConfig", ("chdir_to_trial_dir",)),
-                           ("RunConfig", ("storage_filesystem", "sync_config", "progress_reporter", "local_dir",
-                                          "worker_runtime_env", "logging_config")))
-       for name in names},
+       for kind, names in FOREIGN_ONLY_FIELDS.items() for name in names},
 }
 
 _JSON_SCALARS = (bool, int, float, str, type(None))

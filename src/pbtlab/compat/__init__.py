@@ -50,8 +50,18 @@ def reject_unsupported_arguments(where: str, config: Any) -> None:
 
 
 def check_trainable(where: str, trainable: Any) -> None:
-    """A clear error for a trainable only another tool can run (RLlib algorithms, Ray Train trainers...)."""
-    _arguments().reject_ray_trainable(where, trainable)
+    """A clear error for a trainable only another tool can run (RLlib algorithms, Ray Train trainers...), or
+    named rather than passed. Looked into only when its class, a base of it, or the trainable itself comes
+    from another tool's modules."""
+    if isinstance(trainable, str) or _from_other_tool(trainable):
+        _arguments().reject_ray_trainable(where, trainable)
+
+
+def _from_other_tool(trainable: Any) -> bool:
+    kind = trainable if isinstance(trainable, type) else type(trainable)
+    modules = [getattr(c, "__module__", "") or "" for c in getattr(kind, "__mro__", (kind,))]
+    modules.append(getattr(trainable, "__module__", "") or "")
+    return any(module.startswith(_FOREIGN_PREFIXES) for module in modules)
 
 
 def check_search_space(where: str, space: Any) -> None:
