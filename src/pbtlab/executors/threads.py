@@ -177,10 +177,8 @@ def _signal_pair(eventfds: bool) -> tuple[Any, Any]:
     global _signal_limit
     if eventfds:
         if _signal_limit is None:
-            import resource
-
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-            _signal_limit = 1 << 16 if soft == resource.RLIM_INFINITY else soft // 4
+            soft = os.sysconf("SC_OPEN_MAX")  # the open-file limit (getrlimit's soft one), without `resource`
+            _signal_limit = 1 << 16 if soft < 0 else soft // 4
         if _signals_open + 2 <= _signal_limit:
             try:
                 return EventSignal(), EventSignal()
