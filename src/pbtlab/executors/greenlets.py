@@ -2,8 +2,8 @@
 a handoff between threads.
 
 ``InProcessExecutor(greenlets=True)`` uses it. Every trial runs on the driver's own thread; a report
-switches from the trial's greenlet to the driver's and back (under a microsecond, where two locks and the
-OS waking a thread cost 30-60 µs on a 2-CPU VM). Needs the ``greenlet`` package (``pbtlab[fast]``).
+switches from the trial's greenlet to the driver's and back (under a microsecond, where a round trip between
+threads, the OS waking each, costs 7-20 µs on a 2-CPU VM: see :mod:`pbtlab.executors.threads`). Needs the ``greenlet`` package (``pbtlab[fast]``).
 
 What trials then share that threads keep apart: state that C libraries keep per thread, such as
 PyTorch's autocast, inference mode and current CUDA device, and ``threading.local`` objects. PyTorch's grad
