@@ -26,8 +26,9 @@ How they meet depends on how many trial threads one driver wakes (:class:`Handof
 Measured on a 2-CPU VM (a report's round trip between one trial thread and its driver: 7 µs with eventfds
 and no pinning, against 19 µs pinned with locks; whole runs of the tutorial's PBT, trainable included: 2
 trials 32.6 against 35.1 ms, 8 trials 105.1 against 118.3 ms; at 64 trials the kernel spreads the wake-ups
-and the eventfds without pinning lost 25 µs a report; pinned, eventfds were no faster than locks). A thread changes only its own affinity, and only
-while it hands over and sleeps, so a trial's function and the threads it starts run with the usual one.
+and the eventfds without pinning lost 25 µs a report; pinned, eventfds were no faster than locks). A thread
+changes only its own affinity, and only while it hands over and sleeps, so a trial's function and the
+threads it starts run with the usual one.
 ``PBTLAB_SAME_CPU_HANDOFF=0`` turns pinning off, ``=1`` pins at every handoff; ``PBTLAB_EVENTFD_HANDOFF=0``
 uses locks everywhere.
 
@@ -235,7 +236,8 @@ class ThreadWorker:
 
     It is the trial's :class:`~pbtlab.session.Channel`: the thread calls :meth:`exchange` from inside
     ``tune.report``. The thread starts parked; the first ``step(None)`` runs it to its first message, and
-    a first ``step(STOP)`` ends it without running the function.
+    a first ``step(STOP)`` ends it without running the function. ``policy`` says how the two hand over
+    (:class:`HandoffPolicy`, shared by the workers of one run; by default, as for a single trial).
     """
 
     def __init__(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool = False,
