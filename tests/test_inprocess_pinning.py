@@ -239,3 +239,41 @@ def test_a_worker_whose_last_message_nobody_took_closes_its_eventfds_once_droppe
     del worker
     gc.collect()
     assert set(os.listdir("/proc/self/fd")) == before and threads._signals_open == open_before
+
+
+@needs_eventfd
+def test_a_worker_given_locks_while_it_hands_over_still_wakes(tmp_path):
+    """Woken through an eventfd, the driver can run before the worker starts waiting for its next turn, and give
+    it locks then: the worker waits on the signal it had when it woke the driver, which is the one released."""
+    from pbtlab.session import CONTINUE
+
+    def trainable(config):
+        for step in range(3):
+            tune.report({"step": step})
+
+    policy = threads.HandoffPolicy(trials=2)
+    worker = threads.ThreadWorker(trainable, StartSpec("t0", {}, str(tmp_path), None, 0), policy=policy)
+    go = threading.Event()
+
+    class HeldAfterWaking:  # the worker is held between waking the driver and waiting for its next turn
+        def __init__(self, inner):
+            self.inner = inner
+
+        def release(self):
+            self.inner.release()
+            go.wait(10)
+
+        def acquire(self):
+            self.inner.acquire()
+
+    worker._to_driver = HeldAfterWaking(worker._to_driver)
+    assert worker.step(None).metrics == {"step": 0}  # the worker is now held, not yet waiting
+    policy.pin = True  # so the next step gives the worker locks
+    threading.Timer(0.2, go.set).start()
+    done = []
+    driver = threading.Thread(target=lambda: done.append(worker.step(CONTINUE)), daemon=True)
+    driver.start()
+    driver.join(10)
+    assert done and done[0].metrics == {"step": 1}
+    assert not isinstance(worker._to_worker, threads.EventSignal)
+    assert worker.step(CONTINUE).metrics == {"step": 2} and worker.step(STOP) is threads.EXITED

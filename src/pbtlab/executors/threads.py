@@ -243,7 +243,7 @@ class ThreadWorker:
     def __init__(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool = False,
                  policy: HandoffPolicy | None = None) -> None:
         self._policy = policy if policy is not None else HandoffPolicy()  # an executor shares one among its workers
-        self._to_worker, self._to_driver = _signal_pair(self._policy.eventfds)
+        self._to_worker, self._to_driver = _signal_pair(self._policy.eventfds and not self._policy.pin)
         self._retired: tuple[Any, ...] = ()  # eventfds given up for locks, closed at the next handoff
         self._command: Command | None = None
         self._message: WorkerMessage | Exited | None = None
@@ -255,15 +255,16 @@ class ThreadWorker:
         # after numpy's import, OpenBLAS's threads spin on it).
         own, self._worker_cpu = sleep_beside(None)
         try:
-            self._thread = threading.Thread(target=self._main, args=(trainable, spec, chdir, own),
+            self._thread = threading.Thread(target=self._main, args=(trainable, spec, chdir, own, self._to_worker),
                                             name=f"pbtlab-trial-{spec.trial_id}", daemon=True)
             self._thread.start()
         finally:
             restore_affinity(own)
 
     # worker side ---------------------------------------------------------------------------
-    def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool, affinity: set[int] | None) -> None:
-        self._to_worker.acquire()
+    def _main(self, trainable: Callable[..., Any], spec: StartSpec, chdir: bool, affinity: set[int] | None,
+              first_turn: Any) -> None:
+        first_turn.acquire()  # the signal it was made with, even if the driver has since given it locks
         restore_affinity(affinity)
         try:
             if self._command is not None and self._command.kind is CommandKind.STOP:
@@ -284,8 +285,12 @@ class ThreadWorker:
             own, self._worker_cpu = sleep_beside(self._driver_cpu if policy.home is None else policy.home)
         else:
             own, self._worker_cpu = None, _this_cpu()
+        # Which signal to wait on is read before the driver is woken: woken through an eventfd, the driver can
+        # run at once, before this thread waits, and give it locks for its next turn (_use_locks) while
+        # waking it through the eventfd it had (it would otherwise wait on the new lock for good).
+        to_worker = self._to_worker
         self._to_driver.release()
-        self._to_worker.acquire()
+        to_worker.acquire()
         if own is not None:
             restore_affinity(own)
         elif not policy.pin:
