@@ -7,12 +7,17 @@ The API follows Ray Tune's (``Tuner``, ``TuneConfig``, ``tune.report``...), so R
 with its import lines changed. ``import pbtlab`` imports numpy only.
 """
 
-from typing import TYPE_CHECKING, Any
+import gc as _gc
 
-from pbtlab import process_gc
+_collecting = _gc.isenabled()
+_gc.disable()  # first, before the import's allocations would start a collection (pbtlab.process_gc.paused)
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from pbtlab import process_gc  # noqa: E402
 
 # importing makes next to no garbage, and what it makes lives as long as the process (pbtlab.process_gc)
-with process_gc.paused(promote=True):
+with process_gc.paused(promote=True, enabled=_collecting):
     from pbtlab import tune
     from pbtlab.analysis import Result, ResultGrid
     from pbtlab.checkpoint import Checkpoint

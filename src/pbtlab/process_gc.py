@@ -36,10 +36,16 @@ __all__ = ["paused"]
 
 
 @contextlib.contextmanager
-def paused(promote: bool = False) -> Iterator[None]:
+def paused(promote: bool = False, enabled: bool | None = None) -> Iterator[None]:
     """Pause automatic collection for the block; restore it after, as it was, even on error. ``promote``: once
-    the block has run without error, move every object to the oldest generation (unless something is frozen)."""
-    enabled = gc.isenabled()
+    the block has run without error, move every object to the oldest generation (unless something is frozen).
+    ``enabled``: whether collection was on before the caller paused it itself, earlier (None: as it is now).
+
+    ``pbtlab/__init__.py`` pauses collection as its first statement, before it imports this module: a process
+    that has just imported numpy is a few allocations away from collecting its young objects (about 0.6 ms),
+    which the promotion at the end makes old without examining them."""
+    if enabled is None:
+        enabled = gc.isenabled()
     gc.disable()
     try:
         yield
