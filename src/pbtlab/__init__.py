@@ -14,7 +14,12 @@ _gc.disable()  # first, before the import's allocations would start a collection
 
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
-from pbtlab import process_gc  # noqa: E402
+try:
+    from pbtlab import process_gc
+except BaseException:  # a broken install: collection back as it was, then the error
+    if _collecting:
+        _gc.enable()
+    raise
 
 # importing makes next to no garbage, and what it makes lives as long as the process (pbtlab.process_gc)
 with process_gc.paused(promote=True, enabled=_collecting):
