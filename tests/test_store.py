@@ -235,3 +235,55 @@ def test_dumps_writes_what_json_dumps_writes():
     with pytest.raises(TypeError, match="keys must be"):
         dumps({(1, 2): 0})
     assert dumps({"after": "errors"}) == '{"after": "errors"}'
+
+
+class _Reader:
+    """A RowReader that records every pass: (trial directory, rows) batches."""
+
+    def __init__(self, lines: bool) -> None:
+        self.lines = lines
+        self.passes: list[list[tuple[str, list]]] = []
+
+    def takes_lines(self) -> bool:
+        return self.lines
+
+    def take_rows(self, batches):
+        self.passes.append(batches)
+
+
+@pytest.mark.parametrize("lines", [True, False])
+def test_readers_get_rows_in_passes_of_enough_rows_per_trial(tmp_path, lines):
+    from pbtlab.rundir.store import ExperimentStore
+
+    store = ExperimentStore(str(tmp_path))
+    trials = [f"t{i}" for i in range(200)]
+    for trial_id in trials:
+        store.add_trial(trial_id, {"x": 1})
+    reader = _Reader(lines)
+    store.read_rows_with(reader)
+    per_trial = store.PASS_ROWS_PER_TRIAL
+    for step in range(per_trial):
+        for trial_id in trials:
+            store.append_result(trial_id, {"step": step, "trial_id": trial_id})
+            # 200 trials with rows waiting: no pass before 16 rows each (3,200 rows), though PASS_ROWS is 1,024
+            if (step, trial_id) != (per_trial - 1, trials[-1]):
+                assert reader.passes == []
+    assert len(reader.passes) == 1
+    batches = reader.passes[0]
+    assert [os.path.basename(directory) for directory, _ in batches] == trials
+    for directory, rows in batches:
+        rows = [json.loads(row) if lines else row for row in rows]
+        assert rows == [{"step": step, "trial_id": os.path.basename(directory)} for step in range(per_trial)]
+    # a few trials: PASS_ROWS rows are enough, however many each has
+    store.append_result("t0", {"step": per_trial, "trial_id": "t0"})
+    store.flush()
+    assert len(reader.passes) == 2 and [len(rows) for _, rows in reader.passes[1]] == [1]
+    few = ExperimentStore(str(tmp_path / "few"))
+    few.add_trial("a", {})
+    few.add_trial("b", {})
+    other = _Reader(lines)
+    few.read_rows_with(other)
+    for step in range(few.PASS_ROWS // 2):
+        few.append_result("a", {"step": step})
+        few.append_result("b", {"step": step})
+    assert len(other.passes) == 1 and [len(rows) for _, rows in other.passes[0]] == [few.PASS_ROWS // 2] * 2
