@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import signal
 import sys
 
@@ -263,14 +264,15 @@ class HeldBatches(tune.Callback):
             self.held.append(len(self.helpers[0]._held))
 
 
-def test_with_rows_in_the_driver_the_loggers_batches_go_to_the_helper_at_once(tmp_path, helpers, monkeypatch):
-    """Without PBTLAB_ROW_WRITER=1 (the default) no rows go to the helper, so its file batches must not wait."""
+def test_with_rows_in_the_driver_the_loggers_batches_wait_only_for_each_others(tmp_path, helpers, monkeypatch):
+    """Without PBTLAB_ROW_WRITER=1 (the default) no rows go to the helper, so a file batch waits only for the other
+    logger's batch (progress.csv's for TensorBoard's, or the reverse), never for rows."""
     monkeypatch.delenv("PBTLAB_ROW_WRITER")
     monkeypatch.setattr(_BatchedLogger, "FLUSH_ROWS", 16)
     monkeypatch.setattr(_BatchedLogger, "ROWS_PER_FILE", 1)
     watcher = HeldBatches(helpers)
     toy_tuner(tmp_path, "driver_rows", [watcher], iterations=24).fit()
-    assert len(watcher.held) == 96 and set(watcher.held) == {0}
+    assert len(watcher.held) == 96 and set(watcher.held) == {0, 1}
     monkeypatch.setenv("PBTLAB_ROW_WRITER", "1")  # with the helper writing rows, batches wait for the next rows
     helpers.clear()
     watcher = HeldBatches(helpers)
@@ -290,3 +292,31 @@ def test_a_row_whose_config_has_a_key_json_would_rename_is_not_handed_on_as_its_
         store.append_result("a", row)
         assert (stored_row(dict(row)) is not None) is handed_on
     assert list(flat_row({"config": {True: 1.0}})) == ["config/True"]
+
+
+def test_the_loggers_batches_of_the_same_rows_go_in_one_message_that_holds_each_row_once(tmp_path, helpers,
+                                                                                        monkeypatch):
+    """progress.csv's and TensorBoard's batches are sent together: one pickle, in which the rows they share (the
+    store's JSON lines) are written once, and which the helper carries out in order."""
+    from pbtlab.loggers import offload
+
+    monkeypatch.delenv("PBTLAB_ROW_WRITER")
+    sent = []
+    write = offload.LoggerProcess._write
+    monkeypatch.setattr(offload.LoggerProcess, "_write",
+                        lambda self, data, channel: (sent.append((channel, data)), write(self, data, channel))[1])
+    results = toy_tuner(tmp_path, "one_message", [], iterations=24).fit()
+    files = [pickle.loads(data) for channel, data in sent if channel != offload._ROWS]
+    assert {channel for channel, _ in sent} == {offload._MANY}
+    paired = [message for message in files if [op[0] for op in message] == ["csv", "tensorboard"]]
+    assert paired, [[op[0] for op in message] for message in files]
+    for message in paired:
+        csv_rows = [row for _, _, _, rows in message[0][1] for row in rows]
+        tensorboard_rows = [row for _, _, rows in message[1][1] for row in rows]
+        assert csv_rows and all(type(row) is str for row in csv_rows)
+        by_text = {row: row for row in tensorboard_rows}
+        shared = [row for row in csv_rows if row in by_text]
+        assert shared and all(by_text[row] is row for row in shared), "a line in both is pickled once: one object"
+    assert [op[0] for message in files for op in message][-1] == "tensorboard_close"
+    for result in results:  # every row reached both files
+        assert len(open(os.path.join(result.path, "progress.csv")).readlines()) == 1 + 24

@@ -149,8 +149,10 @@ class _BatchedLogger(Callback):
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:
-        # At least ROWS_PER_FILE rows per file and flush: a large population does not open a file per row.
-        if self._num_pending >= self.FLUSH_ROWS and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
+        # At least ROWS_PER_FILE rows per file and flush: a large population does not open a file per row. Once the
+        # helper writes, every logger flushes as often (the helper gets each logger's batch of a row in one message).
+        rows = _BatchedLogger.FLUSH_ROWS if self._offloaded else self.FLUSH_ROWS
+        if self._num_pending >= rows and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
             self._start_helper()
             self.flush()
 

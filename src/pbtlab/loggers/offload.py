@@ -7,6 +7,8 @@ a logger's first full batch on (``FLUSH_ROWS`` rows waiting), the loggers hand t
 process instead, which formats and writes them on another core in the order they were made. A small run
 (the tutorial's 2 trials and 200 reports) never starts it. The bytes written are the driver's: the helper calls the same functions (:mod:`pbtlab.loggers.formats`).
 
+- The loggers' batches of the same rows (progress.csv's and TensorBoard's) go in one message, one pickle that
+  holds each row once (:meth:`LoggerProcess.send`).
 - The helper is a child Python (``sys.executable``) that reads pickled batches from a pipe. It ignores
   Ctrl-C and ends at the run's end (an "end" message after the last batch) or when the pipe closes (the
   driver died).
@@ -50,8 +52,9 @@ __all__ = ["enabled", "enabled_for_rows", "LoggerProcess", "LoggerProcessError",
 
 _HEADER = struct.Struct("<QB")  # each message: its length and its channel, then the pickled (operation, *arguments)
 #: channels: progress.csv and TensorBoard batches (the main thread); result rows (their own thread); rows and the
-#: file batches held back since the last rows, in one pickle (the rows the batches share are pickled once)
-_FILES, _ROWS, _BOTH = 0, 1, 2
+#: file batches held back since the last rows, in one pickle (the rows the batches share are pickled once); file
+#: batches held back until each logger had sent one, in one pickle (the same: each row once for both files)
+_FILES, _ROWS, _BOTH, _MANY = 0, 1, 2, 3
 _ACK = struct.Struct("<Q")  # the helper's answer to ("sync", n): b"A" and n once every row sent before is written
 _END = pickle.dumps(("end",), protocol=pickle.HIGHEST_PROTOCOL)
 _HELPER_MAIN = ("import json, os, sys; sys.path[:] = json.loads(os.environ.pop('PBTLAB_HELPER_SYS_PATH')); "
@@ -109,7 +112,7 @@ class LoggerProcess:
         self._syncs = 0
         self._said = ""  # what the helper said when it failed, if read before the end
         self._ending = False
-        self._held: list[tuple[Any, ...]] = []  # file batches waiting for the next rows (see send)
+        self._held: list[tuple[Any, ...]] = []  # file batches waiting for the next rows, or for each logger's (send)
         self._interrupted = False
         self.pid: int | None = None  # the helper's process id, once started
 
@@ -143,15 +146,25 @@ class LoggerProcess:
         return True
 
     def send(self, operation: str, *arguments: Any, channel: int = _FILES) -> None:
-        """Queue one operation for the helper (it carries out each channel's in order). While the helper writes
-        the store's rows, file batches wait for the next rows and go with them (:meth:`send_rows`)."""
+        """Queue one operation for the helper (it carries out each channel's in order). File batches are held
+        back until there are as many as loggers use the helper, then go in one message: progress.csv's and
+        TensorBoard's batches of the same rows share them, and pickle writes each row once (a run of 1,024 trials
+        sent 130 MB, each row twice). While the helper writes the store's rows, file batches wait for the next
+        rows instead and go with them (:meth:`send_rows`)."""
         self._running()
         if self._interrupted:
             return
-        if channel == _FILES and self._store is not None:
+        if channel == _FILES:
             self._held.append((operation, *arguments))
+            if self._store is None and len(self._held) >= self._users:
+                self._send_held()
             return
         self._write(_pickled((operation, *arguments)), channel)
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self._write(_pickled(held), _MANY)
 
     def _running(self) -> subprocess.Popen[bytes]:
         """The helper's process; a ``LoggerProcessError`` if it is not running."""
@@ -269,10 +282,8 @@ class LoggerProcess:
         if store is not None and self._process is not None:
             store.write_rows_through(None)  # every row handed over is written (by the helper, or else by the store)
         self._store = None
-        held, self._held = self._held, []
         try:
-            for operation in held:
-                self.send(*operation)
+            self._send_held()
         except LoggerProcessError:  # the helper has ended: its exit status says why, below
             pass
         process, self._process = self._process, None
@@ -369,6 +380,9 @@ def _read_messages(stream: Any, channels: tuple[queue.SimpleQueue[Any], ...]) ->
                 rows, held = pickle.loads(data)
                 channels[_ROWS].put(("rows", rows))
                 for operation in held:
+                    channels[_FILES].put(operation)
+            elif channel == _MANY:  # file batches, in order: one pickle, shared rows
+                for operation in pickle.loads(data):
                     channels[_FILES].put(operation)
             else:
                 channels[channel].put(data)
