@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pbtlab
 from pbtlab import tune
@@ -235,3 +237,25 @@ def test_clip_keeps_values_in_bounds_and_on_the_grid(domain, cases):
         assert domain.clip(value) == pytest.approx(expected, abs=1e-12), (domain, value)
         if isinstance(expected, int):
             assert type(domain.clip(value)) is int
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=st.floats(allow_nan=True, allow_infinity=True, width=64),
+       q=st.sampled_from([5e-4, 1e-3, 0.1, 0.3, 1.0, 7.0, 1e-8, 2.5e-3]),
+       halves=st.integers(-10**6, 10**6))
+def test_quantize_is_numpys_formula_to_the_bit(value, q, halves):
+    """``_quantize`` uses Python's round where it used ``float(np.round(value / q) * q)``: the same float, zeros
+    with their sign, halves to even (exact halfway values are drawn too)."""
+    from pbtlab.space import _quantize
+
+    for v in (value, (halves + 0.5) * q, halves * q / 3):
+        with np.errstate(over="ignore"):  # a huge value's product may overflow to inf, in both
+            expected = float(np.round(v / q) * q) if math.isfinite(v / q) or not math.isfinite(v) else None
+        if expected is None:
+            continue
+        got = _quantize(v, q)
+        assert type(got) is float
+        if math.isnan(expected):
+            assert math.isnan(got)
+        else:
+            assert got == expected and math.copysign(1.0, got) == math.copysign(1.0, expected), (v, q)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from pbtlab.errors import ConfigError, describe
+from pbtlab.nested import copy_tree
 from pbtlab.schedulers.base import HyperparamChange
 from pbtlab.space import Domain, Integer
 
@@ -129,7 +130,7 @@ def perturb_config(config: Mapping[str, Any], mutations: Mapping[str, Mutation],
 def _explore_level(config: dict[str, Any], mutations: Mapping[str, Mutation], prefix: str,
                    changes: list[HyperparamChange], rng: np.random.Generator, resample_probability: float,
                    factors: tuple[float, ...], bounds: PerturbBounds | None) -> dict[str, Any]:
-    new_config = copy.deepcopy(config)
+    new_config = copy_tree(config)  # deepcopy's result for a config, several times faster (pbtlab.nested)
     for key, distribution in mutations.items():
         name = f"{prefix}{key}"
         if key not in config:
