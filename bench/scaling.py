@@ -10,6 +10,8 @@
                                             # result rows encoded by the driver, or by the helper
     python bench/scaling.py --populations 1024 --switch greenlets --tmpfs --num-to-keep 4
                                             # with CheckpointConfig(num_to_keep=4), as Ray's pbt_function.py
+    python bench/scaling.py --populations 1024 --tmpfs --repeats 6 --against HEAD~3
+                                            # this tree's pbtlab against another revision's, runs alternating
 
 The set-up (issue 19): the tutorial's trainable (``pbtlab.examples.toy.train_func``: a gradient step on
 the toy problem, a temporary directory every step and a pickled checkpoint every 4) with the tutorial's
@@ -46,7 +48,8 @@ import time
 from _machine import io_stall, machine  # bench/ is on the path when a benchmark runs as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HEADER = ["mode", "switch", "helper", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
+ROOT = os.path.dirname(HERE)
+HEADER = ["mode", "switch", "helper", "code", "trials", "reports", "exploits", "fit s", "bare s", "µs/report", "CPU µs/report", "handoff µs",
           "peak MB", "base MB"]
 
 
@@ -102,7 +105,10 @@ def _one(population: int, synch: bool, iterations: int, interval: int, storage: 
         with open(os.path.join(r.path, "result.jsonl"), "rb") as handle:
             rows += sum(1 for _ in handle)
         assert {"result.json", "progress.csv"} <= set(os.listdir(r.path))
+    import pbtlab
+
     return {"population": population, "synch": synch, "wall_s": wall, "bare_s": bare, "fit_cpu_s": fit_cpu,
+            "pbtlab": os.path.realpath(pbtlab.__file__),
             "bare_cpu_s": bare_cpu, "reports": rows,
             "exploits": len(results.events_of("exploit")), "peak_mb": peak, "base_mb": base,
             "handoff_us": _handoff_us(population, storage, switch)}
@@ -139,9 +145,13 @@ def _handoff_us(population: int, storage: str, switch: str, rounds: int = 20_000
 
 
 def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin: bool, switch: str,
-              helper: str = "on", tmpfs: bool = False, num_to_keep: int | None = None) -> dict:
+              helper: str = "on", tmpfs: bool = False, num_to_keep: int | None = None,
+              source: str | None = None) -> dict:
+    """One experiment in a fresh process; ``source``: a ``src`` folder whose pbtlab it imports (None: this tree's)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
+    if source is not None:  # ahead of the installed (editable) pbtlab; the loggers' helper gets the same path
+        env["PYTHONPATH"] = os.pathsep.join([source] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["PBTLAB_LOGGER_PROCESS"] = "0" if helper == "off" else "1"
     env["PBTLAB_ROW_WRITER"] = "1" if helper == "rows" else "0"
     scratch = "/dev/shm" if tmpfs else None
@@ -154,7 +164,28 @@ def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin:
              "--storage", storage, "--switch", switch] + (["--pin"] if pin else [])
             + (["--num-to-keep", str(num_to_keep)] if num_to_keep else []),
             check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if source is not None and not figures["pbtlab"].startswith(os.path.realpath(source) + os.sep):
+        raise RuntimeError(f"--against: the run imported pbtlab from {figures['pbtlab']}, not from {source}")
+    return figures
+
+
+def checkout_source(revision: str, into: str) -> str:
+    """``revision``'s ``src`` folder (git archive) under ``into``; returns its path. A clear error when this is not
+    a git checkout or the revision is unknown."""
+    archive = subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", revision, "src"], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"--against {revision}: git archive failed: {archive.stderr.decode(errors='replace').strip()}"
+                         " (give a commit, branch or tag of this checkout, e.g. HEAD~1)")
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    source = os.path.realpath(os.path.join(into, "src"))
+    for tree in (source, os.path.join(ROOT, "src")):  # bytecode caches first, as an installed package has them:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", tree], check=True)  # no run pays for compiling
+    return source
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -188,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                              "cost without the disk's, which on a shared VM varies by 2x between runs")
     parser.add_argument("--num-to-keep", type=int, default=None,
                         help="CheckpointConfig(num_to_keep=N) (Ray's pbt_function.py keeps 4; the tutorial keeps all)")
+    parser.add_argument("--against", metavar="REV",
+                        help="also run another revision's pbtlab (its src folder, from git archive), alternating with "
+                             "this tree's run by run, and print the paired differences: the machine's drift falls on "
+                             "both alike")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sync", help=argparse.SUPPRESS)
     parser.add_argument("--storage", help=argparse.SUPPRESS)
@@ -205,32 +240,57 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine()}{', pinned to one CPU' if args.pin else ''}"
           f"{f', num_to_keep={args.num_to_keep}' if args.num_to_keep else ''}{', run and TMPDIR on /dev/shm' if args.tmpfs else ''}; load average {os.getloadavg()[0]:.2f} at start"
           + (f"; {stall}" if (stall := io_stall()) else ""))
-    rows = []
+    with tempfile.TemporaryDirectory(prefix="pbtlab_against_") as scratch:
+        codes = {"here": None}
+        if args.against:
+            codes = {args.against: checkout_source(args.against, scratch), "here": None}
+        rows, pairs = measure(args, repeats, codes)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end" + (f"; {stall}" if (stall := io_stall()) else ""))
+    print()
+    print(table(HEADER, rows))
+    if pairs:
+        print(f"\nhere against {args.against}, run by run (alternating; negative: here is faster):")
+        print(table(["mode", "switch", "helper", "trials", "µs/report, each pair", "median", "pairs faster"], pairs))
+    print("\nµs/report: (fit wall - bare wall) / reports, pbtlab's own cost (goal: <= 30 at 1,024 trials). CPU µs/report:\n"
+          "the same with CPU time (all threads; less sensitive to other load, blind to waiting). fit/bare s:\n"
+          "the experiment and the same trainable work without pbtlab, in the same process. handoff: the thread round\n"
+          "trip alone (a trainable that only reports, as many parked threads), part of the cost. peak/base MB: max\n"
+          "RSS of the run's process, and before the fit (goal: peak <= 300). code: this tree, or --against's revision.")
+    return 0
+
+
+def measure(args: argparse.Namespace, repeats: int, codes: dict[str, str | None]) -> tuple[list[list[str]],
+                                                                                            list[list[str]]]:
+    """Every setting's runs, alternating helper settings and code versions run by run; the table's rows, and
+    with two code versions the paired differences (here minus the other, per repeat)."""
+    rows, pairs = [], []
     for mode, population, switch in itertools.product(args.modes, args.populations, args.switch):
-        by_helper: dict[str, list[dict]] = {helper: [] for helper in args.helper}
-        for _ in range(repeats):  # alternating: helper on, off, on, off, ...
+        by_variant: dict[tuple[str, str], list[dict]] = {(h, c): [] for h in args.helper for c in codes}
+        for repeat in range(repeats):  # alternating: helper on, off, on, off, ...; the code order flips each time
             for helper in args.helper:
-                by_helper[helper].append(run_fresh(population, mode == "sync", args.iterations, args.interval,
-                                                   args.pin, switch, helper, args.tmpfs, args.num_to_keep))
-        for helper, runs in by_helper.items():
+                for code in (list(codes) if repeat % 2 == 0 else list(codes)[::-1]):
+                    by_variant[helper, code].append(run_fresh(
+                        population, mode == "sync", args.iterations, args.interval, args.pin, switch, helper,
+                        args.tmpfs, args.num_to_keep, codes[code]))
+        for (helper, code), runs in by_variant.items():
             overhead = statistics.median((r["wall_s"] - r["bare_s"]) / r["reports"] * 1e6 for r in runs)
             cpu_overhead = statistics.median((r["fit_cpu_s"] - r["bare_cpu_s"]) / r["reports"] * 1e6 for r in runs)
-            rows.append([mode, switch, helper, population, runs[0]["reports"], runs[0]["exploits"],
+            rows.append([mode, switch, helper, code, population, runs[0]["reports"], runs[0]["exploits"],
                          f"{statistics.median(r['wall_s'] for r in runs):.2f}",
                          f"{statistics.median(r['bare_s'] for r in runs):.2f}", f"{overhead:.1f}",
                          f"{cpu_overhead:.1f}", f"{statistics.median(r['handoff_us'] for r in runs):.1f}",
                          f"{statistics.median(r['peak_mb'] for r in runs):.0f}",
                          f"{statistics.median(r['base_mb'] for r in runs):.0f}"])
             print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
-    print(f"load average {os.getloadavg()[0]:.2f} at the end" + (f"; {stall}" if (stall := io_stall()) else ""))
-    print()
-    print(table(HEADER, rows))
-    print("\nµs/report: (fit wall - bare wall) / reports, pbtlab's own cost (goal: <= 30 at 1,024 trials). CPU µs/report:\n"
-          "the same with CPU time (all threads; less sensitive to other load, blind to waiting). fit/bare s:\n"
-          "the experiment and the same trainable work without pbtlab, in the same process. handoff: the thread round\n"
-          "trip alone (a trainable that only reports, as many parked threads), part of the cost. peak/base MB: max\n"
-          "RSS of the run's process, and before the fit (goal: peak <= 300).")
-    return 0
+        if len(codes) == 2:
+            other = next(code for code in codes if code != "here")
+            for helper in args.helper:
+                differences = [(h["wall_s"] - h["bare_s"] - o["wall_s"] + o["bare_s"]) / h["reports"] * 1e6
+                               for h, o in zip(by_variant[helper, "here"], by_variant[helper, other])]
+                pairs.append([mode, switch, helper, population, " ".join(f"{d:+.1f}" for d in differences),
+                              f"{statistics.median(differences):+.1f}",
+                              f"{sum(d < 0 for d in differences)} of {len(differences)}"])
+    return rows, pairs
 
 
 if __name__ == "__main__":
