@@ -163,7 +163,7 @@ class LoggerProcess:
 
     def _send_held(self) -> None:
         held, self._held = self._held, []
-        if held:
+        if held and not self._interrupted:  # after an interruption the files get nothing more (see _interrupt)
             self._write(_pickled(held), _MANY)
 
     def _running(self) -> subprocess.Popen[bytes]:
