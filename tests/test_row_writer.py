@@ -320,3 +320,30 @@ def test_the_loggers_batches_of_the_same_rows_go_in_one_message_that_holds_each_
     assert [op[0] for message in files for op in message][-1] == "tensorboard_close"
     for result in results:  # every row reached both files
         assert len(open(os.path.join(result.path, "progress.csv")).readlines()) == 1 + 24
+
+
+def test_a_helper_started_mid_run_gets_both_loggers_batches_of_the_same_rows(tmp_path, helpers, monkeypatch):
+    """When the first full batch starts the helper (a run under HELPER_FROM_TRIALS trials), the other logger hands
+    its batches over from that moment too: from the first message on, each holds progress.csv's and TensorBoard's
+    batches of the same rows (which would otherwise stay one batch apart, and be pickled twice)."""
+    from pbtlab.loggers import offload
+
+    monkeypatch.delenv("PBTLAB_ROW_WRITER")
+    monkeypatch.setattr(_BatchedLogger, "HELPER_FROM_TRIALS", 1000)
+    monkeypatch.setattr(_BatchedLogger, "FLUSH_ROWS", 16)
+    monkeypatch.setattr(_BatchedLogger, "ROWS_PER_FILE", 1)
+    sent = []
+    write = offload.LoggerProcess._write
+    monkeypatch.setattr(offload.LoggerProcess, "_write",
+                        lambda self, data, channel: (sent.append((channel, data)), write(self, data, channel))[1])
+    results = toy_tuner(tmp_path, "mid_run", [], iterations=24).fit()
+    messages = [pickle.loads(data) for channel, data in sent if channel == offload._MANY]
+    during = [message for message in messages if [op[0] for op in message] == ["csv", "tensorboard"]]
+    assert len(during) >= 2 and messages[0] == during[0]  # the very first message already holds both
+    for message in during:
+        csv_rows = [row for _, _, _, rows in message[0][1] for row in rows]
+        tensorboard_rows = [row for _, _, rows in message[1][1] for row in rows]
+        # the same rows (lines, or copies of the rows taken before the helper started), each one object
+        assert len(csv_rows) == len(tensorboard_rows) and all(a is b for a, b in zip(csv_rows, tensorboard_rows))
+    for result in results:
+        assert len(open(os.path.join(result.path, "progress.csv")).readlines()) == 1 + 24

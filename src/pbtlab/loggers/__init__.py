@@ -99,6 +99,7 @@ class _BatchedLogger(Callback):
     ROWS_PER_FILE = 16
     HELPER_FROM_TRIALS = 64  # a run of this many trials hands its batches to the helper from its start
     _helper: LoggerProcess | None = None  # set by default_loggers
+    _sharing: tuple[_BatchedLogger, ...] = ()  # set by default_loggers: the other loggers of that helper
     _store: ExperimentStore | None = None  # set by read_rows_from_store: the rows come from there
 
     def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
@@ -153,7 +154,13 @@ class _BatchedLogger(Callback):
         # helper writes, every logger flushes as often (the helper gets each logger's batch of a row in one message).
         rows = _BatchedLogger.FLUSH_ROWS if self._offloaded else self.FLUSH_ROWS
         if self._num_pending >= rows and self._num_pending >= self.ROWS_PER_FILE * len(self._pending):
+            started = self._helper is not None and self._helper.started
             self._start_helper()
+            if self._offloaded and not started:
+                # This batch starts the helper mid-run: the other loggers that can hand theirs over start now too,
+                # so that their batches hold the same rows as this logger's and go in the same messages.
+                for other in self._sharing:
+                    other._start_helper()
             self.flush()
 
     def on_trial_complete(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
@@ -355,6 +362,9 @@ def default_loggers(user_callbacks: list[Any], store: ExperimentStore | None = N
             if isinstance(logger, _BatchedLogger):
                 logger._helper = helper
             loggers.append(logger)
+    batched = [logger for logger in loggers if isinstance(logger, _BatchedLogger)]
+    for logger in batched:
+        logger._sharing = tuple(other for other in batched if other is not logger)
     return loggers
 
 
