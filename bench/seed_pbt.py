@@ -19,7 +19,11 @@ files; the check below fails if any is missing). Ray Tune needs about 134 s.
 Children run with bytecode caching on, as an installed package does (``PYTHONDONTWRITEBYTECODE`` is
 removed from their environment; the uncounted first run of each writes the caches).
 
-    python bench/seed_pbt.py [--runs 7] [--tmpfs] [--check] [--instructions]
+    python bench/seed_pbt.py [--runs 7] [--tmpfs] [--check] [--instructions] [--against REV]
+
+``--against REV`` adds another revision's pbtlab (its ``src`` from ``git archive``, as ``bench/scaling.py
+--against`` takes it) to the rotation, running the same tutorial code, and prints its row and the paired
+differences with this tree's run by run.
 
 ``--check`` exits with status 1 when the ratio is above the goal (timings are never asserted in tests).
 ``--instructions`` also counts the instructions each whole process executes, under valgrind's callgrind
@@ -57,6 +61,7 @@ import pbtlab.config
 pbtlab.config.DEFAULT_EXECUTOR = {executor!r}
 import tutorial_code
 results, scheduler = tutorial_code.run_pbt_2(seed=0, storage_path={storage!r})
+print("pbtlab imported from", pbtlab.__file__)
 """
 
 BARE_LOOP = """
@@ -110,24 +115,31 @@ def _child_cpu() -> float:
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_process(code: str, label: str | None = None) -> tuple[float, str]:
-    """Wall time of ``python -c code`` as a whole process, and its stdout (CPU time recorded under label)."""
+def run_process(code: str, label: str | None = None, source: str | None = None) -> tuple[float, str]:
+    """Wall time of ``python -c code`` as a whole process, and its stdout (CPU time recorded under label);
+    ``source``: a ``src`` folder whose pbtlab it imports, ahead of the installed one."""
+    env = CHILD_ENV if source is None else dict(CHILD_ENV, PYTHONPATH=os.pathsep.join(
+        [source] + ([CHILD_ENV["PYTHONPATH"]] if CHILD_ENV.get("PYTHONPATH") else [])))
     cpu = _child_cpu()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True, check=True, env=CHILD_ENV)
+                          text=True, check=True, env=env)
     elapsed = time.perf_counter() - start
     if label:
         CPU.setdefault(label, []).append(_child_cpu() - cpu)
     return elapsed, done.stdout
 
 
-def run_pbtlab(storage_root: str, executor: str, index: int, timed: bool = True) -> tuple[float, str]:
-    """The tutorial's code as a whole process (``executor``: the default its RunConfig gets); its wall time
-    and where it wrote its run."""
-    storage = os.path.join(storage_root, f"{executor}{index}")
-    elapsed, _ = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
-                             f"pbtlab {executor}" if timed else None)
+def run_pbtlab(storage_root: str, executor: str, index: int, timed: bool = True,
+               source: str | None = None) -> tuple[float, str]:
+    """The tutorial's code as a whole process (``executor``: the default its RunConfig gets; ``source``: another
+    ``src`` folder's pbtlab); its wall time and where it wrote its run."""
+    storage = os.path.join(storage_root, f"{executor}{'-against' if source else ''}{index}")
+    elapsed, out = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
+                               f"pbtlab {executor}{' against' if source else ''}" if timed else None, source)
+    imported = out.rsplit("pbtlab imported from ", 1)[-1].strip()
+    if source is not None and not os.path.realpath(imported).startswith(source + os.sep):
+        raise RuntimeError(f"--against: the run imported pbtlab from {imported}, not from {source}")
     return elapsed, storage
 
 
@@ -177,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help=f"exit 1 if the ratio is above {GOAL}")
     parser.add_argument("--instructions", action="store_true",
                         help="also count each whole process's instructions under valgrind's callgrind (one run each)")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time another revision's pbtlab (its src from git archive) in the rotation, and "
+                             "print the paired differences with this tree's")
     parser.add_argument("--tmpfs", action="store_true",
                         help=f"the runs and every child's TMPDIR on {TMPFS} (the trainable's temporary directories "
                              "and pbtlab's files in memory; the bare loop writes no files either way)")
@@ -190,7 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--tmpfs: {TMPFS} does not exist on this machine")
         CHILD_ENV["TMPDIR"] = TMPFS
     storage_root = tempfile.mkdtemp(prefix="pbtlab_bench_", dir=TMPFS if args.tmpfs else None)
+    against: list[float] = []
     try:
+        source = None
+        if args.against:
+            from scaling import checkout_source  # bench/ is on the path when a benchmark runs as a script
+
+            source = checkout_source(args.against, tempfile.mkdtemp(dir=storage_root))
+            run_pbtlab(storage_root, "inprocess", 0, timed=False, source=source)
         # one warm-up of each, not counted, then the timed runs in rotation, so that the machine's drift
         # (its speed moves by tens of percent within a minute) falls on every row alike
         run_process(BARE_LOOP)
@@ -208,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             for executor in executors:
                 elapsed, last_storage[executor] = run_pbtlab(storage_root, executor, i)
                 times[executor].append(elapsed)
+            if source is not None:
+                against.append(run_pbtlab(storage_root, "inprocess", i, source=source)[0])
         checked = verify(last_storage["inprocess"])
         for executor in executors[1:]:
             verify(last_storage[executor])
@@ -237,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
          max(bare_files)),
         ("pbtlab tutorial 2-trial PBT (whole process)", pbt_med, min(pbt), max(pbt)),
     ] + ([("  the same, trials as greenlets (informative)", statistics.median(greenlets), min(greenlets),
-           max(greenlets))] if greenlets else []) + [
+           max(greenlets))] if greenlets else []) + ([
+        (f"  the same with {args.against}'s pbtlab", statistics.median(against), min(against), max(against))]
+        if against else []) + [
         ("python -c 'import pbtlab' (whole process)", statistics.median(whole_import), min(whole_import),
          max(whole_import)),
         ("  import numpy (in process)", statistics.median(numpy_import), min(numpy_import), max(numpy_import)),
@@ -248,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     stall = io_stall()
     load_after = os.getloadavg()
     where = f", runs and TMPDIR on {TMPFS}" if args.tmpfs else ""
-    print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}{' --tmpfs' if args.tmpfs else ''}): "
+    print(f"Seed benchmark (python bench/seed_pbt.py --runs {args.runs}{' --tmpfs' if args.tmpfs else ''}"
+          f"{f' --against {args.against}' if args.against else ''}): "
           f"tutorial 2-trial PBT, {args.runs} runs each (median, min, max), in rotation; {machine()}{where}; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)"
           + (f"; {stall}" if stall else ""))
@@ -267,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'instructions (callgrind): bare loop / pbtlab':<{width}}  {counted['bare'] / 1e6:8.1f}M  "
               f"{counted['pbtlab'] / 1e6:.1f}M  ratio {counted['pbtlab'] / counted['bare']:.3f}x "
               "(one run each; repeats within about 0.01%; not the goal's figure)")
+    if against:
+        differences = [(ours - theirs) * 1e3 for ours, theirs in zip(pbt, against)]
+        print(f"{f'this tree against {args.against}, run by run (ms)':<{width}}  "
+              f"{statistics.median(differences):+8.1f}   median; {sum(d < 0 for d in differences)} of "
+              f"{len(differences)} runs faster here; ratio with {args.against}'s: "
+              f"{statistics.median(against) / bare_med:.2f}x")
     print(f"checked: {checked}" + ("; TensorBoard event files written" if tensorboard_expected() else
                                     "; tensorboardX not installed: no TensorBoard files (as in Ray)"))
     return 1 if args.check and ratio > GOAL else 0
