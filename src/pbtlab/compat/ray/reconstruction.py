@@ -308,11 +308,26 @@ def row_at(trial: RayTrial, iteration: int, limit: float) -> int | None:
 
 
 def find_param_columns(trials: Sequence[RayTrial], exploits: Sequence[PolicyExploit]) -> list[str]:
-    keys: list[str] = []
+    """The tuned hyperparameters, in the configs' own key order: the keys some exploit changed, else the numeric
+    keys whose starting values differ between trials. (In the order the exploits first changed them, a run whose
+    first exploit left ``h0`` at 0 (0 x 1.2) listed ``h1`` before ``h0``, and labels such as ``"h = [0, 1]"`` then
+    read the wrong way round.)
+
+        >>> exploit = PolicyExploit(1, "b", "a", "1", "0", 4, 4, {"lr": 0.1, "h0": 0.0, "h1": 1.0},
+        ...                         {"lr": 0.12, "h0": 0.0, "h1": 0.8})
+        >>> later = dataclasses.replace(exploit, new_config={"lr": 0.1, "h0": 0.5, "h1": 1.0})
+        >>> find_param_columns([], [exploit, later])
+        ['lr', 'h0', 'h1']
+    """
+    order: list[str] = []
+    changed: set[str] = set()
     for exploit in exploits:
         for key in flat_keys(exploit.new_config):
-            if key not in keys and get_path(exploit.new_config, key) != get_path(exploit.donor_config, key):
-                keys.append(key)
+            if key not in changed and get_path(exploit.new_config, key) != get_path(exploit.donor_config, key):
+                changed.add(key)
+            if key not in order:
+                order.append(key)
+    keys = [key for key in order if key in changed]
     if not keys:
         for trial in trials:
             for key in flat_keys(trial.initial_config):
