@@ -25,8 +25,13 @@ _FOREIGN_PREFIXES = ("ray.",)
 
 def comes_from_other_tool(obj: Any) -> bool:
     """True for an object whose class another tool defines (checked by module name, never importing it)."""
+    return _foreign_class(type(obj))
+
+
+def _foreign_class(kind: Any) -> bool:
+    """Whether ``kind`` or a base of it comes from another tool's modules."""
     return any((getattr(cls, "__module__", "") or "").startswith(_FOREIGN_PREFIXES)
-               for cls in getattr(type(obj), "__mro__", (type(obj),)))
+               for cls in getattr(kind, "__mro__", (kind,)))
 
 
 def fork_hazard() -> str | None:
@@ -58,10 +63,8 @@ def check_trainable(where: str, trainable: Any) -> None:
 
 
 def _from_other_tool(trainable: Any) -> bool:
-    kind = trainable if isinstance(trainable, type) else type(trainable)
-    modules = [getattr(c, "__module__", "") or "" for c in getattr(kind, "__mro__", (kind,))]
-    modules.append(getattr(trainable, "__module__", "") or "")
-    return any(module.startswith(_FOREIGN_PREFIXES) for module in modules)
+    return _foreign_class(trainable if isinstance(trainable, type) else type(trainable)) \
+        or (getattr(trainable, "__module__", "") or "").startswith(_FOREIGN_PREFIXES)
 
 
 def check_search_space(where: str, space: Any) -> None:
