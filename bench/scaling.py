@@ -150,8 +150,7 @@ def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin:
     """One experiment in a fresh process; ``source``: a ``src`` folder whose pbtlab it imports (None: this tree's)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE",
                                                            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS")}
-    if source is not None:  # ahead of the installed (editable) pbtlab; the loggers' helper gets the same path
-        env["PYTHONPATH"] = os.pathsep.join([source] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env = source_env(env, source)  # the loggers' helper gets the same path
     env["PBTLAB_LOGGER_PROCESS"] = "0" if helper == "off" else "1"
     env["PBTLAB_ROW_WRITER"] = "1" if helper == "rows" else "0"
     scratch = "/dev/shm" if tmpfs else None
@@ -165,9 +164,22 @@ def run_fresh(population: int, synch: bool, iterations: int, interval: int, pin:
             + (["--num-to-keep", str(num_to_keep)] if num_to_keep else []),
             check=True, capture_output=True, text=True, env=env)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    if source is not None and not figures["pbtlab"].startswith(os.path.realpath(source) + os.sep):
-        raise RuntimeError(f"--against: the run imported pbtlab from {figures['pbtlab']}, not from {source}")
+    check_imported(figures["pbtlab"], source)
     return figures
+
+
+def source_env(env: dict[str, str], source: str | None) -> dict[str, str]:
+    """``env`` for a child that imports pbtlab from the ``src`` folder ``source``, ahead of the installed (editable)
+    one; ``env`` itself for None (this tree's)."""
+    if source is None:
+        return env
+    return dict(env, PYTHONPATH=os.pathsep.join([source] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
+
+
+def check_imported(path: str, source: str | None) -> None:
+    """Stop the benchmark when a child meant to run ``source``'s pbtlab imported it from ``path`` elsewhere."""
+    if source is not None and not os.path.realpath(path).startswith(os.path.realpath(source) + os.sep):
+        raise RuntimeError(f"--against: the run imported pbtlab from {path}, not from {source}")
 
 
 def checkout_source(revision: str, into: str) -> str:

@@ -48,6 +48,7 @@ import tempfile
 import time
 
 from _machine import io_stall, machine  # bench/ is on the path when a benchmark runs as a script
+from scaling import check_imported, checkout_source, source_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -118,8 +119,7 @@ CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECOD
 def run_process(code: str, label: str | None = None, source: str | None = None) -> tuple[float, str]:
     """Wall time of ``python -c code`` as a whole process, and its stdout (CPU time recorded under label);
     ``source``: a ``src`` folder whose pbtlab it imports, ahead of the installed one."""
-    env = CHILD_ENV if source is None else dict(CHILD_ENV, PYTHONPATH=os.pathsep.join(
-        [source] + ([CHILD_ENV["PYTHONPATH"]] if CHILD_ENV.get("PYTHONPATH") else [])))
+    env = source_env(CHILD_ENV, source)
     cpu = _child_cpu()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -137,9 +137,7 @@ def run_pbtlab(storage_root: str, executor: str, index: int, timed: bool = True,
     storage = os.path.join(storage_root, f"{executor}{'-against' if source else ''}{index}")
     elapsed, out = run_process(PBTLAB_RUN.format(tests=TESTS, storage=storage, executor=executor),
                                f"pbtlab {executor}{' against' if source else ''}" if timed else None, source)
-    imported = out.rsplit("pbtlab imported from ", 1)[-1].strip()
-    if source is not None and not os.path.realpath(imported).startswith(source + os.sep):
-        raise RuntimeError(f"--against: the run imported pbtlab from {imported}, not from {source}")
+    check_imported(out.rsplit("pbtlab imported from ", 1)[-1].strip(), source)
     return elapsed, storage
 
 
@@ -209,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = None
         if args.against:
-            from scaling import checkout_source  # bench/ is on the path when a benchmark runs as a script
-
             source = checkout_source(args.against, tempfile.mkdtemp(dir=storage_root))
             run_pbtlab(storage_root, "inprocess", 0, timed=False, source=source)
         # one warm-up of each, not counted, then the timed runs in rotation, so that the machine's drift
