@@ -134,7 +134,6 @@ def test_the_import_thaws_nothing_someone_else_froze(tmp_path):
     assert state["after_young"] == ["dropped_before_import"]  # ...and a young collection finds the garbage
 
 
-
 COLLECTIONS = """
 import gc, json, sys
 if {disable}:
